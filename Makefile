@@ -1,0 +1,57 @@
+# Takumo Audit. `make run` starts the single binary; `make test` runs the whole suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+MODULES := schemas producer platform ingestor auditd
+BIN     := $(CURDIR)/bin
+GO      ?= go
+# The embedded ClickHouse library lives in a cache outside the repository.
+CHDB_LIB = $(shell scripts/fetch-chdb.sh)
+
+export AUDIT_HTTP_ADDR ?= 127.0.0.1:8080
+export AUDIT_DATA_DIR  ?= $(CURDIR)/data
+
+
+.PHONY: all run build chdb test vet fmt-check build-standalone bench clean
+
+all: build
+
+## chdb: fetch and verify the embedded ClickHouse library (idempotent).
+chdb:
+	@scripts/fetch-chdb.sh >/dev/null
+
+## build: build every binary into ./bin.
+build:
+	@mkdir -p $(BIN)
+	cd auditd && $(GO) build -o $(BIN)/auditd .
+	cd ingestor && $(GO) build -o $(BIN)/ingestor ./cmd/ingestor
+
+## run: fetch what is missing, build and start auditd on http://$(AUDIT_HTTP_ADDR).
+run: chdb build
+	AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_DEMO="$${AUDIT_DEMO:-true}" $(BIN)/auditd
+
+## test: formatting, vet, standalone module builds and every module's tests
+## against the embedded NATS server and the embedded ClickHouse engine.
+test: chdb fmt-check vet build-standalone
+	@for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -timeout 10m ./...) || exit 1; \
+	done
+
+vet:
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+fmt-check:
+	@out="$$(gofmt -l $(MODULES))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## build-standalone: every module builds on its own, without go.work.
+build-standalone:
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done
+
+## bench: producer vs raw JetStream publish, and the end-to-end pipeline.
+bench: chdb
+	cd producer && $(GO) test -run '^$$' -bench . -benchtime 200000x ./...
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,164 @@
+// Package e2e runs the pipeline end to end with its real parts: the
+// producer, an embedded NATS server with JetStream, the ingestor and the
+// embedded ClickHouse engine.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/ingestor"
+	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/topology"
+)
+
+// The engine allows one session per process: every test shares it and
+// works in a database of its own.
+var (
+	session *chdb.Session
+	dbSeq   atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "audit-e2e-chdb-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	session, err = chdb.Open(chdb.DefaultLibPath(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: embedded ClickHouse:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = session.Close()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newStore returns a migrated store in a fresh database.
+func newStore(t testing.TB) *eventstore.Store {
+	t.Helper()
+	db := fmt.Sprintf("e2e_%d_%d", os.Getpid(), dbSeq.Add(1))
+	s, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// pipeline is one NATS server with the topology and org settings.
+type pipeline struct {
+	srv      *natsembed.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	settings *orgsettings.Store
+	ackWait  time.Duration
+}
+
+func newPipeline(t testing.TB, ackWait time.Duration) *pipeline {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	nc, err := srv.Connect("e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := topology.Config{IngestAckWait: ackWait}
+	cfg.SetDefaults()
+	if err := topology.Ensure(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(settings.Close)
+	return &pipeline{srv: srv, nc: nc, js: js, settings: settings, ackWait: cfg.IngestAckWait}
+}
+
+// startIngestor runs an ingestor on its own connection. stop cancels it
+// and waits; kill closes its connection without letting it flush or ack,
+// as a crash would.
+func (p *pipeline) startIngestor(t testing.TB, store ingestor.Store, cfg ingestor.Config) (stop func() error, kill func()) {
+	t.Helper()
+	nc, err := p.srv.Connect("ingestor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	cfg.AckWait = p.ackWait
+	ing, err := ingestor.New(cfg, js, store, p.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	var once sync.Once
+	var res error
+	stop = func() error {
+		once.Do(func() { cancel(); res = <-done; nc.Close() })
+		return res
+	}
+	kill = func() { nc.Close() }
+	t.Cleanup(func() { cancel(); nc.Close() })
+	return stop, kill
+}
+
+func (p *pipeline) consumer(t testing.TB) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := p.js.Consumer(context.Background(), topology.EventsStream, topology.IngestorConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func count(t testing.TB, s *eventstore.Store, org string) uint64 {
+	t.Helper()
+	n, err := s.Count(context.Background(), org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

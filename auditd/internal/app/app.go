@@ -1,0 +1,214 @@
+// Package app composes auditd: NATS (embedded or external), the event
+// store (embedded engine or server), the ingestor, the operational HTTP
+// endpoints and the optional demo emitter, started in dependency order and
+// stopped in reverse under a deadline.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/takumo/audit/auditd/internal/demo"
+	"github.com/takumo/audit/ingestor"
+	"github.com/takumo/audit/platform/health"
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/topology"
+)
+
+// Run starts auditd and blocks until ctx is cancelled or a part fails,
+// then stops everything in order: readiness off, demo off, ingestor
+// drained with its last batch flushed, HTTP server, store, NATS.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	// Open the store first: a missing embedded engine is the most likely
+	// first-run problem, and it needs nothing else.
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	nc, closeNATS, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	topo := topology.Config{
+		Replicas:        cfg.StreamReplicas,
+		MaxBytes:        cfg.StreamMaxBytes,
+		DuplicateWindow: cfg.DuplicateWindow,
+		IngestAckWait:   cfg.IngestAckWait,
+	}
+	topo.SetDefaults()
+	if err := topology.Ensure(ctx, js, topo); err != nil {
+		return err
+	}
+	settings, err := orgsettings.Open(ctx, js, cfg.StreamReplicas, orgsettings.Plan(cfg.DefaultPlan), log.Named("orgsettings"))
+	if err != nil {
+		return err
+	}
+	defer settings.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(topology.NewLagCollector(js))
+
+	ing, err := ingestor.New(ingestor.Config{
+		BatchSize: cfg.IngestBatchSize,
+		BatchWait: cfg.IngestBatchWait,
+		AckWait:   topo.IngestAckWait,
+	}, js, store, settings, ingestor.WithLogger(log.Named("ingestor")), ingestor.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+
+	ops := health.New(reg)
+	ops.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected (%s)", nc.Status())
+		}
+		return nil
+	})
+	ops.AddCheck("clickhouse", store.Ping)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	srv := &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second}
+
+	// Each part runs under its own context so shutdown can stop them in order.
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	defer stopIngest()
+	demoCtx, stopDemo := context.WithCancel(context.Background())
+	defer stopDemo()
+
+	g, gctx := errgroup.WithContext(ctx)
+	ingestDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(ingestDone)
+		if err := ing.Run(ingestCtx); err != nil {
+			return fmt.Errorf("ingestor: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	demoDone := make(chan struct{})
+	if cfg.Demo {
+		g.Go(func() error {
+			defer close(demoDone)
+			return demo.Run(demoCtx, demo.Config{Rate: cfg.DemoRate}, js, settings, log.Named("demo"))
+		})
+	} else {
+		close(demoDone)
+	}
+	log.Info("auditd ready",
+		zap.String("http", "http://"+ln.Addr().String()),
+		zap.String("nats", natsDescription(cfg, nc)),
+		zap.String("clickhouse", storeDescription(cfg)),
+		zap.String("data_dir", cfg.DataDir),
+		zap.Bool("demo", cfg.Demo))
+
+	// Shutdown, in order, when the caller or any part stops.
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("stopping")
+		deadline := time.AfterFunc(cfg.ShutdownTimeout, func() {
+			log.Error("orderly stop exceeded its deadline; abandoning", zap.Duration("timeout", cfg.ShutdownTimeout))
+			stopIngest()
+		})
+		defer deadline.Stop()
+		ops.SetStopping()
+		stopDemo()
+		<-demoDone
+		stopIngest()
+		<-ingestDone
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	err = g.Wait()
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+func connectNATS(cfg Config, log *zap.Logger) (*nats.Conn, func(), error) {
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("auditd"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+		}
+		return nc, func() { _ = nc.Drain() }, nil
+	}
+	listen := cfg.NATSListen
+	if listen == "none" {
+		listen = ""
+	}
+	srv, err := natsembed.Start(natsembed.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := srv.Connect("auditd")
+	if err != nil {
+		srv.Close()
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	log.Debug("embedded NATS server started", zap.String("url", srv.ClientURL()))
+	return nc, func() {
+		_ = nc.Drain()
+		for nc.IsDraining() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		srv.Close()
+	}, nil
+}
+
+func natsDescription(cfg Config, nc *nats.Conn) string {
+	if cfg.NATSURL != "" {
+		return cfg.NATSURL
+	}
+	if u := nc.ConnectedUrl(); u != "" {
+		return "embedded, " + u
+	}
+	return "embedded, in-process"
+}
+
+func storeDescription(cfg Config) string {
+	if cfg.ClickHouseURL != "" {
+		return "server"
+	}
+	return "embedded, " + filepath.Join(cfg.DataDir, "clickhouse")
+}

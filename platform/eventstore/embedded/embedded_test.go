@@ -1,0 +1,79 @@
+package embedded_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"sync/atomic"
+	"testing"
+
+	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/eventstore/storetest"
+)
+
+// sess is the one engine session of this test process; tests isolate
+// themselves by database name.
+var sess *chdb.Session
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "eventstore-embedded-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// A missing library fails the tests (it never skips them): the
+	// error names the fix.
+	sess, err = chdb.Open(chdb.DefaultLibPath(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "embedded engine tests cannot start:", err)
+		return 1
+	}
+	defer sess.Close()
+	return m.Run()
+}
+
+var dbSeq atomic.Int64
+
+var nonWord = regexp.MustCompile(`[^A-Za-z0-9_]+`)
+
+// openStore returns a Store on a fresh database named after the test.
+func openStore(t *testing.T, opts embedded.Options) *eventstore.Store {
+	t.Helper()
+	name := nonWord.ReplaceAllString(t.Name(), "_")
+	if len(name) > 40 {
+		name = name[len(name)-40:]
+	}
+	db := fmt.Sprintf("t%d_%s", dbSeq.Add(1), name)
+	eng := embedded.New(sess, opts)
+	s, err := eventstore.New(eng, eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if err := eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
+			t.Errorf("drop %s: %v", db, err)
+		}
+	})
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *eventstore.Store { return openStore(t, embedded.Options{}) })
+}
+
+// The temporary-file insert path is not the default; it must still meet the
+// write-side contract.
+func TestContractFileInsert(t *testing.T) {
+	storetest.RunWritePath(t, func(t *testing.T) *eventstore.Store {
+		return openStore(t, embedded.Options{Path: embedded.InsertFile, TempDir: t.TempDir()})
+	})
+}

@@ -1,0 +1,164 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// migration is one versioned schema change. Its statements are idempotent
+// (IF NOT EXISTS), so a migration interrupted before it was recorded is
+// applied again safely.
+type migration struct {
+	version int
+	name    string
+	stmts   func(l layout) []string
+}
+
+// layout holds the quoted names the DDL is written with.
+type layout struct {
+	db        string // quoted database
+	onCluster string // " ON CLUSTER `c`" or ""
+	cluster   string // quoted cluster literal, cluster mode only
+	clustered bool
+}
+
+// events table body shared by both modes.
+const eventsColumnsDDL = `(
+    id String,
+    org_id LowCardinality(String),
+    action LowCardinality(String),
+    category LowCardinality(String),
+    occurred_at DateTime64(3, 'UTC'),
+    received_at DateTime64(3, 'UTC'),
+    actor_type LowCardinality(String),
+    actor_id String,
+    actor_name String,
+    actor_email String,
+    actor_ip String,
+    actor_user_agent String,
+    target_types Array(String),
+    target_ids Array(String),
+    target_names Array(String),
+    outcome LowCardinality(String),
+    reason String,
+    details String,
+    request_id String,
+    trace_id String,
+    source LowCardinality(String),
+    raw String CODEC(ZSTD(3)),
+    stream_seq UInt64,
+    retention_days UInt16,
+    INDEX idx_actor_id actor_id TYPE bloom_filter GRANULARITY 1,
+    INDEX idx_id id TYPE bloom_filter GRANULARITY 1
+)`
+
+// eventsTableTail follows the engine clause in both modes.
+const eventsTableTail = `
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (org_id, occurred_at, id)
+TTL toDateTime(received_at) + toIntervalDay(retention_days) DELETE
+SETTINGS index_granularity = 1024`
+
+// migrations, in order. Append only: a released migration never changes.
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "create events",
+		stmts: func(l layout) []string {
+			if !l.clustered {
+				return []string{
+					"CREATE TABLE IF NOT EXISTS " + l.db + ".events " + eventsColumnsDDL +
+						"\nENGINE = ReplacingMergeTree" + eventsTableTail +
+						", non_replicated_deduplication_window = 1000",
+				}
+			}
+			return []string{
+				"CREATE TABLE IF NOT EXISTS " + l.db + ".events_local" + l.onCluster + " " + eventsColumnsDDL +
+					"\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')" +
+					eventsTableTail + ", replicated_deduplication_window = 1000",
+				// Sharding by org keeps all copies of an event on one shard,
+				// so FINAL on each shard deduplicates completely.
+				"CREATE TABLE IF NOT EXISTS " + l.db + ".events" + l.onCluster + " AS " + l.db + ".events_local" +
+					"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", events_local, cityHash64(org_id))",
+			}
+		},
+	},
+}
+
+// migrationsTableDDL creates the table that records applied migrations.
+func migrationsTableDDL(l layout) string {
+	engine := "ReplacingMergeTree"
+	if l.clustered {
+		engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{database}/schema_migrations', '{replica}')"
+	}
+	return "CREATE TABLE IF NOT EXISTS " + l.db + ".schema_migrations" + l.onCluster + ` (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ` + engine + `
+ORDER BY version`
+}
+
+// Migrate creates the database and applies the migrations not yet recorded
+// in schema_migrations, in order. It is idempotent and safe to run at every
+// start-up; concurrent runs from several instances converge because every
+// statement is idempotent.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.l.db+s.l.onCluster); err != nil {
+		return fmt.Errorf("eventstore: create database: %w", err)
+	}
+	if err := s.eng.Exec(ctx, migrationsTableDDL(s.l)); err != nil {
+		return fmt.Errorf("eventstore: create schema_migrations: %w", err)
+	}
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		if applied[m.version] {
+			continue
+		}
+		for _, st := range m.stmts(s.l) {
+			if err := s.eng.Exec(ctx, st); err != nil {
+				return fmt.Errorf("eventstore: migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		err := s.eng.Exec(ctx, "INSERT INTO "+s.l.db+".schema_migrations (version, name) SELECT {v:UInt32}, {n:String}",
+			P("v", m.version), P("n", m.name))
+		if err != nil {
+			return fmt.Errorf("eventstore: record migration %d: %w", m.version, err)
+		}
+		s.log.Info("applied migration", zap.Int("version", m.version), zap.String("name", m.name))
+	}
+	return nil
+}
+
+func (s *Store) appliedMigrations(ctx context.Context) (map[int]bool, error) {
+	rows, err := s.eng.Query(ctx, "SELECT DISTINCT version FROM "+s.l.db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("eventstore: read schema_migrations: %w", err)
+		}
+		applied[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read schema_migrations: %w", err)
+	}
+	return applied, nil
+}
+
+// SchemaVersion returns the highest migration version this package knows.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }

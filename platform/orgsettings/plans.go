@@ -1,0 +1,97 @@
+// Package orgsettings holds each organization's audit settings (its plan and
+// any custom retention) in a NATS KV bucket, with a local cache every
+// instance keeps current by watching the bucket.
+package orgsettings
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Plan is an organization's subscription plan.
+type Plan string
+
+// The plans and what they include.
+const (
+	Free       Plan = "free"
+	Developer  Plan = "developer"
+	Pro        Plan = "pro"
+	Enterprise Plan = "enterprise"
+)
+
+// Retention limits, in days.
+const (
+	// MaxCustomRetentionDays bounds an Enterprise organization's custom retention.
+	MaxCustomRetentionDays = 3650
+)
+
+// ParsePlan parses a plan name, case-insensitively.
+func ParsePlan(s string) (Plan, error) {
+	p := Plan(strings.ToLower(strings.TrimSpace(s)))
+	switch p {
+	case Free, Developer, Pro, Enterprise:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown plan %q (want free, developer, pro or enterprise)", s)
+}
+
+// RetentionDays is how long the plan keeps events.
+func (p Plan) RetentionDays() int {
+	switch p {
+	case Developer:
+		return 30
+	case Pro:
+		return 90
+	case Enterprise:
+		return 365
+	default:
+		return 7
+	}
+}
+
+// Viewable reports whether the plan may read its audit log. A Free
+// organization's events are still kept, so an upgrade shows them.
+func (p Plan) Viewable() bool { return p != Free && p != "" }
+
+// Enterprise features: webhooks, SIEM export and custom retention.
+func (p Plan) HasEnterpriseFeatures() bool { return p == Enterprise }
+
+// Settings are one organization's audit settings.
+type Settings struct {
+	OrgID string `json:"org_id"`
+	Plan  Plan   `json:"plan"`
+	// CustomRetentionDays, for Enterprise only, extends retention beyond the
+	// plan's 365 days. Zero means the plan's retention.
+	CustomRetentionDays int `json:"custom_retention_days,omitempty"`
+}
+
+// RetentionDays is the retention in force for the organization.
+func (s Settings) RetentionDays() int {
+	if s.Plan == Enterprise && s.CustomRetentionDays > s.Plan.RetentionDays() {
+		return s.CustomRetentionDays
+	}
+	return s.Plan.RetentionDays()
+}
+
+// Validate reports every problem at once.
+func (s Settings) Validate() error {
+	var probs []string
+	if s.OrgID == "" {
+		probs = append(probs, "org_id is required")
+	}
+	if _, err := ParsePlan(string(s.Plan)); err != nil {
+		probs = append(probs, err.Error())
+	}
+	if s.CustomRetentionDays != 0 {
+		switch {
+		case s.Plan != Enterprise:
+			probs = append(probs, "custom_retention_days is available on the Enterprise plan only")
+		case s.CustomRetentionDays < Enterprise.RetentionDays() || s.CustomRetentionDays > MaxCustomRetentionDays:
+			probs = append(probs, fmt.Sprintf("custom_retention_days must be between %d and %d", Enterprise.RetentionDays(), MaxCustomRetentionDays))
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("invalid settings: %s", strings.Join(probs, "; "))
+	}
+	return nil
+}

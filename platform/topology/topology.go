@@ -1,0 +1,207 @@
+// Package topology declares the JetStream streams and the consumers shared by
+// every Takumo Audit service, and creates or updates them idempotently.
+//
+// AUDIT_EVENTS holds every event on subjects audit.events.<org_id>.<action>.
+// It uses interest retention: a message stays until every durable consumer
+// that was bound when it arrived has acknowledged it, so the stream is a
+// buffer in front of the consumers, never the archive. It denies delete and
+// purge, deduplicates publishes by Nats-Msg-Id within a window, and discards
+// new messages when full, so a full stream makes publishing fail loudly
+// instead of dropping events nobody has read yet.
+//
+// AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
+// the reason and its origin in headers. It keeps them until an operator
+// removes them; like the events stream it refuses publishes when full.
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams, subjects and durable consumers.
+const (
+	EventsStream       = "AUDIT_EVENTS"
+	EventsSubjects     = "audit.events.>"
+	DeadLetterStream   = "AUDIT_DEAD_LETTER"
+	DeadLetterSubjects = "audit.dead_letter.>"
+	// IngestorConsumer is the durable pull consumer every ingestor instance shares.
+	IngestorConsumer = "ingestor"
+)
+
+// Headers set on dead-lettered messages.
+const (
+	HeaderDLReason    = "Audit-Dead-Letter-Reason"
+	HeaderDLConsumer  = "Audit-Dead-Letter-Consumer"
+	HeaderDLSubject   = "Audit-Dead-Letter-Subject"
+	HeaderDLStreamSeq = "Audit-Dead-Letter-Stream-Seq"
+	HeaderDLTime      = "Audit-Dead-Letter-Time"
+)
+
+// Config sizes the streams. The zero value is not valid: call SetDefaults or
+// fill every field, then Validate.
+type Config struct {
+	// Replicas is 1 on a single node and 3 in a cluster.
+	Replicas int
+	// MaxBytes caps the events stream; when reached, publishes fail.
+	MaxBytes int64
+	// DeadLetterMaxBytes caps the dead-letter stream.
+	DeadLetterMaxBytes int64
+	// MaxMsgSize caps one message; it must exceed the largest valid event.
+	MaxMsgSize int32
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered.
+	DuplicateWindow time.Duration
+	// IngestAckWait is how long the ingestor may hold a message before
+	// JetStream redelivers it. The ingestor extends it while it retries.
+	IngestAckWait time.Duration
+	// IngestMaxAckPending bounds unacknowledged messages across all
+	// ingestor instances; it must exceed the ingestor's batch size.
+	IngestMaxAckPending int
+}
+
+// SetDefaults fills zero fields with production defaults.
+func (c *Config) SetDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 8 << 30
+	}
+	if c.DeadLetterMaxBytes == 0 {
+		c.DeadLetterMaxBytes = 1 << 30
+	}
+	if c.MaxMsgSize == 0 {
+		c.MaxMsgSize = 64 << 10
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.IngestAckWait == 0 {
+		c.IngestAckWait = 30 * time.Second
+	}
+	if c.IngestMaxAckPending == 0 {
+		c.IngestMaxAckPending = 50_000
+	}
+}
+
+// Validate reports every invalid field at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("replicas must be 1, 3 or 5, got %d", c.Replicas))
+	}
+	if c.MaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("stream max bytes must be positive, got %d", c.MaxBytes))
+	}
+	if c.DeadLetterMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("dead-letter max bytes must be positive, got %d", c.DeadLetterMaxBytes))
+	}
+	if c.MaxMsgSize < 33<<10 {
+		errs = append(errs, fmt.Errorf("max message size must be at least 33 KiB to hold a 32 KiB event, got %d", c.MaxMsgSize))
+	}
+	if c.DuplicateWindow < time.Second {
+		errs = append(errs, fmt.Errorf("duplicate window must be at least 1s, got %s", c.DuplicateWindow))
+	}
+	if c.IngestAckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ingest ack wait must be at least 1s, got %s", c.IngestAckWait))
+	}
+	if c.IngestMaxAckPending < 1 {
+		errs = append(errs, fmt.Errorf("ingest max ack pending must be positive, got %d", c.IngestMaxAckPending))
+	}
+	return errors.Join(errs...)
+}
+
+// EventsStreamConfig is the configuration of AUDIT_EVENTS.
+func (c Config) EventsStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "Takumo Audit events: append-only buffer in front of the consumers",
+		Subjects:    []string{EventsSubjects},
+		Retention:   jetstream.InterestPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    c.MaxBytes,
+		MaxMsgs:     -1,
+		MaxAge:      0,
+		MaxMsgSize:  c.MaxMsgSize,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}
+
+// DeadLetterStreamConfig is the configuration of AUDIT_DEAD_LETTER.
+func (c Config) DeadLetterStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DeadLetterStream,
+		Description: "Takumo Audit messages a consumer could not process, with the reason in headers",
+		Subjects:    []string{DeadLetterSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    c.DeadLetterMaxBytes,
+		MaxMsgs:     -1,
+		MaxMsgSize:  c.MaxMsgSize + 8<<10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}
+
+// IngestorConsumerConfig is the durable pull consumer of the ingestor.
+// MaxDeliver is unlimited: a message the store cannot take yet is retried
+// until it can, and a message that can never be stored is dead-lettered
+// explicitly by the ingestor.
+func (c Config) IngestorConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       IngestorConsumer,
+		Description:   "Takumo Audit ingestor: events into ClickHouse",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.IngestAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: c.IngestMaxAckPending,
+		FilterSubject: EventsSubjects,
+		Replicas:      c.Replicas,
+	}
+}
+
+// StreamManager is the part of jetstream.JetStream that Ensure needs.
+type StreamManager interface {
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+}
+
+var _ StreamManager = (jetstream.JetStream)(nil)
+
+// Ensure creates or updates both streams and the ingestor's durable consumer.
+// It is idempotent and safe to call from every service at start-up. The
+// ingestor's consumer is created here, not only by the ingestor, because the
+// events stream keeps a message only for consumers that exist when it
+// arrives.
+func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	events, err := js.CreateOrUpdateStream(ctx, cfg.EventsStreamConfig())
+	if err != nil {
+		return fmt.Errorf("topology: stream %s: %w", EventsStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg.DeadLetterStreamConfig()); err != nil {
+		return fmt.Errorf("topology: stream %s: %w", DeadLetterStream, err)
+	}
+	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
+		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
+	}
+	return nil
+}
+
+// DeadLetterSubject is the subject dead letters of a consumer are published on.
+func DeadLetterSubject(consumer string) string {
+	return "audit.dead_letter." + consumer
+}

@@ -1,0 +1,368 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/takumo/audit/schemas"
+)
+
+// ErrClosed is returned by Emit and EmitAsync after Close.
+var ErrClosed = errors.New("producer: closed")
+
+// InvalidEventError reports why an event was refused before publishing.
+// Nothing was published. It unwraps to the *schemas.ValidationError or
+// encoding error that caused it.
+type InvalidEventError struct {
+	EventID string
+	Action  string
+	Err     error
+}
+
+func (e *InvalidEventError) Error() string {
+	return fmt.Sprintf("producer: invalid event %s (%s): %v", e.EventID, e.Action, e.Err)
+}
+
+func (e *InvalidEventError) Unwrap() error { return e.Err }
+
+// PublishError reports an event JetStream did not acknowledge, after
+// Attempts tries. It unwraps to the last error.
+type PublishError struct {
+	EventID  string
+	Attempts int
+	Err      error
+}
+
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("producer: event %s not acknowledged after %d attempt(s): %v", e.EventID, e.Attempts, e.Err)
+}
+
+func (e *PublishError) Unwrap() error { return e.Err }
+
+// Receipt is JetStream's acknowledgement of one event.
+type Receipt struct {
+	EventID string
+	Stream  string
+	Seq     uint64
+	// Duplicate is true when the stream already held this event id: a
+	// retried publish that was stored once.
+	Duplicate bool
+}
+
+// Publisher is the part of jetstream.JetStream the producer uses.
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+var _ Publisher = (jetstream.JetStream)(nil)
+
+// Producer validates audit events and publishes them to the AUDIT_EVENTS
+// stream. Emit, EmitAsync and Flush are safe for concurrent use. After
+// Close, Emit and EmitAsync return ErrClosed.
+type Producer struct {
+	js      Publisher
+	catalog *schemas.Catalog
+	now     func() time.Time
+	retry   RetryPolicy
+	onError func(schemas.Event, error)
+
+	window   chan struct{} // one token per event in flight
+	pending  chan *inflight
+	inflight sync.WaitGroup
+	closed   atomic.Bool
+	closeMu  sync.RWMutex // held for reading while an EmitAsync enqueues
+
+	errMu sync.Mutex
+	errs  []error
+
+	waiterDone chan struct{}
+}
+
+type inflight struct {
+	ev     schemas.Event
+	msg    *nats.Msg
+	future jetstream.PubAckFuture
+	start  time.Time
+}
+
+// RetryPolicy bounds how a transient publish failure is retried: delays
+// grow from Initial by Multiplier up to Max, with jitter, for at most
+// MaxElapsed (or until the context's deadline, whichever comes first).
+type RetryPolicy struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	MaxElapsed time.Duration
+}
+
+// Option configures a Producer.
+type Option func(*Producer)
+
+// WithCatalog validates against c instead of the built-in catalog, so
+// host applications can add their own actions.
+func WithCatalog(c *schemas.Catalog) Option { return func(p *Producer) { p.catalog = c } }
+
+// WithMaxInFlight bounds EmitAsync's unacknowledged events (default 4000).
+// EmitAsync blocks while the window is full. Keep it at or below the
+// JetStream context's async max pending.
+func WithMaxInFlight(n int) Option {
+	return func(p *Producer) {
+		if n > 0 {
+			p.window = make(chan struct{}, n)
+		}
+	}
+}
+
+// WithRetry replaces the default retry policy (100 ms doubling to 5 s, for
+// at most 30 s).
+func WithRetry(r RetryPolicy) Option { return func(p *Producer) { p.retry = r } }
+
+// WithClock sets the clock used for occurred_at when an event has none.
+func WithClock(now func() time.Time) Option { return func(p *Producer) { p.now = now } }
+
+// WithAsyncErrorHandler is called, from a producer goroutine, for each
+// EmitAsync event that finally failed. Flush also returns these errors.
+func WithAsyncErrorHandler(f func(schemas.Event, error)) Option {
+	return func(p *Producer) { p.onError = f }
+}
+
+// New returns a producer publishing through js, typically a
+// jetstream.JetStream. The stream must exist (every Takumo Audit service
+// creates it at start-up).
+func New(js Publisher, opts ...Option) (*Producer, error) {
+	if js == nil {
+		return nil, errors.New("producer: nil publisher")
+	}
+	p := &Producer{
+		js:         js,
+		now:        time.Now,
+		retry:      RetryPolicy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, MaxElapsed: 30 * time.Second},
+		window:     make(chan struct{}, 4000),
+		waiterDone: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.catalog == nil {
+		p.catalog = schemas.NewCatalog()
+	}
+	p.pending = make(chan *inflight, cap(p.window))
+	go p.awaitAcks()
+	return p, nil
+}
+
+// Prepare fills what the producer owns (id, occurred_at, category), then
+// validates and encodes the event. It returns the completed event and the
+// message that would be published. Emit and EmitAsync call it; it is
+// exported for callers that want to check an event without publishing.
+func (p *Producer) Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error) {
+	if ev.ID == "" {
+		ev.ID = schemas.NewID()
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = p.now()
+	}
+	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Millisecond)
+	if ev.Category == "" {
+		if spec, ok := p.catalog.Lookup(ev.Action); ok {
+			ev.Category = spec.Category
+		}
+	}
+	if ev.Outcome == "" {
+		ev.Outcome = schemas.OutcomeSuccess
+	}
+	ev.ReceivedAt = nil
+	body, err := p.catalog.Encode(&ev)
+	if err != nil {
+		return ev, nil, &InvalidEventError{EventID: ev.ID, Action: ev.Action, Err: err}
+	}
+	msg := nats.NewMsg(schemas.Subject(ev.OrgID, ev.Action))
+	msg.Data = body
+	return ev, msg, nil
+}
+
+// Emit validates ev and publishes it, returning once JetStream has stored
+// it. An invalid event returns *InvalidEventError and nothing is
+// published. Transient failures are retried with backoff until ctx ends or
+// the retry policy gives up; the event id is the Nats-Msg-Id, so a retry
+// the stream already stored is not stored twice.
+func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) {
+	if p.closed.Load() {
+		return Receipt{}, ErrClosed
+	}
+	ev, msg, err := p.Prepare(ev)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return p.publish(ctx, ev, msg)
+}
+
+func (p *Producer) publish(ctx context.Context, ev schemas.Event, msg *nats.Msg) (Receipt, error) {
+	start := time.Now()
+	delay := p.retry.Initial
+	for attempt := 1; ; attempt++ {
+		ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID))
+		if err == nil {
+			return Receipt{EventID: ev.ID, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+		}
+		wait := jitter(delay)
+		if p.retry.MaxElapsed > 0 && time.Since(start)+wait > p.retry.MaxElapsed {
+			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
+			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
+		case <-t.C:
+		}
+		delay = min(time.Duration(float64(delay)*p.retry.Multiplier), p.retry.Max)
+	}
+}
+
+// EmitAsync validates ev and starts publishing it, returning the event id
+// without waiting for JetStream. It blocks while the in-flight window is
+// full, until ctx ends. An invalid event returns *InvalidEventError at
+// once. A publish that fails is retried like Emit's; an event that finally
+// fails is reported to the async error handler and by the next Flush.
+func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, error) {
+	ev, msg, err := p.Prepare(ev)
+	if err != nil {
+		return "", err
+	}
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed.Load() {
+		return "", ErrClosed
+	}
+	select {
+	case p.window <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("producer: waiting for the in-flight window: %w", ctx.Err())
+	}
+	p.inflight.Add(1)
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID))
+	if err != nil {
+		// Could not even start: retry synchronously off the caller's path.
+		go p.retryAsync(ev, msg, err)
+		return ev.ID, nil
+	}
+	p.pending <- &inflight{ev: ev, msg: msg, future: f, start: time.Now()}
+	return ev.ID, nil
+}
+
+// awaitAcks resolves async publishes in order. Acks arrive nearly in
+// publish order, so waiting on the oldest first costs little.
+func (p *Producer) awaitAcks() {
+	defer close(p.waiterDone)
+	for in := range p.pending {
+		select {
+		case <-in.future.Ok():
+			p.done()
+		case err := <-in.future.Err():
+			go p.retryAsync(in.ev, in.msg, err)
+		}
+	}
+}
+
+func (p *Producer) retryAsync(ev schemas.Event, msg *nats.Msg, first error) {
+	var err error = &PublishError{EventID: ev.ID, Attempts: 1, Err: first}
+	if transient(first) {
+		ctx, cancel := context.WithTimeout(context.Background(), p.retry.MaxElapsed)
+		_, err = p.publish(ctx, ev, msg)
+		cancel()
+	}
+	if err != nil {
+		p.errMu.Lock()
+		p.errs = append(p.errs, err)
+		p.errMu.Unlock()
+		if p.onError != nil {
+			p.onError(ev, err)
+		}
+	}
+	p.done()
+}
+
+func (p *Producer) done() {
+	<-p.window
+	p.inflight.Done()
+}
+
+// Flush waits until every event handed to EmitAsync so far is acknowledged
+// or has finally failed, and returns the failures since the last Flush
+// (errors.Join of *PublishError). It returns ctx's error if ctx ends first.
+func (p *Producer) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("producer: flush: %d event(s) still in flight: %w", len(p.window), ctx.Err())
+	}
+	p.errMu.Lock()
+	errs := p.errs
+	p.errs = nil
+	p.errMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Close stops accepting events and flushes those in flight. It does not
+// close the NATS connection, which belongs to the caller.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeMu.Lock()
+	already := p.closed.Swap(true)
+	p.closeMu.Unlock()
+	if already {
+		return nil
+	}
+	err := p.Flush(ctx)
+	if err == nil || !errors.Is(err, ctx.Err()) {
+		close(p.pending)
+		<-p.waiterDone
+	}
+	return err
+}
+
+// transient reports whether a publish error may succeed if retried.
+// Errors that cannot change by waiting — a closed connection, a message
+// over the server's limit, a bad subject, a request the server rejects as
+// malformed — are permanent.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrMaxPayload),
+		errors.Is(err, nats.ErrBadSubject),
+		errors.Is(err, nats.ErrInvalidMsg),
+		errors.Is(err, context.Canceled):
+		return false
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		return false
+	}
+	return true
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,3 @@
+module github.com/takumo/audit/schemas
+
+go 1.26

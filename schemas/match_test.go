@@ -1,0 +1,27 @@
+package schemas
+
+import (
+	"regexp"
+	"testing"
+)
+
+// The matchers must accept exactly what the documented patterns accept.
+func FuzzMatchers(f *testing.F) {
+	for _, s := range []string{"", "a", "a.b", "member.role_changed", "A.b", "a..b", "a.b.c", "_a.b", "a.", ".a", "org_1-X", "org 1", "é", "a\x00"} {
+		f.Add(s)
+	}
+	action := regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	token := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isActionName(s), action.MatchString(s); got != want {
+			t.Errorf("isActionName(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := isLowerSnake(s), snake.MatchString(s); got != want {
+			t.Errorf("isLowerSnake(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := isToken(s), token.MatchString(s); got != want {
+			t.Errorf("isToken(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

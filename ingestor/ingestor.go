@@ -263,17 +263,13 @@ func (i *Ingestor) accept(ctx context.Context, msg jetstream.Msg) (pending, bool
 		i.deadLetter(ctx, msg, "decode: "+err.Error())
 		return pending{}, false
 	}
-	if err := i.catalog.Validate(&ev); err != nil {
+	raw, err := i.catalog.Encode(&ev)
+	if err != nil {
 		i.deadLetter(ctx, msg, "validate: "+err.Error())
 		return pending{}, false
 	}
-	if want := schemas.Subject(ev.OrgID, ev.Action); msg.Subject() != want {
-		i.deadLetter(ctx, msg, fmt.Sprintf("subject %q does not match the event's org and action (want %q)", msg.Subject(), want))
-		return pending{}, false
-	}
-	raw, err := schemas.Canonical(ev)
-	if err != nil {
-		i.deadLetter(ctx, msg, "canonical encoding: "+err.Error())
+	if !subjectMatches(msg.Subject(), ev.OrgID, ev.Action) {
+		i.deadLetter(ctx, msg, fmt.Sprintf("subject %q does not match the event's org and action (want %q)", msg.Subject(), schemas.Subject(ev.OrgID, ev.Action)))
 		return pending{}, false
 	}
 	received := md.Timestamp.UTC().Truncate(time.Millisecond)
@@ -284,6 +280,17 @@ func (i *Ingestor) accept(ctx context.Context, msg jetstream.Msg) (pending, bool
 		StreamSeq:     md.Sequence.Stream,
 		RetentionDays: uint16(i.retention.RetentionDays(ev.OrgID)),
 	}}, true
+}
+
+// subjectMatches reports whether subject is schemas.Subject(org, action)
+// without building it.
+func subjectMatches(subject, org, action string) bool {
+	rest, ok := strings.CutPrefix(subject, schemas.SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, org)
+	return ok && len(rest) == len(action)+1 && rest[0] == '.' && rest[1:] == action
 }
 
 func (i *Ingestor) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) {

@@ -37,6 +37,22 @@ func Decode(data []byte) (Event, error) {
 		return Event{}, &DecodeError{Offset: -1, Err: ErrTooLarge,
 			Detail: fmt.Sprintf("%d bytes, limit is %d", len(data), MaxEventBytes)}
 	}
+	if e, ok := decodeFast(data); ok {
+		return e, nil
+	}
+	v, err := parseJSON(data, decodeMaxDepth)
+	if err != nil {
+		return Event{}, err
+	}
+	var e Event
+	if err := decodeEvent(&e, v); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decodeStrict is Decode without the fast path.
+func decodeStrict(data []byte) (Event, error) {
 	v, err := parseJSON(data, decodeMaxDepth)
 	if err != nil {
 		return Event{}, err

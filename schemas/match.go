@@ -41,3 +41,39 @@ func isToken(s string) bool {
 	}
 	return true
 }
+
+// isSimpleEmail accepts the common form of an address, local@domain, where
+// both sides are dot-separated runs of [A-Za-z0-9_%+-] (a subset of what
+// RFC 5322 dot-atoms allow), without the cost of a full parse. Anything
+// else goes to the full parser.
+func isSimpleEmail(s string) bool {
+	at := -1
+	for i := 0; i < len(s); i++ {
+		if s[i] == '@' {
+			if at >= 0 {
+				return false
+			}
+			at = i
+		}
+	}
+	return at > 0 && dotAtom(s[:at]) && dotAtom(s[at+1:])
+}
+
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '%', c == '+', c == '-':
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}

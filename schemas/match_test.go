@@ -13,7 +13,13 @@ func FuzzMatchers(f *testing.F) {
 	action := regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
 	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	token := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	for _, s := range []string{"a@b.c", "a.b@c", "a..b@c", ".a@b", "a@b.", "a@@b", "a+b%c@d-e.f", "@b", "a@"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if isSimpleEmail(s) && !isBareAddress(s) {
+			t.Errorf("isSimpleEmail(%q) accepts what the full parser rejects", s)
+		}
 		if got, want := isActionName(s), action.MatchString(s); got != want {
 			t.Errorf("isActionName(%q) = %v, want %v", s, got, want)
 		}

@@ -251,7 +251,7 @@ func (v *validator) actor(a *Actor) {
 	v.required("actor.id", a.ID, MaxActorIDLen)
 	v.ident("actor.name", a.Name, MaxNameLen)
 	if a.Email != "" && v.ident("actor.email", a.Email, MaxEmailLen) {
-		if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || addr.Name != "" {
+		if !isSimpleEmail(a.Email) && !isBareAddress(a.Email) {
 			v.add("actor.email", "not a bare email address")
 		}
 	}
@@ -580,4 +580,11 @@ func truncate(s string) string {
 		i--
 	}
 	return s[:i] + "…"
+}
+
+// isBareAddress reports whether s parses as an RFC 5322 address with no
+// display name and no rewriting.
+func isBareAddress(s string) bool {
+	addr, err := mail.ParseAddress(s)
+	return err == nil && addr.Address == s && addr.Name == ""
 }

@@ -1,0 +1,202 @@
+package topology_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/takumo/audit/platform/internal/natstest"
+	"github.com/takumo/audit/platform/topology"
+)
+
+func defaults() topology.Config {
+	var c topology.Config
+	c.SetDefaults()
+	return c
+}
+
+func TestEnsureIsIdempotentAndDeclaresTheGuarantees(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	for range 2 {
+		if err := topology.Ensure(ctx, js, defaults()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(ctx, topology.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if !c.DenyDelete || !c.DenyPurge || c.Retention != jetstream.InterestPolicy || c.Discard != jetstream.DiscardNew ||
+		c.Storage != jetstream.FileStorage || c.Duplicates != 10*time.Minute || c.MaxAge != 0 {
+		t.Fatalf("events stream config = %+v", c)
+	}
+	if _, err := s.Consumer(ctx, topology.IngestorConsumer); err != nil {
+		t.Fatalf("ingestor consumer not created: %v", err)
+	}
+	dl, err := js.Stream(ctx, topology.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc := dl.CachedInfo().Config; !dc.DenyDelete || !dc.DenyPurge || dc.Discard != jetstream.DiscardNew {
+		t.Fatalf("dead-letter stream config = %+v", dc)
+	}
+}
+
+func TestEventsCannotBeDeletedOrPurged(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	if err := topology.Ensure(ctx, js, defaults()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "audit.events.org_1.auth.login", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, topology.EventsStream)
+	if err := s.DeleteMsg(ctx, 1); err == nil {
+		t.Fatal("deleting an event succeeded")
+	}
+	if err := s.SecureDeleteMsg(ctx, 1); err == nil {
+		t.Fatal("erasing an event succeeded")
+	}
+	if err := s.Purge(ctx); err == nil {
+		t.Fatal("purging the stream succeeded")
+	}
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+func TestFullStreamRefusesPublishesAndKeepsWhatItHas(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	cfg := defaults()
+	cfg.MaxBytes = 64 << 10
+	if err := topology.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("x", 1024))
+	var stored int
+	var refused error
+	for i := range 200 {
+		_, err := js.Publish(ctx, "audit.events.org_1.auth.login", body, jetstream.WithMsgID(string(rune('a'+i%26))+strings.Repeat("0", i)))
+		if err != nil {
+			refused = err
+			break
+		}
+		stored++
+	}
+	if refused == nil {
+		t.Fatal("a full stream accepted every publish")
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(refused, &apiErr) {
+		t.Fatalf("refusal is %T %v, want a JetStream API error", refused, refused)
+	}
+	s, _ := js.Stream(ctx, topology.EventsStream)
+	info, _ := s.Info(ctx)
+	if int(info.State.Msgs) != stored || stored == 0 {
+		t.Fatalf("stream holds %d messages, %d were acknowledged", info.State.Msgs, stored)
+	}
+	if info.State.FirstSeq != 1 {
+		t.Fatalf("first sequence %d: older events were dropped to make room", info.State.FirstSeq)
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	err := topology.Config{Replicas: 2, MaxBytes: -1, DeadLetterMaxBytes: 1, MaxMsgSize: 100, DuplicateWindow: time.Millisecond, IngestAckWait: time.Second, IngestMaxAckPending: 1}.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"replicas", "stream max bytes", "max message size", "duplicate window"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not mention %q", err, want)
+		}
+	}
+	if err := topology.Ensure(context.Background(), nil, topology.Config{}); err == nil {
+		t.Fatal("Ensure accepted a zero config")
+	}
+}
+
+func TestDeadLetterKeepsBodyHeadersAndReasonOnce(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	if err := topology.Ensure(ctx, js, defaults()); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg("audit.events.org_1.auth.login")
+	m.Data = []byte("not an event")
+	m.Header.Set("Traceparent", "00-abc-def-01")
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	cons, _ := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := <-batch.Messages()
+	reason := "decode: line one\nline two " + strings.Repeat("r", 2000)
+	for range 2 {
+		if err := topology.DeadLetter(ctx, js, topology.IngestorConsumer, msg, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl, _ := js.Stream(ctx, topology.DeadLetterStream)
+	info, _ := dl.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("dead-lettering twice stored %d copies", info.State.Msgs)
+	}
+	got, err := dl.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) != "not an event" || got.Header.Get("Traceparent") != "00-abc-def-01" {
+		t.Fatalf("dead letter lost the original: %q %v", got.Data, got.Header)
+	}
+	r := got.Header.Get(topology.HeaderDLReason)
+	if len(r) != topology.MaxReasonLen || strings.Contains(r, "\n") || !strings.HasPrefix(r, "decode: line one line two") {
+		t.Fatalf("reason header %q (len %d)", r[:40], len(r))
+	}
+	if got.Subject != topology.DeadLetterSubject(topology.IngestorConsumer) ||
+		got.Header.Get(topology.HeaderDLSubject) != "audit.events.org_1.auth.login" ||
+		got.Header.Get(topology.HeaderDLStreamSeq) != "1" {
+		t.Fatalf("dead letter origin headers: %s %v", got.Subject, got.Header)
+	}
+}
+
+func TestLagCollectorReportsBacklog(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	if err := topology.Ensure(ctx, js, defaults()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "audit.events.org_1.auth.login", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(topology.NewLagCollector(js))
+	want := `
+# HELP audit_consumer_pending Events in the stream not yet delivered to the consumer.
+# TYPE audit_consumer_pending gauge
+audit_consumer_pending{consumer="ingestor"} 3
+# HELP audit_stream_messages Messages held by the stream.
+# TYPE audit_stream_messages gauge
+audit_stream_messages{stream="AUDIT_DEAD_LETTER"} 0
+audit_stream_messages{stream="AUDIT_EVENTS"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "audit_consumer_pending", "audit_stream_messages"); err != nil {
+		t.Fatal(err)
+	}
+}

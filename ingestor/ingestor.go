@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -364,6 +365,19 @@ func (i *Ingestor) flush(ctx context.Context, batch []pending) error {
 			i.m.insertErrors.Inc()
 			if ctx.Err() != nil {
 				return backoff.Permanent(ctx.Err())
+			}
+			// A row the store refuses would be refused forever: set its
+			// message aside and insert the rest at once.
+			var rowErr *eventstore.RowError
+			if errors.As(err, &rowErr) && rowErr.Index >= 0 && rowErr.Index < len(batch) {
+				i.deadLetter(ctx, batch[rowErr.Index].msg, "store: "+rowErr.Reason)
+				batch = slices.Delete(slices.Clip(slices.Clone(batch)), rowErr.Index, rowErr.Index+1)
+				rows = slices.Delete(rows, rowErr.Index, rowErr.Index+1)
+				if len(rows) == 0 {
+					return nil
+				}
+				bo.Reset()
+				return err
 			}
 			i.log.Warn("insert failed; will retry", zap.Int("batch", len(rows)), zap.Int("attempt", attempt), zap.Error(err))
 			return err

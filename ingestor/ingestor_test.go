@@ -378,3 +378,43 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal("want an error for a nil store")
 	}
 }
+
+// refusingStore refuses any batch holding a row of org "org_poison", as a
+// store refuses a row it can never hold.
+type refusingStore struct{ *memStore }
+
+func (s refusingStore) Insert(ctx context.Context, rows []eventstore.Row) error {
+	for k, r := range rows {
+		if r.Event.OrgID == "org_poison" {
+			return &eventstore.RowError{Index: k, EventID: r.Event.ID, Reason: "refused by the store"}
+		}
+	}
+	return s.memStore.Insert(ctx, rows)
+}
+
+func TestRowTheStoreRefusesIsDeadLetteredAndTheRestStored(t *testing.T) {
+	e := startNATS(t, 30*time.Second)
+	store := refusingStore{newMemStore()}
+	run(t, e, store, ingestor.Config{BatchSize: 100, BatchWait: 100 * time.Millisecond, RetryInitial: 10 * time.Millisecond})
+	for i := range 50 {
+		org := "org_ok"
+		if i%10 == 3 {
+			org = "org_poison"
+		}
+		publish(t, e.js, event(org, i))
+	}
+	waitFor(t, "the 45 storable events", 10*time.Second, func() bool { return store.count() == 45 })
+	dl, _ := e.js.Stream(context.Background(), topology.DeadLetterStream)
+	waitFor(t, "5 dead letters", 5*time.Second, func() bool {
+		info, _ := dl.Info(context.Background())
+		return info.State.Msgs == 5
+	})
+	m, _ := dl.GetMsg(context.Background(), 1)
+	if r := m.Header.Get(topology.HeaderDLReason); r != "store: refused by the store" {
+		t.Fatalf("reason %q", r)
+	}
+	waitFor(t, "everything acknowledged", 5*time.Second, func() bool {
+		info := consumerInfo(t, e.js)
+		return info.NumAckPending == 0 && info.NumPending == 0
+	})
+}

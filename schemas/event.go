@@ -146,5 +146,18 @@ func FormatTime(t time.Time) (string, error) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		return "", fmt.Errorf("year %d outside 0000-9999", y)
 	}
-	return t.Format(TimeLayout), nil
+	return string(appendTime(make([]byte, 0, len(TimeLayout)), t)), nil
+}
+
+// appendTime appends t, already in UTC and within years 0000-9999, in
+// TimeLayout; it is time.Format's result, without its layout parsing.
+func appendTime(b []byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+s/10), byte('0'+s%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+	return b
 }

@@ -111,13 +111,18 @@ func encodeULID(b [16]byte) string {
 
 // crockfordValue returns the value of an upper-case Crockford base32 digit.
 func crockfordValue(c byte) (byte, bool) {
-	for i := range len(crockford) {
-		if crockford[i] == c {
-			return byte(i), true
-		}
-	}
-	return 0, false
+	v := crockfordTable[c]
+	return v - 1, v != 0
 }
+
+// crockfordTable maps a byte to its Crockford value plus one; zero marks a
+// byte outside the alphabet.
+var crockfordTable = func() (t [256]byte) {
+	for i := range len(crockford) {
+		t[crockford[i]] = byte(i) + 1
+	}
+	return t
+}()
 
 // isULID reports whether s is a ULID in canonical form: 26 upper-case
 // Crockford base32 characters, the first at most '7' (128 bits).

@@ -128,3 +128,21 @@ func BenchmarkNewID(b *testing.B) {
 		NewID()
 	}
 }
+
+func TestFormatTimeMatchesLayout(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 26, 15, 9, 44, 123456789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2000, 2, 29, 7, 5, 3, 1e6, time.FixedZone("x", 3600)),
+		time.Unix(0, 0),
+	} {
+		got, err := FormatTime(tm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tm.UTC().Format(TimeLayout); got != want {
+			t.Errorf("FormatTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"regexp"
 	"testing"
+	"unicode/utf8"
 )
 
 // The matchers must accept exactly what the documented patterns accept.
@@ -16,7 +17,22 @@ func FuzzMatchers(f *testing.F) {
 	for _, s := range []string{"a@b.c", "a.b@c", "a..b@c", ".a@b", "a@b.", "a@@b", "a+b%c@d-e.f", "@b", "a@"} {
 		f.Add(s)
 	}
+	f.Add("a\u0085b")
+	f.Add("tab\there")
 	f.Fuzz(func(t *testing.T, s string) {
+		if utf8.ValidString(s) {
+			for _, ml := range []bool{false, true} {
+				want := false
+				for _, r := range s {
+					if (r < 0x20 && !(ml && (r == '\t' || r == '\n' || r == '\r'))) || (r >= 0x7f && r <= 0x9f) {
+						want = true
+					}
+				}
+				if got := hasControl(s, ml); got != want {
+					t.Errorf("hasControl(%q, %v) = %v, want %v", s, ml, got, want)
+				}
+			}
+		}
 		if isSimpleEmail(s) && !isBareAddress(s) {
 			t.Errorf("isSimpleEmail(%q) accepts what the full parser rejects", s)
 		}

@@ -532,10 +532,17 @@ func isIntegerLiteral(s string) bool {
 // hasControl reports whether s contains a C0 or C1 control character or
 // DEL; multiline allows tab, CR and LF.
 func hasControl(s string, multiline bool) bool {
-	for _, r := range s {
-		switch {
-		case multiline && (r == '\t' || r == '\n' || r == '\r'):
-		case r < 0x20, r >= 0x7f && r <= 0x9f:
+	// s is valid UTF-8 here: C0 controls and DEL are single bytes, and C1
+	// controls (U+0080-U+009F) are 0xC2 followed by 0x80-0x9F.
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20:
+			if !multiline || (c != '\t' && c != '\n' && c != '\r') {
+				return true
+			}
+		case c == 0x7f:
+			return true
+		case c == 0xc2 && i+1 < len(s) && s[i+1] <= 0x9f:
 			return true
 		}
 	}

@@ -213,8 +213,17 @@ func (i *Ingestor) Run(ctx context.Context) error {
 		case errors.Is(err, jetstream.ErrNoHeartbeat):
 			// The iterator re-subscribes by itself.
 			i.log.Debug("missed heartbeat from the server")
+		case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
+			// Events would pile up unread: stop loudly so the process is
+			// restarted and topology.Ensure recreates the consumer.
+			_ = i.shutdown(batch)
+			return fmt.Errorf("ingestor: consumer %s is gone: %w", topology.IngestorConsumer, err)
 		default:
 			i.log.Warn("fetching messages", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 		if len(batch) > 0 && (len(batch) >= i.cfg.BatchSize || window.ctx.Err() != nil) {
 			if err := i.flush(ctx, batch); err != nil {

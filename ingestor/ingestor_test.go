@@ -418,3 +418,25 @@ func TestRowTheStoreRefusesIsDeadLetteredAndTheRestStored(t *testing.T) {
 		return info.NumAckPending == 0 && info.NumPending == 0
 	})
 }
+
+func TestDeletedConsumerStopsTheIngestorLoudly(t *testing.T) {
+	e := startNATS(t, 30*time.Second)
+	ing, err := ingestor.New(ingestor.Config{BatchSize: 10, BatchWait: 50 * time.Millisecond}, e.js, newMemStore(), fixedRetention(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(context.Background()) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := e.js.DeleteConsumer(context.Background(), topology.EventsStream, topology.IngestorConsumer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !contains(err.Error(), "is gone") {
+			t.Fatalf("Run returned %v, want the consumer's loss", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("ingestor kept running without its consumer")
+	}
+}

@@ -39,6 +39,8 @@ var cases = []testCase{
 	{"BadInputInsertsNothing", testBadInput, true},
 	{"StringsRoundTrip", testStringsRoundTrip, true},
 	{"Closed", testClosed, false},
+	{"SearchFilters", testSearchFilters, false},
+	{"SearchKeyset", testSearchKeyset, false},
 }
 
 // Run runs the whole contract suite. Subtests run one after another: the

@@ -1,0 +1,165 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
+)
+
+// csvHeader is the column order of a CSV export.
+var csvHeader = []string{"id", "occurred_at", "received_at", "org_id", "action", "category", "outcome", "reason",
+	"actor_type", "actor_id", "actor_name", "actor_email", "actor_ip", "actor_user_agent",
+	"targets", "details", "request_id", "trace_id", "source"}
+
+// flushEvery is how many rows an export writes between flushes.
+const flushEvery = 1000
+
+func (s *Service) export(w http.ResponseWriter, r *http.Request, c *Claims) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, badParam("query", "the query string is malformed"))
+		return
+	}
+	pf, err := parseFilter(v, "format")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	format := "ndjson"
+	if f := v["format"]; len(f) > 0 {
+		if len(f) > 1 || (f[0] != "csv" && f[0] != "ndjson") {
+			s.fail(w, badParam("format", "must be csv or ndjson"))
+			return
+		}
+		format = f[0]
+	}
+	now := s.cfg.Now().UTC()
+	pf.f.ReceivedBy = now.Add(s.cfg.SnapshotSkew).Truncate(time.Millisecond)
+
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	name := "audit-" + c.OrgID + "-" + now.Format("20060102T150405Z") + "." + format
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	if format == "csv" {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var (
+		rows  int64
+		write func(schemas.Event) error
+		cw    *csv.Writer
+	)
+	if format == "csv" {
+		cw = csv.NewWriter(bw)
+		if err := cw.Write(csvHeader); err != nil {
+			return
+		}
+		rec := make([]string, len(csvHeader))
+		write = func(e schemas.Event) error {
+			csvRecord(rec, e)
+			return cw.Write(rec)
+		}
+	} else {
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		write = func(e schemas.Event) error { return enc.Encode(e) }
+	}
+	started := false
+	err = s.deps.Events.Stream(r.Context(), c.OrgID, pf.f, func(e schemas.Event) error {
+		if err := write(e); err != nil {
+			return err
+		}
+		started = true
+		rows++
+		if rows%flushEvery == 0 {
+			if cw != nil {
+				cw.Flush()
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			_ = rc.Flush()
+		}
+		return nil
+	})
+	if err == nil {
+		if cw != nil {
+			cw.Flush()
+			err = cw.Error()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+	}
+	s.recordExport(r, c, format, pf.given, rows, err)
+	if err != nil {
+		if !started && !errors.Is(err, context.Canceled) {
+			s.fail(w, err)
+			return
+		}
+		s.log.Warn("export ended early", zap.String("org_id", c.OrgID), zap.Int64("rows", rows), zap.Error(err))
+		// The status is sent: break the connection so the client sees an
+		// incomplete body rather than a short file that looks whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// recordExport records the export as an audit.exported event, after the
+// fact and even when the client went away, with the rows actually sent.
+func (s *Service) recordExport(r *http.Request, c *Claims, format string, filter map[string]any, rows int64, expErr error) {
+	if expErr != nil {
+		filter["incomplete"] = true
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	defer cancel()
+	ev := producer.AuditExported(c.OrgID, actor(r, c), format, filter, rows)
+	if _, err := s.deps.Recorder.Emit(ctx, ev); err != nil {
+		s.log.Error("export done but its audit event was not recorded", zap.String("org_id", c.OrgID), zap.Int64("rows", rows), zap.Error(err))
+	}
+}
+
+// csvRecord fills rec with e's columns in csvHeader order. Cells a
+// spreadsheet would run as a formula are prefixed with a quote.
+func csvRecord(rec []string, e schemas.Event) {
+	received := ""
+	if e.ReceivedAt != nil {
+		received = e.ReceivedAt.UTC().Format(schemas.TimeLayout)
+	}
+	targets, _ := json.Marshal(e.Targets)
+	if e.Targets == nil {
+		targets = []byte("[]")
+	}
+	details, _ := json.Marshal(e.Details)
+	if e.Details == nil {
+		details = []byte("{}")
+	}
+	vals := []string{e.ID, e.OccurredAt.UTC().Format(schemas.TimeLayout), received, e.OrgID, e.Action, e.Category, e.Outcome, e.Reason,
+		e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.Email, e.Actor.IP, e.Actor.UserAgent,
+		string(targets), string(details), e.Context.RequestID, e.Context.TraceID, e.Context.Source}
+	for i, v := range vals {
+		rec[i] = defuse(v)
+	}
+}
+
+// defuse keeps a spreadsheet from evaluating a cell as a formula.
+func defuse(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}

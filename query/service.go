@@ -1,0 +1,408 @@
+package query
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
+)
+
+// Reader is the part of *eventstore.Store the service reads with.
+type Reader interface {
+	Search(ctx context.Context, orgID string, f eventstore.Filter, p eventstore.Page) ([]schemas.Event, error)
+	Get(ctx context.Context, orgID, id string) (schemas.Event, error)
+	Stream(ctx context.Context, orgID string, f eventstore.Filter, fn func(schemas.Event) error) error
+}
+
+// RetentionSetter applies a retention change to stored events
+// (*eventstore.Store).
+type RetentionSetter interface {
+	SetRetention(ctx context.Context, orgID string, days int) error
+}
+
+// Settings reads and stores org settings (*orgsettings.Store).
+type Settings interface {
+	Get(orgID string) orgsettings.Settings
+	Put(ctx context.Context, st orgsettings.Settings) error
+}
+
+// Recorder records the service's own audit events (*producer.Producer).
+type Recorder interface {
+	Emit(ctx context.Context, ev schemas.Event) (producer.Receipt, error)
+}
+
+var (
+	_ Reader          = (*eventstore.Store)(nil)
+	_ RetentionSetter = (*eventstore.Store)(nil)
+	_ Settings        = (*orgsettings.Store)(nil)
+	_ Recorder        = (*producer.Producer)(nil)
+)
+
+// Deps are what the service works with. Events, Settings and Recorder are
+// required.
+type Deps struct {
+	Events Reader
+	// Retention applies plan changes to stored events; without it PUT
+	// /v1/settings answers 503 (a deployment whose reads use a read-only
+	// database user and no second user for retention).
+	Retention RetentionSetter
+	Settings  Settings
+	Recorder  Recorder
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+}
+
+// Config tunes the service. The zero value of every field but Auth is
+// replaced by its default.
+type Config struct {
+	Auth AuthConfig
+	// DefaultLimit and MaxLimit bound a page of GET /v1/events: 50 and 200.
+	DefaultLimit int
+	MaxLimit     int
+	// RatePerSecond and RateBurst are each token's request budget: 10/s,
+	// bursts of 40.
+	RatePerSecond float64
+	RateBurst     int
+	// MaxBodyBytes bounds a request body (PUT /v1/settings): 64 KiB.
+	MaxBodyBytes int64
+	// MaxQueryBytes bounds the raw query string: 8 KiB.
+	MaxQueryBytes int
+	// QueryTimeout bounds one read of a page or an event: 30s. Exports run
+	// until done or the client goes away.
+	QueryTimeout time.Duration
+	// SnapshotSkew is added to the first page's time to form the walk's
+	// snapshot bound on received_at (stamped by the NATS server's clock):
+	// it covers the clock difference between the two machines. Default
+	// 1s; events received within it after the first page may appear in
+	// the walk, never twice.
+	SnapshotSkew time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.DefaultLimit == 0 {
+		c.DefaultLimit = 50
+	}
+	if c.MaxLimit == 0 {
+		c.MaxLimit = 200
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 10
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 40
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.MaxQueryBytes == 0 {
+		c.MaxQueryBytes = 8 << 10
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 30 * time.Second
+	}
+	if c.SnapshotSkew == 0 {
+		c.SnapshotSkew = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every invalid setting at once (after defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultLimit < 1 || c.MaxLimit < c.DefaultLimit || c.MaxLimit > eventstore.MaxSearchLimit-1 {
+		errs = append(errs, fmt.Errorf("limits: need 1 <= default (%d) <= max (%d) < %d", c.DefaultLimit, c.MaxLimit, eventstore.MaxSearchLimit))
+	}
+	if c.RatePerSecond < 0 || c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("rate limit: %v/s burst %d", c.RatePerSecond, c.RateBurst))
+	}
+	if c.SnapshotSkew < 0 {
+		errs = append(errs, errors.New("snapshot skew must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is the query HTTP API. Create it with New and mount Handler;
+// it is safe for concurrent use and holds no resources of its own (the
+// caller owns and closes the dependencies).
+type Service struct {
+	cfg    Config
+	deps   Deps
+	log    *zap.Logger
+	auth   *verifier
+	limit  *limiter
+	mux    *http.ServeMux
+	paths  *http.ServeMux // the same paths for any method, to tell 405 from 404
+	routes []route
+}
+
+type route struct {
+	method, pattern string
+	perm            string // required permission; "" for none (public)
+	planned         bool   // refused on the Free plan
+	h               func(w http.ResponseWriter, r *http.Request, c *Claims)
+}
+
+// New returns a Service over deps. It checks the configuration and the
+// verification keys; it starts nothing.
+func New(cfg Config, deps Deps) (*Service, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	if deps.Events == nil || deps.Settings == nil || deps.Recorder == nil {
+		return nil, errors.New("query: Events, Settings and Recorder are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	v, err := newVerifier(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, auth: v, limit: newLimiter(cfg.RatePerSecond, cfg.RateBurst),
+		mux: http.NewServeMux(), paths: http.NewServeMux()}
+	s.routes = []route{
+		{http.MethodGet, "/v1/events", PermRead, true, s.listEvents},
+		{http.MethodGet, "/v1/events/{id}", PermRead, true, s.getEvent},
+		{http.MethodGet, "/v1/export", PermExport, true, s.export},
+		{http.MethodGet, "/v1/settings", "", false, s.getSettings},
+		{http.MethodPut, "/v1/settings", "", false, s.putSettings},
+		{http.MethodGet, "/v1/openapi.json", "", false, nil},
+	}
+	seen := map[string]bool{}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+		if !seen[rt.pattern] {
+			s.paths.Handle(rt.pattern, http.NotFoundHandler())
+			seen[rt.pattern] = true
+		}
+	}
+	return s, nil
+}
+
+// Routes returns the served routes as "METHOD /path" patterns.
+func (s *Service) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = rt.method + " " + rt.pattern
+	}
+	return out
+}
+
+// Handler returns the API's handler: mount it at the root (its paths
+// begin with /v1/).
+func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
+func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > s.cfg.MaxQueryBytes {
+		writeProblem(w, http.StatusRequestURITooLong, CodeURITooLong, fmt.Sprintf("the query string exceeds %d bytes", s.cfg.MaxQueryBytes), "")
+		return
+	}
+	if _, pat := s.mux.Handler(r); pat == "" {
+		if _, p := s.paths.Handler(r); p != "" {
+			var allow []string
+			for _, rt := range s.routes {
+				if rt.pattern == p {
+					allow = append(allow, rt.method)
+				}
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here", "")
+			return
+		}
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// wrap adds authentication, the rate limit, the permission and the plan
+// check in front of a route's handler.
+func (s *Service) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.h == nil { // the OpenAPI document is public
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(openAPI)
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			writeProblem(w, http.StatusUnauthorized, CodeUnauthorized, "send Authorization: Bearer <token>", "")
+			return
+		}
+		c, err := s.auth.verify(tok)
+		if err != nil {
+			writeProblem(w, http.StatusUnauthorized, CodeUnauthorized, "the bearer token was refused: "+err.Error(), "")
+			return
+		}
+		sum := sha256.Sum256([]byte(tok))
+		if ok, wait := s.limit.allow(hex.EncodeToString(sum[:12]), s.cfg.Now()); !ok {
+			retryAfter(w, retrySeconds(wait))
+			writeProblem(w, http.StatusTooManyRequests, CodeRateLimited, "this token's request budget is spent; retry after the given seconds", "")
+			return
+		}
+		if rt.perm != "" && !c.Has(rt.perm) {
+			writeProblem(w, http.StatusForbidden, CodeForbidden, "the token lacks the "+rt.perm+" permission", "")
+			return
+		}
+		if rt.planned {
+			if c.OrgID == "" {
+				writeProblem(w, http.StatusForbidden, CodeForbidden, "an operator token without an org cannot read events", "")
+				return
+			}
+			if p := s.deps.Settings.Get(c.OrgID).Plan; !p.Viewable() {
+				writeProblem(w, http.StatusForbidden, CodePlan,
+					"the audit log is not available on the Free plan; events are kept for 7 days, so upgrading shows them", "")
+				return
+			}
+		}
+		rt.h(w, r, c)
+	})
+}
+
+// page is the body of GET /v1/events.
+type page struct {
+	Data       []schemas.Event `json:"data"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *Claims) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, badParam("query", "the query string is malformed"))
+		return
+	}
+	pf, err := parseFilter(v, "limit", "cursor")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	limit := s.cfg.DefaultLimit
+	if l := v["limit"]; len(l) > 0 {
+		n, err := strconv.Atoi(l[0])
+		if len(l) > 1 || err != nil || n < 1 || n > s.cfg.MaxLimit {
+			s.fail(w, badParam("limit", fmt.Sprintf("must be an integer from 1 to %d", s.cfg.MaxLimit)))
+			return
+		}
+		limit = n
+	}
+	hash := filterHash(c.OrgID, pf.f)
+	p := eventstore.Page{Limit: limit + 1}
+	snapshot := s.cfg.Now().UTC().Add(s.cfg.SnapshotSkew).Truncate(time.Millisecond)
+	if cur := v["cursor"]; len(cur) > 0 {
+		if len(cur) > 1 {
+			s.fail(w, badParam("cursor", "given more than once"))
+			return
+		}
+		k, snap, err := decodeCursor(cur[0], hash)
+		if err != nil {
+			s.fail(w, badParam("cursor", err.Error()))
+			return
+		}
+		p.After, snapshot = &k, snap
+	}
+	pf.f.ReceivedBy = snapshot
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	evs, err := s.deps.Events.Search(ctx, c.OrgID, pf.f, p)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := page{Data: evs}
+	if len(evs) > limit {
+		out.Data = evs[:limit]
+		next := encodeCursor(eventstore.KeyOf(evs[limit-1]), snapshot, hash)
+		out.NextCursor = &next
+	}
+	if out.Data == nil {
+		out.Data = []schemas.Event{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *Claims) {
+	if len(r.URL.RawQuery) > 0 {
+		s.fail(w, badParam(strings.SplitN(r.URL.RawQuery, "=", 2)[0], "unknown parameter"))
+		return
+	}
+	id := r.PathValue("id")
+	if id == "" || len(id) > eventstore.MaxIDLen {
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such event", "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	e, err := s.deps.Events.Get(ctx, c.OrgID, id)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such event", "")
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// fail answers with the problem an error calls for.
+func (s *Service) fail(w http.ResponseWriter, err error) {
+	var pe *paramError
+	switch {
+	case errors.As(err, &pe):
+		writeProblem(w, http.StatusBadRequest, CodeInvalidParameter, pe.Error(), pe.param)
+	case errors.Is(err, eventstore.ErrBadFilter):
+		writeProblem(w, http.StatusBadRequest, CodeInvalidParameter, err.Error(), "")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "the query took too long", "")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Error("query failed", zap.Error(err))
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, "the request failed; it is logged", "")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// actor is the token's bearer as the actor of the service's own events:
+// a user, or the billing service for an operator token.
+func actor(r *http.Request, c *Claims) schemas.Actor {
+	a := producer.User(c.Subject, "", "")
+	if c.OrgID == "" || (c.Has(PermOperator) && !c.Has(PermManage)) {
+		a = producer.Service(c.Subject)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		a.IP = host
+	}
+	if ua := r.UserAgent(); len(ua) <= schemas.MaxUserAgentLen {
+		a.UserAgent = ua
+	}
+	return a
+}

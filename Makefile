@@ -25,6 +25,7 @@ build:
 	@mkdir -p $(BIN)
 	cd auditd && $(GO) build -o $(BIN)/auditd .
 	cd ingestor && $(GO) build -o $(BIN)/ingestor ./cmd/ingestor
+	cd query && $(GO) build -o $(BIN)/query ./cmd/query
 
 ## run: fetch what is missing, build and start auditd on http://$(AUDIT_HTTP_ADDR).
 run: chdb build

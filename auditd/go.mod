@@ -9,6 +9,7 @@ require (
 	github.com/takumo/audit/ingestor v0.0.0
 	github.com/takumo/audit/platform v0.0.0
 	github.com/takumo/audit/producer v0.0.0
+	github.com/takumo/audit/query v0.0.0
 	github.com/takumo/audit/schemas v0.0.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.25.0
@@ -25,6 +26,7 @@ require (
 	github.com/ebitengine/purego v0.11.3 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.8.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
@@ -54,5 +56,6 @@ replace (
 	github.com/takumo/audit/ingestor => ../ingestor
 	github.com/takumo/audit/platform => ../platform
 	github.com/takumo/audit/producer => ../producer
+	github.com/takumo/audit/query => ../query
 	github.com/takumo/audit/schemas => ../schemas
 )

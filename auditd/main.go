@@ -9,16 +9,22 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/takumo/audit/auditd/internal/app"
+	"github.com/takumo/audit/query"
 )
 
 func main() {
@@ -32,8 +38,14 @@ func run() error {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "-h", "--help", "help":
-			fmt.Println("usage: auditd\n\nRuns Takumo Audit. Configure it with AUDIT_* environment variables:")
+			fmt.Println("usage: auditd            run Takumo Audit\n       auditd token ...  mint a bearer token (auditd token -h)\n\nConfigure it with AUDIT_* environment variables:")
 			return envconfig.Usage("audit", &app.Config{})
+		case "token":
+			var cfg app.Config
+			if err := envconfig.Process("audit", &cfg); err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
+			return mintToken(cfg, os.Args[2:], os.Stdout)
 		default:
 			return fmt.Errorf("unknown command %q (try auditd help)", os.Args[1])
 		}
@@ -74,4 +86,47 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	return zc.Build()
+}
+
+// mintToken prints a bearer token signed with the key auditd verifies
+// with: for development, the secret in the data directory.
+func mintToken(cfg app.Config, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("auditd token", flag.ContinueOnError)
+	org := fs.String("org", "", "org id the token acts on (required, except for audit.operator)")
+	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	var perms []string
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				perms = append(perms, p)
+			}
+		}
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(perms) == 0 {
+		return errors.New("name at least one -perm (" + strings.Join(query.KnownPermissions, ", ") + ")")
+	}
+	for _, p := range perms {
+		if !slices.Contains(query.KnownPermissions, p) {
+			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(query.KnownPermissions, ", "))
+		}
+	}
+	if *org == "" && !slices.Contains(perms, query.PermOperator) {
+		return errors.New("-org is required")
+	}
+	key, err := app.SigningKey(cfg)
+	if err != nil {
+		return err
+	}
+	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, tok)
+	return err
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/query"
 )
 
 // Run starts auditd and blocks until ctx is cancelled or a part fails,
@@ -87,7 +89,34 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 
+	auth, devKey, err := AuthConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if devKey {
+		log.Warn("bearer tokens are verified with a development secret kept in the data directory; set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE in production")
+	}
+	// The query service records exports and settings changes as events.
+	recorder, err := producer.New(js)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = recorder.Close(cctx)
+	}()
+	reads, err := query.New(query.Config{
+		Auth:          auth,
+		RatePerSecond: cfg.QueryRatePerSecond,
+		RateBurst:     cfg.QueryRateBurst,
+	}, query.Deps{Events: store, Retention: store, Settings: settings, Recorder: recorder, Logger: log.Named("query")})
+	if err != nil {
+		return err
+	}
+
 	ops := health.New(reg)
+	ops.Mux().Handle("/v1/", reads.Handler())
 	ops.AddCheck("nats", func(context.Context) error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected (%s)", nc.Status())
@@ -100,7 +129,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
-	srv := &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second}
+	// No WriteTimeout: exports stream for as long as they take.
+	srv := &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 
 	// Each part runs under its own context so shutdown can stop them in order.
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
@@ -138,6 +168,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		zap.String("clickhouse", storeDescription(cfg)),
 		zap.String("data_dir", cfg.DataDir),
 		zap.Bool("demo", cfg.Demo))
+	log.Info("read the log: mint a token with `bin/auditd token --org <org> --perm audit.read`, then GET /v1/events with Authorization: Bearer <token>")
 
 	// Shutdown, in order, when the caller or any part stops.
 	g.Go(func() error {

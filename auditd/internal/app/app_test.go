@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/query"
 )
 
 func baseConfig(t *testing.T) Config {
@@ -29,6 +30,7 @@ func baseConfig(t *testing.T) Config {
 		CHDBLib: chdb.DefaultLibPath(), DefaultPlan: "free", StreamReplicas: 1, StreamMaxBytes: 1 << 30,
 		DuplicateWindow: time.Minute, IngestBatchSize: 1000, IngestBatchWait: 50 * time.Millisecond,
 		IngestAckWait: 30 * time.Second, ShutdownTimeout: 20 * time.Second, DemoRate: 5, LogLevel: "info", LogFormat: "console",
+		QueryRatePerSecond: 10, QueryRateBurst: 40,
 	}
 }
 
@@ -121,6 +123,36 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The read API is mounted, with the development key auditd token uses.
+	key, err := SigningKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(org string) (int, string) {
+		tok, err := query.Mint(key, query.TokenSpec{OrgID: org, Subject: "test", Permissions: []string{query.PermRead}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", base+"/v1/events?limit=5", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := read("org_acme"); code != 200 || !strings.Contains(body, `"org_id":"org_acme"`) {
+		t.Fatalf("GET /v1/events for the Enterprise demo org = %d %s", code, body)
+	}
+	if code, body := read("org_hooli"); code != 403 || !strings.Contains(body, "Free plan") {
+		t.Fatalf("GET /v1/events for the Free demo org = %d %s", code, body)
+	}
+	if code, _, _ := get(base + "/v1/events"); code != 401 {
+		t.Fatalf("GET /v1/events without a token = %d, want 401", code)
+	}
+
 	cancel()
 	select {
 	case err := <-done:

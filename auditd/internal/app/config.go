@@ -35,6 +35,14 @@ type Config struct {
 
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"deadline for an orderly stop"`
 
+	JWTHMACSecret      string  `envconfig:"JWT_HMAC_SECRET" desc:"secret (32+ bytes) verifying HS256/384/512 bearer tokens; with no key configured a development secret is kept in the data directory"`
+	JWTPublicKeysFile  string  `envconfig:"JWT_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519 or RSA public keys verifying bearer tokens, instead of a secret"`
+	JWTPrivateKeyFile  string  `envconfig:"JWT_PRIVATE_KEY_FILE" desc:"PEM private key auditd token signs with, matching AUDIT_JWT_PUBLIC_KEYS_FILE"`
+	JWTIssuer          string  `envconfig:"JWT_ISSUER" desc:"required iss of bearer tokens, when set"`
+	JWTAudience        string  `envconfig:"JWT_AUDIENCE" desc:"required aud of bearer tokens, when set"`
+	QueryRatePerSecond float64 `envconfig:"QUERY_RATE_PER_SECOND" default:"10" desc:"requests per second each token may make to the read API"`
+	QueryRateBurst     int     `envconfig:"QUERY_RATE_BURST" default:"40" desc:"burst of requests each token may make"`
+
 	Demo     bool    `envconfig:"DEMO" default:"false" desc:"emit a continuing stream of realistic events for a few demo organizations"`
 	DemoRate float64 `envconfig:"DEMO_RATE" default:"5" desc:"demo events per second"`
 
@@ -61,6 +69,15 @@ func (c Config) Validate() error {
 	}
 	if c.Demo && (c.DemoRate <= 0 || c.DemoRate > 100_000) {
 		errs = append(errs, fmt.Errorf("AUDIT_DEMO_RATE must be in (0, 100000], got %v", c.DemoRate))
+	}
+	if c.JWTHMACSecret != "" && c.JWTPublicKeysFile != "" {
+		errs = append(errs, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE, not both"))
+	}
+	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < 32 {
+		errs = append(errs, fmt.Errorf("AUDIT_JWT_HMAC_SECRET must be at least 32 bytes, got %d", len(c.JWTHMACSecret)))
+	}
+	if c.QueryRatePerSecond <= 0 || c.QueryRateBurst < 1 {
+		errs = append(errs, errors.New("AUDIT_QUERY_RATE_PER_SECOND and AUDIT_QUERY_RATE_BURST must be positive"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("AUDIT_SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout))

@@ -86,7 +86,55 @@ var migrations = []migration{
 			}
 		},
 	},
+	{
+		version: 2,
+		name:    "events by actor",
+		stmts: func(l layout) []string {
+			if !l.clustered {
+				return []string{
+					"CREATE TABLE IF NOT EXISTS " + l.db + ".events_by_actor " + actorColumnsDDL +
+						"\nENGINE = ReplacingMergeTree" + actorTableTail + ", non_replicated_deduplication_window = 1000",
+					"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".events_by_actor_mv TO " + l.db + ".events_by_actor AS " +
+						actorSelect + l.db + ".events",
+					// Rows stored before the view existed; copies collapse.
+					"INSERT INTO " + l.db + ".events_by_actor " + actorSelect + l.db + ".events",
+				}
+			}
+			return []string{
+				"CREATE TABLE IF NOT EXISTS " + l.db + ".events_by_actor_local" + l.onCluster + " " + actorColumnsDDL +
+					"\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_by_actor_local', '{replica}')" +
+					actorTableTail + ", replicated_deduplication_window = 1000",
+				"CREATE TABLE IF NOT EXISTS " + l.db + ".events_by_actor" + l.onCluster + " AS " + l.db + ".events_by_actor_local" +
+					"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", events_by_actor_local, cityHash64(org_id))",
+				"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".events_by_actor_mv" + l.onCluster + " TO " + l.db + ".events_by_actor_local AS " +
+					actorSelect + l.db + ".events_local",
+				"INSERT INTO " + l.db + ".events_by_actor " + actorSelect + l.db + ".events",
+			}
+		},
+	},
 }
+
+// actorTableDDL is the key-only table that orders each org's events by
+// actor, fed by a materialized view on every insert into the events table.
+// Search reads it first for actor filters: the newest keys of one actor are
+// a primary-key range here, where the events table would have to test a
+// skip index in every granule of the org.
+const actorColumnsDDL = `(
+    org_id LowCardinality(String),
+    actor_id String,
+    occurred_at DateTime64(3, 'UTC'),
+    id String,
+    received_at DateTime64(3, 'UTC'),
+    retention_days UInt16
+)`
+
+const actorTableTail = `
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (org_id, actor_id, occurred_at, id)
+TTL toDateTime(received_at) + toIntervalDay(retention_days) DELETE
+SETTINGS index_granularity = 1024`
+
+const actorSelect = "SELECT org_id, actor_id, occurred_at, id, received_at, retention_days FROM "
 
 // migrationsTableDDL creates the table that records applied migrations.
 func migrationsTableDDL(l layout) string {

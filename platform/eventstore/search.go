@@ -142,6 +142,15 @@ func (s *Store) Search(ctx context.Context, orgID string, f Filter, page Page) (
 		params = append(params, P("after_t", page.After.OccurredAt.UTC()), P("after_id", page.After.ID))
 	}
 
+	if actors := actorOnly(f); actors != nil && page.Limit <= maxKeyLookup {
+		got, ok, err := s.searchByActor(ctx, orgID, actors, f, page, where, params)
+		if err != nil || ok {
+			return got, err
+		}
+		// The key table disagrees with the events table (a retention
+		// change under way): take the general path.
+	}
+
 	// The walk starts at the newest point any result can have.
 	start := time.Now().UTC()
 	if page.After != nil && page.After.OccurredAt.Before(start) {
@@ -186,6 +195,100 @@ func (s *Store) Search(ctx context.Context, orgID string, f Filter, page Page) (
 		upper = lower
 	}
 	return out, nil
+}
+
+// maxKeyLookup is the largest page served through the actor key table:
+// each key becomes a bound parameter of the second statement.
+const maxKeyLookup = 500
+
+// actorOnly returns the actor ids of a filter whose only condition is a
+// positive actor condition (time bounds allowed), or nil.
+func actorOnly(f Filter) []string {
+	if len(f.Conds) != 1 || f.Conds[0].Field != FieldActor || f.Conds[0].Not {
+		return nil
+	}
+	return f.Conds[0].Values
+}
+
+// searchByActor serves an actor-only filter in two statements: the newest
+// keys of the actors from the events_by_actor table (a primary-key range),
+// then those events from the events table, which applies the whole filter
+// again. ok is false when the two tables disagree — the second statement
+// found fewer events than keys — so the caller must take the general path.
+func (s *Store) searchByActor(ctx context.Context, orgID string, actors []string, f Filter, page Page, where string, params []Param) (_ []schemas.Event, ok bool, _ error) {
+	var b strings.Builder
+	kp := []Param{P("org", orgID), P("limit", page.Limit)}
+	b.WriteString("org_id = {org:String} AND " + live + " AND actor_id IN (")
+	for i, a := range actors {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		name := "a" + strconv.Itoa(i)
+		b.WriteString("{" + name + ":String}")
+		kp = append(kp, P(name, a))
+	}
+	b.WriteString(")")
+	if !f.Since.IsZero() {
+		b.WriteString(" AND occurred_at >= {since:DateTime64(3, 'UTC')}")
+		kp = append(kp, P("since", f.Since.UTC()))
+	}
+	if !f.Until.IsZero() {
+		b.WriteString(" AND occurred_at < {until:DateTime64(3, 'UTC')}")
+		kp = append(kp, P("until", f.Until.UTC()))
+	}
+	if !f.ReceivedBy.IsZero() {
+		b.WriteString(" AND received_at <= {received_by:DateTime64(3, 'UTC')}")
+		kp = append(kp, P("received_by", f.ReceivedBy.UTC()))
+	}
+	if page.After != nil {
+		b.WriteString(" AND occurred_at <= {after_t:DateTime64(3, 'UTC')} AND (occurred_at < {after_t:DateTime64(3, 'UTC')} OR id < {after_id:String})")
+		kp = append(kp, P("after_t", page.After.OccurredAt.UTC()), P("after_id", page.After.ID))
+	}
+	rows, err := s.eng.Query(ctx, "SELECT occurred_at, id FROM "+s.actors+" FINAL WHERE "+b.String()+
+		" ORDER BY occurred_at DESC, id DESC LIMIT {limit:UInt32} "+finalSettings, kp...)
+	if err != nil {
+		return nil, false, fmt.Errorf("eventstore: search by actor: %w", err)
+	}
+	var ids []string
+	var newest, oldest time.Time
+	for rows.Next() {
+		var t time.Time
+		var id string
+		if err := rows.Scan(&t, &id); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("eventstore: search by actor: %w", err)
+		}
+		if len(ids) == 0 {
+			newest = t
+		}
+		oldest = t
+		ids = append(ids, id)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("eventstore: search by actor: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, true, nil
+	}
+	var in strings.Builder
+	in.WriteString(" AND occurred_at >= {k_lo:DateTime64(3, 'UTC')} AND occurred_at <= {k_hi:DateTime64(3, 'UTC')} AND id IN (")
+	params = append(params, P("k_lo", oldest.UTC()), P("k_hi", newest.UTC()))
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		name := "k" + strconv.Itoa(i)
+		in.WriteString("{" + name + ":String}")
+		params = append(params, P(name, id))
+	}
+	in.WriteString(")")
+	out, err := s.searchRange(ctx, where+in.String(), params, len(ids))
+	if err != nil {
+		return nil, false, err
+	}
+	return out, len(out) == len(ids), nil
 }
 
 // selective reports whether f requires an actor or a target id, which

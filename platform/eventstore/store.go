@@ -48,12 +48,14 @@ func (c *Config) setDefaults() {
 // embedded engine runs statements one at a time). Call Migrate before
 // anything else; after Close every method returns ErrClosed.
 type Store struct {
-	eng    Engine
-	l      layout
-	table  string // where rows are written and read
-	local  string // where mutations and merges run
-	log    *zap.Logger
-	closed atomic.Bool
+	eng   Engine
+	l     layout
+	table string // where rows are written and read
+	local string // where mutations and merges run
+	// actors and actorsLocal are the same for the actor key table.
+	actors, actorsLocal string
+	log                 *zap.Logger
+	closed              atomic.Bool
 }
 
 // New returns a Store over eng. It does not touch the engine; Migrate
@@ -70,6 +72,7 @@ func New(eng Engine, cfg Config) (*Store, error) {
 	s := &Store{eng: eng, log: cfg.Logger, l: layout{db: db}}
 	s.table = db + ".events"
 	s.local = s.table
+	s.actors, s.actorsLocal = db+".events_by_actor", db+".events_by_actor"
 	if cfg.Cluster != "" {
 		cl, err := quoteIdent("cluster", cfg.Cluster)
 		if err != nil {
@@ -78,6 +81,7 @@ func New(eng Engine, cfg Config) (*Store, error) {
 		lit, _ := quoteName("cluster", cfg.Cluster)
 		s.l.clustered, s.l.onCluster, s.l.cluster = true, " ON CLUSTER "+cl, lit
 		s.local = db + ".events_local"
+		s.actorsLocal = db + ".events_by_actor_local"
 	}
 	return s, nil
 }
@@ -268,11 +272,15 @@ func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error 
 	if days < MinRetentionDays || days > MaxRetentionDays {
 		return fmt.Errorf("eventstore: retention %d days is outside %d-%d", days, MinRetentionDays, MaxRetentionDays)
 	}
-	err := s.eng.Exec(ctx, "ALTER TABLE "+s.local+s.l.onCluster+
-		" UPDATE retention_days = {days:UInt16} WHERE org_id = {org:String} AND retention_days != {days:UInt16}"+
-		" SETTINGS mutations_sync = 2", P("days", days), P("org", orgID))
-	if err != nil {
-		return fmt.Errorf("eventstore: set retention of %s: %w", orgID, err)
+	// The actor key table first: if the events table's update then fails,
+	// reads still filter by the events table's own retention.
+	for _, table := range []string{s.actorsLocal, s.local} {
+		err := s.eng.Exec(ctx, "ALTER TABLE "+table+s.l.onCluster+
+			" UPDATE retention_days = {days:UInt16} WHERE org_id = {org:String} AND retention_days != {days:UInt16}"+
+			" SETTINGS mutations_sync = 2", P("days", days), P("org", orgID))
+		if err != nil {
+			return fmt.Errorf("eventstore: set retention of %s: %w", orgID, err)
+		}
 	}
 	s.log.Info("retention changed", zap.String("org_id", orgID), zap.Int("retention_days", days))
 	return nil
@@ -285,8 +293,10 @@ func (s *Store) Optimize(ctx context.Context) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if err := s.eng.Exec(ctx, "OPTIMIZE TABLE "+s.local+s.l.onCluster+" FINAL"); err != nil {
-		return fmt.Errorf("eventstore: optimize: %w", err)
+	for _, table := range []string{s.local, s.actorsLocal} {
+		if err := s.eng.Exec(ctx, "OPTIMIZE TABLE "+table+s.l.onCluster+" FINAL"); err != nil {
+			return fmt.Errorf("eventstore: optimize: %w", err)
+		}
 	}
 	return nil
 }
@@ -317,8 +327,10 @@ func (s *Store) SetTTLMerges(ctx context.Context, on bool) error {
 	if on {
 		verb = "START"
 	}
-	if err := s.eng.Exec(ctx, "SYSTEM "+verb+" TTL MERGES"+s.l.onCluster+" "+s.local); err != nil {
-		return fmt.Errorf("eventstore: %s ttl merges: %w", verb, err)
+	for _, table := range []string{s.local, s.actorsLocal} {
+		if err := s.eng.Exec(ctx, "SYSTEM "+verb+" TTL MERGES"+s.l.onCluster+" "+table); err != nil {
+			return fmt.Errorf("eventstore: %s ttl merges: %w", verb, err)
+		}
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func (e *Engine) Insert(ctx context.Context, b eventstore.Batch) error {
 	for i := range b.Records {
 		data = appendRecord(data, &b.Records[i])
 	}
-	insert := "INSERT INTO " + b.Table + " (" + eventstore.ColumnList() + ") SETTINGS insert_deduplication_token = '" + b.Token + "'"
+	insert := "INSERT INTO " + b.Table + " (" + eventstore.ColumnList() + ") SETTINGS deduplicate_blocks_in_dependent_materialized_views = 1, insert_deduplication_token = '" + b.Token + "'"
 	switch e.opts.Path {
 	case InsertFile:
 		return e.insertFile(ctx, insert, data)

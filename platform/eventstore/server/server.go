@@ -152,7 +152,7 @@ func (e *Engine) Insert(ctx context.Context, b eventstore.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
-	settings := clickhouse.Settings{"insert_deduplication_token": b.Token}
+	settings := clickhouse.Settings{"insert_deduplication_token": b.Token, "deduplicate_blocks_in_dependent_materialized_views": 1}
 	if e.clustered {
 		settings["insert_distributed_sync"] = 1
 	}

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES := schemas producer platform ingestor query auditd
+MODULES := schemas producer platform ingestor query auditd webhook-dispatcher
 BIN     := $(CURDIR)/bin
 GO      ?= go
 # The embedded ClickHouse library lives in a cache outside the repository.

@@ -1,0 +1,42 @@
+// Package dispatcher delivers audit events to webhook endpoints as the
+// Standard Webhooks specification describes, with at-least-once delivery
+// whose pending retries live in JetStream, never only in memory.
+//
+// Two stages, both on JetStream:
+//
+//  1. Fan-out. Every instance shares the durable consumer
+//     "webhook-dispatcher" on AUDIT_EVENTS. For each event of an
+//     Enterprise organization, every enabled endpoint of that organization
+//     whose filters match the action gets one message on the work-queue
+//     stream AUDIT_WEBHOOK_DELIVERIES, subject
+//     audit.webhook.deliveries.<org_id>.<endpoint_id>, deduplicated by
+//     "<event_id>.<endpoint_id>". The event is acknowledged only once
+//     every one of its delivery messages is stored, so a crash in between
+//     redelivers the event and the duplicates are dropped by the stream.
+//
+//  2. Delivery. Each endpoint has its own durable consumer (a "lane") on
+//     its subject, shared by every instance, with its own bound on
+//     deliveries held (EndpointMaxPending) and its own request concurrency
+//     (EndpointConcurrency), under a global bound (MaxConcurrency). A slow
+//     or dead endpoint fills only its own lane; other endpoints' lanes and
+//     the fan-out never wait for it. A failed attempt is negatively
+//     acknowledged with the schedule's delay, so the retry waits on the
+//     server and survives any dispatcher restart; the attempt number is
+//     the server's delivery count. A success is acknowledged (with the
+//     server's confirmation) before the next message of that slot is
+//     taken.
+//
+// Responses: 2xx is success. 410 disables the endpoint and records
+// audit.webhook_disabled. 429 and 503 retry after the receiver's
+// Retry-After. A "webhook-delivery: abort-message" response header stops
+// retries of that message. Everything else (3xx included: redirects are
+// never followed; timeouts; refused addresses) is retried on the schedule;
+// after the last attempt the delivery is marked failed in the attempt log
+// and in metrics. An endpoint whose every attempt failed for DisableAfter
+// is disabled and that is recorded as an audit event.
+//
+// Delivery is at least once: if a process dies between a receiver's 2xx
+// and the acknowledgement reaching the server (a window of one round
+// trip), that delivery is repeated. Receivers deduplicate on webhook-id,
+// which is the event id on every attempt.
+package dispatcher

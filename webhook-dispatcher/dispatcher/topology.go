@@ -1,0 +1,142 @@
+package dispatcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/platform/topology"
+)
+
+// Streams and consumers the dispatcher declares (in addition to the shared
+// AUDIT_EVENTS stream of platform/topology).
+const (
+	// DeliveriesStream is the work queue of pending deliveries, one message
+	// per (event, endpoint), on DeliveriesSubjects. A message stays until
+	// the endpoint's consumer acknowledges it: after a success, or after
+	// the delivery finally failed. Retries wait in the consumer's redelivery
+	// schedule on the server, so they survive any dispatcher restart.
+	DeliveriesStream   = "AUDIT_WEBHOOK_DELIVERIES"
+	DeliveriesSubjects = "audit.webhook.deliveries.>"
+	// AttemptsStream is the attempt log: one message per attempt on
+	// audit.webhook.attempts.<org_id>.<endpoint_id>, kept with limits (a
+	// number per endpoint and an age).
+	AttemptsStream   = "AUDIT_WEBHOOK_ATTEMPTS"
+	AttemptsSubjects = "audit.webhook.attempts.>"
+	// FanoutConsumer is the durable consumer of AUDIT_EVENTS every
+	// dispatcher instance shares.
+	FanoutConsumer = "webhook-dispatcher"
+)
+
+// Headers of a delivery message.
+const (
+	hdrEventID   = "Audit-Event-Id"
+	hdrEventTime = "Audit-Event-Received"
+	hdrKind      = "Audit-Delivery-Kind"
+)
+
+// Delivery kinds.
+const (
+	KindEvent   = "event"
+	KindRecover = "recover"
+)
+
+func deliverySubject(org, endpoint string) string {
+	return "audit.webhook.deliveries." + org + "." + endpoint
+}
+
+func attemptSubject(org, endpoint string) string {
+	return "audit.webhook.attempts." + org + "." + endpoint
+}
+
+// laneConsumer names the durable consumer of one endpoint's deliveries.
+func laneConsumer(org, endpoint string) string {
+	name := "wh_" + org + "_" + endpoint
+	if len(name) > 120 {
+		sum := sha256.Sum256([]byte(org + "." + endpoint))
+		name = "wh_" + hex.EncodeToString(sum[:16])
+	}
+	return name
+}
+
+// TopologyManager is the part of jetstream.JetStream EnsureTopology needs.
+type TopologyManager interface {
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error)
+}
+
+var _ TopologyManager = (jetstream.JetStream)(nil)
+
+// EnsureTopology creates or updates the dispatcher's streams and its
+// durable consumer on AUDIT_EVENTS. It is idempotent. Call it at start-up,
+// before events that should reach webhooks are published: the events
+// stream keeps a message only for consumers that exist when it arrives.
+// AUDIT_EVENTS itself must exist (topology.Ensure).
+func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DeliveriesStream,
+		Description: "Takumo Audit webhook deliveries waiting for their endpoint (work queue)",
+		Subjects:    []string{DeliveriesSubjects},
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    cfg.DeliveriesMaxBytes,
+		MaxMsgs:     -1,
+		MaxMsgSize:  256 << 10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+	}); err != nil {
+		return fmt.Errorf("dispatcher: stream %s: %w", DeliveriesStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              AttemptsStream,
+		Description:       "Takumo Audit webhook delivery attempts (log, kept with limits)",
+		Subjects:          []string{AttemptsSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: cfg.AttemptLogPerEndpoint,
+		MaxAge:            cfg.AttemptLogMaxAge,
+		MaxBytes:          cfg.AttemptLogMaxBytes,
+		MaxMsgs:           -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("dispatcher: stream %s: %w", AttemptsStream, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, topology.EventsStream, jetstream.ConsumerConfig{
+		Durable:       FanoutConsumer,
+		Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 20_000,
+		FilterSubject: topology.EventsSubjects,
+		Replicas:      cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("dispatcher: consumer %s: %w", FanoutConsumer, err)
+	}
+	return nil
+}
+
+func (c Config) laneConsumerConfig(org, endpoint string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       laneConsumer(org, endpoint),
+		Description:   "Takumo Audit webhook deliveries of " + org + "/" + endpoint,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.RequestTimeout + 15*time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: c.EndpointMaxPending,
+		FilterSubject: deliverySubject(org, endpoint),
+		Replicas:      c.Replicas,
+	}
+}

@@ -1,0 +1,318 @@
+package manage_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
+	"github.com/takumo/audit/webhook-dispatcher/endpoints"
+	"github.com/takumo/audit/webhook-dispatcher/manage"
+	"github.com/takumo/audit/webhook-dispatcher/netguard"
+)
+
+// tokenAuth is the test's Authorizer: "Bearer <org>:<subject>:<perm>".
+type tokenAuth struct{}
+
+type statusErr struct {
+	code int
+	msg  string
+}
+
+func (e statusErr) Error() string   { return e.msg }
+func (e statusErr) HTTPStatus() int { return e.code }
+
+func (tokenAuth) Authorize(r *http.Request, perm string) (string, string, error) {
+	parts := strings.Split(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), ":")
+	if len(parts) != 3 {
+		return "", "", statusErr{401, "missing or invalid token"}
+	}
+	if parts[2] != perm {
+		return "", "", statusErr{403, "this token lacks " + perm}
+	}
+	return parts[0], parts[1], nil
+}
+
+// sliceEvents is an EventSource over events held by the test.
+type sliceEvents []schemas.Event
+
+func (s sliceEvents) Between(_ context.Context, org string, since, until time.Time, fn func(schemas.Event) error) error {
+	for _, ev := range s {
+		if ev.OrgID == org && !ev.OccurredAt.Before(since) && ev.OccurredAt.Before(until) {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type hitLog struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body [][]byte
+}
+
+func TestManagementAPI(t *testing.T) {
+	ctx := context.Background()
+	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
+	must(t, err)
+	defer srv.Close()
+	nc, err := srv.Connect("test")
+	must(t, err)
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	topo := topology.Config{}
+	topo.SetDefaults()
+	must(t, topology.Ensure(ctx, js, topo))
+	cfg := dispatcher.Config{Schedule: []time.Duration{100 * time.Millisecond}, RequestTimeout: 2 * time.Second}
+	must(t, dispatcher.EnsureTopology(ctx, js, cfg))
+	settings, err := orgsettings.Open(ctx, js, 1, orgsettings.Pro, nil)
+	must(t, err)
+	defer settings.Close()
+	must(t, settings.Put(ctx, orgsettings.Settings{OrgID: "org_e", Plan: orgsettings.Enterprise}))
+	box, _ := secretbox.New(secretbox.Key{ID: "k1", Key: bytes.Repeat([]byte{7}, 32)})
+	allow, _ := netguard.ParseAllow("127.0.0.1")
+	guard := netguard.New(netguard.Config{AllowHTTP: true, Allow: allow})
+	reg, err := endpoints.Open(ctx, js, box, endpoints.Config{CheckURL: guard.CheckURL}, nil)
+	must(t, err)
+	defer reg.Close()
+	prod, _ := producer.New(js)
+	d, err := dispatcher.New(cfg, js, reg, settings, prod, guard)
+	must(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	var hits hitLog
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hits.mu.Lock()
+		hits.reqs, hits.body = append(hits.reqs, r), append(hits.body, b)
+		hits.mu.Unlock()
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer recv.Close()
+
+	old := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Millisecond)
+	stored := sliceEvents{
+		func() schemas.Event {
+			ev := producer.MemberRoleChanged("org_e", producer.User("usr_1", "", ""), producer.Member("usr_2", "", ""), "member", "admin")
+			ev.ID, ev.OccurredAt, ev.Category = schemas.NewID(), old, "member"
+			return ev
+		}(),
+	}
+	h, err := manage.New(manage.Config{}, manage.Deps{Auth: tokenAuth{}, Registry: reg, Dispatcher: d, Attempts: dispatcher.NewAttempts(js),
+		Plans: settings, Audit: prod, Events: stored})
+	must(t, err)
+	api := httptest.NewServer(h)
+	defer api.Close()
+
+	call := func(token, method, path string, body any) (int, map[string]any) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, api.URL+"/v1/webhooks"+path, rd)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: error without problem+json", method, path)
+		}
+		return resp.StatusCode, out
+	}
+	const tok = "org_e:usr_admin:audit.manage"
+
+	// Plan and permission.
+	if code, p := call("org_p:usr_1:audit.manage", "GET", "/endpoints", nil); code != 403 || !strings.Contains(p["detail"].(string), "Enterprise") {
+		t.Fatalf("pro org: %d %v", code, p)
+	}
+	if code, _ := call("org_e:usr_1:audit.read", "GET", "/endpoints", nil); code != 403 {
+		t.Fatalf("missing permission: %d", code)
+	}
+	if code, _ := call("garbage", "GET", "/endpoints", nil); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+
+	// Create: the secret is shown once.
+	code, created := call(tok, "POST", "/endpoints", map[string]any{"url": recv.URL + "/hook?token=abc", "filters": []string{"member.*"}, "description": "SOC"})
+	if code != 201 || !strings.HasPrefix(created["secret"].(string), "whsec_") {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id, secret := created["id"].(string), created["secret"].(string)
+	if code, p := call(tok, "POST", "/endpoints", map[string]any{"url": "ftp://x"}); code != 422 {
+		t.Fatalf("bad url: %d %v", code, p)
+	}
+	code, got := call(tok, "GET", "/endpoints/"+id, nil)
+	if code != 200 || got["secret"] != nil || got["url"] != recv.URL+"/hook?token=abc" {
+		t.Fatalf("get: %d %v", code, got)
+	}
+	if code, l := call(tok, "GET", "/endpoints", nil); code != 200 || len(l["endpoints"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, l)
+	}
+	if code, _ := call("org_x:usr_1:audit.manage", "GET", "/endpoints/"+id, nil); code != 403 {
+		t.Fatal("other org sees the endpoint")
+	}
+	must(t, settings.Put(ctx, orgsettings.Settings{OrgID: "org_x", Plan: orgsettings.Enterprise}))
+	if code, _ := call("org_x:usr_1:audit.manage", "GET", "/endpoints/"+id, nil); code != 404 {
+		t.Fatal("other org sees the endpoint")
+	}
+	ev, ok := last(t, js, "org_e", schemas.ActionAuditWebhookCreated)
+	if !ok || ev.Details["url"] != recv.URL+"/hook" || ev.Actor.ID != "usr_admin" {
+		t.Fatalf("audit.webhook_created: %v %+v", ok, ev)
+	}
+
+	// Update.
+	code, got = call(tok, "PATCH", "/endpoints/"+id, map[string]any{"filters": []string{"member.*", "api_key.created"}})
+	if code != 200 || len(got["filters"].([]any)) != 2 {
+		t.Fatalf("update: %d %v", code, got)
+	}
+	if _, ok := last(t, js, "org_e", schemas.ActionAuditWebhookUpdated); !ok {
+		t.Fatal("no audit.webhook_updated")
+	}
+
+	// Test request, then the attempt log.
+	code, at := call(tok, "POST", "/endpoints/"+id+"/test", nil)
+	if code != 200 || at["status_code"].(float64) != 200 {
+		t.Fatalf("test: %d %v", code, at)
+	}
+	waitFor(t, func() bool {
+		_, l := call(tok, "GET", "/endpoints/"+id+"/deliveries", nil)
+		a, _ := l["attempts"].([]any)
+		return len(a) == 1 && a[0].(map[string]any)["outcome"] == "test"
+	})
+
+	// Rotate: both secrets sign during the overlap.
+	code, rot := call(tok, "POST", "/endpoints/"+id+"/rotate-secret", nil)
+	if code != 200 || rot["secret"] == secret || rot["previous_secret_expires_at"] == nil {
+		t.Fatalf("rotate: %d %v", code, rot)
+	}
+	newSecret := rot["secret"].(string)
+	n := len(hits.snapshot())
+	if _, err := prod.Emit(ctx, producer.APIKeyCreated("org_e", producer.User("usr_1", "", ""), producer.APIKey("k", ""), "tk_1", []string{"read"})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(hits.snapshot()) > n })
+	r, b := hits.at(n)
+	sig := r.Header.Get("webhook-signature")
+	if !verify(secret, r, b) || !verify(newSecret, r, b) || len(strings.Fields(sig)) != 2 {
+		t.Fatalf("during the overlap both secrets must sign: %s", sig)
+	}
+
+	// Recover replays the stored event of the range.
+	code, rec := call(tok, "POST", "/endpoints/"+id+"/recover", map[string]any{"since": old.Add(-time.Hour), "until": old.Add(time.Hour)})
+	if code != 202 || rec["queued"].(float64) != 1 {
+		t.Fatalf("recover: %d %v", code, rec)
+	}
+	waitFor(t, func() bool {
+		for i := range hits.snapshot() {
+			if r, _ := hits.at(i); r.Header.Get("webhook-id") == stored[0].ID {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Disable through update, then delete.
+	code, got = call(tok, "PATCH", "/endpoints/"+id, map[string]any{"enabled": false})
+	if code != 200 || got["enabled"] != false || !strings.Contains(got["disabled_reason"].(string), "usr_admin") {
+		t.Fatalf("disable: %d %v", code, got)
+	}
+	if _, ok := last(t, js, "org_e", schemas.ActionAuditWebhookDisabled); !ok {
+		t.Fatal("no audit.webhook_disabled")
+	}
+	if code, _ := call(tok, "DELETE", "/endpoints/"+id, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := call(tok, "GET", "/endpoints/"+id, nil); code != 404 {
+		t.Fatalf("get after delete: %d", code)
+	}
+	if _, ok := last(t, js, "org_e", schemas.ActionAuditWebhookDeleted); !ok {
+		t.Fatal("no audit.webhook_deleted")
+	}
+}
+
+func (h *hitLog) snapshot() []*http.Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*http.Request(nil), h.reqs...)
+}
+
+func (h *hitLog) at(i int) (*http.Request, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reqs[i], h.body[i]
+}
+
+// verify follows the specification, sharing no code with the dispatcher.
+func verify(whsec string, r *http.Request, body []byte) bool {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(whsec, "whsec_"))
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "."))
+	m.Write(body)
+	want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	for _, s := range strings.Fields(r.Header.Get("webhook-signature")) {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+func last(t *testing.T, js jetstream.JetStream, org, action string) (schemas.Event, bool) {
+	s, err := js.Stream(context.Background(), topology.EventsStream)
+	must(t, err)
+	m, err := s.GetLastMsgForSubject(context.Background(), schemas.Subject(org, action))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return schemas.Event{}, false
+	}
+	must(t, err)
+	ev, err := schemas.Decode(m.Data)
+	must(t, err)
+	return ev, true
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

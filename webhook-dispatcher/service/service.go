@@ -1,0 +1,111 @@
+// Package service assembles the webhook dispatcher for a process: the
+// endpoint registry, the delivery engine and the management handler, on
+// one JetStream connection. cmd/webhook-dispatcher runs it alone; auditd
+// runs it beside its other roles; the query service uses it (without Run)
+// to serve the management API.
+//
+// Lifecycle: Open, then Run (blocks until its context ends), then Close.
+// Handler may be called any time between Open and Close.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
+	"github.com/takumo/audit/webhook-dispatcher/endpoints"
+	"github.com/takumo/audit/webhook-dispatcher/manage"
+	"github.com/takumo/audit/webhook-dispatcher/netguard"
+)
+
+// Config is everything the service needs besides its connections.
+type Config struct {
+	Dispatcher dispatcher.Config
+	Manage     manage.Config
+	// SecretKeys seal endpoint secrets: "id:base64key[,id:base64key...]",
+	// the first sealing (secretbox.ParseKeys). Required.
+	SecretKeys string
+	// AllowHTTP permits http:// endpoints. Development only.
+	AllowHTTP bool
+	// AllowCIDRs lists internal ranges endpoints may reach anyway
+	// (netguard.ParseAllow), e.g. "10.20.0.0/16".
+	AllowCIDRs string
+}
+
+// Service is an opened dispatcher. Safe for concurrent use.
+type Service struct {
+	Registry   *endpoints.Registry
+	Dispatcher *dispatcher.Dispatcher
+	Attempts   *dispatcher.Attempts
+	deps       manage.Deps
+	cfg        Config
+}
+
+// Open declares the dispatcher's streams and consumer (call it before
+// producers publish events meant for webhooks), opens the registry and
+// builds the engine. The AUDIT_EVENTS stream must exist (topology.Ensure).
+// plans is usually the process's orgsettings.Store, audit its producer.
+func Open(ctx context.Context, cfg Config, js jetstream.JetStream, plans dispatcher.Plans, audit dispatcher.Emitter, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	keys, err := secretbox.ParseKeys(cfg.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret keys: %w", err)
+	}
+	box, err := secretbox.New(keys...)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := netguard.ParseAllow(cfg.AllowCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AllowHTTP {
+		log.Warn("plain http webhook endpoints are allowed: for development only")
+	}
+	guard := netguard.New(netguard.Config{AllowHTTP: cfg.AllowHTTP, Allow: allow})
+	if err := dispatcher.EnsureTopology(ctx, js, cfg.Dispatcher); err != nil {
+		return nil, err
+	}
+	registry, err := endpoints.Open(ctx, js, box, endpoints.Config{Replicas: cfg.Dispatcher.Replicas, CheckURL: guard.CheckURL}, log.Named("endpoints"))
+	if err != nil {
+		return nil, err
+	}
+	opts := []dispatcher.Option{dispatcher.WithLogger(log.Named("dispatcher"))}
+	if reg != nil {
+		opts = append(opts, dispatcher.WithRegisterer(reg))
+	}
+	d, err := dispatcher.New(cfg.Dispatcher, js, registry, plans, audit, guard, opts...)
+	if err != nil {
+		registry.Close()
+		return nil, err
+	}
+	s := &Service{Registry: registry, Dispatcher: d, Attempts: dispatcher.NewAttempts(js), cfg: cfg}
+	s.deps = manage.Deps{Registry: registry, Dispatcher: d, Attempts: s.Attempts, Plans: plans, Audit: audit, Logger: log.Named("manage")}
+	return s, nil
+}
+
+// Run delivers until ctx ends (dispatcher.Dispatcher.Run).
+func (s *Service) Run(ctx context.Context) error { return s.Dispatcher.Run(ctx) }
+
+// Handler returns the management API (package manage). events may be nil,
+// which turns replays off.
+func (s *Service) Handler(auth manage.Authorizer, events manage.EventSource) (http.Handler, error) {
+	if auth == nil {
+		return nil, errors.New("service: an Authorizer is required")
+	}
+	d := s.deps
+	d.Auth, d.Events = auth, events
+	return manage.New(s.cfg.Manage, d)
+}
+
+// Close stops the registry's watch. Call it after Run has returned.
+func (s *Service) Close() { s.Registry.Close() }

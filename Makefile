@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES := schemas producer platform ingestor query auditd webhook-dispatcher
+MODULES := schemas producer platform ingestor query auditd webhook-dispatcher auditctl
 BIN     := $(CURDIR)/bin
 GO      ?= go
 # The embedded ClickHouse library lives in a cache outside the repository.
@@ -26,6 +26,7 @@ build:
 	cd auditd && $(GO) build -o $(BIN)/auditd .
 	cd ingestor && $(GO) build -o $(BIN)/ingestor ./cmd/ingestor
 	cd query && $(GO) build -o $(BIN)/query ./cmd/query
+	cd auditctl && $(GO) build -o $(BIN)/auditctl .
 
 ## run: fetch what is missing, build and start auditd on http://$(AUDIT_HTTP_ADDR).
 run: chdb build
@@ -33,7 +34,7 @@ run: chdb build
 
 ## test: formatting, vet, standalone module builds and every module's tests
 ## against the embedded NATS server and the embedded ClickHouse engine.
-test: chdb fmt-check vet build-standalone
+test: chdb chromium fmt-check vet build-standalone
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -timeout 10m ./...) || exit 1; \
@@ -66,3 +67,16 @@ QUERY_BENCH_DIR ?= $(or $(AUDIT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache
 bench-query: chdb
 	cd query && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_QUERY_BENCH_DIR="$(QUERY_BENCH_DIR)" AUDIT_EXPORT_1M=1 \
 		$(GO) test -count=1 -run '^TestExportMillion$$' -bench '^BenchmarkQuery10M$$' -benchtime 1x -timeout 60m -v .
+
+## chromium: Debian's chromium for the log page's browser test (idempotent;
+## a no-op when /usr/bin/chromium exists).
+.PHONY: chromium screenshots
+chromium:
+	@scripts/ensure-chromium.sh
+
+## screenshots: regenerate the log page's screenshots (desktop 1280x800,
+## phone 390x844) into docs/screenshots/ with the browser test.
+screenshots: chdb chromium
+	@mkdir -p docs/screenshots
+	cd query && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_SCREENSHOTS_DIR="$(CURDIR)/docs/screenshots" \
+		$(GO) test -count=1 -run '^TestLogPageInBrowser$$' -v . | grep -E '^(---|ok|FAIL)|screenshots'

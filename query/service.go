@@ -93,6 +93,10 @@ type Config struct {
 	SnapshotSkew time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// FrameAncestors is the CSP frame-ancestors source list of the log
+	// page: the origins of host applications that embed it in a frame,
+	// e.g. "'self' https://app.example.com". Default "'self'".
+	FrameAncestors string
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.FrameAncestors == "" {
+		c.FrameAncestors = "'self'"
+	}
 }
 
 // Validate reports every invalid setting at once (after defaults).
@@ -136,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotSkew < 0 {
 		errs = append(errs, errors.New("snapshot skew must not be negative"))
+	}
+	if strings.ContainsAny(c.FrameAncestors, ";,\r\n") {
+		errs = append(errs, fmt.Errorf("frame ancestors %q: want space-separated CSP sources", c.FrameAncestors))
 	}
 	return errors.Join(errs...)
 }
@@ -196,6 +206,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			seen[rt.pattern] = true
 		}
 	}
+	for _, rt := range s.pageRoutes() {
+		s.mux.Handle(rt.pattern, rt.h)
+		s.paths.Handle(strings.TrimPrefix(rt.pattern, "GET "), http.NotFoundHandler())
+	}
 	return s, nil
 }
 
@@ -208,8 +222,8 @@ func (s *Service) Routes() []string {
 	return out
 }
 
-// Handler returns the API's handler: mount it at the root (its paths
-// begin with /v1/).
+// Handler returns the service's handler: the API under /v1/ and the log
+// page at / (see PageRoutes). Mount it at the root.
 func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +238,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 				if rt.pattern == p {
 					allow = append(allow, rt.method)
 				}
+			}
+			if len(allow) == 0 { // a page route
+				allow = []string{http.MethodGet}
 			}
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeProblem(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here", "")

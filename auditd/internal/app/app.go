@@ -114,9 +114,17 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	hooks, hooksAPI, err := openWebhooks(ctx, cfg, js, settings, recorder, reads, store, log, reg)
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
 
 	ops := health.New(reg)
-	ops.Mux().Handle("/v1/", reads.Handler())
+	// The query service serves the API under /v1/ and the log page at /;
+	// the more specific health routes keep their own handlers.
+	ops.Mux().Handle("/", reads.Handler())
+	ops.Mux().Handle("/v1/webhooks/", hooksAPI)
 	ops.AddCheck("nats", func(context.Context) error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected (%s)", nc.Status())
@@ -147,6 +155,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		}
 		return nil
 	})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	defer stopHooks()
+	hooksDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(hooksDone)
+		if err := hooks.Run(hooksCtx); err != nil {
+			return fmt.Errorf("webhook dispatcher: %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -168,7 +186,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		zap.String("clickhouse", storeDescription(cfg)),
 		zap.String("data_dir", cfg.DataDir),
 		zap.Bool("demo", cfg.Demo))
-	log.Info("read the log: mint a token with `bin/auditd token --org <org> --perm audit.read`, then GET /v1/events with Authorization: Bearer <token>")
+	if devKey {
+		logPageLink(log, "http://"+ln.Addr().String(), auth.HMACSecret, cfg)
+	} else {
+		log.Info("log page at http://" + ln.Addr().String() + "/ : the host application opens it with a token in the fragment (/#token=...)")
+	}
 
 	// Shutdown, in order, when the caller or any part stops.
 	g.Go(func() error {
@@ -176,12 +198,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		log.Info("stopping")
 		deadline := time.AfterFunc(cfg.ShutdownTimeout, func() {
 			log.Error("orderly stop exceeded its deadline; abandoning", zap.Duration("timeout", cfg.ShutdownTimeout))
+			stopHooks()
 			stopIngest()
 		})
 		defer deadline.Stop()
 		ops.SetStopping()
 		stopDemo()
 		<-demoDone
+		stopHooks()
+		<-hooksDone
 		stopIngest()
 		<-ingestDone
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -242,4 +267,25 @@ func storeDescription(cfg Config) string {
 		return "server"
 	}
 	return "embedded, " + filepath.Join(cfg.DataDir, "clickhouse")
+}
+
+// demoLinkOrg is the org of the development link: an Enterprise org of the
+// demo data.
+const demoLinkOrg = "org_acme"
+
+// logPageLink logs a ready link to the log page with a freshly minted
+// development token (the development secret is in use, so the token only
+// opens this development instance). The token travels in the URL fragment,
+// which browsers do not send to the server.
+func logPageLink(log *zap.Logger, base string, secret []byte, cfg Config) {
+	const ttl = 12 * time.Hour
+	tok, err := query.Mint(secret, query.TokenSpec{OrgID: demoLinkOrg, Subject: "dev", TTL: ttl,
+		Permissions: []string{query.PermRead, query.PermExport, query.PermManage},
+		Issuer:      cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
+	if err != nil {
+		log.Warn("no development link to the log page", zap.Error(err))
+		return
+	}
+	log.Info("log page for "+demoLinkOrg+" (development token, valid "+ttl.String()+"): "+base+"/#token="+tok,
+		zap.String("other orgs", "bin/auditctl token --org <org> --perm audit.read,audit.export, then paste it on the page"))
 }

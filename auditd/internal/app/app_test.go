@@ -2,20 +2,35 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
+
+func mustSecret(t *testing.T, s string) signing.Secret {
+	t.Helper()
+	sec, err := signing.ParseSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec
+}
 
 func baseConfig(t *testing.T) Config {
 	t.Helper()
@@ -30,7 +45,7 @@ func baseConfig(t *testing.T) Config {
 		CHDBLib: chdb.DefaultLibPath(), DefaultPlan: "free", StreamReplicas: 1, StreamMaxBytes: 1 << 30,
 		DuplicateWindow: time.Minute, IngestBatchSize: 1000, IngestBatchWait: 50 * time.Millisecond,
 		IngestAckWait: 30 * time.Second, ShutdownTimeout: 20 * time.Second, DemoRate: 5, LogLevel: "info", LogFormat: "console",
-		QueryRatePerSecond: 10, QueryRateBurst: 40,
+		QueryRatePerSecond: 10, QueryRateBurst: 40, WebhookAllowHTTP: true, WebhookAllowCIDRs: "127.0.0.0/8",
 	}
 }
 
@@ -84,7 +99,9 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 	cfg.DemoRate = 200
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, zaptest.NewLogger(t)) }()
+	obs, logs := observer.New(zap.InfoLevel)
+	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
+	go func() { done <- Run(ctx, cfg, log) }()
 	base := "http://" + cfg.HTTPAddr
 
 	deadline := time.Now().Add(60 * time.Second)
@@ -151,6 +168,78 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 	}
 	if code, _, _ := get(base + "/v1/events"); code != 401 {
 		t.Fatalf("GET /v1/events without a token = %d, want 401", code)
+	}
+
+	// A webhook endpoint created through the mounted management API
+	// receives the demo's sign-ins, signed with the secret returned once.
+	type delivery struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan delivery, 100)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case got <- delivery{r.Header.Clone(), b}:
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	manage, err := query.Mint(key, query.TokenSpec{OrgID: "org_acme", Subject: "test", Permissions: []string{query.PermManage}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookReq, _ := http.NewRequest("POST", base+"/v1/webhooks/endpoints", strings.NewReader(`{"url":"`+receiver.URL+`/hook","filters":["auth.*"]}`))
+	hookReq.Header.Set("Authorization", "Bearer "+manage)
+	hookReq.Header.Set("Content-Type", "application/json")
+	hookRes, err := http.DefaultClient.Do(hookReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ Secret string }
+	_ = json.NewDecoder(hookRes.Body).Decode(&created)
+	hookRes.Body.Close()
+	if hookRes.StatusCode != http.StatusCreated || !strings.HasPrefix(created.Secret, "whsec_") {
+		t.Fatalf("create endpoint = %d, secret %q", hookRes.StatusCode, created.Secret)
+	}
+	select {
+	case d := <-got:
+		if !strings.Contains(string(d.body), `"type":"auth.`) {
+			t.Fatalf("delivery of a non-matching action: %s", d.body)
+		}
+		if err := signing.Verify(d.header, d.body, time.Now(), 0, mustSecret(t, created.Secret)); err != nil {
+			t.Fatalf("delivery signature: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no webhook delivery within 20s")
+	}
+	// The log page is served at / beside the health routes, and the
+	// start-up log carries a working link with a development token.
+	if code, body, _ := get(base + "/"); code != 200 || !strings.Contains(body, "/assets/app.js") {
+		t.Fatalf("GET / = %d", code)
+	}
+	if code, body, _ := get(base + "/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("GET /healthz = %d %s", code, body)
+	}
+	var link string
+	for _, e := range logs.All() {
+		if _, after, ok := strings.Cut(e.Message, base+"/#token="); ok {
+			link = after
+		}
+	}
+	if link == "" {
+		t.Fatal("no log page link in the start-up log")
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/export?format=csv&since=2000-01-01&until=2000-01-02", nil)
+	req.Header.Set("Authorization", "Bearer "+link)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("export with the start-up link's token = %d", res.StatusCode)
 	}
 
 	cancel()

@@ -1,21 +1,12 @@
 package app
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/takumo/audit/query"
 )
-
-// devSecretFile holds the development signing secret used when no key is
-// configured, so that `auditd token` and the server agree.
-const devSecretFile = "dev-jwt-secret"
 
 // AuthConfig returns how bearer tokens are verified, and whether it is the
 // development secret (created in the data directory on first use).
@@ -32,7 +23,7 @@ func AuthConfig(cfg Config) (query.AuthConfig, bool, error) {
 	case cfg.JWTHMACSecret != "":
 		return a, false, nil
 	}
-	secret, err := devSecret(cfg.DataDir)
+	secret, err := query.DevSecret(cfg.DataDir)
 	if err != nil {
 		return a, false, err
 	}
@@ -55,36 +46,5 @@ func SigningKey(cfg Config) (any, error) {
 	case cfg.JWTHMACSecret != "":
 		return []byte(cfg.JWTHMACSecret), nil
 	}
-	return devSecret(cfg.DataDir)
-}
-
-func devSecret(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, devSecretFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("development signing secret: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	secret := base64.RawURLEncoding.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return devSecret(dataDir) // created concurrently
-	}
-	if err != nil {
-		return nil, fmt.Errorf("development signing secret: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(secret + "\n"); err != nil {
-		return nil, fmt.Errorf("development signing secret: %w", err)
-	}
-	return []byte(secret), nil
+	return query.DevSecret(cfg.DataDir)
 }

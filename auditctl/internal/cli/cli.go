@@ -1,0 +1,234 @@
+// Package cli implements auditctl's commands: events, tail, export, token,
+// webhooks and siem. Main parses the arguments and runs one command; the
+// environment (streams, variables, clock) comes in through Env so that
+// tests run the commands in process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/takumo/audit/auditctl/internal/client"
+)
+
+// DefaultURL is the server auditctl talks to without AUDIT_URL or --url:
+// auditd as `make run` starts it.
+const DefaultURL = "http://127.0.0.1:8080"
+
+// Env is what a command reads and writes besides its arguments.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// Getenv reads configuration variables (os.Getenv).
+	Getenv func(string) string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Interactive makes export redraw its progress line on Stderr (a
+	// terminal); otherwise it reports once at the end.
+	Interactive bool
+}
+
+// errUsage marks an error in the command line: exit status 2.
+var errUsage = errors.New("usage")
+
+const usage = `auditctl: the Takumo Audit command-line tool
+
+usage:
+  auditctl events [filters] [-n N] [-o table|json|ndjson]   list events, newest first
+  auditctl tail [filters] [--interval 2s]                   follow new events as they are recorded
+  auditctl export --format csv|ndjson [filters] > file      every matching event, progress on stderr
+  auditctl token --org ORG --perm audit.read[,...]          mint a development token
+  auditctl webhooks list|get|create|delete|test|deliveries  manage webhook endpoints (audit.manage)
+  auditctl siem ...                                         manage SIEM destinations (not available yet)
+
+filters (repeat a flag for alternatives):
+  --actor ID  --action NAME|GLOB  --category NAME  --target ID  --outcome success|failure
+  --since T  --until T   (RFC 3339, YYYY-MM-DD, or a duration back from now: 15m, 24h, 7d)
+  -q 'QUERY'             the search syntax of the log page: words, qualifier:value, created:>=2026-01-01
+
+configuration:
+  --url URL     or AUDIT_URL    server (default ` + DefaultURL + `)
+  --token JWT   or AUDIT_TOKEN  bearer token
+
+Run 'auditctl COMMAND -h' for a command's flags.
+`
+
+// Main runs the command of args and returns the process exit status: 0,
+// 1 on failure, 2 on a usage error.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	err := run(ctx, args, env)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(env.Stderr, "auditctl:", err)
+		return 2
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return 0 // interrupted: tail's normal end
+	default:
+		fmt.Fprintln(env.Stderr, "auditctl:", err)
+		return 1
+	}
+}
+
+func run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return fmt.Errorf("%w: name a command", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	case "events":
+		return runEvents(ctx, rest, env)
+	case "tail":
+		return runTail(ctx, rest, env)
+	case "export":
+		return runExport(ctx, rest, env)
+	case "token":
+		return runToken(rest, env)
+	case "webhooks":
+		return runWebhooks(ctx, rest, env)
+	case "siem":
+		return runSIEM(rest)
+	}
+	return fmt.Errorf("%w: unknown command %q (auditctl help lists them)", errUsage, cmd)
+}
+
+// conn holds the server flags every API command takes.
+type conn struct {
+	url, token string
+}
+
+func (c *conn) register(fs *flag.FlagSet, env Env) {
+	def := env.Getenv("AUDIT_URL")
+	if def == "" {
+		def = DefaultURL
+	}
+	fs.StringVar(&c.url, "url", def, "server URL (AUDIT_URL)")
+	fs.StringVar(&c.token, "token", env.Getenv("AUDIT_TOKEN"), "bearer token (AUDIT_TOKEN)")
+}
+
+func (c *conn) client() (*client.Client, error) {
+	if strings.TrimSpace(c.token) == "" {
+		return nil, errors.New("no token: set AUDIT_TOKEN or --token (development: export AUDIT_TOKEN=$(auditctl token --org org_acme --perm audit.read,audit.export))")
+	}
+	return client.New(c.url, strings.TrimSpace(c.token), nil)
+}
+
+// filters are the event filter flags.
+type filters struct {
+	actor, action, category, target, outcome multi
+	since, until, q                          string
+}
+
+type multi []string
+
+func (m *multi) String() string { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error {
+	*m = append(*m, s)
+	return nil
+}
+
+func (f *filters) register(fs *flag.FlagSet, withTime bool) {
+	fs.Var(&f.actor, "actor", "actor id (repeatable)")
+	fs.Var(&f.action, "action", "action, exact or a glob like member.* (repeatable)")
+	fs.Var(&f.category, "category", "category (repeatable)")
+	fs.Var(&f.target, "target", "target id (repeatable)")
+	fs.Var(&f.outcome, "outcome", "success or failure")
+	fs.StringVar(&f.q, "q", "", "search query: words, qualifier:value, created:... (see docs/query.md)")
+	if withTime {
+		fs.StringVar(&f.since, "since", "", "from this time: RFC 3339, YYYY-MM-DD or a duration back from now (24h, 7d)")
+		fs.StringVar(&f.until, "until", "", "before this time: same forms as --since")
+	}
+}
+
+// values returns the filter as query parameters.
+func (f *filters) values(now time.Time) (url.Values, error) {
+	v := url.Values{}
+	for name, vals := range map[string]multi{"actor": f.actor, "action": f.action, "category": f.category, "target": f.target, "outcome": f.outcome} {
+		for _, s := range vals {
+			v.Add(name, s)
+		}
+	}
+	if f.q != "" {
+		v.Set("q", f.q)
+	}
+	for name, s := range map[string]string{"since": f.since, "until": f.until} {
+		if s == "" {
+			continue
+		}
+		t, err := parseWhen(s, now)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --%s: %v", errUsage, name, err)
+		}
+		v.Set(name, t)
+	}
+	return v, nil
+}
+
+// parseWhen accepts what the API accepts (RFC 3339, YYYY-MM-DD) and a
+// duration back from now (90s, 15m, 24h, 7d).
+func parseWhen(s string, now time.Time) (string, error) {
+	if _, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return s, nil
+	}
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		return s, nil
+	}
+	d, err := parseAgo(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not RFC 3339, YYYY-MM-DD or a duration like 24h or 7d", s)
+	}
+	return now.Add(-d).UTC().Format(time.RFC3339Nano), nil
+}
+
+func parseAgo(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != days {
+			return 0, errors.New("bad days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("bad duration")
+	}
+	return d, nil
+}
+
+// parseFlags parses args into fs, refusing stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func newFlagSet(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("auditctl "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}

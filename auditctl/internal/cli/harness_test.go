@@ -1,0 +1,200 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/auditctl/internal/cli"
+	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/schemas"
+)
+
+// One embedded ClickHouse session per test process; each test works in a
+// database of its own.
+var (
+	session *chdb.Session
+	dbSeq   atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "auditctl-chdb-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	session, err = chdb.Open(chdb.DefaultLibPath(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "auditctl tests: embedded ClickHouse:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = session.Close()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var secret = []byte("auditctl-test-secret-0123456789abcdef")
+
+// server is the real query service over a fresh database, embedded NATS
+// and org settings, on httptest.
+type server struct {
+	t        testing.TB
+	store    *eventstore.Store
+	settings *orgsettings.Store
+	url      string
+}
+
+func newServer(t testing.TB, key []byte) *server {
+	t.Helper()
+	db := fmt.Sprintf("ctl_%d_%d", os.Getpid(), dbSeq.Add(1))
+	store, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = session.Query(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`", "TabSeparated")
+		_ = store.Close()
+	})
+	ns, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Close)
+	nc, err := ns.Connect("auditctl-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := topology.Config{}
+	topo.SetDefaults()
+	if err := topology.Ensure(context.Background(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(settings.Close)
+	prod, err := producer.New(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	if key == nil {
+		key = secret
+	}
+	svc, err := query.New(query.Config{Auth: query.AuthConfig{HMACSecret: key}, RatePerSecond: 1000, RateBurst: 1000},
+		query.Deps{Events: store, Retention: store, Settings: settings, Recorder: prod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return &server{t: t, store: store, settings: settings, url: srv.URL}
+}
+
+func (s *server) insert(evs ...schemas.Event) {
+	s.t.Helper()
+	rows := make([]eventstore.Row, len(evs))
+	for i, ev := range evs {
+		raw, _ := json.Marshal(ev)
+		rows[i] = eventstore.Row{Event: ev, Raw: raw, StreamSeq: uint64(i + 1), RetentionDays: 365}
+	}
+	if err := s.store.Insert(context.Background(), rows); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *server) plan(org string, p orgsettings.Plan) {
+	s.t.Helper()
+	if err := s.settings.Put(context.Background(), orgsettings.Settings{OrgID: org, Plan: p}); err != nil {
+		s.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.settings.Get(org).Plan != p; {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("plan of %s not applied", org)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mint(t testing.TB, org string, perms ...string) string {
+	t.Helper()
+	tok, err := query.Mint(secret, query.TokenSpec{OrgID: org, Subject: "usr_ops", Permissions: perms}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func event(org, id string, at time.Time, action, actorID, actorName string) schemas.Event {
+	received := at
+	cat := action[:bytes.IndexByte([]byte(action), '.')]
+	return schemas.Event{
+		ID: id, OrgID: org, Action: action, Category: cat, OccurredAt: at.UTC().Truncate(time.Millisecond), ReceivedAt: &received,
+		Actor:   schemas.Actor{Type: schemas.ActorUser, ID: actorID, Name: actorName, Email: actorID + "@acme.example"},
+		Targets: []schemas.Target{{Type: "member", ID: "usr_t", Name: "Target Person"}}, Outcome: schemas.OutcomeSuccess,
+		Details: map[string]any{}, Context: schemas.Context{RequestID: "req_" + id, Source: "api"},
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// run runs auditctl with args against s (AUDIT_URL) with tok (AUDIT_TOKEN)
+// and extra environment variables.
+func run(ctx context.Context, s *server, tok string, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	var out, errb syncBuffer
+	code = runTo(ctx, s, tok, env, &out, &errb, args...)
+	return code, out.String(), errb.String()
+}
+
+func runTo(ctx context.Context, s *server, tok string, env map[string]string, out, errb *syncBuffer, args ...string) int {
+	vars := map[string]string{"AUDIT_TOKEN": tok}
+	if s != nil {
+		vars["AUDIT_URL"] = s.url
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	return cli.Main(ctx, args, cli.Env{Stdout: out, Stderr: errb, Getenv: func(k string) string { return vars[k] }})
+}

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/takumo/audit/query"
+)
+
+// runToken mints a development token with the key the local server
+// verifies with, found as auditd finds it: AUDIT_JWT_PRIVATE_KEY_FILE,
+// AUDIT_JWT_HMAC_SECRET, or the development secret in AUDIT_DATA_DIR
+// (default ./data, as for `make run` from the repository root).
+func runToken(args []string, env Env) error {
+	fs := newFlagSet("token", env)
+	org := fs.String("org", "", "org id the token acts on (required, except for audit.operator)")
+	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	var perms []string
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				perms = append(perms, p)
+			}
+		}
+		return nil
+	})
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(perms) == 0 {
+		return fmt.Errorf("%w: name at least one --perm (%s)", errUsage, strings.Join(query.KnownPermissions, ", "))
+	}
+	for _, p := range perms {
+		if !slices.Contains(query.KnownPermissions, p) {
+			return fmt.Errorf("%w: unknown permission %q (want %s)", errUsage, p, strings.Join(query.KnownPermissions, ", "))
+		}
+	}
+	if *org == "" && !slices.Contains(perms, query.PermOperator) {
+		return fmt.Errorf("%w: --org is required", errUsage)
+	}
+	key, err := signingKey(env)
+	if err != nil {
+		return err
+	}
+	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+		Issuer: env.Getenv("AUDIT_JWT_ISSUER"), Audience: env.Getenv("AUDIT_JWT_AUDIENCE")}, env.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(env.Stdout, tok)
+	return err
+}
+
+func signingKey(env Env) (any, error) {
+	switch {
+	case env.Getenv("AUDIT_JWT_PRIVATE_KEY_FILE") != "":
+		b, err := os.ReadFile(env.Getenv("AUDIT_JWT_PRIVATE_KEY_FILE"))
+		if err != nil {
+			return nil, fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
+		}
+		return query.ParsePrivateKeyPEM(b)
+	case env.Getenv("AUDIT_JWT_PUBLIC_KEYS_FILE") != "":
+		return nil, errors.New("tokens for AUDIT_JWT_PUBLIC_KEYS_FILE need the private key: set AUDIT_JWT_PRIVATE_KEY_FILE")
+	case env.Getenv("AUDIT_JWT_HMAC_SECRET") != "":
+		return []byte(env.Getenv("AUDIT_JWT_HMAC_SECRET")), nil
+	}
+	dir := env.Getenv("AUDIT_DATA_DIR")
+	if dir == "" {
+		dir = "./data"
+	}
+	return query.DevSecret(dir)
+}

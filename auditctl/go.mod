@@ -8,6 +8,8 @@ require (
 	github.com/takumo/audit/producer v0.0.0
 	github.com/takumo/audit/query v0.0.0
 	github.com/takumo/audit/schemas v0.0.0
+	github.com/takumo/audit/webhook-dispatcher v0.0.0
+	go.uber.org/zap v1.28.0
 )
 
 require (
@@ -29,7 +31,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.uber.org/zap v1.28.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -41,4 +42,5 @@ replace (
 	github.com/takumo/audit/producer => ../producer
 	github.com/takumo/audit/query => ../query
 	github.com/takumo/audit/schemas => ../schemas
+	github.com/takumo/audit/webhook-dispatcher => ../webhook-dispatcher
 )

@@ -169,7 +169,8 @@ func TestHelpfulErrors(t *testing.T) {
 		{"bad time", mint(t, "org_acme", query.PermRead), []string{"events", "--since", "yesterday"}, 2, []string{"--since"}},
 		{"unknown command", "", []string{"frobnicate"}, 2, []string{"unknown command"}},
 		{"siem", mint(t, "org_acme", query.PermManage), []string{"siem", "list"}, 1, []string{"not available yet"}},
-		{"webhooks not mounted", mint(t, "org_acme", query.PermManage), []string{"webhooks", "list"}, 1, []string{"does not serve the webhook management API"}},
+		{"webhooks below Enterprise", mint(t, "org_acme", query.PermManage), []string{"webhooks", "list"}, 1, []string{"Enterprise"}},
+		{"webhooks without a receiver", mint(t, "org_acme", query.PermManage), []string{"webhooks", "create"}, 2, []string{"--endpoint is required"}},
 	} {
 		code, _, errOut := run(ctx, s, tc.tok, nil, tc.args...)
 		if code != tc.code {
@@ -275,5 +276,33 @@ func TestToken(t *testing.T) {
 		if code, _, _ := run(ctx, nil, "", map[string]string{"AUDIT_DATA_DIR": dir}, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+func TestWebhooks(t *testing.T) {
+	s := newServer(t, nil)
+	s.plan("org_acme", orgsettings.Enterprise)
+	ctx := context.Background()
+	tok := mint(t, "org_acme", query.PermManage)
+	code, out, errOut := run(ctx, s, tok, nil, "webhooks", "create", "--endpoint", "https://hooks.example.com/audit", "--filter", "member.*", "--description", "SOC")
+	if code != 0 || !strings.Contains(out, "whsec_") || !strings.Contains(errOut, "shown only once") {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var created struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == "" {
+		t.Fatalf("create printed %s (%v)", out, err)
+	}
+	code, out, errOut = run(ctx, s, tok, nil, "webhooks", "list")
+	if code != 0 || !strings.Contains(out, created.ID) || strings.Contains(out, "whsec_") {
+		t.Fatalf("list: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = run(ctx, s, tok, nil, "webhooks", "get", created.ID); code != 0 || !strings.Contains(out, "member.*") {
+		t.Fatalf("get: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut = run(ctx, s, tok, nil, "webhooks", "delete", created.ID); code != 0 || !strings.Contains(errOut, "deleted") {
+		t.Fatalf("delete: exit %d %s", code, errOut)
+	}
+	if code, _, errOut = run(ctx, s, tok, nil, "webhooks", "get", created.ID); code == 0 {
+		t.Fatalf("get after delete succeeded: %s", errOut)
 	}
 }

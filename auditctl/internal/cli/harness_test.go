@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -20,10 +21,14 @@ import (
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/webhook-dispatcher/eventsource"
+	"github.com/takumo/audit/webhook-dispatcher/service"
+	"go.uber.org/zap"
 )
 
 // One embedded ClickHouse session per test process; each test works in a
@@ -112,7 +117,21 @@ func newServer(t testing.TB, key []byte) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler())
+	// The webhook management API, mounted beside the read API as auditd
+	// mounts it.
+	hooks, err := service.Open(context.Background(), service.Config{SecretKeys: "t:" + secretbox.NewKey()}, js, settings, prod, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hooks.Close)
+	hooksAPI, err := hooks.Handler(svc, eventsource.New(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", svc.Handler())
+	mux.Handle("/v1/webhooks/", hooksAPI)
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &server{t: t, store: store, settings: settings, url: srv.URL}
 }

@@ -20,7 +20,7 @@ const webhooksPrefix = "/v1/webhooks/endpoints"
 const webhooksUsage = `usage:
   auditctl webhooks list
   auditctl webhooks get ID
-  auditctl webhooks create --url URL [--filter ACTION]... [--description TEXT] [--disabled]
+  auditctl webhooks create --endpoint URL [--filter ACTION]... [--description TEXT] [--disabled]
   auditctl webhooks delete ID
   auditctl webhooks test ID
   auditctl webhooks rotate-secret ID
@@ -49,7 +49,7 @@ func runWebhooks(ctx context.Context, args []string, env Env) error {
 	)
 	switch sub {
 	case "create":
-		fs.StringVar(&hookURL, "url", "", "receiver URL (https)")
+		fs.StringVar(&hookURL, "endpoint", "", "receiver URL (https)")
 		fs.StringVar(&desc, "description", "", "description")
 		fs.Var(&filters, "filter", "action or glob to deliver, e.g. member.* (repeatable; none: every action)")
 		fs.BoolVar(&disabled, "disabled", false, "create it disabled")
@@ -82,7 +82,7 @@ func runWebhooks(ctx context.Context, args []string, env Env) error {
 		method = http.MethodGet
 	case "create":
 		if hookURL == "" {
-			return fmt.Errorf("%w: --url is required", errUsage)
+			return fmt.Errorf("%w: --endpoint is required", errUsage)
 		}
 		m := map[string]any{"url": hookURL}
 		if desc != "" {
@@ -107,7 +107,7 @@ func runWebhooks(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: unknown webhooks command %q", errUsage, sub)
 	}
 	var out json.RawMessage
-	dst := &out
+	var dst any = &out
 	if method == http.MethodDelete {
 		dst = nil
 	}

@@ -159,7 +159,7 @@ func (c *Client) JSON(ctx context.Context, method, path string, body, out any) e
 		return err
 	}
 	defer res.Body.Close()
-	if out == nil {
+	if out == nil || res.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, res.Body)
 		return nil
 	}

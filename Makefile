@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES := schemas producer platform ingestor query auditd webhook-dispatcher auditctl
+MODULES := schemas producer platform ingestor query auditd siem-forwarder webhook-dispatcher auditctl
 BIN     := $(CURDIR)/bin
 GO      ?= go
 # The embedded ClickHouse library lives in a cache outside the repository.
@@ -35,6 +35,7 @@ run: chdb build
 ## test: formatting, vet, standalone module builds and every module's tests
 ## against the embedded NATS server and the embedded ClickHouse engine.
 test: chdb chromium fmt-check vet build-standalone
+	@scripts/ensure-rsyslog.sh
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -timeout 10m ./...) || exit 1; \

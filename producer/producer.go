@@ -56,10 +56,13 @@ type Receipt struct {
 	Duplicate bool
 }
 
-// Publisher is the part of jetstream.JetStream the producer uses.
+// Publisher is the part of jetstream.JetStream the producer uses: Emit
+// publishes through it, and EmitAsync through a JetStream context of the
+// producer's own on the same connection, whose acknowledgement handlers
+// are the producer's.
 type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
-	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+	Conn() *nats.Conn
 }
 
 var _ Publisher = (jetstream.JetStream)(nil)
@@ -69,28 +72,19 @@ var _ Publisher = (jetstream.JetStream)(nil)
 // Close, Emit and EmitAsync return ErrClosed.
 type Producer struct {
 	js      Publisher
+	async   jetstream.JetStream // EmitAsync's context, with the producer's handlers
 	catalog *schemas.Catalog
 	now     func() time.Time
 	retry   RetryPolicy
 	onError func(schemas.Event, error)
 
 	window   chan struct{} // one token per event in flight
-	pending  chan *inflight
 	inflight sync.WaitGroup
 	closed   atomic.Bool
-	closeMu  sync.RWMutex // held for reading while an EmitAsync enqueues
+	closeMu  sync.RWMutex // held for reading while an EmitAsync publishes
 
 	errMu sync.Mutex
 	errs  []error
-
-	waiterDone chan struct{}
-}
-
-type inflight struct {
-	ev     schemas.Event
-	msg    *nats.Msg
-	future jetstream.PubAckFuture
-	start  time.Time
 }
 
 // RetryPolicy bounds how a transient publish failure is retried: delays
@@ -111,8 +105,7 @@ type Option func(*Producer)
 func WithCatalog(c *schemas.Catalog) Option { return func(p *Producer) { p.catalog = c } }
 
 // WithMaxInFlight bounds EmitAsync's unacknowledged events (default 4000).
-// EmitAsync blocks while the window is full. Keep it at or below the
-// JetStream context's async max pending.
+// EmitAsync blocks while the window is full.
 func WithMaxInFlight(n int) Option {
 	return func(p *Producer) {
 		if n > 0 {
@@ -142,11 +135,10 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 		return nil, errors.New("producer: nil publisher")
 	}
 	p := &Producer{
-		js:         js,
-		now:        time.Now,
-		retry:      RetryPolicy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, MaxElapsed: 30 * time.Second},
-		window:     make(chan struct{}, 4000),
-		waiterDone: make(chan struct{}),
+		js:     js,
+		now:    time.Now,
+		retry:  RetryPolicy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, MaxElapsed: 30 * time.Second},
+		window: make(chan struct{}, 4000),
 	}
 	for _, o := range opts {
 		o(p)
@@ -154,8 +146,23 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 	if p.catalog == nil {
 		p.catalog = schemas.NewCatalog()
 	}
-	p.pending = make(chan *inflight, cap(p.window))
-	go p.awaitAcks()
+	nc := js.Conn()
+	if nc == nil {
+		return nil, errors.New("producer: the publisher has no NATS connection")
+	}
+	// Acknowledgements resolve in the connection's goroutine through these
+	// handlers: no goroutine waits on each publish. An ack that never comes
+	// fails after the timeout and is retried like any failure.
+	async, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cap(p.window)+1),
+		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.done() }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { go p.retryAsync(m, err) }),
+		jetstream.WithPublishAsyncTimeout(max(p.retry.MaxElapsed, 5*time.Second)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	p.async = async
 	return p, nil
 }
 
@@ -202,32 +209,32 @@ func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) 
 	if err != nil {
 		return Receipt{}, err
 	}
-	return p.publish(ctx, ev, msg)
+	return p.publish(ctx, ev.ID, msg)
 }
 
-func (p *Producer) publish(ctx context.Context, ev schemas.Event, msg *nats.Msg) (Receipt, error) {
+func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg) (Receipt, error) {
 	start := time.Now()
 	delay := p.retry.Initial
 	for attempt := 1; ; attempt++ {
-		ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID))
+		ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 		if err == nil {
-			return Receipt{EventID: ev.ID, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+			return Receipt{EventID: id, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 		}
 		if !transient(err) || ctx.Err() != nil {
-			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
 		}
 		wait := jitter(delay)
 		if p.retry.MaxElapsed > 0 && time.Since(start)+wait > p.retry.MaxElapsed {
-			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
-			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: err}
+			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return Receipt{}, &PublishError{EventID: ev.ID, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
+			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
 		case <-t.C:
 		}
 		delay = min(time.Duration(float64(delay)*p.retry.Multiplier), p.retry.Max)
@@ -255,35 +262,21 @@ func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, err
 		return "", fmt.Errorf("producer: waiting for the in-flight window: %w", ctx.Err())
 	}
 	p.inflight.Add(1)
-	f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID))
-	if err != nil {
-		// Could not even start: retry synchronously off the caller's path.
-		go p.retryAsync(ev, msg, err)
-		return ev.ID, nil
+	if _, err := p.async.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID)); err != nil {
+		// Could not even start: retry off the caller's path.
+		go p.retryAsync(msg, err)
 	}
-	p.pending <- &inflight{ev: ev, msg: msg, future: f, start: time.Now()}
 	return ev.ID, nil
 }
 
-// awaitAcks resolves async publishes in order. Acks arrive nearly in
-// publish order, so waiting on the oldest first costs little.
-func (p *Producer) awaitAcks() {
-	defer close(p.waiterDone)
-	for in := range p.pending {
-		select {
-		case <-in.future.Ok():
-			p.done()
-		case err := <-in.future.Err():
-			go p.retryAsync(in.ev, in.msg, err)
-		}
-	}
-}
-
-func (p *Producer) retryAsync(ev schemas.Event, msg *nats.Msg, first error) {
-	var err error = &PublishError{EventID: ev.ID, Attempts: 1, Err: first}
+// retryAsync retries a failed asynchronous publish synchronously, with
+// the same message id, and records a final failure.
+func (p *Producer) retryAsync(msg *nats.Msg, first error) {
+	id := msg.Header.Get(jetstream.MsgIDHeader)
+	var err error = &PublishError{EventID: id, Attempts: 1, Err: first}
 	if transient(first) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.retry.MaxElapsed)
-		_, err = p.publish(ctx, ev, msg)
+		_, err = p.publish(ctx, id, msg)
 		cancel()
 	}
 	if err != nil {
@@ -291,6 +284,10 @@ func (p *Producer) retryAsync(ev schemas.Event, msg *nats.Msg, first error) {
 		p.errs = append(p.errs, err)
 		p.errMu.Unlock()
 		if p.onError != nil {
+			ev, derr := schemas.Decode(msg.Data)
+			if derr != nil {
+				ev = schemas.Event{ID: id}
+			}
 			p.onError(ev, err)
 		}
 	}
@@ -332,12 +329,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	if already {
 		return nil
 	}
-	err := p.Flush(ctx)
-	if err == nil || !errors.Is(err, ctx.Err()) {
-		close(p.pending)
-		<-p.waiterDone
-	}
-	return err
+	return p.Flush(ctx)
 }
 
 // transient reports whether a publish error may succeed if retried.

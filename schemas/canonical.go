@@ -19,7 +19,7 @@ import (
 // detail value encoding/json cannot marshal, a non-finite number). It is
 // safe for concurrent use as long as e's Details are not being modified.
 func Canonical(e Event) ([]byte, error) {
-	b, err := appendCanonicalEvent(make([]byte, 0, 512), &e)
+	b, err := appendCanonicalEvent(make([]byte, 0, 1024), &e)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: canonical event: %w", err)
 	}
@@ -32,70 +32,80 @@ func Canonical(e Event) ([]byte, error) {
 // Canonicalize(json.Marshal(e)) without received_at; a test keeps the two
 // in step.
 func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
-	occurred, err := FormatTime(e.OccurredAt)
-	if err != nil {
-		return nil, fmt.Errorf("occurred_at: %w", err)
+	t := e.OccurredAt.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("occurred_at: year %d outside 0000-9999", y)
 	}
-	b = append(b, `{"action":`...)
-	b = appendCanonicalString(b, toValidUTF8(e.Action))
-	b = append(b, `,"actor":{`...)
+	w := objectWriter{b: b}
+	w.b = append(w.b, `{"action":`...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(e.Action))
+	w.b = append(w.b, `,"actor":{`...)
 	a := &e.Actor
-	sep := false
-	member := func(name, v string, omitEmpty bool) {
-		if omitEmpty && v == "" {
-			return
-		}
-		if sep {
-			b = append(b, ',')
-		}
-		sep = true
-		b = appendCanonicalString(b, name)
-		b = append(b, ':')
-		b = appendCanonicalString(b, toValidUTF8(v))
-	}
-	member("email", a.Email, true)
-	member("id", a.ID, false)
-	member("ip", a.IP, true)
-	member("name", a.Name, true)
-	member("type", a.Type, false)
-	member("user_agent", a.UserAgent, true)
-	b = append(b, `},"category":`...)
-	b = appendCanonicalString(b, toValidUTF8(e.Category))
-	b = append(b, `,"context":{`...)
-	sep = false
-	member("request_id", e.Context.RequestID, true)
-	member("source", e.Context.Source, true)
-	member("trace_id", e.Context.TraceID, true)
-	b = append(b, `},"details":`...)
-	if b, err = appendCanonicalDetails(b, e.Details); err != nil {
+	w.member(`"email":`, a.Email, true)
+	w.member(`"id":`, a.ID, false)
+	w.member(`"ip":`, a.IP, true)
+	w.member(`"name":`, a.Name, true)
+	w.member(`"type":`, a.Type, false)
+	w.member(`"user_agent":`, a.UserAgent, true)
+	w.b = append(w.b, `},"category":`...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(e.Category))
+	w.b = append(w.b, `,"context":{`...)
+	w.sep = false
+	w.member(`"request_id":`, e.Context.RequestID, true)
+	w.member(`"source":`, e.Context.Source, true)
+	w.member(`"trace_id":`, e.Context.TraceID, true)
+	w.b = append(w.b, `},"details":`...)
+	var err error
+	if w.b, err = appendCanonicalDetails(w.b, e.Details); err != nil {
 		return nil, fmt.Errorf("details: %w", err)
 	}
-	b = append(b, `,"id":`...)
-	b = appendCanonicalString(b, toValidUTF8(e.ID))
-	b = append(b, `,"occurred_at":`...)
-	b = appendCanonicalString(b, toValidUTF8(occurred))
-	b = append(b, `,"org_id":`...)
-	b = appendCanonicalString(b, toValidUTF8(e.OrgID))
-	b = append(b, `,"outcome":`...)
-	b = appendCanonicalString(b, toValidUTF8(e.Outcome))
+	w.b = append(w.b, `,"id":`...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(e.ID))
+	w.b = append(w.b, `,"occurred_at":"`...)
+	w.b = appendTime(w.b, t)
+	w.b = append(w.b, `","org_id":`...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(e.OrgID))
+	w.b = append(w.b, `,"outcome":`...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(e.Outcome))
 	if e.Reason != "" {
-		b = append(b, `,"reason":`...)
-		b = appendCanonicalString(b, toValidUTF8(e.Reason))
+		w.b = append(w.b, `,"reason":`...)
+		w.b = appendCanonicalString(w.b, toValidUTF8(e.Reason))
 	}
-	b = append(b, `,"targets":[`...)
+	w.b = append(w.b, `,"targets":[`...)
 	for i := range e.Targets {
-		t := &e.Targets[i]
+		tg := &e.Targets[i]
 		if i > 0 {
-			b = append(b, ',')
+			w.b = append(w.b, ',')
 		}
-		b = append(b, '{')
-		sep = false
-		member("id", t.ID, false)
-		member("name", t.Name, true)
-		member("type", t.Type, false)
-		b = append(b, '}')
+		w.b = append(w.b, '{')
+		w.sep = false
+		w.member(`"id":`, tg.ID, false)
+		w.member(`"name":`, tg.Name, true)
+		w.member(`"type":`, tg.Type, false)
+		w.b = append(w.b, '}')
 	}
-	return append(b, "]}"...), nil
+	return append(w.b, "]}"...), nil
+}
+
+// objectWriter appends the string members of a JSON object whose member
+// names are known, quoted and in canonical order.
+type objectWriter struct {
+	b   []byte
+	sep bool
+}
+
+// member appends `quotedName` and v, or nothing when omitEmpty and v is
+// empty.
+func (w *objectWriter) member(quotedName, v string, omitEmpty bool) {
+	if omitEmpty && v == "" {
+		return
+	}
+	if w.sep {
+		w.b = append(w.b, ',')
+	}
+	w.sep = true
+	w.b = append(w.b, quotedName...)
+	w.b = appendCanonicalString(w.b, toValidUTF8(v))
 }
 
 // appendCanonicalDetails writes a details object. Nil is the empty object.

@@ -227,6 +227,11 @@ func (v *validator) text(path, s string, limit int, multiline bool) bool {
 }
 
 // ident checks an optional single-line string.
+// cleanText reports whether text(path, s, limit, false) would pass.
+func cleanText(s string, limit int) bool {
+	return len(s) <= limit && utf8.ValidString(s) && !hasControl(s, false)
+}
+
 func (v *validator) ident(path, s string, limit int) bool {
 	return v.text(path, s, limit, false)
 }
@@ -268,6 +273,10 @@ func (v *validator) targets(ts []Target) {
 		v.add("targets", "%d targets, limit is %d", len(ts), MaxTargets)
 	}
 	for i, t := range ts[:min(len(ts), MaxTargets)] {
+		if cleanText(t.Type, MaxTargetTypeLen) && t.Type != "" && isLowerSnake(t.Type) &&
+			cleanText(t.ID, MaxTargetIDLen) && t.ID != "" && cleanText(t.Name, MaxNameLen) {
+			continue // valid: no need to name its paths
+		}
 		p := "targets[" + strconv.Itoa(i) + "]"
 		if v.required(p+".type", t.Type, MaxTargetTypeLen) && !isLowerSnake(t.Type) {
 			v.add(p+".type", "must be lower snake case, e.g. api_key")

@@ -26,6 +26,7 @@ build:
 	cd auditd && $(GO) build -o $(BIN)/auditd .
 	cd ingestor && $(GO) build -o $(BIN)/ingestor ./cmd/ingestor
 	cd query && $(GO) build -o $(BIN)/query ./cmd/query
+	cd siem-forwarder && $(GO) build -o $(BIN)/siem-forwarder ./cmd/siem-forwarder
 	cd auditctl && $(GO) build -o $(BIN)/auditctl .
 
 ## run: fetch what is missing, build and start auditd on http://$(AUDIT_HTTP_ADDR).

@@ -11,6 +11,7 @@ require (
 	github.com/takumo/audit/producer v0.0.0
 	github.com/takumo/audit/query v0.0.0
 	github.com/takumo/audit/schemas v0.0.0
+	github.com/takumo/audit/siem-forwarder v0.0.0
 	github.com/takumo/audit/webhook-dispatcher v0.0.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.25.0
@@ -59,5 +60,6 @@ replace (
 	github.com/takumo/audit/producer => ../producer
 	github.com/takumo/audit/query => ../query
 	github.com/takumo/audit/schemas => ../schemas
+	github.com/takumo/audit/siem-forwarder => ../siem-forwarder
 	github.com/takumo/audit/webhook-dispatcher => ../webhook-dispatcher
 )

@@ -50,6 +50,9 @@ func run() error {
 			return fmt.Errorf("unknown command %q (try auditd help)", os.Args[1])
 		}
 	}
+	if os.Getenv("AUDIT_WEBHOOK_SECRET_KEYS") != "" && os.Getenv("AUDIT_SECRET_KEYS") == "" {
+		return errors.New("AUDIT_WEBHOOK_SECRET_KEYS was renamed AUDIT_SECRET_KEYS (it now seals SIEM credentials too): set AUDIT_SECRET_KEYS to the same value")
+	}
 	var cfg app.Config
 	if err := envconfig.Process("audit", &cfg); err != nil {
 		return fmt.Errorf("configuration: %w", err)

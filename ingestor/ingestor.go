@@ -182,7 +182,9 @@ func (i *Ingestor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingestor: subscribe: %w", err)
 	}
-	defer it.Stop()
+	// On the way out, hand back what the iterator fetched but nobody took,
+	// so it is redelivered now rather than after the ack wait.
+	defer nakBuffered(it)
 	i.log.Info("ingestor started", zap.Int("batch_size", i.cfg.BatchSize), zap.Duration("batch_wait", i.cfg.BatchWait))
 
 	batch := make([]pending, 0, i.cfg.BatchSize)
@@ -426,4 +428,17 @@ func (i *Ingestor) shutdown(batch []pending) error {
 	}
 	i.log.Info("ingestor stopped", zap.Int("flushed", len(batch)))
 	return nil
+}
+
+// nakBuffered stops it and negatively acknowledges the messages it had
+// already fetched.
+func nakBuffered(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		if err != nil {
+			return
+		}
+		_ = m.Nak()
+	}
 }

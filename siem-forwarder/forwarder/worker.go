@@ -151,7 +151,9 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	defer it.Stop()
+	// On the way out, hand back what the iterator fetched but nobody took,
+	// so it is redelivered now rather than after the ack wait.
+	defer nakBuffered(it)
 	w.update(func(s *destinations.Status) {
 		if s.State == "starting" {
 			s.State = "active"
@@ -419,5 +421,18 @@ func (b *batcher) shutdown(batch []pending) error {
 func (b *batcher) release(batch []pending) {
 	for _, p := range batch {
 		_ = p.msg.Nak()
+	}
+}
+
+// nakBuffered stops it and negatively acknowledges the messages it had
+// already fetched.
+func nakBuffered(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		if err != nil {
+			return
+		}
+		_ = m.Nak()
 	}
 }

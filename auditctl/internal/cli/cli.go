@@ -44,7 +44,8 @@ usage:
   auditctl export --format csv|ndjson [filters] > file      every matching event, progress on stderr
   auditctl token --org ORG --perm audit.read[,...]          mint a development token
   auditctl webhooks list|get|create|delete|test|deliveries  manage webhook endpoints (audit.manage)
-  auditctl siem ...                                         manage SIEM destinations (not available yet)
+  auditctl siem list|get|create|delete|test|status|pause|resume|replay
+                                                            manage SIEM destinations (audit.manage)
 
 filters (repeat a flag for alternatives):
   --actor ID  --action NAME|GLOB  --category NAME  --target ID  --outcome success|failure
@@ -105,7 +106,7 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "webhooks":
 		return runWebhooks(ctx, rest, env)
 	case "siem":
-		return runSIEM(rest)
+		return runSIEM(ctx, rest, env)
 	}
 	return fmt.Errorf("%w: unknown command %q (auditctl help lists them)", errUsage, cmd)
 }

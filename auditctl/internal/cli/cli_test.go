@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -168,7 +169,9 @@ func TestHelpfulErrors(t *testing.T) {
 		{"bad query", mint(t, "org_acme", query.PermRead), []string{"events", "-q", "bogus:1"}, 1, []string{"invalid", "q"}},
 		{"bad time", mint(t, "org_acme", query.PermRead), []string{"events", "--since", "yesterday"}, 2, []string{"--since"}},
 		{"unknown command", "", []string{"frobnicate"}, 2, []string{"unknown command"}},
-		{"siem", mint(t, "org_acme", query.PermManage), []string{"siem", "list"}, 1, []string{"not available yet"}},
+		{"siem below Enterprise", mint(t, "org_acme", query.PermManage), []string{"siem", "list"}, 1, []string{"Enterprise"}},
+		{"siem without an address", mint(t, "org_acme", query.PermManage), []string{"siem", "create", "--name", "x", "--format", "syslog", "--transport", "tcp"}, 2, []string{"--address is required"}},
+		{"siem replay without a time", mint(t, "org_acme", query.PermManage), []string{"siem", "replay", "d1"}, 2, []string{"--from is required"}},
 		{"webhooks below Enterprise", mint(t, "org_acme", query.PermManage), []string{"webhooks", "list"}, 1, []string{"Enterprise"}},
 		{"webhooks without a receiver", mint(t, "org_acme", query.PermManage), []string{"webhooks", "create"}, 2, []string{"--endpoint is required"}},
 	} {
@@ -304,5 +307,75 @@ func TestWebhooks(t *testing.T) {
 	}
 	if code, _, errOut = run(ctx, s, tok, nil, "webhooks", "get", created.ID); code == 0 {
 		t.Fatalf("get after delete succeeded: %s", errOut)
+	}
+}
+
+// siem create, list, status, test and delete against the mounted SIEM
+// API, with a real TCP syslog receiver for the test event.
+func TestSIEM(t *testing.T) {
+	s := newServer(t, nil)
+	s.plan("org_acme", orgsettings.Enterprise)
+	ctx := context.Background()
+	tok := mint(t, "org_acme", query.PermManage)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64<<10)
+		n, _ := c.Read(b)
+		got <- string(b[:n])
+	}()
+
+	code, out, errOut := run(ctx, s, tok, nil, "siem", "create", "--name", "soc", "--format", "cef", "--transport", "tcp",
+		"--address", ln.Addr().String(), "--action", "auth.*", "--paused")
+	if code != 0 || !strings.Contains(out, `"format": "cef"`) {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var created struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ID == "" {
+		t.Fatalf("create printed %s (%v)", out, err)
+	}
+	code, out, errOut = run(ctx, s, tok, nil, "siem", "create", "--name", "splunk", "--format", "hec", "--transport", "https",
+		"--address", "https://splunk.example.com:8088/services/collector/event", "--hec-token", "hec-token-value")
+	if code != 0 || strings.Contains(out, "hec-token-value") || !strings.Contains(out, `"token"`) {
+		t.Fatalf("create hec: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = run(ctx, s, tok, nil, "siem", "list")
+	if code != 0 || !strings.Contains(out, created.ID) || !strings.Contains(out, "splunk") || strings.Contains(out, "hec-token-value") {
+		t.Fatalf("list: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = run(ctx, s, tok, nil, "siem", "status", created.ID); code != 0 || !strings.Contains(out, `"state": "paused"`) || !strings.Contains(out, `"lag"`) {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = run(ctx, s, tok, nil, "siem", "test", created.ID); code != 0 || !strings.Contains(out, `"delivered": true`) {
+		t.Fatalf("test: exit %d\n%s\n%s", code, out, errOut)
+	}
+	select {
+	case rec := <-got:
+		if !strings.Contains(rec, "CEF:0|") {
+			t.Fatalf("test record: %q", rec)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no test record")
+	}
+	if code, out, errOut = run(ctx, s, tok, nil, "siem", "resume", created.ID); code != 0 || !strings.Contains(out, `"paused": false`) {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = run(ctx, s, tok, nil, "siem", "replay", created.ID, "--from", "1h"); code != 0 || !strings.Contains(out, `"note"`) {
+		t.Fatalf("replay: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut = run(ctx, s, tok, nil, "siem", "delete", created.ID); code != 0 || !strings.Contains(errOut, "deleted") {
+		t.Fatalf("delete: exit %d %s", code, errOut)
+	}
+	if code, _, errOut = run(ctx, s, tok, nil, "siem", "get", created.ID); code != 1 || !strings.Contains(errOut, "no such SIEM destination") {
+		t.Fatalf("get after delete: exit %d %s", code, errOut)
 	}
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/siem-forwarder/manage"
 	"github.com/takumo/audit/webhook-dispatcher/eventsource"
 	"github.com/takumo/audit/webhook-dispatcher/service"
 	"go.uber.org/zap"
@@ -128,9 +130,23 @@ func newServer(t testing.TB, key []byte) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The SIEM destination management API, mounted as auditd mounts it.
+	box, err := secretbox.New(secretbox.Key{ID: "t", Key: bytes.Repeat([]byte{3}, secretbox.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dests, err := destinations.Open(context.Background(), js, box, destinations.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	siemAPI, err := manage.New(manage.Config{}, manage.Deps{Auth: svc, Store: dests, Plans: settings, Audit: prod})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", svc.Handler())
 	mux.Handle("/v1/webhooks/", hooksAPI)
+	mux.Handle("/v1/siem/", siemAPI)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &server{t: t, store: store, settings: settings, url: srv.URL}

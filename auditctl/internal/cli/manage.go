@@ -139,9 +139,3 @@ func notServed(err error, api, module string) error {
 	}
 	return err
 }
-
-// runSIEM is the place of the SIEM destination commands: the management
-// API (siem-forwarder/manage) does not exist yet.
-func runSIEM(args []string) error {
-	return errors.New("siem: not available yet: the SIEM destination management API (siem-forwarder/manage) is not part of this release; configure destinations as the siem-forwarder README describes")
-}

@@ -1,7 +1,7 @@
 // Package app composes auditd: NATS (embedded or external), the event
-// store (embedded engine or server), the ingestor, the operational HTTP
-// endpoints and the optional demo emitter, started in dependency order and
-// stopped in reverse under a deadline.
+// store (embedded engine or server), the ingestor, the webhook dispatcher,
+// the SIEM forwarder, the HTTP endpoints and the optional demo emitter,
+// started in dependency order and stopped in reverse under a deadline.
 package app
 
 import (
@@ -32,8 +32,10 @@ import (
 )
 
 // Run starts auditd and blocks until ctx is cancelled or a part fails,
-// then stops everything in order: readiness off, demo off, ingestor
-// drained with its last batch flushed, HTTP server, store, NATS.
+// then stops everything in order: readiness off, demo off, webhook
+// dispatcher and SIEM forwarder stopped (each makes a last attempt at the
+// batch in hand), ingestor drained with its last batch flushed, HTTP
+// server, store, NATS.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -114,17 +116,26 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	hooks, hooksAPI, err := openWebhooks(ctx, cfg, js, settings, recorder, reads, store, log, reg)
+	keys, err := secretKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	hooks, hooksAPI, err := openWebhooks(ctx, cfg, js, settings, recorder, reads, store, keys, log, reg)
 	if err != nil {
 		return err
 	}
 	defer hooks.Close()
+	siem, siemAPI, err := openSIEM(ctx, cfg, js, settings, recorder, reads, keys, log, reg)
+	if err != nil {
+		return err
+	}
 
 	ops := health.New(reg)
 	// The query service serves the API under /v1/ and the log page at /;
 	// the more specific health routes keep their own handlers.
 	ops.Mux().Handle("/", reads.Handler())
 	ops.Mux().Handle("/v1/webhooks/", hooksAPI)
+	ops.Mux().Handle("/v1/siem/", siemAPI)
 	ops.AddCheck("nats", func(context.Context) error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected (%s)", nc.Status())
@@ -165,6 +176,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		}
 		return nil
 	})
+	siemCtx, stopSIEM := context.WithCancel(context.Background())
+	defer stopSIEM()
+	siemDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(siemDone)
+		if err := siem.Run(siemCtx); err != nil {
+			return fmt.Errorf("siem forwarder: %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -199,6 +220,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		deadline := time.AfterFunc(cfg.ShutdownTimeout, func() {
 			log.Error("orderly stop exceeded its deadline; abandoning", zap.Duration("timeout", cfg.ShutdownTimeout))
 			stopHooks()
+			stopSIEM()
 			stopIngest()
 		})
 		defer deadline.Stop()
@@ -207,6 +229,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		<-demoDone
 		stopHooks()
 		<-hooksDone
+		stopSIEM()
+		<-siemDone
 		stopIngest()
 		<-ingestDone
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

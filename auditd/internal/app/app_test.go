@@ -1,12 +1,15 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -214,6 +217,61 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no webhook delivery within 20s")
 	}
+	// A SIEM destination created through the mounted management API
+	// (syslog over TCP, octet counting) receives the demo's events.
+	syslogLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syslogLn.Close()
+	records := make(chan string, 100)
+	go func() {
+		c, err := syslogLn.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			n, err := br.ReadString(' ')
+			if err != nil {
+				return
+			}
+			size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
+			if err != nil {
+				return
+			}
+			rec := make([]byte, size)
+			if _, err := io.ReadFull(br, rec); err != nil {
+				return
+			}
+			select {
+			case records <- string(rec):
+			default:
+			}
+		}
+	}()
+	siemReq, _ := http.NewRequest("POST", base+"/v1/siem/destinations", strings.NewReader(
+		`{"name":"soc","format":"syslog","transport":"tcp","framing":"octet-counting","address":"`+syslogLn.Addr().String()+`"}`))
+	siemReq.Header.Set("Authorization", "Bearer "+manage)
+	siemRes, err := http.DefaultClient.Do(siemReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siemBody, _ := io.ReadAll(siemRes.Body)
+	siemRes.Body.Close()
+	if siemRes.StatusCode != http.StatusCreated {
+		t.Fatalf("create SIEM destination = %d %s", siemRes.StatusCode, siemBody)
+	}
+	select {
+	case rec := <-records:
+		if !strings.HasPrefix(rec, "<") || !strings.Contains(rec, "[audit@32473 ") || !strings.Contains(rec, `"org_id":"org_acme"`) {
+			t.Fatalf("SIEM record: %q", rec)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no SIEM record within 20s")
+	}
+
 	// The log page is served at / beside the health routes, and the
 	// start-up log carries a working link with a development token.
 	if code, body, _ := get(base + "/"); code != 200 || !strings.Contains(body, "/assets/app.js") {
@@ -250,5 +308,26 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("auditd did not stop within 30s")
+	}
+}
+
+// The development key set is kept in the data directory; a data directory
+// of an earlier version keeps its webhook key, so its sealed secrets still
+// open.
+func TestDevelopmentSecretKeys(t *testing.T) {
+	dir := t.TempDir()
+	first, err := devSecretKeys(dir)
+	if err != nil || !strings.HasPrefix(first, "dev:") {
+		t.Fatalf("new key set %q: %v", first, err)
+	}
+	if again, _ := devSecretKeys(dir); again != first {
+		t.Fatalf("key set changed: %q then %q", first, again)
+	}
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, legacyDevKeyFile), []byte("dev:legacy\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := devSecretKeys(old); got != "dev:legacy" {
+		t.Fatalf("legacy key not adopted: %q", got)
 	}
 }

@@ -43,7 +43,7 @@ type Config struct {
 	QueryRatePerSecond float64 `envconfig:"QUERY_RATE_PER_SECOND" default:"10" desc:"requests per second each token may make to the read API"`
 	QueryRateBurst     int     `envconfig:"QUERY_RATE_BURST" default:"40" desc:"burst of requests each token may make"`
 
-	WebhookSecretKeys string `envconfig:"WEBHOOK_SECRET_KEYS" desc:"keys sealing webhook signing secrets at rest: id:base64key[,id:base64key...], the first sealing; with none a development key is kept in the data directory"`
+	SecretKeys        string `envconfig:"SECRET_KEYS" desc:"keys sealing webhook signing secrets and SIEM destination credentials at rest: id:base64key[,id:base64key...], the first sealing; with none a development key is kept in the data directory"`
 	WebhookAllowHTTP  bool   `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"allow http:// webhook endpoints (development only)"`
 	WebhookAllowCIDRs string `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal address ranges webhook endpoints may reach anyway, comma separated (e.g. 10.20.0.0/16)"`
 

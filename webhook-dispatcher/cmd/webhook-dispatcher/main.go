@@ -39,7 +39,7 @@ type config struct {
 	StreamReplicas      int           `envconfig:"STREAM_REPLICAS" default:"1"`
 	StreamMaxBytes      int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592"`
 	DuplicateWindow     time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m"`
-	SecretKeys          string        `envconfig:"WEBHOOK_SECRET_KEYS" required:"true" desc:"keys sealing endpoint secrets: id:base64(32 bytes)[,id:base64...], first seals"`
+	SecretKeys          string        `envconfig:"SECRET_KEYS" required:"true" desc:"keys sealing endpoint secrets (the same set as auditd and siem-forwarder): id:base64(32 bytes)[,id:base64...], first seals"`
 	AllowHTTP           bool          `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"accept plain http endpoints (development only)"`
 	AllowCIDRs          string        `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal ranges endpoints may reach anyway, comma separated"`
 	Schedule            []string      `envconfig:"WEBHOOK_RETRY_SCHEDULE" desc:"waits before each retry, e.g. 5s,5m,30m,2h,5h,10h,10h (the default)"`

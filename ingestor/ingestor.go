@@ -187,6 +187,33 @@ func (i *Ingestor) Run(ctx context.Context) error {
 	defer nakBuffered(it)
 	i.log.Info("ingestor started", zap.Int("batch_size", i.cfg.BatchSize), zap.Duration("batch_wait", i.cfg.BatchWait))
 
+	// Batches are inserted by one flusher goroutine, in order, while this
+	// loop decodes the next one: the engine and the decoding overlap. The
+	// flusher retries under its own context, which outlives ctx by at most
+	// ShutdownTimeout, so a stop still flushes what was collected.
+	fctx, cancelFlush := context.WithCancel(context.Background())
+	defer cancelFlush()
+	flushes := make(chan []pending, 1)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for b := range flushes {
+			if err := i.flush(fctx, b); err != nil {
+				i.log.Warn("batch not flushed before the stop deadline; it will be redelivered", zap.Int("batch", len(b)), zap.Error(err))
+			}
+		}
+	}()
+	stop := func(batch []pending) {
+		if len(batch) > 0 {
+			flushes <- batch
+		}
+		close(flushes)
+		deadline := time.AfterFunc(i.cfg.ShutdownTimeout, cancelFlush)
+		defer deadline.Stop()
+		<-flushed
+		i.log.Info("ingestor stopped")
+	}
+
 	batch := make([]pending, 0, i.cfg.BatchSize)
 	// One deadline per batch, set when its first event arrives; while idle,
 	// Next waits in windows of BatchWait. Both end at once with ctx.
@@ -204,21 +231,23 @@ func (i *Ingestor) Run(ctx context.Context) error {
 				batch = append(batch, p)
 			}
 		case ctx.Err() != nil:
-			return i.shutdown(batch)
+			stop(batch)
+			return nil
 		case window.ctx.Err() != nil || errors.Is(err, nats.ErrTimeout):
 			// The batch's time is up, or nothing arrived in this window.
 			if len(batch) == 0 {
 				window.reset(ctx, i.cfg.BatchWait)
 			}
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return i.shutdown(batch)
+			stop(batch)
+			return nil
 		case errors.Is(err, jetstream.ErrNoHeartbeat):
 			// The iterator re-subscribes by itself.
 			i.log.Debug("missed heartbeat from the server")
 		case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
 			// Events would pile up unread: stop loudly so the process is
 			// restarted and topology.Ensure recreates the consumer.
-			_ = i.shutdown(batch)
+			stop(batch)
 			return fmt.Errorf("ingestor: consumer %s is gone: %w", topology.IngestorConsumer, err)
 		default:
 			i.log.Warn("fetching messages", zap.Error(err))
@@ -228,13 +257,13 @@ func (i *Ingestor) Run(ctx context.Context) error {
 			}
 		}
 		if len(batch) > 0 && (len(batch) >= i.cfg.BatchSize || window.ctx.Err() != nil) {
-			if err := i.flush(ctx, batch); err != nil {
-				if ctx.Err() != nil {
-					return i.shutdown(batch)
-				}
-				return err
+			select {
+			case flushes <- batch:
+			case <-ctx.Done():
+				stop(batch)
+				return nil
 			}
-			batch = batch[:0]
+			batch = make([]pending, 0, i.cfg.BatchSize)
 			window.reset(ctx, i.cfg.BatchWait)
 		}
 	}
@@ -411,22 +440,6 @@ func (i *Ingestor) flush(ctx context.Context, batch []pending) error {
 	i.m.events.Add(float64(len(rows)))
 	i.m.batches.Inc()
 	i.m.batchSize.Observe(float64(len(rows)))
-	return nil
-}
-
-// shutdown flushes the batch in hand under the shutdown deadline.
-func (i *Ingestor) shutdown(batch []pending) error {
-	if len(batch) == 0 {
-		i.log.Info("ingestor stopped")
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), i.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := i.flush(ctx, batch); err != nil {
-		i.log.Warn("last batch not flushed; it will be redelivered", zap.Int("batch", len(batch)), zap.Error(err))
-		return nil
-	}
-	i.log.Info("ingestor stopped", zap.Int("flushed", len(batch)))
 	return nil
 }
 

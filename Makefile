@@ -27,6 +27,7 @@ build:
 	cd ingestor && $(GO) build -o $(BIN)/ingestor ./cmd/ingestor
 	cd query && $(GO) build -o $(BIN)/query ./cmd/query
 	cd siem-forwarder && $(GO) build -o $(BIN)/siem-forwarder ./cmd/siem-forwarder
+	cd webhook-dispatcher && $(GO) build -o $(BIN)/webhook-dispatcher ./cmd/webhook-dispatcher
 	cd auditctl && $(GO) build -o $(BIN)/auditctl .
 
 ## run: fetch what is missing, build and start auditd on http://$(AUDIT_HTTP_ADDR).

@@ -11,6 +11,8 @@ require (
 	github.com/takumo/audit/platform v0.0.0
 	github.com/takumo/audit/producer v0.0.0
 	github.com/takumo/audit/schemas v0.0.0
+	github.com/takumo/audit/siem-forwarder v0.0.0
+	github.com/takumo/audit/webhook-dispatcher v0.0.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.23.0
 	golang.org/x/time v0.16.0
@@ -22,6 +24,7 @@ require (
 	github.com/andybalholm/brotli v1.2.7 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/ebitengine/purego v0.11.3 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
@@ -56,4 +59,6 @@ replace (
 	github.com/takumo/audit/platform => ../platform
 	github.com/takumo/audit/producer => ../producer
 	github.com/takumo/audit/schemas => ../schemas
+	github.com/takumo/audit/siem-forwarder => ../siem-forwarder
+	github.com/takumo/audit/webhook-dispatcher => ../webhook-dispatcher
 )

@@ -26,10 +26,17 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/server"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/siem-forwarder/forwarder"
+	"github.com/takumo/audit/siem-forwarder/manage"
+	"github.com/takumo/audit/webhook-dispatcher/eventsource"
+	"github.com/takumo/audit/webhook-dispatcher/service"
 )
 
 type config struct {
@@ -51,6 +58,9 @@ type config struct {
 	JWTAudience       string        `envconfig:"JWT_AUDIENCE" desc:"required aud claim, if set"`
 	RatePerSecond     float64       `envconfig:"QUERY_RATE_PER_SECOND" default:"10" desc:"requests per second per token"`
 	RateBurst         int           `envconfig:"QUERY_RATE_BURST" default:"40" desc:"burst per token"`
+	SecretKeys        string        `envconfig:"SECRET_KEYS" desc:"keys sealing webhook secrets and SIEM credentials (the same set as the dispatchers): id:base64key[,...]; set it to serve /v1/webhooks and /v1/siem"`
+	WebhookAllowHTTP  bool          `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"allow http:// webhook endpoints (development only)"`
+	WebhookAllowCIDRs string        `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal ranges webhook endpoints may reach anyway, comma separated"`
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
 }
@@ -190,12 +200,24 @@ func serve(cfg config) error {
 	if err != nil {
 		return err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", svc.Handler())
+	if cfg.SecretKeys != "" {
+		// The management APIs of the webhook dispatcher and the SIEM
+		// forwarder, served here with the same authentication; the
+		// dispatchers themselves run as their own processes.
+		if err := mountManagement(ctx, cfg, mux, js, settings, prod, svc, events, log); err != nil {
+			return err
+		}
+	} else {
+		log.Info("AUDIT_SECRET_KEYS not set: /v1/webhooks and /v1/siem are not served")
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	// No write timeout: exports stream for as long as they need.
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -216,4 +238,40 @@ func serve(cfg config) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// mountManagement serves the webhook and SIEM management APIs on mux.
+func mountManagement(ctx context.Context, cfg config, mux *http.ServeMux, js jetstream.JetStream, settings *orgsettings.Store,
+	prod *producer.Producer, svc *query.Service, events *eventstore.Store, log *zap.Logger,
+) error {
+	hooks, err := service.Open(ctx, service.Config{SecretKeys: cfg.SecretKeys, AllowHTTP: cfg.WebhookAllowHTTP, AllowCIDRs: cfg.WebhookAllowCIDRs},
+		js, settings, prod, log.Named("webhooks"), nil)
+	if err != nil {
+		return fmt.Errorf("webhook management API: %w", err)
+	}
+	hooksAPI, err := hooks.Handler(svc, eventsource.New(events))
+	if err != nil {
+		return fmt.Errorf("webhook management API: %w", err)
+	}
+	keys, err := secretbox.ParseKeys(cfg.SecretKeys)
+	if err != nil {
+		return fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
+	}
+	box, err := secretbox.New(keys...)
+	if err != nil {
+		return fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
+	}
+	dests, err := destinations.Open(ctx, js, box, destinations.Config{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return fmt.Errorf("siem destinations: %w", err)
+	}
+	host, _ := os.Hostname()
+	siemAPI, err := manage.New(manage.Config{Build: forwarder.BuildOptions{Hostname: host}},
+		manage.Deps{Auth: svc, Store: dests, Plans: settings, Audit: prod, Logger: log.Named("siem.manage")})
+	if err != nil {
+		return fmt.Errorf("siem management API: %w", err)
+	}
+	mux.Handle("/v1/webhooks/", hooksAPI)
+	mux.Handle("/v1/siem/", siemAPI)
+	return nil
 }

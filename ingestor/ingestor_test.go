@@ -15,6 +15,7 @@ import (
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 )
@@ -68,25 +69,7 @@ type env struct {
 
 func startNATS(t *testing.T, ackWait time.Duration) *env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := topology.Config{IngestAckWait: ackWait}
-	cfg.SetDefaults()
-	if err := topology.Ensure(context.Background(), js, cfg); err != nil {
-		t.Fatal(err)
-	}
+	srv, nc, js := natstest.StartWithTopology(t, topology.Config{IngestAckWait: ackWait})
 	return &env{srv: srv, nc: nc, js: js}
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
-	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -94,25 +94,7 @@ func newEnvDB(t testing.TB, cfg query.Config, db string, cleanup bool) *env {
 		}
 		_ = store.Close()
 	})
-	ns, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
-	nc, err := ns.Connect("query-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := topology.Config{}
-	topo.SetDefaults()
-	if err := topology.Ensure(context.Background(), js, topo); err != nil {
-		t.Fatal(err)
-	}
+	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
 	if err != nil {
 		t.Fatal(err)

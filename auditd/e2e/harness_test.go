@@ -20,6 +20,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 )
@@ -74,23 +75,11 @@ type pipeline struct {
 
 func newPipeline(t testing.TB, ackWait time.Duration) *pipeline {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := srv.Connect("e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := topology.Config{IngestAckWait: ackWait}
 	cfg.SetDefaults()
-	if err := topology.Ensure(context.Background(), js, cfg); err != nil {
+	srv, nc, _ := natstest.StartWithTopology(t, cfg)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
 		t.Fatal(err)
 	}
 	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takumo/audit/platform/internal/natstest"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/takumo/audit/platform/internal/natstest"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/topology"
 )
 

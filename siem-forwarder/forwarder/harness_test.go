@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -33,26 +33,8 @@ type env struct {
 // destinations store and a producer.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, js := natstest.StartWithTopology(t, topology.Config{MaxBytes: 1 << 30})
 	ctx := context.Background()
-	topo := topology.Config{MaxBytes: 1 << 30}
-	topo.SetDefaults()
-	if err := topology.Ensure(ctx, js, topo); err != nil {
-		t.Fatal(err)
-	}
 	box, err := secretbox.New(secretbox.Key{ID: "k1", Key: make([]byte, secretbox.KeySize)})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -71,17 +71,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	must(t, err)
-	t.Cleanup(srv.Close)
-	nc, err := srv.Connect("test")
-	must(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	must(t, err)
-	topo := topology.Config{MaxBytes: 1 << 30}
-	topo.SetDefaults()
-	must(t, topology.Ensure(ctx, js, topo))
+	_, _, js := natstest.StartWithTopology(t, topology.Config{MaxBytes: 1 << 30})
 	settings, err := orgsettings.Open(ctx, js, 1, orgsettings.Pro, nil)
 	must(t, err)
 	t.Cleanup(settings.Close)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -74,16 +74,7 @@ type hitLog struct {
 
 func TestManagementAPI(t *testing.T) {
 	ctx := context.Background()
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	must(t, err)
-	defer srv.Close()
-	nc, err := srv.Connect("test")
-	must(t, err)
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	topo := topology.Config{}
-	topo.SetDefaults()
-	must(t, topology.Ensure(ctx, js, topo))
+	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	cfg := dispatcher.Config{Schedule: []time.Duration{100 * time.Millisecond}, RequestTimeout: 2 * time.Second}
 	must(t, dispatcher.EnsureTopology(ctx, js, cfg))
 	settings, err := orgsettings.Open(ctx, js, 1, orgsettings.Pro, nil)

@@ -13,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/takumo/audit/auditctl/internal/cli"
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
-	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -82,25 +80,7 @@ func newServer(t testing.TB, key []byte) *server {
 		_, _ = session.Query(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`", "TabSeparated")
 		_ = store.Close()
 	})
-	ns, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
-	nc, err := ns.Connect("auditctl-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := topology.Config{}
-	topo.SetDefaults()
-	if err := topology.Ensure(context.Background(), js, topo); err != nil {
-		t.Fatal(err)
-	}
+	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
 	if err != nil {
 		t.Fatal(err)

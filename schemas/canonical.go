@@ -38,7 +38,7 @@ func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
 	}
 	w := objectWriter{b: b}
 	w.b = append(w.b, `{"action":`...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(e.Action))
+	w.b = appendJSONString(w.b, e.Action)
 	w.b = append(w.b, `,"actor":{`...)
 	a := &e.Actor
 	w.member(`"email":`, a.Email, true)
@@ -48,7 +48,7 @@ func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
 	w.member(`"type":`, a.Type, false)
 	w.member(`"user_agent":`, a.UserAgent, true)
 	w.b = append(w.b, `},"category":`...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(e.Category))
+	w.b = appendJSONString(w.b, e.Category)
 	w.b = append(w.b, `,"context":{`...)
 	w.sep = false
 	w.member(`"request_id":`, e.Context.RequestID, true)
@@ -60,16 +60,16 @@ func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
 		return nil, fmt.Errorf("details: %w", err)
 	}
 	w.b = append(w.b, `,"id":`...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(e.ID))
+	w.b = appendJSONString(w.b, e.ID)
 	w.b = append(w.b, `,"occurred_at":"`...)
 	w.b = appendTime(w.b, t)
 	w.b = append(w.b, `","org_id":`...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(e.OrgID))
+	w.b = appendJSONString(w.b, e.OrgID)
 	w.b = append(w.b, `,"outcome":`...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(e.Outcome))
+	w.b = appendJSONString(w.b, e.Outcome)
 	if e.Reason != "" {
 		w.b = append(w.b, `,"reason":`...)
-		w.b = appendCanonicalString(w.b, toValidUTF8(e.Reason))
+		w.b = appendJSONString(w.b, e.Reason)
 	}
 	w.b = append(w.b, `,"targets":[`...)
 	for i := range e.Targets {
@@ -105,7 +105,7 @@ func (w *objectWriter) member(quotedName, v string, omitEmpty bool) {
 	}
 	w.sep = true
 	w.b = append(w.b, quotedName...)
-	w.b = appendCanonicalString(w.b, toValidUTF8(v))
+	w.b = appendJSONString(w.b, v)
 }
 
 // appendCanonicalDetails writes a details object. Nil is the empty object.
@@ -127,7 +127,7 @@ func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendCanonicalString(b, toValidUTF8(x)), nil
+		return appendJSONString(b, x), nil
 	case bool:
 		if x {
 			return append(b, "true"...), nil
@@ -164,7 +164,7 @@ func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendCanonicalString(b, toValidUTF8(s))
+			b = appendJSONString(b, s)
 		}
 		return append(b, ']'), nil
 	case []any:
@@ -196,7 +196,7 @@ func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendCanonicalString(b, toValidUTF8(k))
+			b = appendJSONString(b, k)
 			b = append(b, ':')
 			var err error
 			if b, err = appendCanonicalValue(b, x[k], depth+1); err != nil {
@@ -247,4 +247,68 @@ func validUTF8(s string) string {
 		i += size
 	}
 	return string(b)
+}
+
+// asciiSafe marks the bytes a JSON string carries as they are: printable
+// ASCII other than '"' and '\\'.
+var asciiSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendJSONString is appendCanonicalString(b, toValidUTF8(s)) in one
+// pass: RFC 8785 escaping, with each byte of an invalid UTF-8 sequence
+// written as U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if asciiSafe[c] {
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = utf8.AppendRune(b, utf8.RuneError)
+			i++
+			start = i
+			continue
+		}
+		b = appendEscape(append(b, s[start:i]...), c)
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendEscape appends the RFC 8785 escape of c, a control character, '"'
+// or '\\'.
+func appendEscape(b []byte, c byte) []byte {
+	const hex = "0123456789abcdef"
+	switch c {
+	case '"':
+		return append(b, '\\', '"')
+	case '\\':
+		return append(b, '\\', '\\')
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\t':
+		return append(b, '\\', 't')
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\f':
+		return append(b, '\\', 'f')
+	case '\r':
+		return append(b, '\\', 'r')
+	}
+	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 }

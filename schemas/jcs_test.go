@@ -275,3 +275,17 @@ func TestCanonicalEventMatchesGeneralPath(t *testing.T) {
 		}
 	}
 }
+
+// appendJSONString must equal escaping after coercion to valid UTF-8.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\s\n\t\x01\x1f\x7f", "é😀", "bad\xff\xfe", "\xe2\x82", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := string(appendJSONString(nil, s))
+		want := string(appendCanonicalString(nil, toValidUTF8(s)))
+		if got != want {
+			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}

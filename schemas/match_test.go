@@ -20,6 +20,11 @@ func FuzzMatchers(f *testing.F) {
 	f.Add("a\u0085b")
 	f.Add("tab\there")
 	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			if valid, _ := scanText(s, false); valid {
+				t.Errorf("scanText(%q) calls invalid UTF-8 valid", s)
+			}
+		}
 		if utf8.ValidString(s) {
 			for _, ml := range []bool{false, true} {
 				want := false
@@ -28,8 +33,8 @@ func FuzzMatchers(f *testing.F) {
 						want = true
 					}
 				}
-				if got := hasControl(s, ml); got != want {
-					t.Errorf("hasControl(%q, %v) = %v, want %v", s, ml, got, want)
+				if valid, ctrl := scanText(s, ml); !valid || ctrl != want {
+					t.Errorf("scanText(%q, %v) = %v, %v; want true, %v", s, ml, valid, ctrl, want)
 				}
 			}
 		}

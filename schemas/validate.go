@@ -213,12 +213,13 @@ func (v *validator) add(path, format string, args ...any) {
 // text checks a string's encoding, length and control characters;
 // multiline allows tab, CR and LF. It reports whether s passed.
 func (v *validator) text(path, s string, limit int, multiline bool) bool {
+	valid, ctrl := scanText(s, multiline)
 	switch {
-	case !utf8.ValidString(s):
+	case !valid:
 		v.add(path, "not valid UTF-8")
 	case len(s) > limit:
 		v.add(path, "longer than %d bytes", limit)
-	case hasControl(s, multiline):
+	case ctrl:
 		v.add(path, "contains control characters")
 	default:
 		return true
@@ -226,10 +227,39 @@ func (v *validator) text(path, s string, limit int, multiline bool) bool {
 	return false
 }
 
+// scanText reports, in one pass, whether s is valid UTF-8 and whether it
+// holds a control character: U+0000-U+001F (tab, LF and CR allowed when
+// multiline), U+007F-U+009F.
+func scanText(s string, multiline bool) (valid, ctrl bool) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if c < 0x20 && !(multiline && (c == '\t' || c == '\n' || c == '\r')) || c == 0x7f {
+				ctrl = true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return false, ctrl
+		}
+		if r <= 0x9f {
+			ctrl = true
+		}
+		i += size
+	}
+	return true, ctrl
+}
+
 // ident checks an optional single-line string.
 // cleanText reports whether text(path, s, limit, false) would pass.
 func cleanText(s string, limit int) bool {
-	return len(s) <= limit && utf8.ValidString(s) && !hasControl(s, false)
+	if len(s) > limit {
+		return false
+	}
+	valid, ctrl := scanText(s, false)
+	return valid && !ctrl
 }
 
 func (v *validator) ident(path, s string, limit int) bool {
@@ -536,26 +566,6 @@ func floatNumber(f float64, bits int) (any, error) {
 // an exponent.
 func isIntegerLiteral(s string) bool {
 	return !strings.ContainsAny(s, ".eE")
-}
-
-// hasControl reports whether s contains a C0 or C1 control character or
-// DEL; multiline allows tab, CR and LF.
-func hasControl(s string, multiline bool) bool {
-	// s is valid UTF-8 here: C0 controls and DEL are single bytes, and C1
-	// controls (U+0080-U+009F) are 0xC2 followed by 0x80-0x9F.
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20:
-			if !multiline || (c != '\t' && c != '\n' && c != '\r') {
-				return true
-			}
-		case c == 0x7f:
-			return true
-		case c == 0xc2 && i+1 < len(s) && s[i+1] <= 0x9f:
-			return true
-		}
-	}
-	return false
 }
 
 func typeName(t FieldType) string {

@@ -328,24 +328,40 @@ func (v *validator) details(details map[string]any, fields []Field) {
 			v.add(path+"."+f.Name, "required (%s)", typeName(f.Type))
 		}
 	}
+	// Map order first, which costs nothing; only when a value has a
+	// problem are the keys checked again in sorted order, so the problems
+	// are always listed in the same order.
+	n := len(v.problems)
+	for k, val := range details {
+		v.detail(path, k, val, fields)
+	}
+	if len(v.problems) == n {
+		return
+	}
+	v.problems = v.problems[:n]
 	for _, k := range sortedKeys(details) {
-		if !v.key(path, k) {
-			continue
-		}
-		p := path + "." + k
-		val, err := normalize(details[k], 0)
-		if err != nil {
-			v.add(p, "cannot be encoded as JSON: %v", err)
-			continue
-		}
-		if !v.value(p, val, 1) {
-			continue
-		}
-		for _, f := range fields {
-			if f.Name == k {
-				v.field(p, f, val)
-				break
-			}
+		v.detail(path, k, details[k], fields)
+	}
+}
+
+// detail checks one key of details and its value.
+func (v *validator) detail(path, k string, val any, fields []Field) {
+	if !v.key(path, k) {
+		return
+	}
+	p := path + "." + k
+	val, err := normalize(val, 0)
+	if err != nil {
+		v.add(p, "cannot be encoded as JSON: %v", err)
+		return
+	}
+	if !v.value(p, val, 1) {
+		return
+	}
+	for _, f := range fields {
+		if f.Name == k {
+			v.field(p, f, val)
+			return
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,8 +127,17 @@ func (s Secrets) named() map[string]string {
 // Key is the KV key of a destination.
 func Key(orgID, id string) string { return orgID + "." + id }
 
-// ConsumerName is the durable consumer of a destination.
-func ConsumerName(orgID, id string) string { return "siem_" + orgID + "_" + id }
+// ConsumerName is the durable consumer of a destination. Each replay
+// starts a new generation with a consumer of its own, created before the
+// previous one is deleted, so the stream never stops holding the
+// destination's backlog.
+func ConsumerName(d Destination) string {
+	name := "siem_" + d.OrgID + "_" + d.ID
+	if d.Generation > 0 {
+		name += "_g" + strconv.FormatInt(d.Generation, 10)
+	}
+	return name
+}
 
 // FilterSubject selects every event of the org.
 func FilterSubject(orgID string) string { return schemas.SubjectPrefix + "." + orgID + ".>" }
@@ -339,7 +349,7 @@ func (s *Store) seal(d *Destination, sec Secrets) {
 // with the next event).
 func (s *Store) ConsumerConfig(d Destination, start *time.Time) jetstream.ConsumerConfig {
 	c := jetstream.ConsumerConfig{
-		Durable:       ConsumerName(d.OrgID, d.ID),
+		Durable:       ConsumerName(d),
 		Description:   "Takumo Audit SIEM destination " + d.OrgID + "/" + d.ID,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -359,7 +369,7 @@ func (s *Store) ConsumerConfig(d Destination, start *time.Time) jetstream.Consum
 // EnsureConsumer creates d's consumer if it does not exist, starting with
 // the next event. An existing consumer keeps its position.
 func (s *Store) EnsureConsumer(ctx context.Context, d Destination) (jetstream.Consumer, error) {
-	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d.OrgID, d.ID))
+	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d))
 	if err == nil {
 		return c, nil
 	}
@@ -392,7 +402,7 @@ func (s *Store) Create(ctx context.Context, d Destination, sec Secrets) (Destina
 	}
 	rev, err := s.kv.Create(ctx, Key(d.OrgID, d.ID), b)
 	if err != nil {
-		_ = s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d.OrgID, d.ID))
+		_ = s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d))
 		return Destination{}, fmt.Errorf("destinations: store %s: %w", d.ID, err)
 	}
 	d.Revision = rev
@@ -530,17 +540,24 @@ func (s *Store) Replay(ctx context.Context, orgID, id string, from time.Time) (D
 		}
 	}
 	from = from.UTC()
+	prev := d
 	d.ReplayFrom = &from
 	d.Generation++
 	d.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(orgID, id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return Destination{}, time.Time{}, fmt.Errorf("destinations: replay %s: %w", id, err)
-	}
+	// The new generation's consumer exists before the old one goes: with
+	// interest retention, events only the old consumer still held would
+	// otherwise leave the stream in between.
 	if _, err := s.js.CreateOrUpdateConsumer(ctx, topology.EventsStream, s.ConsumerConfig(d, &from)); err != nil {
 		return Destination{}, time.Time{}, fmt.Errorf("destinations: replay %s: %w", id, err)
 	}
-	d, err = s.put(ctx, d)
-	return d, oldest, err
+	if d, err = s.put(ctx, d); err != nil {
+		_ = s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d))
+		return Destination{}, time.Time{}, err
+	}
+	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(prev)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return d, oldest, fmt.Errorf("destinations: replay %s: delete the previous consumer: %w", id, err)
+	}
+	return d, oldest, nil
 }
 
 // Delete removes the destination, its consumer (releasing its backlog) and
@@ -556,7 +573,7 @@ func (s *Store) Delete(ctx context.Context, orgID, id string) (Destination, erro
 		}
 		return Destination{}, fmt.Errorf("destinations: delete %s: %w", id, err)
 	}
-	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(orgID, id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return d, fmt.Errorf("destinations: delete consumer of %s: %w", id, err)
 	}
 	_ = s.status.Delete(ctx, Key(orgID, id))
@@ -566,7 +583,7 @@ func (s *Store) Delete(ctx context.Context, orgID, id string) (Destination, erro
 // Lag is the number of the destination's events not yet acknowledged,
 // read from its consumer.
 func (s *Store) Lag(ctx context.Context, d Destination) (uint64, error) {
-	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d.OrgID, d.ID))
+	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d))
 	if err != nil {
 		return 0, err
 	}

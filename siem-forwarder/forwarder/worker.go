@@ -246,7 +246,7 @@ func (w *worker) accept(ctx context.Context, msg jetstream.Msg) (pending, bool) 
 }
 
 func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) {
-	name := destinations.ConsumerName(w.dest.OrgID, w.dest.ID)
+	name := destinations.ConsumerName(w.dest)
 	if err := topology.DeadLetter(ctx, w.f.js, name, msg, reason); err != nil {
 		w.log.Warn("dead letter not stored; message left for redelivery", zap.Error(err))
 		return

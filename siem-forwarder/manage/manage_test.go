@@ -239,7 +239,7 @@ func TestLifecycleAndIsolation(t *testing.T) {
 	if ev, ok := last(t, e.js, "org_e", schemas.ActionAuditSIEMDestinationDeleted); !ok || ev.Targets[0].ID != hecID {
 		t.Fatalf("audit.siem_destination_deleted: %v %+v", ok, ev)
 	}
-	if _, err := e.js.Consumer(context.Background(), topology.EventsStream, destinations.ConsumerName("org_e", hecID)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if _, err := e.js.Consumer(context.Background(), topology.EventsStream, destinations.ConsumerName(destinations.Destination{OrgID: "org_e", ID: hecID})); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the deleted destination's consumer remains: %v", err)
 	}
 	if code, _, l := e.call(t, tok, "GET", "/destinations", nil); code != 200 || len(l["destinations"].([]any)) != 1 {
@@ -547,4 +547,36 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With interest retention, events a paused destination has not taken are
+// held in the stream only by its consumer. A replay must not let them go
+// while it swaps consumers.
+func TestReplayKeepsTheBacklog(t *testing.T) {
+	e := newEnv(t)
+	// Only the destination holds interest, as in production once the
+	// ingestor has acknowledged everything.
+	if err := e.js.DeleteConsumer(context.Background(), topology.EventsStream, topology.IngestorConsumer); err != nil {
+		t.Fatal(err)
+	}
+	recv := newSyslogReceiver(t)
+	code, raw, d := e.call(t, tok, "POST", "/destinations", map[string]any{
+		"name": "soc", "format": "syslog", "transport": "tcp", "address": recv.addr, "actions": []string{"member.*"}})
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, raw)
+	}
+	path := "/destinations/" + d["id"].(string)
+	if code, _, _ := e.call(t, tok, "POST", path+"/pause", nil); code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+	time.Sleep(300 * time.Millisecond)
+	from := time.Now().Add(-time.Second)
+	held := e.emit(t, "org_e", 5)
+	if code, _, rep := e.call(t, tok, "POST", path+"/replay", map[string]any{"from": from.Format(time.RFC3339Nano)}); code != 202 {
+		t.Fatalf("replay: %d %v", code, rep)
+	}
+	if code, _, _ := e.call(t, tok, "POST", path+"/resume", nil); code != 200 {
+		t.Fatalf("resume: %d", code)
+	}
+	waitFor(t, "the backlog after the replay", func() bool { return recv.count(held...) == 5 })
 }

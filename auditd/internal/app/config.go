@@ -13,7 +13,7 @@ import (
 // variables in main.
 type Config struct {
 	DataDir  string `envconfig:"DATA_DIR" default:"./data" desc:"directory for the embedded NATS and ClickHouse data"`
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"address of /healthz, /readyz and /metrics"`
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"address of the HTTP server: the log page, the API, /healthz, /readyz and /metrics"`
 
 	NATSURL    string `envconfig:"NATS_URL" desc:"external NATS server URL; empty runs an embedded server"`
 	NATSListen string `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"client listener of the embedded NATS server, for producers in other processes; 'none' for in-process only"`

@@ -61,7 +61,7 @@ func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, name := range []string{EventsStream, DeadLetterStream} {
+	for _, name := range []string{EventsStream, FanoutStream, DeadLetterStream} {
 		s, err := c.js.Stream(ctx, name)
 		if err != nil {
 			continue
@@ -73,7 +73,7 @@ func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.msgs, prometheus.GaugeValue, float64(info.State.Msgs), name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(info.State.Bytes), name)
 		ch <- prometheus.MustNewConstMetric(c.maxBytes, prometheus.GaugeValue, float64(info.Config.MaxBytes), name)
-		if name != EventsStream {
+		if name == DeadLetterStream {
 			continue
 		}
 		l := s.ListConsumers(ctx)

@@ -9,6 +9,11 @@
 // new messages when full, so a full stream makes publishing fail loudly
 // instead of dropping events nobody has read yet.
 //
+// AUDIT_FANOUT copies every event for the optional consumers — the webhook
+// dispatcher and SIEM destinations — with limits retention, so their
+// backlog can never hold AUDIT_EVENTS: only the ingestor and the copy into
+// AUDIT_FANOUT do.
+//
 // AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
 // the reason and its origin in headers. It keeps them until an operator
 // removes them; like the events stream it refuses publishes when full.
@@ -31,6 +36,17 @@ const (
 	DeadLetterSubjects = "audit.dead_letter.>"
 	// IngestorConsumer is the durable pull consumer every ingestor instance shares.
 	IngestorConsumer = "ingestor"
+	// FanoutStream holds a copy of every event for the optional consumers
+	// (the webhook dispatcher, SIEM destinations), with limits retention:
+	// when it is full its oldest events go, so a stalled optional consumer
+	// loses its own oldest backlog instead of holding AUDIT_EVENTS until
+	// publishing fails for everyone. Its messages keep their subjects.
+	FanoutStream = "AUDIT_FANOUT"
+	// FanoutSource is the durable consumer on AUDIT_EVENTS through which
+	// the fan-out stream sources events; it acknowledges them once copied.
+	FanoutSource = "fanout"
+	// fanoutDeliverSubject carries the sourced events to the fan-out stream.
+	fanoutDeliverSubject = "audit.fanout.deliver"
 )
 
 // Headers set on dead-lettered messages.
@@ -61,6 +77,12 @@ type Config struct {
 	// IngestMaxAckPending bounds unacknowledged messages across all
 	// ingestor instances; it must exceed the ingestor's batch size.
 	IngestMaxAckPending int
+	// FanoutMaxBytes caps the fan-out stream; beyond it the oldest events
+	// leave it, and consumers that had not read them skip them.
+	FanoutMaxBytes int64
+	// FanoutMaxAge bounds how long the fan-out stream keeps an event, and
+	// so how far back a SIEM replay can reach from the stream.
+	FanoutMaxAge time.Duration
 }
 
 // SetDefaults fills zero fields with production defaults.
@@ -85,6 +107,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.IngestMaxAckPending == 0 {
 		c.IngestMaxAckPending = 50_000
+	}
+	if c.FanoutMaxBytes == 0 {
+		c.FanoutMaxBytes = 4 << 30
+	}
+	if c.FanoutMaxAge == 0 {
+		c.FanoutMaxAge = 7 * 24 * time.Hour
 	}
 }
 
@@ -111,6 +139,12 @@ func (c Config) Validate() error {
 	}
 	if c.IngestMaxAckPending < 1 {
 		errs = append(errs, fmt.Errorf("ingest max ack pending must be positive, got %d", c.IngestMaxAckPending))
+	}
+	if c.FanoutMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("fan-out max bytes must be positive, got %d", c.FanoutMaxBytes))
+	}
+	if c.FanoutMaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("fan-out max age must be at least 1m, got %s", c.FanoutMaxAge))
 	}
 	return errors.Join(errs...)
 }
@@ -172,6 +206,46 @@ func (c Config) IngestorConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
+// FanoutSourceConsumerConfig is the consumer on AUDIT_EVENTS the fan-out
+// stream sources through: a push consumer whose acknowledgements follow
+// the stream's flow control, so AUDIT_EVENTS keeps an event until it has
+// been copied.
+func (c Config) FanoutSourceConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        FanoutSource,
+		Description:    "Takumo Audit: events copied into " + FanoutStream,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckFlowControlPolicy,
+		DeliverSubject: fanoutDeliverSubject,
+		FlowControl:    true,
+		IdleHeartbeat:  5 * time.Second,
+		FilterSubject:  EventsSubjects,
+		Replicas:       c.Replicas,
+	}
+}
+
+// FanoutStreamConfig is the configuration of AUDIT_FANOUT.
+func (c Config) FanoutStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        FanoutStream,
+		Description: "Takumo Audit events for webhooks and SIEM destinations; the oldest go when it is full",
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxBytes:    c.FanoutMaxBytes,
+		MaxAge:      c.FanoutMaxAge,
+		MaxMsgs:     -1,
+		MaxMsgSize:  c.MaxMsgSize,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		Sources: []*jetstream.StreamSource{{
+			Name:     EventsStream,
+			Consumer: &jetstream.StreamConsumerSource{Name: FanoutSource, DeliverSubject: fanoutDeliverSubject},
+		}},
+	}
+}
+
 // StreamManager is the part of jetstream.JetStream that Ensure needs.
 type StreamManager interface {
 	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
@@ -197,6 +271,12 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
+	}
+	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.FanoutSourceConsumerConfig()); err != nil {
+		return fmt.Errorf("topology: consumer %s: %w", FanoutSource, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg.FanoutStreamConfig()); err != nil {
+		return fmt.Errorf("topology: stream %s: %w", FanoutStream, err)
 	}
 	return nil
 }

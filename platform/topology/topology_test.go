@@ -185,18 +185,91 @@ func TestLagCollectorReportsBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitForFanout(t, js, 3)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(topology.NewLagCollector(js))
 	want := `
 # HELP audit_consumer_pending Events in the stream not yet delivered to the consumer.
 # TYPE audit_consumer_pending gauge
+audit_consumer_pending{consumer="fanout"} 0
 audit_consumer_pending{consumer="ingestor"} 3
 # HELP audit_stream_messages Messages held by the stream.
 # TYPE audit_stream_messages gauge
 audit_stream_messages{stream="AUDIT_DEAD_LETTER"} 0
 audit_stream_messages{stream="AUDIT_EVENTS"} 3
+audit_stream_messages{stream="AUDIT_FANOUT"} 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "audit_consumer_pending", "audit_stream_messages"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitForFanout waits until AUDIT_FANOUT holds n events.
+func waitForFanout(t *testing.T, js jetstream.JetStream, n uint64) {
+	t.Helper()
+	s, err := js.Stream(context.Background(), topology.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := s.Info(context.Background())
+		if err == nil && info.State.Msgs == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AUDIT_FANOUT holds %d events, want %d", info.State.Msgs, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A consumer of the fan-out stream that stops reading never holds up
+// AUDIT_EVENTS: once the ingestor has acknowledged and the copy is made,
+// AUDIT_EVENTS lets the events go, and AUDIT_FANOUT drops its oldest when
+// full.
+func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	cfg := defaults()
+	cfg.FanoutMaxBytes = 16 << 10
+	if err := topology.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A consumer that never reads.
+	if _, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{Durable: "stalled", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("x", 1024))
+	for range 64 {
+		if _, err := js.Publish(ctx, "audit.events.org_1.auth.login", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ing, _ := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+	for acked := 0; acked < 64; {
+		b, err := ing.Fetch(64, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			_ = m.Ack()
+			acked++
+		}
+	}
+	events, _ := js.Stream(ctx, topology.EventsStream)
+	fanout, _ := js.Stream(ctx, topology.FanoutStream)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ei, _ := events.Info(ctx)
+		fi, _ := fanout.Info(ctx)
+		if ei.State.Msgs == 0 && fi.State.LastSeq == 64 {
+			if fi.State.Bytes > uint64(cfg.FanoutMaxBytes) || fi.State.FirstSeq == 1 {
+				t.Fatalf("fan-out kept %d bytes from seq %d, want at most %d with the oldest dropped", fi.State.Bytes, fi.State.FirstSeq, cfg.FanoutMaxBytes)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AUDIT_EVENTS still holds %d events (fan-out copied up to %d)", ei.State.Msgs, fi.State.LastSeq)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

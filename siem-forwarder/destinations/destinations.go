@@ -2,13 +2,13 @@
 // in NATS KV buckets, seals their credentials with secretbox, and owns each
 // destination's durable JetStream consumer.
 //
-// A destination's consumer is created with the destination, not when a
-// forwarder first runs it: the events stream uses interest retention and
-// keeps a message only for consumers that exist when it arrives. From then
-// on the stream keeps every event of the org the destination has not
-// acknowledged, within the stream's limits, whether the destination is
-// delivering, failing or paused. Deleting the destination deletes its
-// consumer, releasing that backlog.
+// A destination's consumer, on the AUDIT_FANOUT stream, is created with the
+// destination, not when a forwarder first runs it, so delivery starts from
+// the moment the destination exists. The fan-out stream is a bounded copy
+// of the events: a destination that is failing or paused keeps its place
+// in it, and once its backlog is older than the stream keeps, the oldest
+// events are skipped — its lag shows it. Deleting the destination deletes
+// its consumer.
 //
 // Keys are "<org_id>.<destination_id>" in both buckets.
 package destinations
@@ -369,14 +369,14 @@ func (s *Store) ConsumerConfig(d Destination, start *time.Time) jetstream.Consum
 // EnsureConsumer creates d's consumer if it does not exist, starting with
 // the next event. An existing consumer keeps its position.
 func (s *Store) EnsureConsumer(ctx context.Context, d Destination) (jetstream.Consumer, error) {
-	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d))
+	c, err := s.js.Consumer(ctx, topology.FanoutStream, ConsumerName(d))
 	if err == nil {
 		return c, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("destinations: consumer of %s: %w", d.ID, err)
 	}
-	c, err = s.js.CreateOrUpdateConsumer(ctx, topology.EventsStream, s.ConsumerConfig(d, d.ReplayFrom))
+	c, err = s.js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, s.ConsumerConfig(d, d.ReplayFrom))
 	if err != nil {
 		return nil, fmt.Errorf("destinations: create consumer of %s: %w", d.ID, err)
 	}
@@ -402,7 +402,7 @@ func (s *Store) Create(ctx context.Context, d Destination, sec Secrets) (Destina
 	}
 	rev, err := s.kv.Create(ctx, Key(d.OrgID, d.ID), b)
 	if err != nil {
-		_ = s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d))
+		_ = s.js.DeleteConsumer(ctx, topology.FanoutStream, ConsumerName(d))
 		return Destination{}, fmt.Errorf("destinations: store %s: %w", d.ID, err)
 	}
 	d.Revision = rev
@@ -523,18 +523,17 @@ func (s *Store) SetPaused(ctx context.Context, orgID, id string, paused bool) (D
 }
 
 // Replay makes the destination deliver again every event of its org the
-// stream still holds from the given time on: its consumer is recreated
-// with DeliverByStartTime and its generation bumped so forwarders restart
-// delivery. It returns the oldest event time the stream holds; events
-// older than that are no longer in the stream (it is a buffer, not the
-// archive).
+// fan-out stream still holds from the given time on: a new generation's
+// consumer starts with DeliverByStartTime and forwarders restart delivery
+// on it. It returns the oldest event time the stream holds; events older
+// than that are no longer in it (it is a bounded copy, not the archive).
 func (s *Store) Replay(ctx context.Context, orgID, id string, from time.Time) (Destination, time.Time, error) {
 	d, err := s.Get(ctx, orgID, id)
 	if err != nil {
 		return Destination{}, time.Time{}, err
 	}
 	var oldest time.Time
-	if st, err := s.js.Stream(ctx, topology.EventsStream); err == nil {
+	if st, err := s.js.Stream(ctx, topology.FanoutStream); err == nil {
 		if info, err := st.Info(ctx); err == nil {
 			oldest = info.State.FirstTime
 		}
@@ -544,17 +543,16 @@ func (s *Store) Replay(ctx context.Context, orgID, id string, from time.Time) (D
 	d.ReplayFrom = &from
 	d.Generation++
 	d.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	// The new generation's consumer exists before the old one goes: with
-	// interest retention, events only the old consumer still held would
-	// otherwise leave the stream in between.
-	if _, err := s.js.CreateOrUpdateConsumer(ctx, topology.EventsStream, s.ConsumerConfig(d, &from)); err != nil {
+	// The new generation's consumer exists before the old one goes, so the
+	// destination always has a position in the stream.
+	if _, err := s.js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, s.ConsumerConfig(d, &from)); err != nil {
 		return Destination{}, time.Time{}, fmt.Errorf("destinations: replay %s: %w", id, err)
 	}
 	if d, err = s.put(ctx, d); err != nil {
-		_ = s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d))
+		_ = s.js.DeleteConsumer(ctx, topology.FanoutStream, ConsumerName(d))
 		return Destination{}, time.Time{}, err
 	}
-	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(prev)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := s.js.DeleteConsumer(ctx, topology.FanoutStream, ConsumerName(prev)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return d, oldest, fmt.Errorf("destinations: replay %s: delete the previous consumer: %w", id, err)
 	}
 	return d, oldest, nil
@@ -573,7 +571,7 @@ func (s *Store) Delete(ctx context.Context, orgID, id string) (Destination, erro
 		}
 		return Destination{}, fmt.Errorf("destinations: delete %s: %w", id, err)
 	}
-	if err := s.js.DeleteConsumer(ctx, topology.EventsStream, ConsumerName(d)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := s.js.DeleteConsumer(ctx, topology.FanoutStream, ConsumerName(d)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return d, fmt.Errorf("destinations: delete consumer of %s: %w", id, err)
 	}
 	_ = s.status.Delete(ctx, Key(orgID, id))
@@ -583,7 +581,7 @@ func (s *Store) Delete(ctx context.Context, orgID, id string) (Destination, erro
 // Lag is the number of the destination's events not yet acknowledged,
 // read from its consumer.
 func (s *Store) Lag(ctx context.Context, d Destination) (uint64, error) {
-	c, err := s.js.Consumer(ctx, topology.EventsStream, ConsumerName(d))
+	c, err := s.js.Consumer(ctx, topology.FanoutStream, ConsumerName(d))
 	if err != nil {
 		return 0, err
 	}

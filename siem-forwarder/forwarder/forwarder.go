@@ -1,6 +1,6 @@
 // Package forwarder streams audit events to SIEM destinations.
 //
-// Each destination has its own durable consumer on AUDIT_EVENTS filtered to
+// Each destination has its own durable consumer on AUDIT_FANOUT filtered to
 // audit.events.<org_id>.> (see package destinations), so each resumes from
 // its own position after a restart or an outage and a slow destination
 // never holds back another. A Forwarder watches the destinations bucket and

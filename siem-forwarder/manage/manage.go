@@ -30,12 +30,10 @@
 //	POST   /destinations/{id}/resume   deliver again, backlog first
 //	POST   /destinations/{id}/replay   {"from": RFC 3339}: deliver again what the stream still holds from then on
 //
-// Replay reaches only events the AUDIT_EVENTS stream still holds. The
-// stream keeps an event until every consumer (the ingestor, the webhook
-// dispatcher, each SIEM destination) has acknowledged it, so it is a
-// buffer, not the archive: the answer carries oldest_available, the time
-// of the oldest event the stream holds, and events before it are not
-// replayed (export them from the store instead).
+// Replay reaches only events the AUDIT_FANOUT stream still holds: it keeps
+// a bounded copy of the events (by size and age), not the archive. The
+// answer carries oldest_available, the time of the oldest event it holds;
+// events before it are not replayed (export them from the store instead).
 package manage
 
 import (

@@ -239,7 +239,7 @@ func TestLifecycleAndIsolation(t *testing.T) {
 	if ev, ok := last(t, e.js, "org_e", schemas.ActionAuditSIEMDestinationDeleted); !ok || ev.Targets[0].ID != hecID {
 		t.Fatalf("audit.siem_destination_deleted: %v %+v", ok, ev)
 	}
-	if _, err := e.js.Consumer(context.Background(), topology.EventsStream, destinations.ConsumerName(destinations.Destination{OrgID: "org_e", ID: hecID})); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if _, err := e.js.Consumer(context.Background(), topology.FanoutStream, destinations.ConsumerName(destinations.Destination{OrgID: "org_e", ID: hecID})); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the deleted destination's consumer remains: %v", err)
 	}
 	if code, _, l := e.call(t, tok, "GET", "/destinations", nil); code != 200 || len(l["destinations"].([]any)) != 1 {
@@ -549,13 +549,11 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// With interest retention, events a paused destination has not taken are
-// held in the stream only by its consumer. A replay must not let them go
-// while it swaps consumers.
+// Events a paused destination has not taken must survive a replay, which
+// swaps the destination's consumer for a new generation.
 func TestReplayKeepsTheBacklog(t *testing.T) {
 	e := newEnv(t)
-	// Only the destination holds interest, as in production once the
-	// ingestor has acknowledged everything.
+	// As in production once the ingestor has acknowledged everything.
 	if err := e.js.DeleteConsumer(context.Background(), topology.EventsStream, topology.IngestorConsumer); err != nil {
 		t.Fatal(err)
 	}

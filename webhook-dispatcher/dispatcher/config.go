@@ -44,7 +44,7 @@ type Config struct {
 	// Replicas of the streams and consumers (1 single node, 3 cluster).
 	Replicas int
 	// DeliveriesMaxBytes caps the delivery queue (default 4 GiB). When it
-	// is full, events wait in AUDIT_EVENTS.
+	// is full, events wait in AUDIT_FANOUT.
 	DeliveriesMaxBytes int64
 	// DuplicateWindow deduplicates delivery messages (default 20 min).
 	DuplicateWindow time.Duration

@@ -113,7 +113,7 @@ func New(cfg Config, js jetstream.JetStream, reg *endpoints.Registry, plans Plan
 // them and returns. Messages taken but not started go back to the stream
 // at once. It returns nil after a clean stop.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	cons, err := d.js.Consumer(ctx, topology.EventsStream, FanoutConsumer)
+	cons, err := d.js.Consumer(ctx, topology.FanoutStream, FanoutConsumer)
 	if err != nil {
 		return fmt.Errorf("dispatcher: consumer %s (run EnsureTopology first): %w", FanoutConsumer, err)
 	}

@@ -5,7 +5,7 @@
 // Two stages, both on JetStream:
 //
 //  1. Fan-out. Every instance shares the durable consumer
-//     "webhook-dispatcher" on AUDIT_EVENTS. For each event of an
+//     "webhook-dispatcher" on AUDIT_FANOUT. For each event of an
 //     Enterprise organization, every enabled endpoint of that organization
 //     whose filters match the action gets one message on the work-queue
 //     stream AUDIT_WEBHOOK_DELIVERIES, subject

@@ -13,7 +13,7 @@ import (
 )
 
 // Streams and consumers the dispatcher declares (in addition to the shared
-// AUDIT_EVENTS stream of platform/topology).
+// streams of platform/topology).
 const (
 	// DeliveriesStream is the work queue of pending deliveries, one message
 	// per (event, endpoint), on DeliveriesSubjects. A message stays until
@@ -27,7 +27,7 @@ const (
 	// number per endpoint and an age).
 	AttemptsStream   = "AUDIT_WEBHOOK_ATTEMPTS"
 	AttemptsSubjects = "audit.webhook.attempts.>"
-	// FanoutConsumer is the durable consumer of AUDIT_EVENTS every
+	// FanoutConsumer is the durable consumer of AUDIT_FANOUT every
 	// dispatcher instance shares.
 	FanoutConsumer = "webhook-dispatcher"
 )
@@ -72,10 +72,9 @@ type TopologyManager interface {
 var _ TopologyManager = (jetstream.JetStream)(nil)
 
 // EnsureTopology creates or updates the dispatcher's streams and its
-// durable consumer on AUDIT_EVENTS. It is idempotent. Call it at start-up,
-// before events that should reach webhooks are published: the events
-// stream keeps a message only for consumers that exist when it arrives.
-// AUDIT_EVENTS itself must exist (topology.Ensure).
+// durable consumer on AUDIT_FANOUT, which starts with the events published
+// after it is first created. It is idempotent; call it at start-up. The
+// shared streams must exist (topology.Ensure).
 func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -111,7 +110,7 @@ func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
 	}); err != nil {
 		return fmt.Errorf("dispatcher: stream %s: %w", AttemptsStream, err)
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, topology.EventsStream, jetstream.ConsumerConfig{
+	if _, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{
 		Durable:       FanoutConsumer,
 		Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
 		DeliverPolicy: jetstream.DeliverNewPolicy,

@@ -1,7 +1,6 @@
 // Package eventsource reads past events for webhook replays from the
-// ClickHouse event store. Replays read the store, not the AUDIT_EVENTS
-// stream: the stream uses interest retention, so an event every consumer
-// has acknowledged is gone from it, while the store keeps each event for
+// ClickHouse event store. Replays read the store, not the streams: they
+// keep a bounded window of events, while the store keeps each event for
 // the organization's retention.
 package eventsource
 

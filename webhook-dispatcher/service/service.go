@@ -50,7 +50,7 @@ type Service struct {
 
 // Open declares the dispatcher's streams and consumer (call it before
 // producers publish events meant for webhooks), opens the registry and
-// builds the engine. The AUDIT_EVENTS stream must exist (topology.Ensure).
+// builds the engine. The shared streams must exist (topology.Ensure).
 // plans is usually the process's orgsettings.Store, audit its producer.
 func Open(ctx context.Context, cfg Config, js jetstream.JetStream, plans dispatcher.Plans, audit dispatcher.Emitter, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
 	if log == nil {

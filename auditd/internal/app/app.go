@@ -67,6 +67,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		MaxBytes:        cfg.StreamMaxBytes,
 		DuplicateWindow: cfg.DuplicateWindow,
 		IngestAckWait:   cfg.IngestAckWait,
+		FanoutMaxBytes:  cfg.FanoutMaxBytes,
+		FanoutMaxAge:    cfg.FanoutMaxAge,
 	}
 	topo.SetDefaults()
 	if err := topology.Ensure(ctx, js, topo); err != nil {

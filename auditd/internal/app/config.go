@@ -28,6 +28,8 @@ type Config struct {
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"JetStream replicas: 1 on one node, 3 in a cluster"`
 	StreamMaxBytes  int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592" desc:"size of the events stream; publishes fail when it is full"`
 	DuplicateWindow time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m" desc:"how long a retried publish of the same event id is recognized"`
+	FanoutMaxBytes  int64         `envconfig:"FANOUT_MAX_BYTES" default:"4294967296" desc:"size of the copy of the events webhooks and SIEM destinations read; when full its oldest events go"`
+	FanoutMaxAge    time.Duration `envconfig:"FANOUT_MAX_AGE" default:"168h" desc:"how long that copy keeps an event: how far back a SIEM replay reaches"`
 
 	IngestBatchSize int           `envconfig:"INGEST_BATCH_SIZE" default:"10000" desc:"most events per insert"`
 	IngestBatchWait time.Duration `envconfig:"INGEST_BATCH_WAIT" default:"200ms" desc:"longest wait for a batch to fill"`

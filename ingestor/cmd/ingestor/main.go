@@ -40,6 +40,8 @@ type config struct {
 	StreamReplicas    int           `envconfig:"STREAM_REPLICAS" default:"1"`
 	StreamMaxBytes    int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592"`
 	DuplicateWindow   time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m"`
+	FanoutMaxBytes    int64         `envconfig:"FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy webhooks and SIEM destinations read"`
+	FanoutMaxAge      time.Duration `envconfig:"FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event"`
 	IngestBatchSize   int           `envconfig:"INGEST_BATCH_SIZE" default:"10000"`
 	IngestBatchWait   time.Duration `envconfig:"INGEST_BATCH_WAIT" default:"200ms"`
 	IngestAckWait     time.Duration `envconfig:"INGEST_ACK_WAIT" default:"30s"`
@@ -93,7 +95,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow, IngestAckWait: cfg.IngestAckWait}
+	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow, FanoutMaxBytes: cfg.FanoutMaxBytes, FanoutMaxAge: cfg.FanoutMaxAge, IngestAckWait: cfg.IngestAckWait}
 	topo.SetDefaults()
 	if err := topology.Ensure(ctx, js, topo); err != nil {
 		return err

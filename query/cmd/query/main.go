@@ -30,6 +30,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore/server"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/siem-forwarder/destinations"
@@ -48,8 +49,12 @@ type config struct {
 	ClickHouseDB      string `envconfig:"CLICKHOUSE_DATABASE" default:"audit"`
 	ClickHouseCluster string `envconfig:"CLICKHOUSE_CLUSTER" desc:"cluster name for replicated and distributed tables"`
 
-	DefaultPlan    string `envconfig:"DEFAULT_PLAN" default:"free"`
-	StreamReplicas int    `envconfig:"STREAM_REPLICAS" default:"1"`
+	DefaultPlan     string        `envconfig:"DEFAULT_PLAN" default:"free"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1"`
+	StreamMaxBytes  int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592"`
+	DuplicateWindow time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m"`
+	FanoutMaxBytes  int64         `envconfig:"FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy webhooks and SIEM destinations read"`
+	FanoutMaxAge    time.Duration `envconfig:"FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event"`
 
 	JWTHMACSecret     string        `envconfig:"JWT_HMAC_SECRET" desc:"HMAC secret verifying HS256 tokens (32+ bytes)"`
 	JWTPublicKeysFile string        `envconfig:"JWT_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519/RSA public keys verifying EdDSA/RS*/PS* tokens"`
@@ -183,6 +188,14 @@ func serve(cfg config) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
+	}
+	// Like every service, create or update the shared streams at start-up:
+	// the service records its own events and may serve the management APIs.
+	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow,
+		FanoutMaxBytes: cfg.FanoutMaxBytes, FanoutMaxAge: cfg.FanoutMaxAge}
+	topo.SetDefaults()
+	if err := topology.Ensure(ctx, js, topo); err != nil {
+		return err
 	}
 	settings, err := orgsettings.Open(ctx, js, cfg.StreamReplicas, orgsettings.Plan(cfg.DefaultPlan), log.Named("orgsettings"))
 	if err != nil {

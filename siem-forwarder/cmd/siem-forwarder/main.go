@@ -37,6 +37,8 @@ type config struct {
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1"`
 	StreamMaxBytes  int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592"`
 	DuplicateWindow time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m"`
+	FanoutMaxBytes  int64         `envconfig:"FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy webhooks and SIEM destinations read"`
+	FanoutMaxAge    time.Duration `envconfig:"FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event"`
 	BatchSize       int           `envconfig:"SIEM_BATCH_SIZE" default:"1000" desc:"most events per send"`
 	BatchWait       time.Duration `envconfig:"SIEM_BATCH_WAIT" default:"200ms" desc:"longest wait for a batch to fill"`
 	AckWait         time.Duration `envconfig:"SIEM_ACK_WAIT" default:"30s" desc:"ack wait of the destinations' consumers"`
@@ -95,7 +97,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow}
+	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow, FanoutMaxBytes: cfg.FanoutMaxBytes, FanoutMaxAge: cfg.FanoutMaxAge}
 	topo.SetDefaults()
 	if err := topology.Ensure(ctx, js, topo); err != nil {
 		return err

@@ -1,5 +1,5 @@
 // Command webhook-dispatcher delivers audit events to the webhook
-// endpoints of Enterprise organizations, reading the AUDIT_EVENTS stream of
+// endpoints of Enterprise organizations, reading the AUDIT_FANOUT stream of
 // an external NATS cluster. Run as many instances as needed: they share
 // the fan-out consumer and every endpoint's consumer. For a single
 // machine, auditd runs the dispatcher itself.
@@ -39,6 +39,8 @@ type config struct {
 	StreamReplicas      int           `envconfig:"STREAM_REPLICAS" default:"1"`
 	StreamMaxBytes      int64         `envconfig:"STREAM_MAX_BYTES" default:"8589934592"`
 	DuplicateWindow     time.Duration `envconfig:"STREAM_DUPLICATE_WINDOW" default:"10m"`
+	FanoutMaxBytes      int64         `envconfig:"FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy webhooks and SIEM destinations read"`
+	FanoutMaxAge        time.Duration `envconfig:"FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event"`
 	SecretKeys          string        `envconfig:"SECRET_KEYS" required:"true" desc:"keys sealing endpoint secrets (the same set as auditd and siem-forwarder): id:base64(32 bytes)[,id:base64...], first seals"`
 	AllowHTTP           bool          `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"accept plain http endpoints (development only)"`
 	AllowCIDRs          string        `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal ranges endpoints may reach anyway, comma separated"`
@@ -97,7 +99,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow}
+	topo := topology.Config{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.DuplicateWindow, FanoutMaxBytes: cfg.FanoutMaxBytes, FanoutMaxAge: cfg.FanoutMaxAge}
 	topo.SetDefaults()
 	if err := topology.Ensure(ctx, js, topo); err != nil {
 		return err

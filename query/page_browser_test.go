@@ -107,15 +107,33 @@ func evalJS[T any](b *tab, expr string) T {
 	return v
 }
 
-// wait polls a JavaScript predicate until it holds.
+// wait polls a JavaScript predicate until it holds. A poll that loses its
+// JavaScript context while the page is still navigating is started again.
 func (b *tab) wait(what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithDeadline(b.ctx, deadline)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		if err == nil {
+			return
+		}
+		if contextLost(err) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		state := evalJS[string](b, `(document.getElementById('summary')||{}).textContent + ' | ' + (document.getElementById('state')||{}).textContent + ' | ' + (document.getElementById('signin-reason')||{}).textContent`)
 		b.t.Fatalf("waiting for %s (%s): %v; page shows: %s", what, expr, err, strings.Join(strings.Fields(state), " "))
 	}
+}
+
+// contextLost reports whether err says the page's JavaScript context went
+// away under a running evaluation, as it does during a navigation.
+func contextLost(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed")
 }
 
 func (b *tab) screenshot(name string) {

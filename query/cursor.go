@@ -25,6 +25,15 @@ type cursor struct {
 
 const maxCursorLen = 512
 
+// Times a cursor may carry: the range of the store's DateTime64(3)
+// columns. An edited cursor outside it is malformed, not a server error.
+var (
+	minCursorMillis = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	maxCursorMillis = time.Date(2299, 12, 31, 23, 59, 59, 999e6, time.UTC).UnixMilli()
+)
+
+func cursorTimeInRange(ms int64) bool { return ms >= minCursorMillis && ms <= maxCursorMillis }
+
 func encodeCursor(k eventstore.Key, snapshot time.Time, hash [16]byte) string {
 	b, _ := json.Marshal(cursor{V: 1, T: k.OccurredAt.UnixMilli(), ID: k.ID, S: snapshot.UnixMilli(), H: hex.EncodeToString(hash[:])})
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -45,7 +54,7 @@ func decodeCursor(s string, hash [16]byte) (eventstore.Key, time.Time, error) {
 	var c cursor
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.V != 1 || c.ID == "" || len(c.ID) > eventstore.MaxIDLen || c.T < 0 || c.S <= 0 {
+	if err := dec.Decode(&c); err != nil || c.V != 1 || c.ID == "" || len(c.ID) > eventstore.MaxIDLen || !cursorTimeInRange(c.T) || !cursorTimeInRange(c.S) || c.S <= 0 {
 		return eventstore.Key{}, time.Time{}, errors.New("malformed cursor")
 	}
 	if c.H != hex.EncodeToString(hash[:]) {

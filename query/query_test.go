@@ -358,6 +358,27 @@ func TestCursor(t *testing.T) {
 	if r := e.get("/v1/events?cursor="+tampered, tok); r.status != 400 {
 		t.Fatalf("tampered cursor: %d", r.status)
 	}
+	// An edited cursor with times outside the store's range is malformed
+	// (400 naming the parameter), never a server error.
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range []struct {
+		field string
+		value any
+	}{{"t", int64(1) << 62}, {"s", int64(1) << 62}, {"t", int64(-1) << 50}, {"s", int64(-5)}, {"t", 1e300}} {
+		m := map[string]any{}
+		for k, v := range c {
+			m[k] = v
+		}
+		m[edit.field] = edit.value
+		b, _ := json.Marshal(m)
+		r := e.get("/v1/events?"+url.Values{"limit": {"2"}, "cursor": {base64.RawURLEncoding.EncodeToString(b)}}.Encode(), tok)
+		if r.status != 400 || r.problem(t).Parameter != "cursor" {
+			t.Fatalf("cursor with %s=%v: %d %s", edit.field, edit.value, r.status, r.body)
+		}
+	}
 	// The same filter in another parameter order keeps the cursor valid.
 	r = e.get("/v1/events?"+url.Values{"limit": {"2"}, "cursor": {*p.NextCursor}}.Encode(), tok)
 	if r.status != 200 {

@@ -53,9 +53,11 @@ fmt-check:
 build-standalone:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done
 
-## bench: producer vs raw JetStream publish, and the end-to-end pipeline.
+## bench: producer vs raw JetStream publish, recovery after a broker restart,
+## and the end-to-end pipeline.
 bench: chdb
-	cd producer && $(GO) test -run '^$$' -bench . -benchtime 200000x ./...
+	cd producer && $(GO) test -run '^$$' -bench 'EmitAsyncVsRaw|Prepare' -benchtime 200000x ./...
+	cd producer && $(GO) test -run '^$$' -bench BrokerRestart -benchtime 1x ./...
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./...
 
 clean:

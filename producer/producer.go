@@ -87,14 +87,28 @@ type Producer struct {
 	errs  []error
 }
 
-// RetryPolicy bounds how a transient publish failure is retried: delays
-// grow from Initial by Multiplier up to Max, with jitter, for at most
-// MaxElapsed (or until the context's deadline, whichever comes first).
+// RetryPolicy bounds how a publish is retried. Each attempt waits at most
+// AttemptTimeout for JetStream's acknowledgement: an attempt lost with a
+// broker that restarted or a stream leader that moved is abandoned and
+// sent again with the same message id, which the stream stores once.
+// Between failed attempts the delay grows from Initial by Multiplier up to
+// Max, with jitter. Emit retries until its context ends; without a
+// deadline on the context, and for EmitAsync, for at most MaxElapsed.
 type RetryPolicy struct {
-	Initial    time.Duration
-	Max        time.Duration
-	Multiplier float64
-	MaxElapsed time.Duration
+	Initial        time.Duration
+	Max            time.Duration
+	Multiplier     float64
+	MaxElapsed     time.Duration
+	AttemptTimeout time.Duration
+}
+
+// DefaultRetryPolicy is the policy of a producer without WithRetry.
+var DefaultRetryPolicy = RetryPolicy{
+	Initial:        50 * time.Millisecond,
+	Max:            time.Second,
+	Multiplier:     2,
+	MaxElapsed:     30 * time.Second,
+	AttemptTimeout: 2 * time.Second,
 }
 
 // Option configures a Producer.
@@ -114,9 +128,29 @@ func WithMaxInFlight(n int) Option {
 	}
 }
 
-// WithRetry replaces the default retry policy (100 ms doubling to 5 s, for
-// at most 30 s).
-func WithRetry(r RetryPolicy) Option { return func(p *Producer) { p.retry = r } }
+// WithRetry replaces the default retry policy (DefaultRetryPolicy). Zero
+// fields take the default's values.
+func WithRetry(r RetryPolicy) Option {
+	return func(p *Producer) {
+		d := DefaultRetryPolicy
+		if r.Initial <= 0 {
+			r.Initial = d.Initial
+		}
+		if r.Max <= 0 {
+			r.Max = d.Max
+		}
+		if r.Multiplier < 1 {
+			r.Multiplier = d.Multiplier
+		}
+		if r.MaxElapsed <= 0 {
+			r.MaxElapsed = d.MaxElapsed
+		}
+		if r.AttemptTimeout <= 0 {
+			r.AttemptTimeout = d.AttemptTimeout
+		}
+		p.retry = r
+	}
+}
 
 // WithClock sets the clock used for occurred_at when an event has none.
 func WithClock(now func() time.Time) Option { return func(p *Producer) { p.now = now } }
@@ -137,7 +171,7 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 	p := &Producer{
 		js:     js,
 		now:    time.Now,
-		retry:  RetryPolicy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, MaxElapsed: 30 * time.Second},
+		retry:  DefaultRetryPolicy,
 		window: make(chan struct{}, 4000),
 	}
 	for _, o := range opts {
@@ -152,18 +186,35 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 	}
 	// Acknowledgements resolve in the connection's goroutine through these
 	// handlers: no goroutine waits on each publish. An ack that never comes
-	// fails after the timeout and is retried like any failure.
+	// (the publish was lost with a broker that went away) fails after the
+	// attempt timeout and is retried, with the same message id, like any
+	// failure.
 	async, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cap(p.window)+1),
 		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.done() }),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { go p.retryAsync(m, err) }),
-		jetstream.WithPublishAsyncTimeout(max(p.retry.MaxElapsed, 5*time.Second)),
+		jetstream.WithPublishAsyncTimeout(p.retry.AttemptTimeout),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
 	p.async = async
 	return p, nil
+}
+
+// ConnectOptions are the NATS connection options recommended for a
+// producer's connection: reconnect forever, quickly (every 250 ms, with
+// jitter), and keep up to 32 MiB published while disconnected, so a broker
+// restart costs callers the outage and little more. Append your own
+// (credentials, TLS, name) after them.
+func ConnectOptions() []nats.Option {
+	return []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(32 << 20),
+		nats.RetryOnFailedConnect(false),
+	}
 }
 
 // Prepare fills what the producer owns (id, occurred_at, category), then
@@ -198,9 +249,12 @@ func (p *Producer) Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error) {
 
 // Emit validates ev and publishes it, returning once JetStream has stored
 // it. An invalid event returns *InvalidEventError and nothing is
-// published. Transient failures are retried with backoff until ctx ends or
-// the retry policy gives up; the event id is the Nats-Msg-Id, so a retry
-// the stream already stored is not stored twice.
+// published. Each attempt waits at most the retry policy's AttemptTimeout;
+// failed and unanswered attempts are retried with backoff until ctx ends
+// (or, when ctx has no deadline, for the policy's MaxElapsed), so a broker
+// restart or a leader change shorter than the caller's deadline returns no
+// error. The event id is the Nats-Msg-Id: an attempt the stream already
+// stored is not stored twice.
 func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) {
 	if p.closed.Load() {
 		return Receipt{}, ErrClosed
@@ -213,29 +267,41 @@ func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) 
 }
 
 func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg) (Receipt, error) {
-	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.retry.MaxElapsed)
+		defer cancel()
+	}
 	delay := p.retry.Initial
 	for attempt := 1; ; attempt++ {
-		ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		actx, cancel := context.WithTimeout(ctx, p.retry.AttemptTimeout)
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
+		cancel()
 		if err == nil {
 			return Receipt{EventID: id, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 		}
-		if !transient(err) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
+		}
+		if !transient(err) {
 			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
 		}
 		wait := jitter(delay)
-		if p.retry.MaxElapsed > 0 && time.Since(start)+wait > p.retry.MaxElapsed {
-			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The attempt waited its whole timeout already: send again now.
+			wait = 0
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
 			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: err}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
-		case <-t.C:
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Receipt{}, &PublishError{EventID: id, Attempts: attempt, Err: errors.Join(err, ctx.Err())}
+			case <-t.C:
+			}
 		}
 		delay = min(time.Duration(float64(delay)*p.retry.Multiplier), p.retry.Max)
 	}
@@ -275,9 +341,7 @@ func (p *Producer) retryAsync(msg *nats.Msg, first error) {
 	id := msg.Header.Get(jetstream.MsgIDHeader)
 	var err error = &PublishError{EventID: id, Attempts: 1, Err: first}
 	if transient(first) {
-		ctx, cancel := context.WithTimeout(context.Background(), p.retry.MaxElapsed)
-		_, err = p.publish(ctx, id, msg)
-		cancel()
+		_, err = p.publish(context.Background(), id, msg)
 	}
 	if err != nil {
 		p.errMu.Lock()

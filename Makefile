@@ -12,7 +12,7 @@ export AUDIT_HTTP_ADDR ?= 127.0.0.1:8080
 export AUDIT_DATA_DIR  ?= $(CURDIR)/data
 
 
-.PHONY: all run build chdb test vet fmt-check build-standalone bench clean
+.PHONY: all run build chdb test vet staticcheck fmt-check build-standalone bench clean
 
 all: build
 
@@ -36,7 +36,7 @@ run: chdb build
 
 ## test: formatting, vet, standalone module builds and every module's tests
 ## against the embedded NATS server and the embedded ClickHouse engine.
-test: chdb chromium fmt-check vet build-standalone
+test: chdb chromium fmt-check vet staticcheck build-standalone
 	@scripts/ensure-rsyslog.sh
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
@@ -45,6 +45,11 @@ test: chdb chromium fmt-check vet build-standalone
 
 vet:
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+## staticcheck: the pinned staticcheck over every module (installed once
+## into the cache outside the repository).
+staticcheck:
+	@sc="$$(scripts/ensure-staticcheck.sh)"; for m in $(MODULES); do (cd $$m && "$$sc" ./...) || exit 1; done
 
 fmt-check:
 	@out="$$(gofmt -l $(MODULES))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/takumo/audit/auditd/internal/app"
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
 )
 
 func main() {
@@ -99,7 +99,7 @@ func mintToken(cfg app.Config, args []string, out io.Writer) error {
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
 	var perms []string
-	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(auditapi.KnownPermissions, ", "), func(s string) error {
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				perms = append(perms, p)
@@ -111,21 +111,21 @@ func mintToken(cfg app.Config, args []string, out io.Writer) error {
 		return err
 	}
 	if len(perms) == 0 {
-		return errors.New("name at least one -perm (" + strings.Join(query.KnownPermissions, ", ") + ")")
+		return errors.New("name at least one -perm (" + strings.Join(auditapi.KnownPermissions, ", ") + ")")
 	}
 	for _, p := range perms {
-		if !slices.Contains(query.KnownPermissions, p) {
-			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(query.KnownPermissions, ", "))
+		if !slices.Contains(auditapi.KnownPermissions, p) {
+			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(auditapi.KnownPermissions, ", "))
 		}
 	}
-	if *org == "" && !slices.Contains(perms, query.PermOperator) {
+	if *org == "" && !slices.Contains(perms, auditapi.PermOperator) {
 		return errors.New("-org is required")
 	}
 	key, err := app.SigningKey(cfg)
 	if err != nil {
 		return err
 	}
-	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
 	if err != nil {
 		return err

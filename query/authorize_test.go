@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/query"
 )
 
@@ -25,21 +26,21 @@ func TestAuthorizeForMountedAPIs(t *testing.T) {
 		}
 		return ae.HTTPStatus()
 	}
-	org, sub, err := e.svc.Authorize(req(token(t, "org_a", query.PermManage)), query.PermManage)
+	org, sub, err := e.svc.Authorize(req(token(t, "org_a", auditapi.PermManage)), auditapi.PermManage)
 	if err != nil || org != "org_a" || sub != "usr_admin" {
 		t.Fatalf("Authorize = %q %q %v", org, sub, err)
 	}
-	if _, _, err := e.svc.Authorize(req(""), query.PermManage); status(err) != 401 {
+	if _, _, err := e.svc.Authorize(req(""), auditapi.PermManage); status(err) != 401 {
 		t.Fatalf("no token: %v", err)
 	}
-	expired, _ := query.Mint(secret, query.TokenSpec{OrgID: "org_a", Subject: "x", Permissions: []string{query.PermManage}, TTL: time.Second}, time.Now().Add(-time.Hour))
-	if _, _, err := e.svc.Authorize(req(expired), query.PermManage); status(err) != 401 {
+	expired, _ := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: "org_a", Subject: "x", Permissions: []string{auditapi.PermManage}, TTL: time.Second}, time.Now().Add(-time.Hour))
+	if _, _, err := e.svc.Authorize(req(expired), auditapi.PermManage); status(err) != 401 {
 		t.Fatalf("expired token: %v", err)
 	}
-	if _, _, err := e.svc.Authorize(req(token(t, "org_a", query.PermRead)), query.PermManage); status(err) != 403 {
+	if _, _, err := e.svc.Authorize(req(token(t, "org_a", auditapi.PermRead)), auditapi.PermManage); status(err) != 403 {
 		t.Fatalf("missing permission: %v", err)
 	}
-	if _, _, err := e.svc.Authorize(req(token(t, "", query.PermOperator, query.PermManage)), query.PermManage); status(err) != 403 {
+	if _, _, err := e.svc.Authorize(req(token(t, "", auditapi.PermOperator, auditapi.PermManage)), auditapi.PermManage); status(err) != 403 {
 		t.Fatalf("token without an org: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/query"
 )
 
@@ -234,7 +235,7 @@ func BenchmarkQuery10M(b *testing.B) {
 		if t, ok := toks[o]; ok {
 			return t
 		}
-		toks[o] = token(b, o, query.PermRead)
+		toks[o] = token(b, o, auditapi.PermRead)
 		return toks[o]
 	}
 	get := func(o string, v url.Values) (time.Duration, eventPage) {

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -25,7 +26,7 @@ var csvHeader = []string{"id", "occurred_at", "received_at", "org_id", "action",
 // flushEvery is how many rows an export writes between flushes.
 const flushEvery = 1000
 
-func (s *Service) export(w http.ResponseWriter, r *http.Request, c *Claims) {
+func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.fail(w, badParam("query", "the query string is malformed"))
@@ -121,7 +122,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *Claims) {
 
 // recordExport records the export as an audit.exported event, after the
 // fact and even when the client went away, with the rows actually sent.
-func (s *Service) recordExport(r *http.Request, c *Claims, format string, filter map[string]any, rows int64, expErr error) {
+func (s *Service) recordExport(r *http.Request, c *auditapi.Claims, format string, filter map[string]any, rows int64, expErr error) {
 	if expErr != nil {
 		filter["incomplete"] = true
 	}

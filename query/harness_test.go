@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
@@ -123,7 +124,7 @@ func newEnvDB(t testing.TB, cfg query.Config, db string, cleanup bool) *env {
 
 func token(t testing.TB, org string, perms ...string) string {
 	t.Helper()
-	tok, err := query.Mint(secret, query.TokenSpec{OrgID: org, Subject: "usr_admin", Permissions: perms}, time.Now())
+	tok, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: org, Subject: "usr_admin", Permissions: perms, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func token(t testing.TB, org string, perms ...string) string {
 
 // reader is a token with every org permission.
 func reader(t testing.TB, org string) string {
-	return token(t, org, query.PermRead, query.PermExport, query.PermManage)
+	return token(t, org, auditapi.PermRead, auditapi.PermExport, auditapi.PermManage)
 }
 
 type resp struct {
@@ -141,9 +142,9 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) problem(t testing.TB) query.Problem {
+func (r resp) problem(t testing.TB) auditapi.Problem {
 	t.Helper()
-	var p query.Problem
+	var p auditapi.Problem
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		t.Fatalf("not a problem (%d): %s", r.status, r.body)
 	}

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
 )
 
 // web holds the log page: plain HTML, CSS and JavaScript, served as they
@@ -63,7 +66,7 @@ func (s *Service) pageHeaders(w http.ResponseWriter) {
 func (s *Service) servePage(w http.ResponseWriter, r *http.Request) {
 	b, err := web.ReadFile("web/index.html")
 	if err != nil {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such resource").Write(w)
 		return
 	}
 	s.pageHeaders(w)
@@ -83,12 +86,12 @@ func (s *Service) serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	typ, ok := assetTypes[path.Ext(name)]
 	if !ok || name == "index.html" || strings.ContainsAny(name, `/\`) {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such resource").Write(w)
 		return
 	}
 	b, err := fs.ReadFile(web, "web/"+name)
 	if err != nil {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such resource").Write(w)
 		return
 	}
 	s.pageHeaders(w)

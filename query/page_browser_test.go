@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/query"
 )
@@ -189,7 +190,7 @@ func TestLogPageInBrowser(t *testing.T) {
 	setPlan(t, e, "org_hooli", orgsettings.Free)
 	setPlan(t, e, "org_initech", orgsettings.Developer)
 	evs := seedAcme(e, org, 62)
-	tok := token(t, org, query.PermRead, query.PermExport)
+	tok := token(t, org, auditapi.PermRead, auditapi.PermExport)
 	b := newTab(t)
 
 	// Newest first, 50 to a page, the fragment's token out of the address bar.
@@ -323,7 +324,7 @@ func TestLogPageInBrowser(t *testing.T) {
 
 	// Free plan: the plan's explanation, no filters, no export.
 	b.do(chromedp.EmulateViewport(1280, 800))
-	b.open(e.srv.URL, token(t, "org_hooli", query.PermRead, query.PermExport))
+	b.open(e.srv.URL, token(t, "org_hooli", auditapi.PermRead, auditapi.PermExport))
 	b.wait("the Free-plan state", `!document.getElementById('state').hidden && document.getElementById('state-title').textContent.includes('Free plan')`)
 	if !evalJS[bool](b, `document.getElementById('filters').hidden && document.getElementById('export').hidden`) {
 		t.Error("filters or export shown on the Free plan")
@@ -331,14 +332,14 @@ func TestLogPageInBrowser(t *testing.T) {
 	b.screenshot("free-plan-desktop.png")
 
 	// Empty log, read permission only: no export button.
-	b.open(e.srv.URL, token(t, "org_initech", query.PermRead))
+	b.open(e.srv.URL, token(t, "org_initech", auditapi.PermRead))
 	b.wait("the empty state", `document.getElementById('state-title').textContent === 'No entries yet'`)
 	if !evalJS[bool](b, `document.getElementById('export').hidden`) {
 		t.Error("export shown without audit.export")
 	}
 
 	// An expired token: the sign-in form says so; a pasted token opens the log.
-	expired, err := query.Mint(secret, query.TokenSpec{OrgID: org, Subject: "usr_ada", Permissions: []string{query.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
+	expired, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: org, Subject: "usr_ada", Permissions: []string{auditapi.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

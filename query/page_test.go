@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
@@ -64,7 +65,7 @@ func TestLogPageRoutes(t *testing.T) {
 	if csp := framed.get("/", "").header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self' https://app.example.com") {
 		t.Errorf("configured frame ancestors: %q", csp)
 	}
-	if _, err := query.New(query.Config{FrameAncestors: "*; script-src *", Auth: query.AuthConfig{HMACSecret: secret}}, query.Deps{}); err == nil {
+	if _, err := query.New(query.Config{FrameAncestors: "*; script-src *", Auth: httpapi.AuthConfig{HMACSecret: secret}}, query.Deps{}); err == nil {
 		t.Error("a frame-ancestors value with a directive separator was accepted")
 	}
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
@@ -51,8 +53,8 @@ func fixture(e *env) []schemas.Event {
 func TestAuth(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	fixture(e)
-	expired, _ := query.Mint(secret, query.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{query.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
-	otherKey, _ := query.Mint([]byte("another-secret-of-at-least-32-bytes!!"), query.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{query.PermRead}}, time.Now())
+	expired, _ := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{auditapi.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
+	otherKey, _ := auditapi.Mint([]byte("another-secret-of-at-least-32-bytes!!"), auditapi.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{auditapi.PermRead}, TTL: time.Hour}, time.Now())
 	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"org_id": "org_a", "sub": "u", "permissions": []string{"audit.read"}, "exp": time.Now().Add(time.Hour).Unix()})
 	noneTok, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
 	noExp := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"org_id": "org_a", "sub": "u", "permissions": []string{"audit.read"}})
@@ -83,7 +85,7 @@ func TestAuth(t *testing.T) {
 	}
 	// Missing permissions: 403.
 	noPerm := token(t, "org_a")
-	readOnly := token(t, "org_a", query.PermRead)
+	readOnly := token(t, "org_a", auditapi.PermRead)
 	for _, c := range []struct{ method, path, tok, body string }{
 		{"GET", "/v1/events", noPerm, ""},
 		{"GET", "/v1/events/ev_a0", noPerm, ""},
@@ -92,7 +94,7 @@ func TestAuth(t *testing.T) {
 		{"PUT", "/v1/settings", readOnly, `{"custom_retention_days":0}`},
 	} {
 		r := e.do(c.method, c.path, c.tok, c.body)
-		if r.status != 403 || r.problem(t).Type != query.ProblemTypePrefix+query.CodeForbidden {
+		if r.status != 403 || r.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeForbidden {
 			t.Errorf("%s %s without permission: %d %s", c.method, c.path, r.status, r.body)
 		}
 	}
@@ -112,15 +114,15 @@ func TestAsymmetricKeys(t *testing.T) {
 		der, _ := x509.MarshalPKIXPublicKey(k)
 		_ = pem.Encode(&pems, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	}
-	e := newEnv(t, query.Config{Auth: query.AuthConfig{PublicKeysPEM: pems.Bytes(), Issuer: "host", Audience: "audit"}})
-	spec := query.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{query.PermRead}, Issuer: "host", Audience: "audit"}
+	e := newEnv(t, query.Config{Auth: httpapi.AuthConfig{PublicKeysPEM: pems.Bytes(), Issuer: "host", Audience: "audit"}})
+	spec := auditapi.TokenSpec{OrgID: "org_a", Subject: "u", Permissions: []string{auditapi.PermRead}, TTL: time.Hour, Issuer: "host", Audience: "audit"}
 	der, _ := x509.MarshalPKCS8PrivateKey(edPriv)
-	edParsed, err := query.ParsePrivateKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	edParsed, err := auditapi.ParsePrivateKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, key := range map[string]any{"ed25519": edParsed, "rsa": rsaPriv} {
-		tok, err := query.Mint(key, spec, time.Now())
+		tok, err := auditapi.Mint(key, spec, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,13 +132,13 @@ func TestAsymmetricKeys(t *testing.T) {
 	}
 	// An HMAC token signed with the public key's bytes (algorithm
 	// confusion), a wrong issuer and a wrong audience are refused.
-	hs, _ := query.Mint(pems.Bytes(), spec, time.Now())
+	hs, _ := auditapi.Mint(pems.Bytes(), spec, time.Now())
 	wrongIss := spec
 	wrongIss.Issuer = "other"
-	iss, _ := query.Mint(edPriv, wrongIss, time.Now())
+	iss, _ := auditapi.Mint(edPriv, wrongIss, time.Now())
 	wrongAud := spec
 	wrongAud.Audience = "other"
-	aud, _ := query.Mint(edPriv, wrongAud, time.Now())
+	aud, _ := auditapi.Mint(edPriv, wrongAud, time.Now())
 	for name, tok := range map[string]string{"hmac with public key": hs, "issuer": iss, "audience": aud} {
 		if r := e.get("/v1/events", tok); r.status != 401 {
 			t.Errorf("%s: %d", name, r.status)
@@ -161,7 +163,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	r := e.get("/v1/events/ev_a0", tokB)
-	if r.status != 404 || r.problem(t).Type != query.ProblemTypePrefix+query.CodeNotFound {
+	if r.status != 404 || r.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeNotFound {
 		t.Fatalf("org_a event with org_b token: %d %s", r.status, r.body)
 	}
 	if r := e.get("/v1/events/ev_b0", tokB); r.status != 200 {
@@ -202,7 +204,7 @@ func TestFreePlan(t *testing.T) {
 	for _, path := range []string{"/v1/events", "/v1/events/ev_a0", "/v1/export"} {
 		r := e.get(path, tok)
 		p := r.problem(t)
-		if r.status != 403 || p.Type != query.ProblemTypePrefix+query.CodePlan || !strings.Contains(p.Title, "Not available on the Free plan") {
+		if r.status != 403 || p.Type != auditapi.ProblemTypePrefix+auditapi.CodePlan || p.Title != auditapi.Title(auditapi.CodePlan) || !strings.Contains(p.Detail, "not available on the Free plan") {
 			t.Errorf("%s on Free: %d %s", path, r.status, r.body)
 		}
 	}
@@ -210,7 +212,7 @@ func TestFreePlan(t *testing.T) {
 		t.Fatalf("settings on Free: %d %s", r.status, r.body)
 	}
 	// Upgrading shows the events kept meanwhile.
-	op := token(t, "", query.PermOperator)
+	op := token(t, "", auditapi.PermOperator)
 	if r := e.do("PUT", "/v1/settings", op, `{"org_id":"org_a","plan":"pro"}`); r.status != 200 {
 		t.Fatalf("operator upgrade: %d %s", r.status, r.body)
 	}
@@ -273,7 +275,7 @@ func TestFilters(t *testing.T) {
 			t.Errorf("%s: %d %s", b.query, r.status, r.body)
 			continue
 		}
-		if p := r.problem(t); p.Parameter != b.param || p.Type != query.ProblemTypePrefix+query.CodeInvalidParameter {
+		if p := r.problem(t); p.Parameter != b.param || p.Type != auditapi.ProblemTypePrefix+auditapi.CodeInvalidParameter {
 			t.Errorf("%s: problem %+v, want parameter %s", b.query, p, b.param)
 		}
 	}
@@ -389,7 +391,7 @@ func TestCursor(t *testing.T) {
 func TestExport(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	fixture(e)
-	tok := token(t, "org_a", query.PermRead, query.PermExport)
+	tok := token(t, "org_a", auditapi.PermRead, auditapi.PermExport)
 	r := e.get("/v1/export?format=ndjson&action=api_key.*", tok)
 	if r.status != 200 || r.header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("ndjson: %d %s", r.status, r.body)
@@ -450,7 +452,7 @@ func TestExport(t *testing.T) {
 func TestSettings(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	fixture(e)
-	manage := token(t, "org_a", query.PermManage)
+	manage := token(t, "org_a", auditapi.PermManage)
 	r := e.get("/v1/settings", manage)
 	if r.status != 200 || !bytes.Contains(r.body, []byte(`"plan":"developer"`)) || !bytes.Contains(r.body, []byte(`"retention_days":30`)) {
 		t.Fatalf("get: %d %s", r.status, r.body)
@@ -460,7 +462,7 @@ func TestSettings(t *testing.T) {
 		t.Fatalf("admin plan change: %d %s", r.status, r.body)
 	}
 	// The operator (host billing) can, naming the org.
-	op := token(t, "", query.PermOperator)
+	op := token(t, "", auditapi.PermOperator)
 	if r := e.do("PUT", "/v1/settings", op, `{"custom_retention_days":400}`); r.status != 400 {
 		t.Fatalf("operator without org: %d %s", r.status, r.body)
 	}
@@ -482,7 +484,8 @@ func TestSettings(t *testing.T) {
 		t.Fatalf("settings retention %d", got)
 	}
 	for body, param := range map[string]string{
-		`{"custom_retention_days":5000}`: "", `{"plan":"gold"}`: "plan", `{"nope":1}`: "", `not json`: "", `{"a":1}{"b":2}`: "",
+		`{"custom_retention_days":5000}`: "custom_retention_days", `{"plan":"gold"}`: "plan", `{"nope":1}`: "nope", `not json`: "",
+		`{"org_id":"org_a"}{"b":2}`: "", `{"plan":7}`: "plan",
 	} {
 		if r := e.do("PUT", "/v1/settings", manage, body); r.status != 400 || r.problem(t).Parameter != param {
 			t.Errorf("body %s: %d %s", body, r.status, r.body)
@@ -515,7 +518,7 @@ func TestRateAndSizeLimits(t *testing.T) {
 	for range 4 {
 		last = e.get("/v1/settings", tok)
 	}
-	if last.status != 429 || last.header.Get("Retry-After") == "" || last.problem(t).Type != query.ProblemTypePrefix+query.CodeRateLimited {
+	if last.status != 429 || last.header.Get("Retry-After") == "" || last.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeRateLimited {
 		t.Fatalf("over the budget: %d %v %s", last.status, last.header, last.body)
 	}
 	// The budget is per token.
@@ -536,7 +539,7 @@ func TestRouting(t *testing.T) {
 	if r := e.do("POST", "/v1/settings", tok, "{}"); r.status != 405 || r.header.Get("Allow") != "GET, PUT" {
 		t.Fatalf("POST settings: %d %v", r.status, r.header.Get("Allow"))
 	}
-	if r := e.get("/v2/events", tok); r.status != 404 || r.problem(t).Type != query.ProblemTypePrefix+query.CodeNotFound {
+	if r := e.get("/v2/events", tok); r.status != 404 || r.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeNotFound {
 		t.Fatalf("unknown path: %d", r.status)
 	}
 }

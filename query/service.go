@@ -2,9 +2,6 @@ package query
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +13,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
@@ -70,7 +69,7 @@ type Deps struct {
 // Config tunes the service. The zero value of every field but Auth is
 // replaced by its default.
 type Config struct {
-	Auth AuthConfig
+	Auth httpapi.AuthConfig
 	// DefaultLimit and MaxLimit bound a page of GET /v1/events: 50 and 200.
 	DefaultLimit int
 	MaxLimit     int
@@ -157,18 +156,18 @@ type Service struct {
 	cfg    Config
 	deps   Deps
 	log    *zap.Logger
-	auth   *verifier
-	limit  *limiter
-	mux    *http.ServeMux
-	paths  *http.ServeMux // the same paths for any method, to tell 405 from 404
+	auth   *httpapi.Auth
+	router *httpapi.Router
 	routes []route
+	// record is where settings changes meet their audit events.
+	record httpapi.Recorder
 }
 
 type route struct {
 	method, pattern string
 	perm            string // required permission; "" for none (public)
 	planned         bool   // refused on the Free plan
-	h               func(w http.ResponseWriter, r *http.Request, c *Claims)
+	h               func(w http.ResponseWriter, r *http.Request, c *auditapi.Claims)
 }
 
 // New returns a Service over deps. It checks the configuration and the
@@ -184,31 +183,28 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	v, err := newVerifier(cfg.Auth)
+	auth, err := httpapi.NewAuth(cfg.Auth, httpapi.RateLimit{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}, cfg.Now)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query: %w", err)
 	}
-	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, auth: v, limit: newLimiter(cfg.RatePerSecond, cfg.RateBurst),
-		mux: http.NewServeMux(), paths: http.NewServeMux()}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, auth: auth, router: httpapi.NewRouter()}
+	s.record = httpapi.Recorder{Log: deps.Logger, Timeout: 10 * time.Minute, Emit: func(ctx context.Context, ev schemas.Event) error {
+		_, err := deps.Recorder.Emit(ctx, ev)
+		return err
+	}}
 	s.routes = []route{
-		{http.MethodGet, "/v1/events", PermRead, true, s.listEvents},
-		{http.MethodGet, "/v1/events/{id}", PermRead, true, s.getEvent},
-		{http.MethodGet, "/v1/export", PermExport, true, s.export},
+		{http.MethodGet, "/v1/events", auditapi.PermRead, true, s.listEvents},
+		{http.MethodGet, "/v1/events/{id}", auditapi.PermRead, true, s.getEvent},
+		{http.MethodGet, "/v1/export", auditapi.PermExport, true, s.export},
 		{http.MethodGet, "/v1/settings", "", false, s.getSettings},
 		{http.MethodPut, "/v1/settings", "", false, s.putSettings},
 		{http.MethodGet, "/v1/openapi.json", "", false, nil},
 	}
-	seen := map[string]bool{}
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
-		if !seen[rt.pattern] {
-			s.paths.Handle(rt.pattern, http.NotFoundHandler())
-			seen[rt.pattern] = true
-		}
+		s.router.Handle(rt.method, rt.pattern, s.wrap(rt))
 	}
 	for _, rt := range s.pageRoutes() {
-		s.mux.Handle(rt.pattern, rt.h)
-		s.paths.Handle(strings.TrimPrefix(rt.pattern, "GET "), http.NotFoundHandler())
+		s.router.Handle(http.MethodGet, strings.TrimPrefix(rt.pattern, "GET "), rt.h)
 	}
 	return s, nil
 }
@@ -228,28 +224,20 @@ func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > s.cfg.MaxQueryBytes {
-		writeProblem(w, http.StatusRequestURITooLong, CodeURITooLong, fmt.Sprintf("the query string exceeds %d bytes", s.cfg.MaxQueryBytes), "")
+		httpapi.Errorf(http.StatusRequestURITooLong, auditapi.CodeURITooLong, "the query string exceeds %d bytes", s.cfg.MaxQueryBytes).Write(w)
 		return
 	}
-	if _, pat := s.mux.Handler(r); pat == "" {
-		if _, p := s.paths.Handler(r); p != "" {
-			var allow []string
-			for _, rt := range s.routes {
-				if rt.pattern == p {
-					allow = append(allow, rt.method)
-				}
-			}
-			if len(allow) == 0 { // a page route
-				allow = []string{http.MethodGet}
-			}
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeProblem(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed here", "")
-			return
-		}
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
-		return
-	}
-	s.mux.ServeHTTP(w, r)
+	s.router.ServeHTTP(w, r)
+}
+
+// Authorize authenticates r's bearer token with the service's keys, spends
+// one request of the token's rate budget and checks that the token grants
+// perm and names an org (httpapi.Auth.Authorize). Management APIs mounted
+// beside the service (webhook endpoints, SIEM destinations) use it so that
+// every route shares one notion of a caller and one budget per token. Its
+// errors are *httpapi.Error. It is safe for concurrent use.
+func (s *Service) Authorize(r *http.Request, perm string) (orgID, subject string, err error) {
+	return s.auth.Authorize(r, perm)
 }
 
 // wrap adds authentication, the rate limit, the permission and the plan
@@ -261,34 +249,22 @@ func (s *Service) wrap(rt route) http.Handler {
 			_, _ = w.Write(openAPI)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
-			writeProblem(w, http.StatusUnauthorized, CodeUnauthorized, "send Authorization: Bearer <token>", "")
-			return
-		}
-		c, err := s.auth.verify(tok)
-		if err != nil {
-			writeProblem(w, http.StatusUnauthorized, CodeUnauthorized, "the bearer token was refused: "+err.Error(), "")
-			return
-		}
-		sum := sha256.Sum256([]byte(tok))
-		if ok, wait := s.limit.allow(hex.EncodeToString(sum[:12]), s.cfg.Now()); !ok {
-			retryAfter(w, retrySeconds(wait))
-			writeProblem(w, http.StatusTooManyRequests, CodeRateLimited, "this token's request budget is spent; retry after the given seconds", "")
+		c, e := s.auth.Authenticate(r)
+		if e != nil {
+			e.Write(w)
 			return
 		}
 		if rt.perm != "" && !c.Has(rt.perm) {
-			writeProblem(w, http.StatusForbidden, CodeForbidden, "the token lacks the "+rt.perm+" permission", "")
+			httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the token lacks the %s permission", rt.perm).Write(w)
 			return
 		}
 		if rt.planned {
 			if c.OrgID == "" {
-				writeProblem(w, http.StatusForbidden, CodeForbidden, "an operator token without an org cannot read events", "")
+				httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "an operator token without an org cannot read events").Write(w)
 				return
 			}
 			if p := s.deps.Settings.Get(c.OrgID).Plan; !p.Viewable() {
-				writeProblem(w, http.StatusForbidden, CodePlan,
-					"the audit log is not available on the Free plan; events are kept for 7 days, so upgrading shows them", "")
+				httpapi.Errorf(http.StatusForbidden, auditapi.CodePlan, "the audit log is not available on the Free plan; events are kept for 7 days, so upgrading shows them").Write(w)
 				return
 			}
 		}
@@ -302,7 +278,7 @@ type page struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *Claims) {
+func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.fail(w, badParam("query", "the query string is malformed"))
@@ -354,65 +330,49 @@ func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *Claims) 
 	if out.Data == nil {
 		out.Data = []schemas.Event{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *Claims) {
+func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
 	if len(r.URL.RawQuery) > 0 {
 		s.fail(w, badParam(strings.SplitN(r.URL.RawQuery, "=", 2)[0], "unknown parameter"))
 		return
 	}
 	id := r.PathValue("id")
 	if id == "" || len(id) > eventstore.MaxIDLen {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such event", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such event").Write(w)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	e, err := s.deps.Events.Get(ctx, c.OrgID, id)
 	if errors.Is(err, eventstore.ErrNotFound) {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such event", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such event").Write(w)
 		return
 	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	httpapi.WriteJSON(w, http.StatusOK, e)
 }
 
 // fail answers with the problem an error calls for.
 func (s *Service) fail(w http.ResponseWriter, err error) {
-	var pe *paramError
-	switch {
-	case errors.As(err, &pe):
-		writeProblem(w, http.StatusBadRequest, CodeInvalidParameter, pe.Error(), pe.param)
-	case errors.Is(err, eventstore.ErrBadFilter):
-		writeProblem(w, http.StatusBadRequest, CodeInvalidParameter, err.Error(), "")
-	case errors.Is(err, context.DeadlineExceeded):
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "the query took too long", "")
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the answer.
-	default:
-		s.log.Error("query failed", zap.Error(err))
-		writeProblem(w, http.StatusInternalServerError, CodeInternal, "the request failed; it is logged", "")
+	if errors.Is(err, eventstore.ErrBadFilter) {
+		err = &httpapi.Error{Status: http.StatusBadRequest, Code: auditapi.CodeInvalidParameter, Detail: err.Error()}
 	}
+	httpapi.WriteError(w, s.log, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
+// badParam is a 400 naming the invalid query parameter.
+func badParam(param, detail string) *httpapi.Error { return httpapi.BadParam(param, detail) }
 
 // actor is the token's bearer as the actor of the service's own events:
 // a user, or the billing service for an operator token.
-func actor(r *http.Request, c *Claims) schemas.Actor {
+func actor(r *http.Request, c *auditapi.Claims) schemas.Actor {
 	a := producer.User(c.Subject, "", "")
-	if c.OrgID == "" || (c.Has(PermOperator) && !c.Has(PermManage)) {
+	if c.OrgID == "" || (c.Has(auditapi.PermOperator) && !c.Has(auditapi.PermManage)) {
 		a = producer.Service(c.Subject)
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

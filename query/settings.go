@@ -2,19 +2,20 @@ package query
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
 )
 
 // settingsView is the body of GET and PUT /v1/settings.
@@ -41,14 +42,14 @@ type settingsUpdate struct {
 
 // settingsOrg resolves the org a settings request acts on: the token's,
 // or, for an operator token, the one named by the request.
-func settingsOrg(c *Claims, named string, param string) (string, error) {
+func settingsOrg(c *auditapi.Claims, named string, param string) (string, error) {
 	if named == "" || named == c.OrgID {
 		if c.OrgID == "" {
 			return "", badParam(param, "an operator token without an org must name the org")
 		}
 		return c.OrgID, nil
 	}
-	if !c.Has(PermOperator) {
+	if !c.Has(auditapi.PermOperator) {
 		return "", errForbiddenOrg
 	}
 	if !eventstore.ValidOrgID(named) {
@@ -59,7 +60,7 @@ func settingsOrg(c *Claims, named string, param string) (string, error) {
 
 var errForbiddenOrg = errors.New("only an operator token may name another org")
 
-func (s *Service) getSettings(w http.ResponseWriter, r *http.Request, c *Claims) {
+func (s *Service) getSettings(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.fail(w, badParam("query", "the query string is malformed"))
@@ -71,51 +72,39 @@ func (s *Service) getSettings(w http.ResponseWriter, r *http.Request, c *Claims)
 			return
 		}
 	}
-	if !c.Has(PermManage) && !c.Has(PermOperator) && !c.Has(PermRead) {
-		writeProblem(w, http.StatusForbidden, CodeForbidden, "reading settings needs audit.read, audit.manage or audit.operator", "")
+	if !c.Has(auditapi.PermManage) && !c.Has(auditapi.PermOperator) && !c.Has(auditapi.PermRead) {
+		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "reading settings needs audit.read, audit.manage or audit.operator").Write(w)
 		return
 	}
 	org, err := settingsOrg(c, v.Get("org_id"), "org_id")
 	if errors.Is(err, errForbiddenOrg) {
-		writeProblem(w, http.StatusForbidden, CodeForbidden, err.Error(), "org_id")
+		(&httpapi.Error{Status: http.StatusForbidden, Code: auditapi.CodeForbidden, Detail: err.Error(), Param: "org_id"}).Write(w)
 		return
 	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view(s.deps.Settings.Get(org)))
+	httpapi.WriteJSON(w, http.StatusOK, view(s.deps.Settings.Get(org)))
 }
 
-func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *Claims) {
+func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
 	if len(r.URL.RawQuery) > 0 {
 		s.fail(w, badParam("query", "PUT /v1/settings takes no query parameters"))
 		return
 	}
-	operator := c.Has(PermOperator)
-	if !c.Has(PermManage) && !operator {
-		writeProblem(w, http.StatusForbidden, CodeForbidden, "changing settings needs audit.manage or audit.operator", "")
+	operator := c.Has(auditapi.PermOperator)
+	if !c.Has(auditapi.PermManage) && !operator {
+		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "changing settings needs audit.manage or audit.operator").Write(w)
 		return
 	}
 	if s.deps.Retention == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "settings changes are not enabled in this deployment (no ClickHouse user for retention changes)", "")
+		httpapi.Errorf(http.StatusServiceUnavailable, auditapi.CodeUnavailable, "settings changes are not enabled in this deployment (no ClickHouse user for retention changes)").Write(w)
 		return
 	}
 	var u settingsUpdate
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&u); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes), "")
-			return
-		}
-		writeProblem(w, http.StatusBadRequest, CodeInvalidBody, "the body must be one JSON object with org_id, plan and custom_retention_days: "+err.Error(), "")
-		return
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeProblem(w, http.StatusBadRequest, CodeInvalidBody, "the body must hold exactly one JSON object", "")
+	if e := httpapi.DecodeJSON(w, r, s.cfg.MaxBodyBytes, &u); e != nil {
+		e.Write(w)
 		return
 	}
 	named := ""
@@ -124,14 +113,13 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *Claims)
 	}
 	org, err := settingsOrg(c, named, "org_id")
 	if errors.Is(err, errForbiddenOrg) {
-		writeProblem(w, http.StatusForbidden, CodeForbidden, err.Error(), "org_id")
+		(&httpapi.Error{Status: http.StatusForbidden, Code: auditapi.CodeForbidden, Detail: err.Error(), Param: "org_id"}).Write(w)
 		return
 	}
 	if err != nil {
-		var pe *paramError
-		if errors.As(err, &pe) {
-			writeProblem(w, http.StatusBadRequest, CodeInvalidBody, pe.Error(), pe.param)
-			return
+		var e *httpapi.Error
+		if errors.As(err, &e) { // a body field, not a query parameter
+			err = httpapi.BadField(e.Param, strings.TrimPrefix(e.Detail, e.Param+": "))
 		}
 		s.fail(w, err)
 		return
@@ -142,11 +130,11 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *Claims)
 	if u.Plan != nil {
 		p, err := orgsettings.ParsePlan(*u.Plan)
 		if err != nil {
-			writeProblem(w, http.StatusBadRequest, CodeInvalidBody, err.Error(), "plan")
+			httpapi.BadField("plan", err.Error()).Write(w)
 			return
 		}
 		if p != old.Plan && !operator {
-			writeProblem(w, http.StatusForbidden, CodeForbidden, "the plan is set by the host's billing (an audit.operator token)", "plan")
+			(&httpapi.Error{Status: http.StatusForbidden, Code: auditapi.CodeForbidden, Detail: "the plan is set by the host's billing (an audit.operator token)", Param: "plan"}).Write(w)
 			return
 		}
 		next.Plan = p
@@ -158,7 +146,7 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *Claims)
 		next.CustomRetentionDays = *u.CustomRetentionDays
 	}
 	if err := next.Validate(); err != nil {
-		writeProblem(w, http.StatusBadRequest, CodeInvalidBody, err.Error(), "")
+		(&httpapi.Error{Status: http.StatusBadRequest, Code: auditapi.CodeInvalidBody, Detail: err.Error(), Param: "custom_retention_days"}).Write(w)
 		return
 	}
 	// The change must complete even if the client goes away mid-way.
@@ -174,23 +162,13 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *Claims)
 		return
 	}
 	a := actor(r, c)
-	evs := []struct {
-		name     string
-		from, to any
-	}{{"retention_days", old.RetentionDays(), next.RetentionDays()}}
+	evs := []schemas.Event{producer.AuditSettingsUpdated(org, a, "retention_days", old.RetentionDays(), next.RetentionDays())}
 	if old.Plan != next.Plan {
-		evs = append(evs, struct {
-			name     string
-			from, to any
-		}{"plan", string(old.Plan), string(next.Plan)})
+		evs = append(evs, producer.AuditSettingsUpdated(org, a, "plan", string(old.Plan), string(next.Plan)))
 	}
-	for _, e := range evs {
-		if _, err := s.deps.Recorder.Emit(ctx, producer.AuditSettingsUpdated(org, a, e.name, e.from, e.to)); err != nil {
-			s.log.Error("settings applied but the audit event was not recorded", zap.String("org_id", org), zap.Error(err))
-			writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "the settings were applied but recording the change failed; repeat the request", "")
-			return
-		}
+	if !s.record.Record(w, r, evs...) {
+		return
 	}
 	s.log.Info("settings changed", zap.String("org_id", org), zap.String("plan", string(next.Plan)), zap.Int("retention_days", next.RetentionDays()))
-	writeJSON(w, http.StatusOK, view(next))
+	httpapi.WriteJSON(w, http.StatusOK, view(next))
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/takumo/audit/auditd/internal/demo"
 	"github.com/takumo/audit/ingestor"
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/health"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/orgsettings"
@@ -305,8 +306,8 @@ const demoLinkOrg = "org_acme"
 // which browsers do not send to the server.
 func logPageLink(log *zap.Logger, base string, secret []byte, cfg Config) {
 	const ttl = 12 * time.Hour
-	tok, err := query.Mint(secret, query.TokenSpec{OrgID: demoLinkOrg, Subject: "dev", TTL: ttl,
-		Permissions: []string{query.PermRead, query.PermExport, query.PermManage},
+	tok, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: demoLinkOrg, Subject: "dev", TTL: ttl,
+		Permissions: []string{auditapi.PermRead, auditapi.PermExport, auditapi.PermManage},
 		Issuer:      cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
 	if err != nil {
 		log.Warn("no development link to the log page", zap.Error(err))

@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdb"
-	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
 
@@ -149,7 +149,7 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func(org string) (int, string) {
-		tok, err := query.Mint(key, query.TokenSpec{OrgID: org, Subject: "test", Permissions: []string{query.PermRead}}, time.Now())
+		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: "test", Permissions: []string{auditapi.PermRead}, TTL: time.Hour}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer receiver.Close()
-	manage, err := query.Mint(key, query.TokenSpec{OrgID: "org_acme", Subject: "test", Permissions: []string{query.PermManage}}, time.Now())
+	manage, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: "org_acme", Subject: "test", Permissions: []string{auditapi.PermManage}, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
 )
 
 // AuthConfig returns how bearer tokens are verified, and whether it is the
 // development secret (created in the data directory on first use).
-func AuthConfig(cfg Config) (query.AuthConfig, bool, error) {
-	a := query.AuthConfig{HMACSecret: []byte(cfg.JWTHMACSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+func AuthConfig(cfg Config) (httpapi.AuthConfig, bool, error) {
+	a := httpapi.AuthConfig{HMACSecret: []byte(cfg.JWTHMACSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
 	switch {
 	case cfg.JWTPublicKeysFile != "":
 		b, err := os.ReadFile(cfg.JWTPublicKeysFile)
@@ -23,7 +24,7 @@ func AuthConfig(cfg Config) (query.AuthConfig, bool, error) {
 	case cfg.JWTHMACSecret != "":
 		return a, false, nil
 	}
-	secret, err := query.DevSecret(cfg.DataDir)
+	secret, err := auditapi.DevSecret(cfg.DataDir)
 	if err != nil {
 		return a, false, err
 	}
@@ -40,11 +41,11 @@ func SigningKey(cfg Config) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
 		}
-		return query.ParsePrivateKeyPEM(b)
+		return auditapi.ParsePrivateKeyPEM(b)
 	case cfg.JWTPublicKeysFile != "":
 		return nil, errors.New("tokens for AUDIT_JWT_PUBLIC_KEYS_FILE need the private key: set AUDIT_JWT_PRIVATE_KEY_FILE")
 	case cfg.JWTHMACSecret != "":
 		return []byte(cfg.JWTHMACSecret), nil
 	}
-	return query.DevSecret(cfg.DataDir)
+	return auditapi.DevSecret(cfg.DataDir)
 }

@@ -26,8 +26,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/server"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -92,8 +94,8 @@ func run(args []string) error {
 	return serve(cfg)
 }
 
-func authConfig(cfg config) (query.AuthConfig, error) {
-	a := query.AuthConfig{HMACSecret: []byte(cfg.JWTHMACSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+func authConfig(cfg config) (httpapi.AuthConfig, error) {
+	a := httpapi.AuthConfig{HMACSecret: []byte(cfg.JWTHMACSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
 	if cfg.JWTPublicKeysFile != "" {
 		b, err := os.ReadFile(cfg.JWTPublicKeysFile)
 		if err != nil {
@@ -111,7 +113,7 @@ func mintToken(cfg config, args []string) error {
 	sub := fs.String("sub", "dev", "subject (the person)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
 	var perms []string
-	fs.Func("perm", "permission (repeat): "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+	fs.Func("perm", "permission (repeat): "+strings.Join(auditapi.KnownPermissions, ", "), func(s string) error {
 		perms = append(perms, s)
 		return nil
 	})
@@ -125,7 +127,7 @@ func mintToken(cfg config, args []string) error {
 		if err != nil {
 			return fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
 		}
-		if key, err = query.ParsePrivateKeyPEM(b); err != nil {
+		if key, err = auditapi.ParsePrivateKeyPEM(b); err != nil {
 			return err
 		}
 	case cfg.JWTHMACSecret != "":
@@ -133,7 +135,7 @@ func mintToken(cfg config, args []string) error {
 	default:
 		return errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PRIVATE_KEY_FILE")
 	}
-	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
-package query
+package httpapi
 
 import (
-	"math"
 	"sync"
 	"time"
 
@@ -57,9 +56,4 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
-}
-
-// retrySeconds rounds a wait up to whole seconds, at least one.
-func retrySeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
 }

@@ -1,4 +1,4 @@
-package query
+package auditapi
 
 import (
 	"crypto/rand"

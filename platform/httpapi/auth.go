@@ -1,0 +1,204 @@
+package httpapi
+
+import (
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/takumo/audit/platform/auditapi"
+)
+
+// AuthConfig says how bearer tokens are verified. Set exactly one of
+// HMACSecret and PublicKeysPEM.
+type AuthConfig struct {
+	// HMACSecret verifies HS256/HS384/HS512 tokens; at least 32 bytes.
+	HMACSecret []byte
+	// PublicKeysPEM holds one or more PEM "PUBLIC KEY" blocks (PKIX),
+	// Ed25519 (EdDSA tokens) or RSA (RS256..RS512, PS256..PS512). A token
+	// is accepted when any key verifies it.
+	PublicKeysPEM []byte
+	// Issuer and Audience, when set, must match the token's iss and aud.
+	Issuer   string
+	Audience string
+	// Leeway tolerates clock skew on exp, nbf and iat; default 30s.
+	Leeway time.Duration
+}
+
+// RateLimit is each bearer token's request budget: PerSecond requests a
+// second on average, bursts of Burst.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Auth authenticates requests by their bearer token and spends one request
+// of the token's budget per request. One Auth serves every API of a
+// process, so that a token has one budget. It is immutable apart from the
+// budgets and safe for concurrent use.
+type Auth struct {
+	v     *verifier
+	limit *limiter
+	now   func() time.Time
+}
+
+// NewAuth checks cfg's keys and returns an Auth. now is the clock (nil:
+// time.Now).
+func NewAuth(cfg AuthConfig, lim RateLimit, now func() time.Time) (*Auth, error) {
+	if lim.PerSecond < 0 || lim.Burst < 1 {
+		return nil, fmt.Errorf("httpapi: rate limit %v/s burst %d", lim.PerSecond, lim.Burst)
+	}
+	v, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Auth{v: v, limit: newLimiter(lim.PerSecond, lim.Burst), now: now}, nil
+}
+
+// Authenticate verifies r's bearer token and spends one request of its
+// budget. The error is 401 unauthorized or 429 rate-limited (with
+// RetryAfter).
+func (a *Auth) Authenticate(r *http.Request) (*auditapi.Claims, *Error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return nil, Errorf(http.StatusUnauthorized, auditapi.CodeUnauthorized, "send Authorization: Bearer <token>")
+	}
+	c, err := a.v.verify(tok)
+	if err != nil {
+		return nil, Errorf(http.StatusUnauthorized, auditapi.CodeUnauthorized, "the bearer token was refused: %v", err)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if ok, wait := a.limit.allow(hex.EncodeToString(sum[:12]), a.now()); !ok {
+		e := Errorf(http.StatusTooManyRequests, auditapi.CodeRateLimited, "this token's request budget is spent; retry after the given seconds")
+		e.RetryAfter = wait
+		return nil, e
+	}
+	return c, nil
+}
+
+// Authorize authenticates r (see Authenticate) and checks that the token
+// grants perm and names an org. It returns the org and the subject. Its
+// errors are *Error: 401, 429, or 403 forbidden. Management APIs take it
+// through an interface of their own.
+func (a *Auth) Authorize(r *http.Request, perm string) (orgID, subject string, err error) {
+	c, e := a.Authenticate(r)
+	if e != nil {
+		return "", "", e
+	}
+	if !c.Has(perm) {
+		return "", "", Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the token lacks the %s permission", perm)
+	}
+	if c.OrgID == "" {
+		return "", "", Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the token names no org")
+	}
+	return c.OrgID, c.Subject, nil
+}
+
+// verifier checks bearer tokens. It is immutable and safe for concurrent
+// use.
+type verifier struct {
+	parser *jwt.Parser
+	keys   jwt.Keyfunc
+}
+
+func newVerifier(c AuthConfig) (*verifier, error) {
+	if c.Leeway == 0 {
+		c.Leeway = 30 * time.Second
+	}
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithLeeway(c.Leeway)}
+	if c.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(c.Issuer))
+	}
+	if c.Audience != "" {
+		opts = append(opts, jwt.WithAudience(c.Audience))
+	}
+	switch {
+	case len(c.HMACSecret) > 0 && len(c.PublicKeysPEM) > 0:
+		return nil, errors.New("httpapi: configure an HMAC secret or public keys, not both")
+	case len(c.HMACSecret) > 0:
+		if len(c.HMACSecret) < 32 {
+			return nil, errors.New("httpapi: the HMAC secret must be at least 32 bytes")
+		}
+		secret := slices.Clone(c.HMACSecret)
+		opts = append(opts, jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
+		return &verifier{parser: jwt.NewParser(opts...), keys: func(*jwt.Token) (any, error) { return secret, nil }}, nil
+	case len(c.PublicKeysPEM) > 0:
+		var ed, rs []jwt.VerificationKey
+		rest := c.PublicKeysPEM
+		for {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			if b.Type != "PUBLIC KEY" {
+				return nil, fmt.Errorf("httpapi: PEM block %q: want PUBLIC KEY", b.Type)
+			}
+			k, err := x509.ParsePKIXPublicKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("httpapi: public key: %w", err)
+			}
+			switch k := k.(type) {
+			case ed25519.PublicKey:
+				ed = append(ed, k)
+			case *rsa.PublicKey:
+				if k.N.BitLen() < 2048 {
+					return nil, errors.New("httpapi: RSA public keys must have at least 2048 bits")
+				}
+				rs = append(rs, k)
+			default:
+				return nil, fmt.Errorf("httpapi: unsupported public key type %T (want Ed25519 or RSA)", k)
+			}
+		}
+		if len(ed)+len(rs) == 0 {
+			return nil, errors.New("httpapi: no PUBLIC KEY block in the configured PEM")
+		}
+		var methods []string
+		if len(ed) > 0 {
+			methods = append(methods, "EdDSA")
+		}
+		if len(rs) > 0 {
+			methods = append(methods, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+		}
+		opts = append(opts, jwt.WithValidMethods(methods))
+		return &verifier{parser: jwt.NewParser(opts...), keys: func(t *jwt.Token) (any, error) {
+			if _, ok := t.Method.(*jwt.SigningMethodEd25519); ok {
+				return jwt.VerificationKeySet{Keys: ed}, nil
+			}
+			return jwt.VerificationKeySet{Keys: rs}, nil
+		}}, nil
+	}
+	return nil, errors.New("httpapi: no token verification key configured (HMAC secret or public keys)")
+}
+
+// verify parses and checks a token: signature, algorithm, exp, nbf, iss,
+// aud, a subject, and an org id unless it is an operator token.
+func (v *verifier) verify(token string) (*auditapi.Claims, error) {
+	var c auditapi.Claims
+	if _, err := v.parser.ParseWithClaims(token, &c, v.keys); err != nil {
+		return nil, err
+	}
+	if c.Subject == "" || len(c.Subject) > auditapi.MaxSubjectLen {
+		return nil, errors.New("token subject is missing or too long")
+	}
+	if c.OrgID == "" && !c.Has(auditapi.PermOperator) {
+		return nil, errors.New("token has no org_id")
+	}
+	if c.OrgID != "" && !auditapi.ValidOrgID(c.OrgID) {
+		return nil, errors.New("token org_id is not a valid org id")
+	}
+	return &c, nil
+}

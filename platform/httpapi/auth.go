@@ -202,3 +202,27 @@ func (v *verifier) verify(token string) (*auditapi.Claims, error) {
 	}
 	return &c, nil
 }
+
+// AuthFailure is the answer to an authorization error: err itself when it
+// is an *Error; otherwise a status taken from an HTTPStatus() int method
+// of err (or an error it wraps), 401 without one, with the code of that
+// status and err's message as the detail.
+func AuthFailure(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	status := http.StatusUnauthorized
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		status = s.HTTPStatus()
+	}
+	code := auditapi.CodeUnauthorized
+	switch status {
+	case http.StatusForbidden:
+		code = auditapi.CodeForbidden
+	case http.StatusTooManyRequests:
+		code = auditapi.CodeRateLimited
+	}
+	return &Error{Status: status, Code: code, Detail: err.Error()}
+}

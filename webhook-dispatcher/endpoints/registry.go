@@ -326,24 +326,46 @@ func clone(e Endpoint) Endpoint {
 	return e
 }
 
+// InvalidError lists every problem of an endpoint spec, each with the
+// field at fault ("url", "description", "filters", "filters[2]"). It
+// unwraps to ErrInvalid.
+type InvalidError struct {
+	Fields   []string
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = e.Fields[i] + ": " + p
+	}
+	return ErrInvalid.Error() + ": " + strings.Join(msgs, "; ")
+}
+
+// Unwrap returns ErrInvalid.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
 func (r *Registry) validate(s *Spec) error {
-	var probs []string
+	inv := &InvalidError{}
+	add := func(field, problem string) {
+		inv.Fields, inv.Problems = append(inv.Fields, field), append(inv.Problems, problem)
+	}
 	if err := r.cfg.CheckURL(s.URL); err != nil {
-		probs = append(probs, "url: "+err.Error())
+		add("url", err.Error())
 	}
 	if len(s.Description) > MaxDescription {
-		probs = append(probs, fmt.Sprintf("description: at most %d bytes", MaxDescription))
+		add("description", fmt.Sprintf("at most %d bytes", MaxDescription))
 	}
 	if len(s.Filters) > MaxFilters {
-		probs = append(probs, fmt.Sprintf("filters: at most %d", MaxFilters))
+		add("filters", fmt.Sprintf("at most %d", MaxFilters))
 	}
-	for _, f := range s.Filters {
+	for i, f := range s.Filters {
 		if err := ValidFilter(f); err != nil {
-			probs = append(probs, "filters: "+err.Error())
+			add(fmt.Sprintf("filters[%d]", i), err.Error())
 		}
 	}
-	if len(probs) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(probs, "; "))
+	if len(inv.Problems) > 0 {
+		return inv
 	}
 	s.Filters = slices.Compact(slices.Sorted(slices.Values(s.Filters)))
 	return nil

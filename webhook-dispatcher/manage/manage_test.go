@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -142,14 +143,21 @@ func TestManagementAPI(t *testing.T) {
 	const tok = "org_e:usr_admin:audit.manage"
 
 	// Plan and permission.
-	if code, p := call("org_p:usr_1:audit.manage", "GET", "/endpoints", nil); code != 403 || !strings.Contains(p["detail"].(string), "Enterprise") {
+	problemOf := func(p map[string]any) string { s, _ := p["type"].(string); return strings.TrimPrefix(s, auditapi.ProblemTypePrefix) }
+	if code, p := call("org_p:usr_1:audit.manage", "GET", "/endpoints", nil); code != 403 || !strings.Contains(p["detail"].(string), "Enterprise") || problemOf(p) != auditapi.CodePlan {
 		t.Fatalf("pro org: %d %v", code, p)
 	}
-	if code, _ := call("org_e:usr_1:audit.read", "GET", "/endpoints", nil); code != 403 {
-		t.Fatalf("missing permission: %d", code)
+	if code, p := call("org_e:usr_1:audit.read", "GET", "/endpoints", nil); code != 403 || problemOf(p) != auditapi.CodeForbidden {
+		t.Fatalf("missing permission: %d %v", code, p)
 	}
-	if code, _ := call("garbage", "GET", "/endpoints", nil); code != 401 {
-		t.Fatalf("no token: %d", code)
+	if code, p := call("garbage", "GET", "/endpoints", nil); code != 401 || problemOf(p) != auditapi.CodeUnauthorized {
+		t.Fatalf("no token: %d %v", code, p)
+	}
+	if code, p := call(tok, "PUT", "/endpoints", nil); code != 405 || problemOf(p) != auditapi.CodeMethodNotAllowed {
+		t.Fatalf("wrong method: %d %v", code, p)
+	}
+	if code, p := call(tok, "GET", "/nope", nil); code != 404 || problemOf(p) != auditapi.CodeNotFound {
+		t.Fatalf("unknown path: %d %v", code, p)
 	}
 
 	// Create: the secret is shown once.
@@ -158,8 +166,20 @@ func TestManagementAPI(t *testing.T) {
 		t.Fatalf("create: %d %v", code, created)
 	}
 	id, secret := created["id"].(string), created["secret"].(string)
-	if code, p := call(tok, "POST", "/endpoints", map[string]any{"url": "ftp://x"}); code != 422 {
-		t.Fatalf("bad url: %d %v", code, p)
+	// Invalid input: 400 naming the field.
+	for _, tc := range []struct {
+		body  any
+		field string
+	}{
+		{map[string]any{"url": "ftp://x"}, "url"},
+		{map[string]any{}, "url"},
+		{map[string]any{"url": recv.URL, "filters": []string{"a.*", "b.*", "bad glob["}}, "filters[2]"},
+		{map[string]any{"url": recv.URL, "colour": "red"}, "colour"},
+		{map[string]any{"url": 7}, "url"},
+	} {
+		if code, p := call(tok, "POST", "/endpoints", tc.body); code != 400 || problemOf(p) != auditapi.CodeInvalidBody || p["parameter"] != tc.field {
+			t.Errorf("create %v: %d %v, want 400 naming %s", tc.body, code, p, tc.field)
+		}
 	}
 	code, got := call(tok, "GET", "/endpoints/"+id, nil)
 	if code != 200 || got["secret"] != nil || got["url"] != recv.URL+"/hook?token=abc" {

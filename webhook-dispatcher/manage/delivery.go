@@ -1,0 +1,94 @@
+package manage
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
+)
+
+func (h *Handler) test(w http.ResponseWriter, r *http.Request, c caller) {
+	ep, ok := h.lookup(w, r, c)
+	if !ok {
+		return
+	}
+	at, err := h.d.Dispatcher.SendTest(r.Context(), ep)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, at)
+}
+
+func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request, c caller) {
+	ep, ok := h.lookup(w, r, c)
+	if !ok {
+		return
+	}
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > dispatcher.MaxAttemptsRead {
+			httpapi.BadParam("limit", fmt.Sprintf("must be between 1 and %d", dispatcher.MaxAttemptsRead)).Write(w)
+			return
+		}
+		limit = n
+	}
+	at, err := h.d.Attempts.Recent(r.Context(), c.org, ep.ID, limit)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"attempts": at})
+}
+
+func (h *Handler) recover(w http.ResponseWriter, r *http.Request, c caller) {
+	ep, ok := h.lookup(w, r, c)
+	if !ok {
+		return
+	}
+	if h.d.Events == nil {
+		httpapi.Errorf(http.StatusNotImplemented, auditapi.CodeNotImplemented, "replays need the event store, which this process is not configured with").Write(w)
+		return
+	}
+	var in struct {
+		Since time.Time  `json:"since"`
+		Until *time.Time `json:"until"`
+	}
+	if e := httpapi.DecodeJSON(w, r, maxBody, &in); e != nil {
+		e.Write(w)
+		return
+	}
+	until := time.Now()
+	if in.Until != nil {
+		until = *in.Until
+	}
+	switch {
+	case in.Since.IsZero():
+		httpapi.BadField("since", "is required (RFC 3339)").Write(w)
+		return
+	case !in.Since.Before(until):
+		httpapi.BadField("until", "must be after since").Write(w)
+		return
+	case until.Sub(in.Since) > h.cfg.MaxRecoverWindow:
+		httpapi.BadField("since", fmt.Sprintf("since..until may span at most %s", h.cfg.MaxRecoverWindow)).Write(w)
+		return
+	}
+	batch := schemas.NewID()
+	n, err := h.d.Dispatcher.Replay(r.Context(), ep, batch, func(yield func(schemas.Event) error) error {
+		return h.d.Events.Between(r.Context(), c.org, in.Since, until, yield)
+	})
+	if err != nil {
+		h.d.Logger.Error("replay stopped", zap.String("org_id", c.org), zap.String("endpoint_id", ep.ID), zap.Int("queued", n), zap.Error(err))
+		httpapi.Errorf(http.StatusInternalServerError, auditapi.CodeInternal, "the replay stopped after queueing %d deliveries; run it again to finish (receivers deduplicate on webhook-id)", n).Write(w)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"replay_id": batch, "queued": n, "since": in.Since, "until": until})
+}

@@ -33,7 +33,9 @@ func (rt *Router) Handle(method, pattern string, h http.Handler) {
 }
 
 // HandleFunc is Handle for a function.
-func (rt *Router) HandleFunc(method, pattern string, h http.HandlerFunc) { rt.Handle(method, pattern, h) }
+func (rt *Router) HandleFunc(method, pattern string, h http.HandlerFunc) {
+	rt.Handle(method, pattern, h)
+}
 
 // ServeHTTP implements http.Handler.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -143,7 +143,10 @@ func TestManagementAPI(t *testing.T) {
 	const tok = "org_e:usr_admin:audit.manage"
 
 	// Plan and permission.
-	problemOf := func(p map[string]any) string { s, _ := p["type"].(string); return strings.TrimPrefix(s, auditapi.ProblemTypePrefix) }
+	problemOf := func(p map[string]any) string {
+		s, _ := p["type"].(string)
+		return strings.TrimPrefix(s, auditapi.ProblemTypePrefix)
+	}
 	if code, p := call("org_p:usr_1:audit.manage", "GET", "/endpoints", nil); code != 403 || !strings.Contains(p["detail"].(string), "Enterprise") || problemOf(p) != auditapi.CodePlan {
 		t.Fatalf("pro org: %d %v", code, p)
 	}

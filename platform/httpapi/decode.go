@@ -36,14 +36,14 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) *
 	case errors.As(err, &te) && te.Field != "":
 		return BadField(te.Field, fmt.Sprintf("want a JSON %s, got %s", te.Type.Kind(), te.Value))
 	case errors.As(err, &se):
-		return BadField("", fmt.Sprintf("not valid JSON (at byte %d): %v", se.Offset, err))
+		return BadField("", fmt.Sprintf("invalid JSON body (at byte %d): %v", se.Offset, err))
 	case errors.Is(err, io.EOF):
 		return BadField("", "the body must be a JSON object")
 	}
 	// encoding/json reports an unknown field with no error type of its own.
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		f = strings.Trim(f, `"`)
-		return BadField(f, "unknown field")
+		return &Error{Status: http.StatusBadRequest, Code: auditapi.CodeInvalidBody, Detail: fmt.Sprintf("unknown field %q", f), Param: f}
 	}
 	return BadField("", "invalid JSON body: "+err.Error())
 }

@@ -63,8 +63,13 @@ var (
 	ErrConflict = errors.New("destinations: changed concurrently; reload and retry")
 )
 
-// InvalidError lists every problem of a destination.
-type InvalidError struct{ Problems []string }
+// InvalidError lists every problem of a destination. Fields[i] names the
+// request field at fault of Problems[i] (e.g. "address", "actions[2]",
+// "credentials.token", "tls").
+type InvalidError struct {
+	Problems []string
+	Fields   []string
+}
 
 func (e *InvalidError) Error() string {
 	return "invalid destination: " + strings.Join(e.Problems, "; ")
@@ -158,76 +163,78 @@ func (d Destination) Matches(action string) bool {
 // Validate reports every problem at once, as *InvalidError. secrets are
 // the credentials the destination will have.
 func (d Destination) Validate(s Secrets) error {
-	var p []string
-	add := func(f string, a ...any) { p = append(p, fmt.Sprintf(f, a...)) }
+	var p, fields []string
+	add := func(field, f string, a ...any) {
+		p, fields = append(p, fmt.Sprintf(f, a...)), append(fields, field)
+	}
 	if d.OrgID == "" {
-		add("org_id is required")
+		add("org_id", "org_id is required")
 	}
 	if d.Name == "" || len(d.Name) > 128 {
-		add("name must be 1-128 bytes")
+		add("name", "name must be 1-128 bytes")
 	}
 	stream := map[string]bool{TransportTCP: true, TransportTLS: true, TransportUDP: true}
 	switch d.Format {
 	case FormatSyslog, FormatCEF, FormatLEEF:
 		if !stream[d.Transport] {
-			add("format %s needs transport tcp, tls or udp, not %q", d.Format, d.Transport)
+			add("transport", "format %s needs transport tcp, tls or udp, not %q", d.Format, d.Transport)
 		}
 	case FormatHEC, FormatOCSF, FormatNDJSON:
 		if d.Transport != TransportHTTPS {
-			add("format %s needs transport https, not %q", d.Format, d.Transport)
+			add("transport", "format %s needs transport https, not %q", d.Format, d.Transport)
 		}
 	default:
-		add("format %q: want syslog, cef, leef, hec, ocsf or ndjson", d.Format)
+		add("format", "format %q: want syslog, cef, leef, hec, ocsf or ndjson", d.Format)
 	}
 	if stream[d.Transport] {
 		if _, port, err := net.SplitHostPort(d.Address); err != nil || port == "" {
-			add("address must be host:port for transport %s", d.Transport)
+			add("address", "address must be host:port for transport %s", d.Transport)
 		}
 	}
 	if d.Transport == TransportHTTPS {
 		u, err := url.Parse(d.Address)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			add("address must be an https URL")
+			add("address", "address must be an https URL")
 		}
 	}
 	switch d.Framing {
 	case "", "octet-counting", "lf":
 	default:
-		add("framing %q: want octet-counting or lf", d.Framing)
+		add("framing", "framing %q: want octet-counting or lf", d.Framing)
 	}
 	if d.Framing != "" && d.Transport != TransportTCP && d.Transport != TransportTLS {
-		add("framing applies to tcp and tls only")
+		add("framing", "framing applies to tcp and tls only")
 	}
 	if len(d.Actions) > 50 {
-		add("at most 50 action filters")
+		add("actions", "at most 50 action filters")
 	}
-	for _, g := range d.Actions {
+	for i, g := range d.Actions {
 		if _, err := path.Match(g, ""); err != nil || g == "" || len(g) > 128 {
-			add("action filter %q is not a valid glob", g)
+			add(fmt.Sprintf("actions[%d]", i), "action filter %q is not a valid glob", g)
 		}
 	}
 	if d.Format == FormatHEC && s.Token == "" {
-		add("a HEC destination needs a token")
+		add("credentials.token", "a HEC destination needs a token")
 	}
 	if (d.AuthHeader == "") != (s.AuthValue == "") {
-		add("auth_header and auth_value go together")
+		add("auth_header", "auth_header and auth_value go together")
 	}
 	if d.AuthHeader != "" && d.Format == FormatHEC {
-		add("a HEC destination authenticates with its token, not auth_header")
+		add("auth_header", "a HEC destination authenticates with its token, not auth_header")
 	}
 	if d.TLS.CertPEM != "" || s.ClientKeyPEM != "" {
 		t := d.TLS
 		t.KeyPEM = s.ClientKeyPEM
 		if _, err := t.Config(); err != nil {
-			add("tls: %v", err)
+			add("tls", "tls: %v", err)
 		}
 	} else if d.TLS.CAPEM != "" {
 		if _, err := d.TLS.Config(); err != nil {
-			add("tls: %v", err)
+			add("tls", "tls: %v", err)
 		}
 	}
 	if len(p) > 0 {
-		return &InvalidError{Problems: p}
+		return &InvalidError{Problems: p, Fields: fields}
 	}
 	return nil
 }

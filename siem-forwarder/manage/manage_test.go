@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -289,7 +290,7 @@ func TestTestEvent(t *testing.T) {
 	ln.Close()
 	id = create(map[string]any{"format": "leef", "transport": "tcp", "address": dead, "paused": true})
 	code, _, p = e.call(t, tok, "POST", "/destinations/"+id+"/test", nil)
-	if code != 502 || !strings.Contains(p["error"].(string), "refused") {
+	if code != 502 || !strings.Contains(p["detail"].(string), "refused") || p["type"] != auditapi.ProblemTypePrefix+auditapi.CodeDestinationFailed {
 		t.Fatalf("test against a closed port: %d %v", code, p)
 	}
 }
@@ -373,25 +374,27 @@ func TestBadInput(t *testing.T) {
 		name string
 		body any
 		want string
+		// param is the field the problem names.
+		param string
 	}{
-		{"not JSON", `{"name":`, "invalid JSON"},
-		{"unknown field", map[string]any{"name": "x", "url": "x"}, `unknown field "url"`},
-		{"no name", map[string]any{"format": "syslog", "transport": "tcp", "address": "127.0.0.1:514"}, "name"},
-		{"bad format", map[string]any{"name": "x", "format": "xml", "transport": "tcp", "address": "127.0.0.1:514"}, "format"},
-		{"bad address", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "nowhere"}, "address"},
-		{"https for syslog", map[string]any{"name": "x", "format": "syslog", "transport": "https", "address": "https://x"}, "transport"},
-		{"bad framing", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "h:1", "framing": "nul"}, "framing"},
-		{"bad glob", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "h:1", "actions": []string{"["}}, "action filter"},
-		{"hec without token", map[string]any{"name": "x", "format": "hec", "transport": "https", "address": "https://splunk:8088"}, "token"},
-		{"auth header alone", map[string]any{"name": "x", "format": "ndjson", "transport": "https", "address": "https://s", "auth_header": "X-Key"}, "auth_value"},
-		{"insecure tls", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"insecure_skip_verify": true}}, "tls.insecure_skip_verify"},
-		{"bad ca", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"ca_pem": "nope"}}, "tls"},
-		{"key in tls", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"key_pem": "k"}}, "key_pem"},
+		{"not JSON", `{"name":`, "invalid JSON", ""},
+		{"unknown field", map[string]any{"name": "x", "url": "x"}, `unknown field "url"`, "url"},
+		{"no name", map[string]any{"format": "syslog", "transport": "tcp", "address": "127.0.0.1:514"}, "name", "name"},
+		{"bad format", map[string]any{"name": "x", "format": "xml", "transport": "tcp", "address": "127.0.0.1:514"}, "format", "format"},
+		{"bad address", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "nowhere"}, "address", "address"},
+		{"https for syslog", map[string]any{"name": "x", "format": "syslog", "transport": "https", "address": "https://x"}, "transport", "transport"},
+		{"bad framing", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "h:1", "framing": "nul"}, "framing", "framing"},
+		{"bad glob", map[string]any{"name": "x", "format": "syslog", "transport": "tcp", "address": "h:1", "actions": []string{"["}}, "action filter", "actions[0]"},
+		{"hec without token", map[string]any{"name": "x", "format": "hec", "transport": "https", "address": "https://splunk:8088"}, "token", "credentials.token"},
+		{"auth header alone", map[string]any{"name": "x", "format": "ndjson", "transport": "https", "address": "https://s", "auth_header": "X-Key"}, "auth_value", "auth_header"},
+		{"insecure tls", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"insecure_skip_verify": true}}, "tls.insecure_skip_verify", "tls.insecure_skip_verify"},
+		{"bad ca", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"ca_pem": "nope"}}, "tls", "tls"},
+		{"key in tls", map[string]any{"name": "x", "format": "syslog", "transport": "tls", "address": "h:6514", "tls": map[string]any{"key_pem": "k"}}, "key_pem", "key_pem"},
 	}
 	for _, c := range cases {
 		code, _, p := e.call(t, tok, "POST", "/destinations", c.body)
-		if code != 400 || !strings.Contains(fmt.Sprint(p["detail"]), c.want) {
-			t.Errorf("%s: %d %v, want 400 naming %q", c.name, code, p["detail"], c.want)
+		if code != 400 || !strings.Contains(fmt.Sprint(p["detail"]), c.want) || p["type"] != auditapi.ProblemTypePrefix+auditapi.CodeInvalidBody || fmt.Sprint(p["parameter"]) != c.param && !(c.param == "" && p["parameter"] == nil) {
+			t.Errorf("%s: %d %v, want 400 naming %q in parameter %q", c.name, code, p, c.want, c.param)
 		}
 	}
 	if code, _, l := e.call(t, tok, "GET", "/destinations", nil); code != 200 || len(l["destinations"].([]any)) != 0 {

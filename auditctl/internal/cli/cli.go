@@ -38,21 +38,26 @@ var errUsage = errors.New("usage")
 
 const usage = `auditctl: the Takumo Audit command-line tool
 
-usage:
+usage: auditctl [--url URL] [--token JWT] COMMAND [flags]
+
+commands:
   auditctl events [filters] [-n N] [-o table|json|ndjson]   list events, newest first
   auditctl tail [filters] [--interval 2s]                   follow new events as they are recorded
   auditctl export --format csv|ndjson [filters] > file      every matching event, progress on stderr
-  auditctl token --org ORG --perm audit.read[,...]          mint a development token
-  auditctl webhooks list|get|create|delete|test|deliveries  manage webhook endpoints (audit.manage)
+  auditctl token --org ORG --perm audit.read[,...] [--ttl 1h]
+                                                            mint a development token
+  auditctl webhooks list|get|create|delete|test|rotate-secret|deliveries
+                                                            manage webhook endpoints (audit.manage)
   auditctl siem list|get|create|delete|test|status|pause|resume|replay
                                                             manage SIEM destinations (audit.manage)
+  auditctl help                                             this text
 
 filters (repeat a flag for alternatives):
   --actor ID  --action NAME|GLOB  --category NAME  --target ID  --outcome success|failure
   --since T  --until T   (RFC 3339, YYYY-MM-DD, or a duration back from now: 15m, 24h, 7d)
   -q 'QUERY'             the search syntax of the log page: words, qualifier:value, created:>=2026-01-01
 
-configuration:
+configuration (before or after the command):
   --url URL     or AUDIT_URL    server (default ` + DefaultURL + `)
   --token JWT   or AUDIT_TOKEN  bearer token
 
@@ -86,6 +91,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 }
 
 func run(ctx context.Context, args []string, env Env) error {
+	args, env, err := globalFlags(args, env)
+	if err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, usage)
 		return fmt.Errorf("%w: name a command", errUsage)
@@ -111,9 +120,41 @@ func run(ctx context.Context, args []string, env Env) error {
 	return fmt.Errorf("%w: unknown command %q (auditctl help lists them)", errUsage, cmd)
 }
 
+// globalFlags takes --url and --token given before the command. Their
+// values stand in for AUDIT_URL and AUDIT_TOKEN, so a command's own flags
+// still win. It returns the command and its arguments.
+func globalFlags(args []string, env Env) ([]string, Env, error) {
+	fs := flag.NewFlagSet("auditctl", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {}
+	var url, token string
+	fs.StringVar(&url, "url", "", "server URL (AUDIT_URL)")
+	fs.StringVar(&token, "token", "", "bearer token (AUDIT_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(env.Stdout, usage)
+			return nil, env, err
+		}
+		return nil, env, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set["AUDIT_"+strings.ToUpper(f.Name)] = f.Value.String() })
+	if len(set) > 0 {
+		getenv := env.Getenv
+		env.Getenv = func(k string) string {
+			if v, ok := set[k]; ok {
+				return v
+			}
+			return getenv(k)
+		}
+	}
+	return fs.Args(), env, nil
+}
+
 // conn holds the server flags every API command takes.
 type conn struct {
 	url, token string
+	getenv     func(string) string
 }
 
 func (c *conn) register(fs *flag.FlagSet, env Env) {
@@ -121,15 +162,21 @@ func (c *conn) register(fs *flag.FlagSet, env Env) {
 	if def == "" {
 		def = DefaultURL
 	}
+	c.getenv = env.Getenv
 	fs.StringVar(&c.url, "url", def, "server URL (AUDIT_URL)")
-	fs.StringVar(&c.token, "token", env.Getenv("AUDIT_TOKEN"), "bearer token (AUDIT_TOKEN)")
+	// The token's default is read when the command runs, not shown in -h.
+	fs.StringVar(&c.token, "token", "", "bearer token (default: AUDIT_TOKEN)")
 }
 
 func (c *conn) client() (*client.Client, error) {
-	if strings.TrimSpace(c.token) == "" {
+	tok := strings.TrimSpace(c.token)
+	if tok == "" && c.getenv != nil {
+		tok = strings.TrimSpace(c.getenv("AUDIT_TOKEN"))
+	}
+	if tok == "" {
 		return nil, errors.New("no token: set AUDIT_TOKEN or --token (development: export AUDIT_TOKEN=$(auditctl token --org org_acme --perm audit.read,audit.export))")
 	}
-	return client.New(c.url, strings.TrimSpace(c.token), nil)
+	return client.New(c.url, tok, nil)
 }
 
 // filters are the event filter flags.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/orgsettings"
-	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -46,7 +46,7 @@ func ids(evs []schemas.Event) []string {
 func TestEvents(t *testing.T) {
 	s := newServer(t, nil)
 	evs := seed(s, "org_acme", 7)
-	tok := mint(t, "org_acme", query.PermRead)
+	tok := mint(t, "org_acme", auditapi.PermRead)
 	ctx := context.Background()
 
 	// A table, newest first, n rows.
@@ -109,7 +109,7 @@ func TestEventsTableEscapesTerminalControls(t *testing.T) {
 	e := event("org_acme", "ev_esc", time.Now().Add(-time.Minute), "member.invited", "usr_x", "Mallory\x1b]0;owned\x07\x1b[2J")
 	e.Targets[0].Name = "line\nbreak\u202etxt"
 	s.insert(e)
-	code, out, _ := run(context.Background(), s, mint(t, "org_acme", query.PermRead), nil, "events")
+	code, out, _ := run(context.Background(), s, mint(t, "org_acme", auditapi.PermRead), nil, "events")
 	if code != 0 || strings.ContainsAny(out, "\x1b\x07\u202e") || !strings.Contains(out, `Mallory\u001b]0;owned\u0007`) {
 		t.Fatalf("table: %d %q", code, out)
 	}
@@ -124,7 +124,7 @@ func TestExport(t *testing.T) {
 	multi := event("org_acme", "ev_multi", time.Now().Add(-time.Hour), "member.invited", "usr_x", "X")
 	multi.Details = map[string]any{"note": "two\nlines, \"quoted\""} // a CSV record over two lines
 	s.insert(multi)
-	tok := mint(t, "org_acme", query.PermRead, query.PermExport)
+	tok := mint(t, "org_acme", auditapi.PermRead, auditapi.PermExport)
 	ctx := context.Background()
 
 	code, out, errOut := run(ctx, s, tok, nil, "export", "--format", "csv")
@@ -152,7 +152,7 @@ func TestHelpfulErrors(t *testing.T) {
 	seed(s, "org_acme", 2)
 	s.plan("org_hooli", orgsettings.Free)
 	ctx := context.Background()
-	expired, err := query.Mint(secret, query.TokenSpec{OrgID: "org_acme", Subject: "u", Permissions: []string{query.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
+	expired, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: "org_acme", Subject: "u", Permissions: []string{auditapi.PermRead}, TTL: time.Minute}, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,18 +162,18 @@ func TestHelpfulErrors(t *testing.T) {
 		code      int
 		want      []string
 	}{
-		{"export without permission", mint(t, "org_acme", query.PermRead), []string{"export"}, 1, []string{"lacks audit.export", "--perm audit.export"}},
-		{"free plan", mint(t, "org_hooli", query.PermRead), []string{"events"}, 1, []string{"Free plan"}},
+		{"export without permission", mint(t, "org_acme", auditapi.PermRead), []string{"export"}, 1, []string{"lacks audit.export", "--perm audit.export"}},
+		{"free plan", mint(t, "org_hooli", auditapi.PermRead), []string{"events"}, 1, []string{"Free plan"}},
 		{"expired token", expired, []string{"events"}, 1, []string{"refused the token", "expired", "auditctl token"}},
 		{"no token", "", []string{"events"}, 1, []string{"AUDIT_TOKEN"}},
-		{"bad query", mint(t, "org_acme", query.PermRead), []string{"events", "-q", "bogus:1"}, 1, []string{"invalid", "q"}},
-		{"bad time", mint(t, "org_acme", query.PermRead), []string{"events", "--since", "yesterday"}, 2, []string{"--since"}},
+		{"bad query", mint(t, "org_acme", auditapi.PermRead), []string{"events", "-q", "bogus:1"}, 1, []string{"invalid", "q"}},
+		{"bad time", mint(t, "org_acme", auditapi.PermRead), []string{"events", "--since", "yesterday"}, 2, []string{"--since"}},
 		{"unknown command", "", []string{"frobnicate"}, 2, []string{"unknown command"}},
-		{"siem below Enterprise", mint(t, "org_acme", query.PermManage), []string{"siem", "list"}, 1, []string{"Enterprise"}},
-		{"siem without an address", mint(t, "org_acme", query.PermManage), []string{"siem", "create", "--name", "x", "--format", "syslog", "--transport", "tcp"}, 2, []string{"--address is required"}},
-		{"siem replay without a time", mint(t, "org_acme", query.PermManage), []string{"siem", "replay", "d1"}, 2, []string{"--from is required"}},
-		{"webhooks below Enterprise", mint(t, "org_acme", query.PermManage), []string{"webhooks", "list"}, 1, []string{"Enterprise"}},
-		{"webhooks without a receiver", mint(t, "org_acme", query.PermManage), []string{"webhooks", "create"}, 2, []string{"--endpoint is required"}},
+		{"siem below Enterprise", mint(t, "org_acme", auditapi.PermManage), []string{"siem", "list"}, 1, []string{"Enterprise"}},
+		{"siem without an address", mint(t, "org_acme", auditapi.PermManage), []string{"siem", "create", "--name", "x", "--format", "syslog", "--transport", "tcp"}, 2, []string{"--address is required"}},
+		{"siem replay without a time", mint(t, "org_acme", auditapi.PermManage), []string{"siem", "replay", "d1"}, 2, []string{"--from is required"}},
+		{"webhooks below Enterprise", mint(t, "org_acme", auditapi.PermManage), []string{"webhooks", "list"}, 1, []string{"Enterprise"}},
+		{"webhooks without a receiver", mint(t, "org_acme", auditapi.PermManage), []string{"webhooks", "create"}, 2, []string{"--endpoint is required"}},
 	} {
 		code, _, errOut := run(ctx, s, tc.tok, nil, tc.args...)
 		if code != tc.code {
@@ -186,7 +186,7 @@ func TestHelpfulErrors(t *testing.T) {
 		}
 	}
 	// A server that is not there.
-	code, _, errOut := run(ctx, nil, mint(t, "org_acme", query.PermRead), map[string]string{"AUDIT_URL": "http://127.0.0.1:1"}, "events")
+	code, _, errOut := run(ctx, nil, mint(t, "org_acme", auditapi.PermRead), map[string]string{"AUDIT_URL": "http://127.0.0.1:1"}, "events")
 	if code != 1 || !strings.Contains(errOut, "cannot reach") || !strings.Contains(errOut, "AUDIT_URL") {
 		t.Errorf("unreachable: %d %q", code, errOut)
 	}
@@ -198,7 +198,7 @@ func TestHelpfulErrors(t *testing.T) {
 func TestTail(t *testing.T) {
 	s := newServer(t, nil)
 	evs := seed(s, "org_acme", 4)
-	tok := mint(t, "org_acme", query.PermRead)
+	tok := mint(t, "org_acme", auditapi.PermRead)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int)
@@ -250,7 +250,7 @@ func TestTail(t *testing.T) {
 // one a server started on that directory verifies with.
 func TestToken(t *testing.T) {
 	dir := t.TempDir()
-	key, err := query.DevSecret(dir)
+	key, err := auditapi.DevSecret(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestWebhooks(t *testing.T) {
 	s := newServer(t, nil)
 	s.plan("org_acme", orgsettings.Enterprise)
 	ctx := context.Background()
-	tok := mint(t, "org_acme", query.PermManage)
+	tok := mint(t, "org_acme", auditapi.PermManage)
 	code, out, errOut := run(ctx, s, tok, nil, "webhooks", "create", "--endpoint", "https://hooks.example.com/audit", "--filter", "member.*", "--description", "SOC")
 	if code != 0 || !strings.Contains(out, "whsec_") || !strings.Contains(errOut, "shown only once") {
 		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
@@ -316,7 +316,7 @@ func TestSIEM(t *testing.T) {
 	s := newServer(t, nil)
 	s.plan("org_acme", orgsettings.Enterprise)
 	ctx := context.Background()
-	tok := mint(t, "org_acme", query.PermManage)
+	tok := mint(t, "org_acme", auditapi.PermManage)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/takumo/audit/auditctl/internal/cli"
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -64,10 +67,29 @@ type server struct {
 	store    *eventstore.Store
 	settings *orgsettings.Store
 	url      string
+	db       string
+	js       jetstream.JetStream
+	svc      *query.Service
+	hooks    *service.Service
 }
 
-func newServer(t testing.TB, key []byte) *server {
+// serverOpts vary the server of a test.
+type serverOpts struct {
+	// key verifies tokens; nil: secret.
+	key []byte
+	// rate and burst are each token's budget; 0: plenty.
+	rate  float64
+	burst int
+	// noRetention turns settings changes off (503), as a deployment
+	// without a ClickHouse user for retention does.
+	noRetention bool
+}
+
+func newServer(t testing.TB, key []byte) *server { return newServerWith(t, serverOpts{key: key}) }
+
+func newServerWith(t testing.TB, o serverOpts) *server {
 	t.Helper()
+	key := o.key
 	db := fmt.Sprintf("ctl_%d_%d", os.Getpid(), dbSeq.Add(1))
 	store, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
 	if err != nil {
@@ -86,7 +108,8 @@ func newServer(t testing.TB, key []byte) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(settings.Close)
-	prod, err := producer.New(js)
+	// Retries end soon, so a test of an unrecordable change is quick.
+	prod, err := producer.New(js, producer.WithRetry(producer.RetryPolicy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, MaxElapsed: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +117,14 @@ func newServer(t testing.TB, key []byte) *server {
 	if key == nil {
 		key = secret
 	}
-	svc, err := query.New(query.Config{Auth: query.AuthConfig{HMACSecret: key}, RatePerSecond: 1000, RateBurst: 1000},
-		query.Deps{Events: store, Retention: store, Settings: settings, Recorder: prod})
+	if o.rate == 0 {
+		o.rate, o.burst = 1000, 1000
+	}
+	deps := query.Deps{Events: store, Retention: store, Settings: settings, Recorder: prod}
+	if o.noRetention {
+		deps.Retention = nil
+	}
+	svc, err := query.New(query.Config{Auth: httpapi.AuthConfig{HMACSecret: key}, RatePerSecond: o.rate, RateBurst: o.burst}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +158,7 @@ func newServer(t testing.TB, key []byte) *server {
 	mux.Handle("/v1/siem/", siemAPI)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &server{t: t, store: store, settings: settings, url: srv.URL}
+	return &server{t: t, store: store, settings: settings, url: srv.URL, db: db, js: js, svc: svc, hooks: hooks}
 }
 
 func (s *server) insert(evs ...schemas.Event) {
@@ -159,7 +188,7 @@ func (s *server) plan(org string, p orgsettings.Plan) {
 
 func mint(t testing.TB, org string, perms ...string) string {
 	t.Helper()
-	tok, err := query.Mint(secret, query.TokenSpec{OrgID: org, Subject: "usr_ops", Permissions: perms}, time.Now())
+	tok, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: org, Subject: "usr_ops", Permissions: perms, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 
 	"github.com/takumo/audit/auditctl/internal/client"
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
 )
 
 // webhooksPrefix is where the query service serves the webhook management
@@ -134,7 +134,7 @@ func runWebhooks(ctx context.Context, args []string, env Env) error {
 // notServed turns the router's 404 for a whole API into a clear message.
 func notServed(err error, api, module string) error {
 	var ae *client.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code() == query.CodeNotFound && ae.Problem.Detail == "no such resource" {
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code() == auditapi.CodeNotFound && ae.Problem.Detail == "no such resource" {
 		return fmt.Errorf("this server does not serve the %s yet (%s is not mounted by the query service): %w", api, module, err)
 	}
 	return err

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
 )
 
 // runToken mints a development token with the key the local server
@@ -19,9 +18,9 @@ func runToken(args []string, env Env) error {
 	fs := newFlagSet("token", env)
 	org := fs.String("org", "", "org id the token acts on (required, except for audit.operator)")
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime, positive")
 	var perms []string
-	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(auditapi.KnownPermissions, ", "), func(s string) error {
 		for p := range strings.SplitSeq(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				perms = append(perms, p)
@@ -33,22 +32,18 @@ func runToken(args []string, env Env) error {
 		return err
 	}
 	if len(perms) == 0 {
-		return fmt.Errorf("%w: name at least one --perm (%s)", errUsage, strings.Join(query.KnownPermissions, ", "))
+		return fmt.Errorf("%w: name at least one --perm (%s)", errUsage, strings.Join(auditapi.KnownPermissions, ", "))
 	}
-	for _, p := range perms {
-		if !slices.Contains(query.KnownPermissions, p) {
-			return fmt.Errorf("%w: unknown permission %q (want %s)", errUsage, p, strings.Join(query.KnownPermissions, ", "))
-		}
-	}
-	if *org == "" && !slices.Contains(perms, query.PermOperator) {
-		return fmt.Errorf("%w: --org is required", errUsage)
+	spec := auditapi.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+		Issuer: env.Getenv("AUDIT_JWT_ISSUER"), Audience: env.Getenv("AUDIT_JWT_AUDIENCE")}
+	if err := spec.Check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	key, err := signingKey(env)
 	if err != nil {
 		return err
 	}
-	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
-		Issuer: env.Getenv("AUDIT_JWT_ISSUER"), Audience: env.Getenv("AUDIT_JWT_AUDIENCE")}, env.Now())
+	tok, err := auditapi.Mint(key, spec, env.Now())
 	if err != nil {
 		return err
 	}
@@ -63,7 +58,7 @@ func signingKey(env Env) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
 		}
-		return query.ParsePrivateKeyPEM(b)
+		return auditapi.ParsePrivateKeyPEM(b)
 	case env.Getenv("AUDIT_JWT_PUBLIC_KEYS_FILE") != "":
 		return nil, errors.New("tokens for AUDIT_JWT_PUBLIC_KEYS_FILE need the private key: set AUDIT_JWT_PRIVATE_KEY_FILE")
 	case env.Getenv("AUDIT_JWT_HMAC_SECRET") != "":
@@ -73,5 +68,5 @@ func signingKey(env Env) (any, error) {
 	if dir == "" {
 		dir = "./data"
 	}
-	return query.DevSecret(dir)
+	return auditapi.DevSecret(dir)
 }

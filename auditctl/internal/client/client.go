@@ -1,6 +1,7 @@
-// Package client calls the Takumo Audit query API: pages of events, the
-// streamed export and plain JSON requests, with errors built from the API's
-// problem details so that they say what to do.
+// Package client calls the Takumo Audit HTTP APIs (the query service and
+// the webhook and SIEM management APIs): pages of events, the streamed
+// export and plain JSON requests, with errors built from the APIs' one
+// problem format (auditapi.Problem) so that they say what to do.
 package client
 
 import (
@@ -16,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -49,53 +50,86 @@ type Page struct {
 	NextCursor *string         `json:"next_cursor"`
 }
 
-// APIError is an error answer of the API, with its problem details.
+// APIError is an error answer of an API, with its problem details.
 type APIError struct {
 	Status  int
-	Problem query.Problem
+	Problem auditapi.Problem
 	// RetryAfter is the server's Retry-After, when given.
 	RetryAfter time.Duration
 }
 
-// Code is the stable problem code, e.g. "plan-not-available".
-func (e *APIError) Code() string { return strings.TrimPrefix(e.Problem.Type, query.ProblemTypePrefix) }
+// Code is the stable problem code, e.g. "plan-not-available"; "" when the
+// answer was not one of the APIs' problems (a proxy's error page).
+func (e *APIError) Code() string { return e.Problem.Code() }
 
-// Error says what went wrong and, where it can, what to do about it.
+// Error says what went wrong and what to do about it, for every problem
+// code.
 func (e *APIError) Error() string {
-	d := e.Problem.Detail
+	p := e.Problem
+	d := p.Detail
 	if d == "" {
-		d = e.Problem.Title
+		d = p.Title
 	}
 	if d == "" {
 		d = http.StatusText(e.Status)
 	}
 	switch e.Code() {
-	case query.CodeUnauthorized:
+	case auditapi.CodeUnauthorized:
 		return "the server refused the token (" + d + "): set AUDIT_TOKEN or --token to a valid token; for development mint one with `auditctl token --org <org> --perm audit.read`"
-	case query.CodeForbidden:
+	case auditapi.CodeForbidden:
 		if perm := missingPerm(d); perm != "" {
 			return "permission denied: the token lacks " + perm + "; ask your organization's owner for a token with it (development: `auditctl token --org <org> --perm " + perm + "`)"
 		}
-		return "permission denied: " + d
-	case query.CodePlan:
-		if strings.Contains(d, "Free plan") {
-			return d
+		return "permission denied: " + d + "; use a token of the organization with the permission the command needs"
+	case auditapi.CodePlan:
+		if !strings.Contains(d, "plan") {
+			d = "not available on the organization's plan: " + d
 		}
-		return "not available on the Free plan: " + d
-	case query.CodeInvalidParameter:
-		if e.Problem.Parameter != "" && !strings.HasPrefix(d, e.Problem.Parameter+":") {
-			return "invalid " + e.Problem.Parameter + ": " + d
+		return d + " Upgrading the organization's plan makes it available."
+	case auditapi.CodeNotFound:
+		return "not found: " + d + "; check the id (the list command shows the ids) and that the token is of the right organization"
+	case auditapi.CodeMethodNotAllowed:
+		return "the server does not accept this request (" + d + "); auditctl and the server may be different versions: use the auditctl of the server's release"
+	case auditapi.CodeInvalidParameter, auditapi.CodeInvalidBody:
+		msg := "invalid request: " + d
+		if p.Parameter != "" && !strings.HasPrefix(d, p.Parameter+":") {
+			msg = "invalid " + p.Parameter + ": " + d
+		} else if p.Parameter != "" {
+			msg = "invalid " + d
 		}
-		return "invalid request: " + d
-	case query.CodeRateLimited:
-		return fmt.Sprintf("rate limited: retry in %s", e.RetryAfter)
+		if len(p.Errors) > 1 {
+			msg += "\n  " + strings.Join(p.Errors, "\n  ")
+		}
+		return msg + "\nfix the value and run the command again (`auditctl COMMAND -h` lists the flags)"
+	case auditapi.CodeConflict:
+		return "conflict: " + d
+	case auditapi.CodeTooLarge:
+		return "the request is too large (" + d + "): send less, e.g. shorter certificates or fewer filters"
+	case auditapi.CodeURITooLong:
+		return "the query is too long (" + d + "): use fewer or shorter filters"
+	case auditapi.CodeRateLimited:
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		return fmt.Sprintf("rate limited: this token's request budget is spent; retry in %s", wait)
+	case auditapi.CodeNotRecorded:
+		return "the change was applied but its audit event could not be recorded (" + d + "): run the same command again to record it"
+	case auditapi.CodeDestinationFailed:
+		return "the destination failed: " + d + "; check its address, credentials and TLS settings, and that it accepts connections from the server"
+	case auditapi.CodeNotImplemented:
+		return "this server does not offer that: " + d
+	case auditapi.CodeUnavailable:
+		return "the server cannot answer now: " + d + "; retry in a moment, or ask the operator if it persists"
+	case auditapi.CodeInternal:
+		return "the server failed (" + d + "); its log has the details: retry, and report it to the operator if it persists"
 	}
-	return fmt.Sprintf("%s (HTTP %d)", d, e.Status)
+	return fmt.Sprintf("%s (HTTP %d): is --url the Takumo Audit server?", d, e.Status)
 }
 
 func missingPerm(detail string) string {
-	for _, p := range query.KnownPermissions {
-		if strings.Contains(detail, "lacks the "+p) {
+	for _, p := range auditapi.KnownPermissions {
+		if strings.Contains(detail, "lacks the "+p) || strings.Contains(detail, "lacks "+p) {
 			return p
 		}
 	}
@@ -192,11 +226,8 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 		return res, nil
 	}
 	defer res.Body.Close()
-	e := &APIError{Status: res.StatusCode}
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	if json.Unmarshal(b, &e.Problem) != nil || e.Problem.Type == "" {
-		e.Problem = query.Problem{Title: http.StatusText(res.StatusCode), Status: res.StatusCode, Detail: strings.TrimSpace(string(b))}
-	}
+	e := &APIError{Status: res.StatusCode, Problem: auditapi.DecodeProblem(res.StatusCode, b)}
 	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}

@@ -65,7 +65,7 @@ func TestDecodeJSONNamesTheField(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		body, param string
-		status     int
+		status      int
 	}{
 		{`{"url":"x"}`, "", 0},
 		{`{"url":7}`, "url", 400},

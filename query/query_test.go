@@ -560,6 +560,30 @@ func TestOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(r.body, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("not OpenAPI 3: %v", err)
 	}
+	// The problem type lists every code of auditapi, no more.
+	var problem struct {
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Type struct {
+							Enum []string `json:"enum"`
+						} `json:"type"`
+					} `json:"properties"`
+				} `json:"Problem"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &problem); err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, c := range auditapi.Codes {
+		codes = append(codes, auditapi.ProblemTypePrefix+c)
+	}
+	if got := problem.Components.Schemas.Problem.Properties.Type.Enum; !reflect.DeepEqual(got, codes) {
+		t.Errorf("documented problem types %v\nauditapi codes            %v", got, codes)
+	}
 	var documented []string
 	for path, ops := range doc.Paths {
 		for m := range ops {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 )
 
@@ -139,15 +140,15 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	target := producer.Webhook(ep.ID, "")
+	var evs []schemas.Event
 	if s.URL != nil || s.Filters != nil || s.Description != nil || (ep.Enabled && !before.Enabled) {
-		if !h.record.Record(w, r, producer.AuditWebhookUpdated(c.org, c.actor, target, auditURL(ep.URL), ep.Filters)) {
-			return
-		}
+		evs = append(evs, producer.AuditWebhookUpdated(c.org, c.actor, target, auditURL(ep.URL), ep.Filters))
 	}
 	if before.Enabled && !ep.Enabled {
-		if !h.record.Record(w, r, producer.AuditWebhookDisabled(c.org, c.actor, target, ep.DisabledReason)) {
-			return
-		}
+		evs = append(evs, producer.AuditWebhookDisabled(c.org, c.actor, target, ep.DisabledReason))
+	}
+	if !h.record.Record(w, r, evs...) {
+		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, toView(ep))
 }

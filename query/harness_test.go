@@ -113,6 +113,10 @@ func newEnvDB(t testing.TB, cfg query.Config, db string, cleanup bool) *env {
 		cfg.RatePerSecond = 100000
 		cfg.RateBurst = 100000
 	}
+	if cfg.UnauthenticatedRatePerSecond == 0 {
+		cfg.UnauthenticatedRatePerSecond = 100000
+		cfg.UnauthenticatedRateBurst = 100000
+	}
 	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Settings: settings, Recorder: prod})
 	if err != nil {
 		t.Fatal(err)

@@ -512,7 +512,7 @@ func TestSettings(t *testing.T) {
 }
 
 func TestRateAndSizeLimits(t *testing.T) {
-	e := newEnv(t, query.Config{RatePerSecond: 1, RateBurst: 3})
+	e := newEnv(t, query.Config{RatePerSecond: 1, RateBurst: 3, UnauthenticatedRatePerSecond: 0.01, UnauthenticatedRateBurst: 3})
 	tok := reader(t, "org_a")
 	var last resp
 	for range 4 {
@@ -521,9 +521,22 @@ func TestRateAndSizeLimits(t *testing.T) {
 	if last.status != 429 || last.header.Get("Retry-After") == "" || last.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeRateLimited {
 		t.Fatalf("over the budget: %d %v %s", last.status, last.header, last.body)
 	}
-	// The budget is per token.
+	// The budget is per identity: another token for the same person shares
+	// it, another person's does not.
+	if r := e.get("/v1/settings", reader(t, "org_a")); r.status != 429 {
+		t.Fatalf("a second token of the same person: %d", r.status)
+	}
 	if r := e.get("/v1/settings", reader(t, "org_b")); r.status != 200 {
 		t.Fatalf("other token: %d", r.status)
+	}
+	// Requests without a valid token spend their address's budget.
+	for i := range 3 {
+		if r := e.get("/v1/events", "not-a-token"); r.status != 401 {
+			t.Fatalf("bad token %d: %d", i, r.status)
+		}
+	}
+	if r := e.get("/v1/events", ""); r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("flood without a valid token: %d %s", r.status, r.body)
 	}
 	if r := e.get("/v1/events?q="+strings.Repeat("a", 9000), tok); r.status != 414 {
 		t.Fatalf("long query string: %d", r.status)

@@ -73,10 +73,15 @@ type Config struct {
 	// DefaultLimit and MaxLimit bound a page of GET /v1/events: 50 and 200.
 	DefaultLimit int
 	MaxLimit     int
-	// RatePerSecond and RateBurst are each token's request budget: 10/s,
-	// bursts of 40.
+	// RatePerSecond and RateBurst are the request budget of each token
+	// identity (org and subject): 10/s, bursts of 40.
 	RatePerSecond float64
 	RateBurst     int
+	// UnauthenticatedRatePerSecond and UnauthenticatedRateBurst are the
+	// budget of each client address for requests without a valid token:
+	// 2/s, bursts of 20.
+	UnauthenticatedRatePerSecond float64
+	UnauthenticatedRateBurst     int
 	// MaxBodyBytes bounds a request body (PUT /v1/settings): 64 KiB.
 	MaxBodyBytes int64
 	// MaxQueryBytes bounds the raw query string: 8 KiB.
@@ -183,7 +188,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	auth, err := httpapi.NewAuth(cfg.Auth, httpapi.RateLimit{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}, cfg.Now)
+	auth, err := httpapi.NewAuth(cfg.Auth, httpapi.RateLimit{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst,
+		UnauthenticatedPerSecond: cfg.UnauthenticatedRatePerSecond, UnauthenticatedBurst: cfg.UnauthenticatedRateBurst}, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}

@@ -1,14 +1,18 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -35,11 +39,19 @@ type AuthConfig struct {
 	Leeway time.Duration
 }
 
-// RateLimit is each bearer token's request budget: PerSecond requests a
-// second on average, bursts of Burst.
+// RateLimit is the request budget of each token identity — the org and
+// subject it names, so that re-encoding a token's signature or minting
+// several tokens for one person does not multiply it: PerSecond requests a
+// second on average, bursts of Burst. Requests whose token is missing or
+// refused spend from a budget of their client address instead
+// (UnauthenticatedPerSecond, UnauthenticatedBurst; defaults 2/s and 20), so
+// a flood of bad tokens is answered 429 without verifying each one.
 type RateLimit struct {
 	PerSecond float64
 	Burst     int
+
+	UnauthenticatedPerSecond float64
+	UnauthenticatedBurst     int
 }
 
 // Auth authenticates requests by their bearer token and spends one request
@@ -47,9 +59,10 @@ type RateLimit struct {
 // process, so that a token has one budget. It is immutable apart from the
 // budgets and safe for concurrent use.
 type Auth struct {
-	v     *verifier
-	limit *limiter
-	now   func() time.Time
+	v      *verifier
+	limit  *limiter // per token identity
+	unauth *limiter // per client address, for refused requests
+	now    func() time.Time
 }
 
 // NewAuth checks cfg's keys and returns an Auth. now is the clock (nil:
@@ -58,6 +71,15 @@ func NewAuth(cfg AuthConfig, lim RateLimit, now func() time.Time) (*Auth, error)
 	if lim.PerSecond < 0 || lim.Burst < 1 {
 		return nil, fmt.Errorf("httpapi: rate limit %v/s burst %d", lim.PerSecond, lim.Burst)
 	}
+	if lim.UnauthenticatedPerSecond == 0 {
+		lim.UnauthenticatedPerSecond = 2
+	}
+	if lim.UnauthenticatedBurst == 0 {
+		lim.UnauthenticatedBurst = 20
+	}
+	if lim.UnauthenticatedPerSecond < 0 || lim.UnauthenticatedBurst < 1 {
+		return nil, fmt.Errorf("httpapi: unauthenticated rate limit %v/s burst %d", lim.UnauthenticatedPerSecond, lim.UnauthenticatedBurst)
+	}
 	v, err := newVerifier(cfg)
 	if err != nil {
 		return nil, err
@@ -65,28 +87,51 @@ func NewAuth(cfg AuthConfig, lim RateLimit, now func() time.Time) (*Auth, error)
 	if now == nil {
 		now = time.Now
 	}
-	return &Auth{v: v, limit: newLimiter(lim.PerSecond, lim.Burst), now: now}, nil
+	return &Auth{v: v, limit: newLimiter(lim.PerSecond, lim.Burst),
+		unauth: newLimiter(lim.UnauthenticatedPerSecond, lim.UnauthenticatedBurst), now: now}, nil
 }
 
 // Authenticate verifies r's bearer token and spends one request of its
-// budget. The error is 401 unauthorized or 429 rate-limited (with
-// RetryAfter).
+// identity's budget. The error is 401 unauthorized or 429 rate-limited
+// (with RetryAfter); a request without a valid token spends from its
+// client address's budget first.
 func (a *Auth) Authenticate(r *http.Request) (*auditapi.Claims, *Error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		return nil, Errorf(http.StatusUnauthorized, auditapi.CodeUnauthorized, "send Authorization: Bearer <token>")
+		return nil, a.refuse(r, "send Authorization: Bearer <token>")
 	}
 	c, err := a.v.verify(tok)
 	if err != nil {
-		return nil, Errorf(http.StatusUnauthorized, auditapi.CodeUnauthorized, "the bearer token was refused: %v", err)
+		return nil, a.refuse(r, fmt.Sprintf("the bearer token was refused: %v", err))
 	}
-	sum := sha256.Sum256([]byte(tok))
-	if ok, wait := a.limit.allow(hex.EncodeToString(sum[:12]), a.now()); !ok {
+	if ok, wait := a.limit.allow(identityKey(c), a.now()); !ok {
 		e := Errorf(http.StatusTooManyRequests, auditapi.CodeRateLimited, "this token's request budget is spent; retry after the given seconds")
 		e.RetryAfter = wait
 		return nil, e
 	}
 	return c, nil
+}
+
+// refuse answers a request without a valid token: 401, or 429 once its
+// client address has spent its budget of refused requests.
+func (a *Auth) refuse(r *http.Request, detail string) *Error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ok, wait := a.unauth.allow("addr:"+host, a.now()); !ok {
+		e := Errorf(http.StatusTooManyRequests, auditapi.CodeRateLimited, "too many requests without a valid token from this address; retry after the given seconds")
+		e.RetryAfter = wait
+		return e
+	}
+	return Errorf(http.StatusUnauthorized, auditapi.CodeUnauthorized, "%s", detail)
+}
+
+// identityKey names a token's budget: the org and subject it acts for (and
+// its issuer), not its bytes.
+func identityKey(c *auditapi.Claims) string {
+	sum := sha256.Sum256([]byte(c.Issuer + "\x00" + c.OrgID + "\x00" + c.Subject))
+	return hex.EncodeToString(sum[:12])
 }
 
 // Authorize authenticates r (see Authenticate) and checks that the token
@@ -118,7 +163,7 @@ func newVerifier(c AuthConfig) (*verifier, error) {
 	if c.Leeway == 0 {
 		c.Leeway = 30 * time.Second
 	}
-	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithLeeway(c.Leeway)}
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(c.Leeway)}
 	if c.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(c.Issuer))
 	}
@@ -191,6 +236,11 @@ func (v *verifier) verify(token string) (*auditapi.Claims, error) {
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keys); err != nil {
 		return nil, err
 	}
+	// The signature is good; the times must also be JSON numbers, as RFC
+	// 7519 says (the JWT library also takes "1234" strings).
+	if err := numericTimes(token); err != nil {
+		return nil, err
+	}
 	if c.Subject == "" || len(c.Subject) > auditapi.MaxSubjectLen {
 		return nil, errors.New("token subject is missing or too long")
 	}
@@ -201,6 +251,39 @@ func (v *verifier) verify(token string) (*auditapi.Claims, error) {
 		return nil, errors.New("token org_id is not a valid org id")
 	}
 	return &c, nil
+}
+
+// numericTimes checks that exp, nbf and iat, where present, are JSON
+// numbers in the token's payload.
+func numericTimes(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("token is not a JWS compact serialization")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("token payload: %w", err)
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return fmt.Errorf("token payload: %w", err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := claims[name]
+		if !ok {
+			continue
+		}
+		d := json.NewDecoder(bytes.NewReader(v))
+		d.UseNumber()
+		var x any
+		if err := d.Decode(&x); err != nil {
+			return fmt.Errorf("token %s: %w", name, err)
+		}
+		if _, isNumber := x.(json.Number); !isNumber {
+			return fmt.Errorf("token %s must be a number of seconds, not %s", name, strings.TrimSpace(string(v)))
+		}
+	}
+	return nil
 }
 
 // AuthFailure is the answer to an authorization error: err itself when it

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/httpapi"
@@ -161,5 +164,83 @@ func TestAuth(t *testing.T) {
 	}
 	if e := httpapi.AuthFailure(errors.New("plain")); e.Status != 401 {
 		t.Errorf("plain error: %+v", e)
+	}
+}
+
+func TestAuthRefusesLooseTimesAndSharesBudgetsByIdentity(t *testing.T) {
+	key := []byte("httpapi-test-secret-0123456789abcdef")
+	now := time.Now()
+	a, err := httpapi.NewAuth(httpapi.AuthConfig{HMACSecret: key}, httpapi.RateLimit{PerSecond: 0.001, Burst: 3, UnauthenticatedPerSecond: 0.001, UnauthenticatedBurst: 5}, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(tok, addr string) *http.Request {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = addr
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return r
+	}
+	sign := func(claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	base := func() jwt.MapClaims {
+		return jwt.MapClaims{"sub": "u", "org_id": "org_a", "permissions": []string{auditapi.PermRead},
+			"exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
+	}
+	// Times that are not numbers, and an iat in the future, are refused.
+	for name, edit := range map[string]func(jwt.MapClaims){
+		"exp as a string":   func(c jwt.MapClaims) { c["exp"] = fmt.Sprint(now.Add(time.Hour).Unix()) },
+		"iat as a string":   func(c jwt.MapClaims) { c["iat"] = fmt.Sprint(now.Unix()) },
+		"nbf as a string":   func(c jwt.MapClaims) { c["nbf"] = fmt.Sprint(now.Unix()) },
+		"iat in the future": func(c jwt.MapClaims) { c["iat"] = now.Add(10 * time.Minute).Unix() },
+	} {
+		c := base()
+		edit(c)
+		if _, e := a.Authenticate(req(sign(c), "192.0.2.1:1")); e == nil || e.Status != 401 {
+			t.Errorf("%s: accepted (%v)", name, e)
+		}
+	}
+	// One identity, one budget: a second token for the same person and a
+	// re-encoded signature spend from the same bucket.
+	c1 := base()
+	tok1 := sign(c1)
+	c2 := base()
+	c2["iat"] = now.Add(-time.Minute).Unix()
+	tok2 := sign(c2)
+	// Flip the unused low bits of the signature's last base64url character:
+	// the same signature bytes, another token string.
+	last := tok1[len(tok1)-1]
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	idx := strings.IndexByte(alphabet, last)
+	tok3 := tok1[:len(tok1)-1] + string(alphabet[idx^1])
+	if tok3 == tok1 {
+		t.Fatal("re-encoding did not change the token")
+	}
+	for i, tok := range []string{tok1, tok2, tok3} {
+		if _, e := a.Authenticate(req(tok, "192.0.2.2:1")); e != nil {
+			t.Fatalf("token %d: %v", i, e)
+		}
+	}
+	for i, tok := range []string{tok1, tok2, tok3} {
+		if _, e := a.Authenticate(req(tok, "192.0.2.2:1")); e == nil || e.Status != 429 {
+			t.Fatalf("token %d after the identity's budget is spent: %v", i, e)
+		}
+	}
+	// Refused requests spend their address's budget: after it, 429.
+	for i := range 5 {
+		if _, e := a.Authenticate(req("x.y.z", "198.51.100.7:4000")); e == nil || e.Status != 401 {
+			t.Fatalf("bad token %d: %v", i, e)
+		}
+	}
+	if _, e := a.Authenticate(req("x.y.z", "198.51.100.7:4001")); e == nil || e.Status != 429 || e.RetryAfter <= 0 {
+		t.Fatalf("flood of bad tokens: %v", e)
+	}
+	// Another address is not affected.
+	if _, e := a.Authenticate(req("", "198.51.100.8:4000")); e == nil || e.Status != 401 {
+		t.Fatalf("other address: %v", e)
 	}
 }

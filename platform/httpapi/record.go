@@ -24,7 +24,7 @@ type Recorder struct {
 	Emit func(ctx context.Context, ev schemas.Event) error
 	// Log receives failures; nil logs nothing.
 	Log *zap.Logger
-	// Timeout bounds each event's write; default 30s. The write goes on if
+	// Timeout bounds each event's write; default 10s. The write goes on if
 	// the client goes away: the change is already made.
 	Timeout time.Duration
 }
@@ -35,7 +35,7 @@ type Recorder struct {
 func (rc Recorder) Record(w http.ResponseWriter, r *http.Request, evs ...schemas.Event) bool {
 	timeout := rc.Timeout
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 	defer cancel()

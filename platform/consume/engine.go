@@ -1,0 +1,544 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/topology"
+)
+
+// Msg is one fetched message with the value its Decoder made of it.
+type Msg[T any] struct {
+	jetstream.Msg
+	Value T
+}
+
+// Decoder turns a message into the handler's value. It runs on the
+// fetching goroutine, while the handler works on the previous batch. Every
+// error it returns is poison; return a *PoisonError to name the class.
+type Decoder[T any] func(msg jetstream.Msg) (T, error)
+
+// Handler handles one batch, in stream order. See the package
+// documentation for what its error means. It is called from one goroutine
+// at a time; ctx ends ShutdownTimeout after the engine's context.
+type Handler[T any] func(ctx context.Context, batch []Msg[T]) error
+
+// Middleware wraps a Handler, as Watermill's router middleware does.
+type Middleware[T any] func(Handler[T]) Handler[T]
+
+// Config tunes an Engine.
+type Config struct {
+	// Name labels metrics and logs, and is the consumer named in dead
+	// letters (topology.DeadLetterSubject). Required.
+	Name string
+	// DeadLetter makes this reader copy poison to the dead-letter stream.
+	// Set it only on the reader that sees every message of a stream first
+	// (the ingestor); readers of a copy terminate shared poison without a
+	// second dead letter.
+	DeadLetter bool
+	// BatchSize is the most messages handed to the handler at once
+	// (default 1,000).
+	BatchSize int
+	// BatchWait is the longest a batch waits for more messages after its
+	// first one arrived (default 200 ms).
+	BatchWait time.Duration
+	// IdleWait is how long one fetch waits for a first message while the
+	// stream is idle (default 5 s).
+	IdleWait time.Duration
+	// AckWait is the consumer's ack wait (default 30 s); held messages are
+	// signalled in progress every AckWait/3.
+	AckWait time.Duration
+	// RetryInitial and RetryMax bound the backoff between attempts of a
+	// failing batch (defaults 200 ms and 30 s). Retries go on until the
+	// batch succeeds or the engine stops.
+	RetryInitial, RetryMax time.Duration
+	// MaxRetryAfter caps a Retry-After carried by a *TransientError
+	// (default 5 min).
+	MaxRetryAfter time.Duration
+	// ShutdownTimeout bounds the handling of the batches held on stop
+	// (default 20 s).
+	ShutdownTimeout time.Duration
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 200 * time.Millisecond
+	}
+	if c.IdleWait == 0 {
+		c.IdleWait = 5 * time.Second
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 200 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = 5 * time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+}
+
+// Validate reports every invalid field at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("batch size must be between 1 and 1000000, got %d", c.BatchSize))
+	}
+	if c.BatchWait <= 0 {
+		errs = append(errs, fmt.Errorf("batch wait must be positive, got %s", c.BatchWait))
+	}
+	if c.IdleWait < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("idle wait must be at least 10ms, got %s", c.IdleWait))
+	}
+	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
+		errs = append(errs, fmt.Errorf("retry bounds must satisfy 0 < initial (%s) <= max (%s)", c.RetryInitial, c.RetryMax))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ack wait must be at least 1s, got %s", c.AckWait))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Consumer is the part of jetstream.Consumer the engine uses.
+type Consumer interface {
+	Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
+	Info(ctx context.Context) (*jetstream.ConsumerInfo, error)
+}
+
+var _ Consumer = (jetstream.Consumer)(nil)
+
+// ErrConsumerGone is returned by Run when the consumer was deleted: the
+// messages would pile up unread, so the engine stops loudly.
+var ErrConsumerGone = errors.New("consumer is gone")
+
+// Option configures an Engine.
+type Option func(*options)
+
+type options struct {
+	log      *zap.Logger
+	m        *Metrics
+	dl       jetstream.Publisher
+	mw       []any
+	onPoison func(p *PoisonError, action string)
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithMetrics counts into m (default: unregistered metrics).
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.m = m } }
+
+// WithDeadLetters sets where dead letters are published. Required when
+// Config.DeadLetter is set or a handler reports Local poison.
+func WithDeadLetters(p jetstream.Publisher) Option { return func(o *options) { o.dl = p } }
+
+// WithPoisonHook calls fn for every poison message after it was settled,
+// with the action taken (PoisonDeadLettered, PoisonTerminated or
+// PoisonLeft); services use it to keep their own metrics.
+func WithPoisonHook(fn func(p *PoisonError, action string)) Option {
+	return func(o *options) { o.onPoison = fn }
+}
+
+// WithMiddleware wraps the handler with mw, the first outermost. Its type
+// parameter must be the engine's.
+func WithMiddleware[T any](mw ...Middleware[T]) Option {
+	return func(o *options) {
+		for _, m := range mw {
+			o.mw = append(o.mw, m)
+		}
+	}
+}
+
+// Engine runs a Handler over a durable pull consumer. Create it with New
+// and call Run once; it is not restartable.
+type Engine[T any] struct {
+	cfg    Config
+	cons   Consumer
+	decode Decoder[T]
+	handle Handler[T]
+	o      options
+	log    *zap.Logger
+
+	mu   sync.Mutex
+	held map[*batch[T]]struct{}
+}
+
+// batch is a set of messages the engine holds, from the first fetch until
+// each is settled.
+type batch[T any] struct {
+	msgs    []jetstream.Msg // every message fetched into it, for keep-alive
+	items   []Msg[T]        // decoded, not yet settled
+	touched time.Time
+}
+
+// New returns an engine over cons. cons must be a durable pull consumer
+// with explicit acks whose ack wait is cfg.AckWait.
+func New[T any](cfg Config, cons Consumer, decode Decoder[T], handle Handler[T], opts ...Option) (*Engine[T], error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	if cons == nil || decode == nil || handle == nil {
+		return nil, errors.New("consume: consumer, decoder and handler are required")
+	}
+	e := &Engine[T]{cfg: cfg, cons: cons, decode: decode, handle: handle, held: map[*batch[T]]struct{}{}}
+	for _, opt := range opts {
+		opt(&e.o)
+	}
+	if e.o.log == nil {
+		e.o.log = zap.NewNop()
+	}
+	if e.o.m == nil {
+		e.o.m = NewMetrics(nil)
+	}
+	if cfg.DeadLetter && e.o.dl == nil {
+		return nil, errors.New("consume: dead-lettering needs WithDeadLetters")
+	}
+	for i := len(e.o.mw) - 1; i >= 0; i-- {
+		mw, ok := e.o.mw[i].(Middleware[T])
+		if !ok {
+			return nil, fmt.Errorf("consume: middleware %d is not a Middleware of the engine's type", i)
+		}
+		e.handle = mw(e.handle)
+	}
+	e.log = e.o.log.With(zap.String("consumer", cfg.Name))
+	return e, nil
+}
+
+// Run fetches and handles until ctx ends, then stops fetching, hands the
+// batches it holds to the handler (within ShutdownTimeout), releases what
+// is left and returns nil. It returns an error wrapping ErrConsumerGone
+// when the consumer is deleted.
+func (e *Engine[T]) Run(ctx context.Context) error {
+	// The handler's context outlives ctx by ShutdownTimeout, so a stop
+	// still flushes what was collected.
+	hctx, cancelHandle := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandle()
+	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(e.cfg.ShutdownTimeout, cancelHandle) })
+	defer stopDeadline()
+
+	kctx, stopKeepAlive := context.WithCancel(context.Background())
+	keepAliveDone := make(chan struct{})
+	go func() { defer close(keepAliveDone); e.keepAlive(kctx) }()
+	defer func() { stopKeepAlive(); <-keepAliveDone }()
+
+	ready := make(chan *batch[T], 1)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(ready)
+		err := e.fetchLoop(ctx, hctx, ready)
+		if err != nil {
+			// Nothing more will be fetched: what is held gets the same
+			// deadline as on a stop.
+			time.AfterFunc(e.cfg.ShutdownTimeout, cancelHandle)
+		}
+		fetchErr <- err
+	}()
+	for b := range ready {
+		e.run(hctx, b)
+	}
+	err := <-fetchErr
+	if err != nil {
+		e.log.Error("consumer stopped", zap.Error(err))
+	}
+	return err
+}
+
+func (e *Engine[T]) hold(b *batch[T]) {
+	e.mu.Lock()
+	b.touched = time.Now()
+	e.held[b] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *Engine[T]) drop(b *batch[T]) {
+	e.mu.Lock()
+	delete(e.held, b)
+	e.mu.Unlock()
+}
+
+// keepAlive signals progress for every held message not touched for a
+// third of the ack wait.
+func (e *Engine[T]) keepAlive(ctx context.Context) {
+	every := max(e.cfg.AckWait/3, 100*time.Millisecond)
+	t := time.NewTicker(max(every/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		e.mu.Lock()
+		for b := range e.held {
+			if now.Sub(b.touched) < every {
+				continue
+			}
+			n := 0
+			for _, m := range b.msgs {
+				if m.InProgress() == nil {
+					n++
+				}
+			}
+			b.touched = now
+			e.o.m.keepAlives.WithLabelValues(e.cfg.Name).Add(float64(n))
+		}
+		e.mu.Unlock()
+	}
+}
+
+// fetchLoop collects batches and hands them over until ctx ends or the
+// consumer is gone.
+func (e *Engine[T]) fetchLoop(ctx, hctx context.Context, ready chan<- *batch[T]) error {
+	for ctx.Err() == nil {
+		b := &batch[T]{}
+		e.hold(b)
+		err := e.fill(ctx, hctx, b)
+		if len(b.items) > 0 {
+			ready <- b
+		} else {
+			e.drop(b)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fill fetches one batch: a first message (waiting up to IdleWait per
+// fetch), then more until BatchSize or BatchWait after the first.
+func (e *Engine[T]) fill(ctx, hctx context.Context, b *batch[T]) error {
+	for len(b.msgs) == 0 {
+		if err := e.fetch(ctx, hctx, b, 1, e.cfg.IdleWait); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(e.cfg.BatchWait)
+	for len(b.msgs) < e.cfg.BatchSize && ctx.Err() == nil {
+		wait := time.Until(deadline)
+		if wait < 5*time.Millisecond {
+			return nil
+		}
+		before := len(b.msgs)
+		if err := e.fetch(ctx, hctx, b, e.cfg.BatchSize-len(b.msgs), wait); err != nil {
+			return err
+		}
+		if len(b.msgs) == before && time.Until(deadline) < 5*time.Millisecond {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fetch makes one pull request for up to n messages, waiting up to wait,
+// and decodes what arrives into b.
+func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait time.Duration) error {
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	mb, err := e.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err == nil {
+		for msg := range mb.Messages() {
+			e.mu.Lock()
+			b.msgs = append(b.msgs, msg)
+			e.mu.Unlock()
+			v, err := e.decode(msg)
+			if err != nil {
+				var p *PoisonError
+				if !errors.As(err, &p) {
+					p = Poison("decode", err)
+				}
+				e.poison(hctx, msg, p)
+				continue
+			}
+			b.items = append(b.items, Msg[T]{Msg: msg, Value: v})
+		}
+		err = mb.Error()
+	}
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return nil
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("%s: %w: %w", e.cfg.Name, ErrConsumerGone, err)
+	}
+	e.o.m.fetchErrors.WithLabelValues(e.cfg.Name).Inc()
+	// A fetch from a consumer that no longer exists may fail in several
+	// ways; ask the server.
+	ictx, icancel := context.WithTimeout(ctx, 5*time.Second)
+	_, ierr := e.cons.Info(ictx)
+	icancel()
+	if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrConsumerDeleted) {
+		return fmt.Errorf("%s: %w: %w", e.cfg.Name, ErrConsumerGone, ierr)
+	}
+	e.log.Warn("fetching messages", zap.Error(err))
+	select {
+	case <-ctx.Done():
+	case <-time.After(250 * time.Millisecond):
+	}
+	return nil
+}
+
+// run hands b to the handler until it is settled or hctx ends.
+func (e *Engine[T]) run(ctx context.Context, b *batch[T]) {
+	defer e.drop(b)
+	name := e.cfg.Name
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(e.cfg.RetryInitial),
+		backoff.WithMaxInterval(e.cfg.RetryMax),
+		backoff.WithMaxElapsedTime(0),
+	)
+	attempt := 0
+	start := time.Now()
+	for len(b.items) > 0 {
+		attempt++
+		e.o.m.batchSize.WithLabelValues(name).Observe(float64(len(b.items)))
+		t0 := time.Now()
+		err := e.handle(ctx, b.items)
+		e.o.m.handleSecs.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+		if err == nil {
+			for _, m := range b.items {
+				if err := m.Ack(); err != nil {
+					// Handled; a lost ack means a redelivery, which every
+					// handler tolerates (at least once).
+					e.log.Warn("ack failed", zap.Error(err))
+				}
+			}
+			e.o.m.messages.WithLabelValues(name, OutcomeAcked).Add(float64(len(b.items)))
+			if attempt > 1 {
+				e.log.Info("batch handled after retries", zap.Int("batch", len(b.items)), zap.Int("attempts", attempt), zap.Duration("elapsed", time.Since(start)))
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			e.release(b)
+			return
+		}
+		if merrs := messageErrors(err); len(merrs) > 0 {
+			cut := make([]int, 0, len(merrs))
+			for _, me := range merrs {
+				if me.Index < 0 || me.Index >= len(b.items) || slices.Contains(cut, me.Index) {
+					continue
+				}
+				e.poison(ctx, b.items[me.Index].Msg, me.poison())
+				cut = append(cut, me.Index)
+			}
+			if len(cut) > 0 {
+				slices.Sort(cut)
+				for i := len(cut) - 1; i >= 0; i-- {
+					b.items = slices.Delete(b.items, cut[i], cut[i]+1)
+				}
+				e.o.m.retries.WithLabelValues(name, RetryPoisonCut).Inc()
+				bo.Reset()
+				continue
+			}
+		}
+		var p *PoisonError
+		if errors.As(err, &p) {
+			for _, m := range b.items {
+				e.poison(ctx, m.Msg, p)
+			}
+			return
+		}
+		wait, class := bo.NextBackOff(), RetryBackoff
+		var te *TransientError
+		if errors.As(err, &te) && te.RetryAfter > wait {
+			wait, class = min(te.RetryAfter, e.cfg.MaxRetryAfter), RetryAfter
+		}
+		e.o.m.retries.WithLabelValues(name, class).Inc()
+		if attempt == 1 || attempt%20 == 0 {
+			e.log.Warn("batch failed; will retry", zap.Int("batch", len(b.items)), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			e.release(b)
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// release hands the unsettled messages of b back for immediate redelivery.
+func (e *Engine[T]) release(b *batch[T]) {
+	for _, m := range b.items {
+		_ = m.Nak()
+	}
+	e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomeReleased).Add(float64(len(b.items)))
+	b.items = nil
+}
+
+// poison sets msg aside: dead-lettered first when this reader owns the
+// poison, then terminated with the reason.
+func (e *Engine[T]) poison(ctx context.Context, msg jetstream.Msg, p *PoisonError) {
+	log := e.log.With(zap.String("subject", msg.Subject()), zap.String("class", p.Class), zap.String("reason", p.Reason))
+	if md, err := msg.Metadata(); err == nil {
+		log = log.With(zap.Uint64("stream_seq", md.Sequence.Stream))
+	}
+	action := PoisonTerminated
+	if e.cfg.DeadLetter || p.Local {
+		action = PoisonDeadLettered
+		err := errors.New("no dead-letter publisher configured")
+		if e.o.dl != nil {
+			bo := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(0)), ctx)
+			err = backoff.Retry(func() error {
+				return topology.DeadLetter(ctx, e.o.dl, e.cfg.Name, msg, p.Reason)
+			}, bo)
+		}
+		if err != nil {
+			// Stopping: leave the message unacknowledged; it is redelivered
+			// and set aside by the next instance.
+			log.Warn("dead letter not stored; message left for redelivery", zap.Error(err))
+			e.settledPoison(p, PoisonLeft)
+			return
+		}
+	}
+	if err := msg.TermWithReason(truncate(p.Reason, 256)); err != nil {
+		log.Warn("terminating a poison message", zap.Error(err))
+	}
+	e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomePoison).Inc()
+	e.settledPoison(p, action)
+	if action == PoisonDeadLettered {
+		log.Warn("message dead-lettered")
+	} else {
+		log.Warn("poison message terminated; the stream's first reader dead-letters it")
+	}
+}
+
+func (e *Engine[T]) settledPoison(p *PoisonError, action string) {
+	e.o.m.poison.WithLabelValues(e.cfg.Name, p.Class, action).Inc()
+	if e.o.onPoison != nil {
+		e.o.onPoison(p, action)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -289,6 +289,12 @@ func TestStoreOutageBacksOffAcksNothingLosesNothing(t *testing.T) {
 		info := consumerInfo(t, e.js)
 		return info.NumAckPending == 0 && info.NumPending == 0
 	})
+	// Every batch the instance held (three of 100, one in the insert and
+	// two fetched behind it) was kept from redelivery through the outage:
+	// each event was delivered once.
+	if info := consumerInfo(t, e.js); info.NumRedelivered != 0 || info.Delivered.Stream != 300 {
+		t.Fatalf("redelivered %d, delivered up to %d; want 0 and 300", info.NumRedelivered, info.Delivered.Stream)
+	}
 }
 
 func TestGracefulStopFlushesLastBatch(t *testing.T) {

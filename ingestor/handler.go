@@ -1,0 +1,82 @@
+package ingestor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/schemas"
+)
+
+// decode turns one message into its row. A message that can never be
+// stored is poison, by class: metadata, decode, validate, subject.
+func (i *Ingestor) decode(msg jetstream.Msg) (eventstore.Row, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return eventstore.Row{}, &consume.PoisonError{Class: "metadata", Reason: "no JetStream metadata: " + err.Error(), Err: err}
+	}
+	ev, err := schemas.Decode(msg.Data())
+	if err != nil {
+		return eventstore.Row{}, consume.Poison("decode", err)
+	}
+	raw, err := i.catalog.Encode(&ev)
+	if err != nil {
+		return eventstore.Row{}, consume.Poison("validate", err)
+	}
+	if !subjectMatches(msg.Subject(), ev.OrgID, ev.Action) {
+		return eventstore.Row{}, &consume.PoisonError{Class: "subject",
+			Reason: fmt.Sprintf("subject %q does not match the event's org and action (want %q)", msg.Subject(), schemas.Subject(ev.OrgID, ev.Action))}
+	}
+	received := md.Timestamp.UTC().Truncate(time.Millisecond)
+	ev.ReceivedAt = &received
+	return eventstore.Row{
+		Event:         ev,
+		Raw:           raw,
+		StreamSeq:     md.Sequence.Stream,
+		RetentionDays: uint16(i.retention.RetentionDays(ev.OrgID)),
+	}, nil
+}
+
+// subjectMatches reports whether subject is schemas.Subject(org, action)
+// without building it.
+func subjectMatches(subject, org, action string) bool {
+	rest, ok := strings.CutPrefix(subject, schemas.SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, org)
+	return ok && len(rest) == len(action)+1 && rest[0] == '.' && rest[1:] == action
+}
+
+// insert stores one batch. A row the store refuses (eventstore.RowError)
+// would be refused forever: it is poison of class "store", and the engine
+// hands the rest over again at once. Any other failure is transient.
+func (i *Ingestor) insert(ctx context.Context, batch []consume.Msg[eventstore.Row]) error {
+	rows := make([]eventstore.Row, len(batch))
+	for k, m := range batch {
+		rows[k] = m.Value
+	}
+	ictx, cancel := context.WithTimeout(ctx, i.cfg.InsertTimeout)
+	defer cancel()
+	t0 := time.Now()
+	err := i.store.Insert(ictx, rows)
+	i.m.insertSeconds.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		i.m.insertErrors.Inc()
+		var rowErr *eventstore.RowError
+		if errors.As(err, &rowErr) && rowErr.Index >= 0 && rowErr.Index < len(batch) {
+			return consume.AtMessage(rowErr.Index, &consume.PoisonError{Class: "store", Reason: "store: " + rowErr.Reason, Err: rowErr})
+		}
+		return consume.Transient(fmt.Errorf("insert of %d events: %w", len(rows), err), 0)
+	}
+	i.m.events.Add(float64(len(rows)))
+	i.m.batches.Inc()
+	i.m.batchSize.Observe(float64(len(rows)))
+	return nil
+}

@@ -52,7 +52,7 @@ type Config struct {
 	// first one arrived (default 200 ms).
 	BatchWait time.Duration
 	// IdleWait is how long one fetch waits for a first message while the
-	// stream is idle (default 5 s).
+	// stream is idle (default 2 s).
 	IdleWait time.Duration
 	// AckWait is the consumer's ack wait (default 30 s); held messages are
 	// signalled in progress every AckWait/3.
@@ -78,7 +78,7 @@ func (c *Config) SetDefaults() {
 		c.BatchWait = 200 * time.Millisecond
 	}
 	if c.IdleWait == 0 {
-		c.IdleWait = 5 * time.Second
+		c.IdleWait = 2 * time.Second
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -358,26 +358,38 @@ func (e *Engine[T]) fill(ctx, hctx context.Context, b *batch[T]) error {
 }
 
 // fetch makes one pull request for up to n messages, waiting up to wait,
-// and decodes what arrives into b.
+// and decodes what arrives into b. The request's expiry is the server's:
+// the window never ends on the client while messages are on their way. On
+// stop, fetch returns at once with what it has; messages that still arrive
+// for the request are released (Nak) for immediate redelivery.
 func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait time.Duration) error {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	mb, err := e.cons.Fetch(n, jetstream.FetchContext(fctx))
+	mb, err := e.cons.Fetch(n, jetstream.FetchMaxWait(wait))
 	if err == nil {
-		for msg := range mb.Messages() {
-			e.mu.Lock()
-			b.msgs = append(b.msgs, msg)
-			e.mu.Unlock()
-			v, err := e.decode(msg)
-			if err != nil {
-				var p *PoisonError
-				if !errors.As(err, &p) {
-					p = Poison("decode", err)
+		msgs := mb.Messages()
+	recv:
+		for {
+			select {
+			case <-ctx.Done():
+				go e.releaseLate(msgs)
+				return nil
+			case msg, ok := <-msgs:
+				if !ok {
+					break recv
 				}
-				e.poison(hctx, msg, p)
-				continue
+				e.mu.Lock()
+				b.msgs = append(b.msgs, msg)
+				e.mu.Unlock()
+				v, err := e.decode(msg)
+				if err != nil {
+					var p *PoisonError
+					if !errors.As(err, &p) {
+						p = Poison("decode", err)
+					}
+					e.poison(hctx, msg, p)
+					continue
+				}
+				b.items = append(b.items, Msg[T]{Msg: msg, Value: v})
 			}
-			b.items = append(b.items, Msg[T]{Msg: msg, Value: v})
 		}
 		err = mb.Error()
 	}
@@ -402,6 +414,14 @@ func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait ti
 	case <-time.After(250 * time.Millisecond):
 	}
 	return nil
+}
+
+// releaseLate releases the messages of an abandoned fetch as they arrive.
+func (e *Engine[T]) releaseLate(msgs <-chan jetstream.Msg) {
+	for m := range msgs {
+		_ = m.Nak()
+		e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomeReleased).Inc()
+	}
 }
 
 // run hands b to the handler until it is settled or hctx ends.

@@ -1,9 +1,15 @@
 package consume
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the engine's Prometheus metrics, labelled by consumer. One
-// Metrics serves every engine of a process; create it once per registry.
+// Metrics serves every engine of a process; NewMetrics called again with
+// the same registry returns counters backed by the collectors already
+// registered there, so every reader of one process may call it.
 type Metrics struct {
 	messages    *prometheus.CounterVec
 	poison      *prometheus.CounterVec
@@ -56,7 +62,13 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "Progress signals sent for held messages so they are not redelivered."}, []string{"consumer"}),
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.poison, m.retries, m.batchSize, m.handleSecs, m.fetchErrors, m.keepAlives)
+		m.messages = register(r, m.messages)
+		m.poison = register(r, m.poison)
+		m.retries = register(r, m.retries)
+		m.batchSize = register(r, m.batchSize)
+		m.handleSecs = register(r, m.handleSecs)
+		m.fetchErrors = register(r, m.fetchErrors)
+		m.keepAlives = register(r, m.keepAlives)
 	}
 	return m
 }
@@ -75,4 +87,19 @@ func (m *Metrics) Retries(consumer, class string) prometheus.Counter {
 // Messages returns the counter of messages of consumer settled with outcome.
 func (m *Metrics) Messages(consumer, outcome string) prometheus.Counter {
 	return m.messages.WithLabelValues(consumer, outcome)
+}
+
+// register registers c with r, or returns the collector r already holds
+// under the same description.
+func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
 }

@@ -15,8 +15,13 @@
 // fails, the same batch is retried with exponential backoff and kept from
 // redelivery; newer events wait in the stream, so events reach the
 // destination in stream order, which is publication order within an org.
-// A message that cannot be decoded is dead-lettered under the destination's
-// consumer name and terminated.
+// Each loop runs on the batch-consumer engine (platform/consume), which
+// keeps every message it holds from redelivery while a batch is retried,
+// so an outage longer than the ack wait still delivers each event once.
+// A message that cannot be decoded is counted, logged and terminated: the
+// ingestor, which reads every message first, dead-letters it once. An
+// event the destination's format cannot encode is dead-lettered under the
+// destination's consumer name.
 //
 // Status (state, last delivered event time, lag, last error) is written to
 // the status bucket every StatusInterval and exposed as Prometheus metrics.
@@ -39,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 )
 
@@ -134,6 +140,7 @@ type Forwarder struct {
 	store *destinations.Store
 	log   *zap.Logger
 	m     *metrics
+	cm    *consume.Metrics
 
 	mu      sync.Mutex
 	workers map[string]*worker
@@ -147,7 +154,7 @@ func WithLogger(l *zap.Logger) Option { return func(f *Forwarder) { f.log = l } 
 
 // WithRegisterer registers the forwarder's metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option {
-	return func(f *Forwarder) { f.m = newMetrics(r) }
+	return func(f *Forwarder) { f.m = newMetrics(r); f.cm = consume.NewMetrics(r) }
 }
 
 // New returns a forwarder. The events stream must exist (topology.Ensure).
@@ -168,6 +175,9 @@ func New(cfg Config, js Stream, store *destinations.Store, opts ...Option) (*For
 	}
 	if f.m == nil {
 		f.m = newMetrics(nil)
+	}
+	if f.cm == nil {
+		f.cm = consume.NewMetrics(nil)
 	}
 	return f, nil
 }

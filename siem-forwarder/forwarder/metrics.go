@@ -22,7 +22,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		sendSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "audit_siem_send_seconds",
 			Help: "Duration of one batch send.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"destination"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_siem_dead_lettered_total",
-			Help: "Messages a SIEM destination's loop could not decode, set aside in the dead-letter stream."}, []string{"destination"}),
+			Help: "Poison messages a SIEM destination set aside (by class in audit_consume_poison_total)."}, []string{"destination"}),
 	}
 	if r != nil {
 		r.MustRegister(m.forwarded, m.sendErrors, m.lag, m.sendSecs, m.dead)

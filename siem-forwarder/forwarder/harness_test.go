@@ -33,13 +33,19 @@ type env struct {
 // destinations store and a producer.
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, destinations.Config{})
+}
+
+// newEnvWith is newEnv with the destinations store configured by cfg.
+func newEnvWith(t testing.TB, cfg destinations.Config) *env {
+	t.Helper()
 	_, _, js := natstest.StartWithTopology(t, topology.Config{MaxBytes: 1 << 30})
 	ctx := context.Background()
 	box, err := secretbox.New(secretbox.Key{ID: "k1", Key: make([]byte, secretbox.KeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := destinations.Open(ctx, js, box, destinations.Config{})
+	store, err := destinations.Open(ctx, js, box, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,67 @@
+package forwarder_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/siem-forwarder/forwarder"
+)
+
+// TestOutageLongerThanAckWait: a receiver is down for several ack waits
+// while far more events than one batch wait for it. The forwarder keeps
+// every message it holds from redelivery, so when the receiver returns
+// each event arrives exactly once, in publication order, and the
+// consumer redelivered nothing.
+func TestOutageLongerThanAckWait(t *testing.T) {
+	const ackWait = 2 * time.Second
+	e := newEnvWith(t, destinations.Config{AckWait: ackWait})
+	ra, rb := newTCPReceiver(t), newTCPReceiver(t)
+	da := createDest(t, e, destinations.Destination{OrgID: "org_a", Format: "syslog", Transport: "tcp", Address: ra.addr}, destinations.Secrets{})
+	db := createDest(t, e, destinations.Destination{OrgID: "org_b", Format: "syslog", Transport: "tcp", Address: rb.addr}, destinations.Secrets{})
+	e.run(t, forwarder.Config{BatchSize: 50, AckWait: ackWait})
+
+	wantA := eventIDs(e.emit(t, "org_a", 20, nil))
+	wantB := eventIDs(e.emit(t, "org_b", 20, nil))
+	waitFor(t, 10*time.Second, "first events", func() bool { return len(ra.records()) == 20 && len(rb.records()) == 20 })
+
+	ra.stop()
+	rb.stop()
+	for range 3 {
+		wantA = append(wantA, eventIDs(e.emit(t, "org_a", 200, nil))...)
+		wantB = append(wantB, eventIDs(e.emit(t, "org_b", 200, nil))...)
+	}
+	waitFor(t, 10*time.Second, "failing status", func() bool {
+		st, ok, _ := e.store.GetStatus(context.Background(), "org_a", da.ID)
+		return ok && st.State == "failing"
+	})
+	time.Sleep(4 * ackWait) // the outage lasts several ack waits
+	ra.start(t)
+	rb.start(t)
+	for _, c := range []struct {
+		name string
+		r    *tcpReceiver
+		want []string
+		d    destinations.Destination
+	}{{"org_a", ra, wantA, da}, {"org_b", rb, wantB, db}} {
+		waitFor(t, 30*time.Second, c.name+" after the outage", func() bool { return len(ids(c.r.records())) >= len(c.want) })
+		time.Sleep(ackWait) // a redelivery would show up now
+		if got := ids(c.r.records()); !slices.Equal(got, c.want) {
+			dups := len(got) - len(firstSeen(got))
+			t.Fatalf("%s: %d records for %d events, %d duplicates; want each once in publication order", c.name, len(got), len(c.want), dups)
+		}
+		cons, err := e.store.EnsureConsumer(context.Background(), c.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumRedelivered != 0 {
+			t.Fatalf("%s: %d messages redelivered", c.name, info.NumRedelivered)
+		}
+	}
+}

@@ -53,6 +53,10 @@ type Config struct {
 	AttemptLogPerEndpoint int64
 	AttemptLogMaxAge      time.Duration
 	AttemptLogMaxBytes    int64
+	// FanoutBatchSize and FanoutBatchWait bound the fan-out's batches of
+	// events (defaults 1,000 and 20 ms).
+	FanoutBatchSize int
+	FanoutBatchWait time.Duration
 	// ShutdownTimeout bounds the wait for requests in flight on stop (20 s).
 	ShutdownTimeout time.Duration
 	// UserAgent is sent with every request.
@@ -69,6 +73,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 15 * time.Second
+	}
+	if c.FanoutBatchSize == 0 {
+		c.FanoutBatchSize = 1000
+	}
+	if c.FanoutBatchWait == 0 {
+		c.FanoutBatchWait = 20 * time.Millisecond
 	}
 	if c.EndpointConcurrency == 0 {
 		c.EndpointConcurrency = 4

@@ -10,9 +10,13 @@
 //     whose filters match the action gets one message on the work-queue
 //     stream AUDIT_WEBHOOK_DELIVERIES, subject
 //     audit.webhook.deliveries.<org_id>.<endpoint_id>, deduplicated by
-//     "<event_id>.<endpoint_id>". The event is acknowledged only once
-//     every one of its delivery messages is stored, so a crash in between
-//     redelivers the event and the duplicates are dropped by the stream.
+//     "<event_id>.<endpoint_id>". The fan-out runs on the batch-consumer
+//     engine (platform/consume): a batch of events is acknowledged only
+//     once every one of its delivery messages is stored, so a crash in
+//     between redelivers the events and the duplicates are dropped by the
+//     stream. An undecodable message is counted (with its class), logged
+//     and terminated; the ingestor, which reads every message first,
+//     dead-letters it once.
 //
 //  2. Delivery. Each endpoint has its own durable consumer (a "lane") on
 //     its subject, shared by every instance, with its own bound on

@@ -32,6 +32,9 @@ const (
 	FanoutConsumer = "webhook-dispatcher"
 )
 
+// fanoutAckWait is the fan-out consumer's ack wait.
+const fanoutAckWait = 30 * time.Second
+
 // Headers of a delivery message.
 const (
 	hdrEventID   = "Audit-Event-Id"
@@ -115,7 +118,7 @@ func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
 		Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       fanoutAckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 20_000,
 		FilterSubject: topology.EventsSubjects,

@@ -17,13 +17,9 @@ import (
 // decode turns one message into its row. A message that can never be
 // stored is poison, by class: metadata, decode, validate, subject.
 func (i *Ingestor) decode(msg jetstream.Msg) (eventstore.Row, error) {
-	md, err := msg.Metadata()
+	ev, md, err := consume.DecodeEvent(msg)
 	if err != nil {
-		return eventstore.Row{}, &consume.PoisonError{Class: "metadata", Reason: "no JetStream metadata: " + err.Error(), Err: err}
-	}
-	ev, err := schemas.Decode(msg.Data())
-	if err != nil {
-		return eventstore.Row{}, consume.Poison("decode", err)
+		return eventstore.Row{}, err
 	}
 	raw, err := i.catalog.Encode(&ev)
 	if err != nil {
@@ -33,8 +29,6 @@ func (i *Ingestor) decode(msg jetstream.Msg) (eventstore.Row, error) {
 		return eventstore.Row{}, &consume.PoisonError{Class: "subject",
 			Reason: fmt.Sprintf("subject %q does not match the event's org and action (want %q)", msg.Subject(), schemas.Subject(ev.OrgID, ev.Action))}
 	}
-	received := md.Timestamp.UTC().Truncate(time.Millisecond)
-	ev.ReceivedAt = &received
 	return eventstore.Row{
 		Event:         ev,
 		Raw:           raw,

@@ -83,16 +83,10 @@ func (w *worker) consume(ctx context.Context) error {
 // messages are poison the ingestor dead-letters; this reader terminates
 // its copy.
 func (w *worker) decode(msg jetstream.Msg) (pending, error) {
-	md, err := msg.Metadata()
+	ev, md, err := consume.DecodeEvent(msg)
 	if err != nil {
-		return pending{}, &consume.PoisonError{Class: "metadata", Reason: "no JetStream metadata: " + err.Error(), Err: err}
+		return pending{}, err
 	}
-	ev, err := schemas.Decode(msg.Data())
-	if err != nil {
-		return pending{}, consume.Poison("decode", err)
-	}
-	recv := md.Timestamp.UTC().Truncate(time.Millisecond)
-	ev.ReceivedAt = &recv
 	return pending{ev: ev, ok: w.dest.Matches(ev.Action), lag: md.NumPending}, nil
 }
 

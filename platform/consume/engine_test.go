@@ -415,3 +415,44 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal("want an error for dead-lettering without a publisher")
 	}
 }
+
+// Middleware wraps the handler, the first outermost, as in Watermill.
+func TestMiddlewareWrapsTheHandler(t *testing.T) {
+	e := start(t, 30*time.Second)
+	r := &recorder{}
+	var order []string
+	var mu sync.Mutex
+	mark := func(name string) consume.Middleware[int] {
+		return func(next consume.Handler[int]) consume.Handler[int] {
+			return func(ctx context.Context, b []consume.Msg[int]) error {
+				mu.Lock()
+				order = append(order, name)
+				mu.Unlock()
+				return next(ctx, b)
+			}
+		}
+	}
+	run(t, e, consume.Config{BatchSize: 10, BatchWait: 20 * time.Millisecond}, r.handle,
+		consume.WithMiddleware(mark("outer"), mark("inner")))
+	e.publish(t, 0, 1)
+	waitFor(t, "the message", 5*time.Second, func() bool { return len(r.handled()) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ",") != "outer,inner" {
+		t.Fatalf("middleware ran as %v", order)
+	}
+	if _, err := consume.New(consume.Config{Name: "x"}, e.cons, decodeInt, r.handle,
+		consume.WithMiddleware(func(h consume.Handler[string]) consume.Handler[string] { return h })); err == nil {
+		t.Fatal("want an error for middleware of another type")
+	}
+}
+
+// Every reader of a process may create its metrics on one registry.
+func TestMetricsShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, b := consume.NewMetrics(reg), consume.NewMetrics(reg)
+	a.Poison("c", "decode", consume.PoisonTerminated).Inc()
+	if n := testutil.ToFloat64(b.Poison("c", "decode", consume.PoisonTerminated)); n != 1 {
+		t.Fatalf("second Metrics sees %v, want the shared counter at 1", n)
+	}
+}

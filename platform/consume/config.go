@@ -38,6 +38,11 @@ type Config struct {
 	// ShutdownTimeout bounds the handling of the batches held on stop
 	// (default 20 s).
 	ShutdownTimeout time.Duration
+	// OneAttemptOnStop makes each batch held on stop get one last attempt:
+	// a failure releases it at once instead of retrying it until
+	// ShutdownTimeout. Readers restarted on a configuration change (a SIEM
+	// destination) set it, so a fix takes effect without waiting.
+	OneAttemptOnStop bool
 }
 
 // SetDefaults fills zero fields.

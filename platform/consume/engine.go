@@ -56,6 +56,8 @@ type Engine[T any] struct {
 	o      options
 	log    *zap.Logger
 
+	stopping context.Context // the context Run was given
+
 	mu   sync.Mutex
 	held map[*batch[T]]struct{}
 }
@@ -109,6 +111,7 @@ func New[T any](cfg Config, cons Consumer, decode Decoder[T], handle Handler[T],
 func (e *Engine[T]) Run(ctx context.Context) error {
 	// The handler's context outlives ctx by ShutdownTimeout, so a stop
 	// still flushes what was collected.
+	e.stopping = ctx
 	hctx, cancelHandle := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandle()
 	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(e.cfg.ShutdownTimeout, cancelHandle) })
@@ -215,6 +218,11 @@ func (e *Engine[T]) run(ctx context.Context, b *batch[T]) {
 			}
 			return
 		}
+		if e.cfg.OneAttemptOnStop && e.stopping.Err() != nil {
+			e.log.Info("batch failed on stop; released for the next reader", zap.Int("batch", len(b.items)), zap.Error(err))
+			e.release(b)
+			return
+		}
 		wait, class := bo.NextBackOff(), RetryBackoff
 		var te *TransientError
 		if errors.As(err, &te) && te.RetryAfter > wait {
@@ -224,10 +232,15 @@ func (e *Engine[T]) run(ctx context.Context, b *batch[T]) {
 		if attempt == 1 || attempt%20 == 0 {
 			e.log.Warn("batch failed; will retry", zap.Int("batch", len(b.items)), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
 		}
+		var stopped <-chan struct{}
+		if e.cfg.OneAttemptOnStop {
+			stopped = e.stopping.Done() // a stop cuts the wait short: the last attempt follows
+		}
 		select {
 		case <-ctx.Done():
 			e.release(b)
 			return
+		case <-stopped:
 		case <-time.After(wait):
 		}
 	}

@@ -456,3 +456,29 @@ func TestMetricsShareARegistry(t *testing.T) {
 		t.Fatalf("second Metrics sees %v, want the shared counter at 1", n)
 	}
 }
+
+// With OneAttemptOnStop, a stop during an outage makes one last attempt
+// and releases the batch at once rather than retrying until the deadline.
+func TestOneAttemptOnStop(t *testing.T) {
+	e := start(t, 30*time.Second)
+	r := &recorder{}
+	r.failing.Store(true)
+	stop := run(t, e, consume.Config{BatchSize: 10, BatchWait: 20 * time.Millisecond, RetryInitial: time.Second, RetryMax: time.Second,
+		ShutdownTimeout: 20 * time.Second, OneAttemptOnStop: true}, r.handle)
+	e.publish(t, 0, 5)
+	waitFor(t, "a failed attempt", 5*time.Second, func() bool { return r.calls.Load() >= 1 })
+	calls := r.calls.Load()
+	t0 := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Fatalf("stop took %s", d)
+	}
+	if r.calls.Load() <= calls {
+		t.Fatal("no last attempt on stop")
+	}
+	r2 := &recorder{}
+	run(t, e, consume.Config{BatchSize: 10, BatchWait: 20 * time.Millisecond}, r2.handle)
+	waitFor(t, "immediate redelivery", 5*time.Second, func() bool { return len(r2.handled()) == 5 })
+}

@@ -39,13 +39,14 @@ func (w *worker) consume(ctx context.Context) error {
 	// dead-letters it once; a format's own refusal is Local poison and is
 	// dead-lettered here.
 	eng, err := consume.New(consume.Config{
-		Name:            destinations.ConsumerName(w.dest),
-		BatchSize:       cfg.BatchSize,
-		BatchWait:       cfg.BatchWait,
-		AckWait:         cfg.AckWait,
-		RetryInitial:    cfg.RetryInitial,
-		RetryMax:        cfg.RetryMax,
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		Name:             destinations.ConsumerName(w.dest),
+		BatchSize:        cfg.BatchSize,
+		BatchWait:        cfg.BatchWait,
+		AckWait:          cfg.AckWait,
+		RetryInitial:     cfg.RetryInitial,
+		RetryMax:         cfg.RetryMax,
+		ShutdownTimeout:  cfg.ShutdownTimeout,
+		OneAttemptOnStop: true,
 	}, cons, w.decode, b.handle,
 		consume.WithLogger(w.log),
 		consume.WithMetrics(w.f.cm),

@@ -25,11 +25,13 @@
 // escape '\', '=', CR (\r) and LF (\n), as the CEF standard requires, and
 // leave '|' and spaces alone. Every header field is cut to MaxHeaderField
 // bytes and every extension value to MaxValue bytes (the CEF limit of the
-// cs fields), at a character boundary, before escaping. Records are UTF-8.
+// cs fields), at a character boundary, before escaping. The details
+// object is never cut inside a value: when its JSON is longer than
+// MaxValue, whole members are left out and "_truncated": true is added, so
+// cs4 always holds one valid JSON object. Records are UTF-8.
 package cef
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -117,11 +119,11 @@ func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
 	b = ext(b, n, "reason", ev.Reason)
 	b = labeled(b, n, "flexString1", "requestId", ev.Context.RequestID)
 	if len(ev.Details) > 0 {
-		d, err := json.Marshal(ev.Details)
+		d, err := text.Details(ev.Details, MaxValue)
 		if err != nil {
 			return b, fmt.Errorf("cef: details: %w", err)
 		}
-		b = labeled(b, n, "cs4", "details", string(d))
+		b = labeled(b, n, "cs4", "details", d)
 	}
 	return b, nil
 }

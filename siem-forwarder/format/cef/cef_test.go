@@ -93,9 +93,10 @@ func TestConformance(t *testing.T) {
 				return formattest.Fields{}, err
 			}
 			return formattest.Fields{ID: r.Ext["externalId"], OrgID: r.Ext["cs5"], Action: r.Header[4],
-				ActorName: r.Ext["suser"], Reason: r.Ext["reason"], TargetName: r.Ext["cs6"]}, nil
+				ActorName: r.Ext["suser"], Reason: r.Ext["reason"], TargetName: r.Ext["cs6"], Details: r.Ext["cs4"]}, nil
 		},
 		MaxValue: cef.MaxValue,
+		Details:  true,
 		Specials: `\|=`,
 	})
 }

@@ -11,9 +11,11 @@ package formattest
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +42,9 @@ type Fields struct {
 	ActorName  string
 	Reason     string
 	TargetName string
+	// Details is the details value as carried (JSON), for formats whose
+	// Spec sets Details.
+	Details string
 }
 
 // Spec describes one format to the suite.
@@ -55,6 +60,12 @@ type Spec struct {
 	// formats that replace characters they cannot carry (LEEF's delimiter,
 	// CR and LF). Nil means values are carried exactly.
 	Carried func(string) string
+	// Details says the format carries the details object as one JSON
+	// value of at most MaxValue bytes, which Parse returns in
+	// Fields.Details. The suite then checks that it is always valid JSON,
+	// and that a longer object is cut at member boundaries: every member
+	// carried is carried whole, and "_truncated": true is added.
+	Details bool
 	// Specials are the format's special characters; the suite adds
 	// backslash, quotes, CR, LF, tab and '=' to them.
 	Specials string
@@ -153,12 +164,42 @@ func Run(t *testing.T, s Spec) {
 		ev.Details = map[string]any{"note": v}
 		return ev
 	}
+	checkDetails := func(t *testing.T, sent map[string]any, got string, rec []byte) {
+		t.Helper()
+		if !s.Details {
+			return
+		}
+		var d map[string]any
+		if err := json.Unmarshal([]byte(got), &d); err != nil {
+			t.Errorf("%s: details are not one JSON object: %v\nrecord: %s", s.Format.Name(), err, rec)
+			return
+		}
+		whole, _ := json.Marshal(sent)
+		want := map[string]any{}
+		_ = json.Unmarshal([]byte(carried(string(whole))), &want)
+		if s.MaxValue == 0 || len(whole) <= s.MaxValue {
+			if !reflect.DeepEqual(d, want) {
+				t.Errorf("%s: details = %s, want %s", s.Format.Name(), got, whole)
+			}
+			return
+		}
+		if len(got) > s.MaxValue || d["_truncated"] != true {
+			t.Errorf("%s: details of %d bytes carried as %d bytes without \"_truncated\": true", s.Format.Name(), len(whole), len(got))
+		}
+		for k, v := range d {
+			if k != "_truncated" && !reflect.DeepEqual(v, want[k]) {
+				t.Errorf("%s: truncated details changed member %q", s.Format.Name(), k)
+			}
+		}
+	}
 	checkAll := func(t *testing.T, v string) {
 		t.Helper()
-		rec, f := encode(t, withValue(v))
+		ev := withValue(v)
+		rec, f := encode(t, ev)
 		check(t, "actor name", v, f.ActorName, rec)
 		check(t, "reason", v, f.Reason, rec)
 		check(t, "target name", v, f.TargetName, rec)
+		checkDetails(t, ev.Details, f.Details, rec)
 	}
 
 	t.Run("event id carried", func(t *testing.T) {
@@ -185,6 +226,29 @@ func Run(t *testing.T, s Spec) {
 		long := strings.Repeat("ab€=\\", 3000) // 21,000 bytes, multi-byte characters throughout
 		checkAll(t, long)
 		checkAll(t, strings.Repeat("é", 5000))
+	})
+	t.Run("long details", func(t *testing.T) {
+		if !s.Details {
+			t.Skip("the format does not carry details as one bounded JSON value")
+		}
+		ev := Sample()
+		ev.Details = map[string]any{
+			"a_small": "kept",
+			"b_large": strings.Repeat("x€\"=", 1500),
+			"c_list":  []any{"one", 2.0, map[string]any{"nested": "yes"}},
+			"d_large": strings.Repeat("é", 2500),
+			"e_last":  true,
+		}
+		rec, f := encode(t, ev)
+		checkDetails(t, ev.Details, f.Details, rec)
+		var d map[string]any
+		if json.Unmarshal([]byte(f.Details), &d) == nil {
+			for _, k := range []string{"a_small", "c_list", "e_last"} {
+				if _, ok := d[k]; !ok {
+					t.Errorf("%s: the small member %q was dropped: %s", s.Format.Name(), k, f.Details)
+				}
+			}
+		}
 	})
 	t.Run("empty optional fields", func(t *testing.T) {
 		rec, f := encode(t, Minimal())

@@ -25,10 +25,14 @@
 // escaping (a receiver splits each attribute at its first '='). Header
 // fields escape '|' and '\' with a backslash. Values are cut to MaxValue
 // bytes and header fields to MaxHeaderField bytes at a character boundary.
+// The details object is never cut inside a value: when its JSON is longer
+// than MaxValue, whole members are left out and "_truncated": true is
+// added, so details always holds one valid JSON object (a delimiter, CR or
+// LF inside it becomes a space like in any value; JSON already escapes CR
+// and LF inside strings).
 package leef
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/takumo/audit/schemas"
@@ -133,11 +137,11 @@ func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
 	b = f.attr(b, n, "reason", ev.Reason)
 	b = f.attr(b, n, "requestId", ev.Context.RequestID)
 	if len(ev.Details) > 0 {
-		d, err := json.Marshal(ev.Details)
+		d, err := text.Details(ev.Details, MaxValue)
 		if err != nil {
 			return b, fmt.Errorf("leef: details: %w", err)
 		}
-		b = f.attr(b, n, "details", string(d))
+		b = f.attr(b, n, "details", d)
 	}
 	return b, nil
 }

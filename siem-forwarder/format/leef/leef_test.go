@@ -69,7 +69,7 @@ func fields(rec []byte) (formattest.Fields, error) {
 		return formattest.Fields{}, err
 	}
 	return formattest.Fields{ID: r.Attrs["eventId"], OrgID: r.Attrs["tenantId"], Action: r.Header[4],
-		ActorName: r.Attrs["usrName"], Reason: r.Attrs["reason"], TargetName: r.Attrs["targetName"]}, nil
+		ActorName: r.Attrs["usrName"], Reason: r.Attrs["reason"], TargetName: r.Attrs["targetName"], Details: r.Attrs["details"]}, nil
 }
 
 func TestConformance(t *testing.T) {
@@ -83,6 +83,7 @@ func TestConformance(t *testing.T) {
 				Format:   f,
 				Parse:    fields,
 				MaxValue: leef.MaxValue,
+				Details:  true,
 				Carried: func(s string) string {
 					return strings.NewReplacer(string(d), " ", "\r", " ", "\n", " ").Replace(s)
 				},

@@ -172,7 +172,10 @@ func (g *Generator) event(org string, actor schemas.Actor, member schemas.Target
 	case n < 48:
 		return producer.AuthMFAChallengeFailed(org, actor, "totp", "invalid_code")
 	case n < 52:
-		return producer.MemberInvited(org, actor, producer.Invitation(fmt.Sprintf("inv_%06d", r.IntN(1e6)), fmt.Sprintf("new.hire%d@example.com", r.IntN(1000))), fmt.Sprintf("new.hire%d@example.com", r.IntN(1000)), pick(r, roles))
+		// One invitation, one address: the target's name and the details'
+		// email are the same person.
+		email := fmt.Sprintf("new.hire%d@example.com", r.IntN(1000))
+		return producer.MemberInvited(org, actor, producer.Invitation(fmt.Sprintf("inv_%06d", r.IntN(1e6)), email), email, pick(r, roles))
 	case n < 57:
 		from := pick(r, roles)
 		to := pick(r, roles)

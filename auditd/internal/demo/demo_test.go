@@ -20,6 +20,9 @@ func TestGeneratorEmitsValidEventsOfEveryCategory(t *testing.T) {
 			t.Fatalf("%s: %v", ev.Action, err)
 		}
 		categories[ev.Category]++
+		if ev.Action == schemas.ActionMemberInvited && (len(ev.Targets) != 1 || ev.Targets[0].Name != ev.Details["email"]) {
+			t.Errorf("member.invited names two addresses: target %+v, details %v", ev.Targets, ev.Details)
+		}
 		orgs[ev.OrgID]++
 	}
 	for _, c := range []string{"organization", "member", "auth", "api_key", "policy", "security", "billing"} {

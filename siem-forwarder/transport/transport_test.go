@@ -297,3 +297,53 @@ func TestGenericHTTPS(t *testing.T) {
 		t.Errorf("request %s %v body %q", got.URL, got.Header, body)
 	}
 }
+
+// A refused connection names the operation, the address and the cause
+// once each: no layer repeats what the error it wraps already says.
+func TestErrorsSayEachThingOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	for _, network := range []string{"tcp", "tls"} {
+		cfg := syslognet.Config{Network: network, Address: addr}
+		if network == "tls" {
+			cfg.TLS = &tls.Config{}
+		}
+		s, err := syslognet.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Send(context.Background(), batch)
+		s.Close()
+		if err == nil {
+			t.Fatalf("%s: send to a closed port succeeded", network)
+		}
+		msg := err.Error()
+		if strings.Count(msg, "dial tcp") != 1 || strings.Count(msg, addr) != 1 || strings.Count(msg, "syslognet") != 1 {
+			t.Errorf("%s: %q repeats or lacks its context", network, msg)
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) {
+			t.Errorf("%s: %q does not unwrap to the *net.OpError", network, msg)
+		}
+	}
+
+	h, err := httpsend.New(httpsend.Config{URL: "http://" + addr + "/ingest?token=s3cret", AllowHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Send(context.Background(), batch)
+	h.Close()
+	if err == nil {
+		t.Fatal("https send to a closed port succeeded")
+	}
+	msg := err.Error()
+	if strings.Count(msg, "Post") != 1 || strings.Count(msg, addr) != 2 || strings.Contains(msg, "s3cret") || strings.Count(msg, "httpsend") != 1 {
+		// The address appears in the URL and in the dial error beneath it.
+		t.Errorf("http: %q repeats its context or shows the query", msg)
+	}
+}

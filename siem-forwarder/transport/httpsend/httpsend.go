@@ -149,6 +149,13 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		// A *url.Error already says `Post "<url>": <cause>`; name the URL
+		// once, without credentials or query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redact(s.url)
+			return fmt.Errorf("httpsend: %w", ue)
+		}
 		return fmt.Errorf("httpsend: post %s: %w", redact(s.url), err)
 	}
 	defer resp.Body.Close()

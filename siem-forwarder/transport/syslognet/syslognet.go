@@ -137,7 +137,7 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 			}
 			if _, err := s.conn.Write(r); err != nil {
 				s.drop()
-				return fmt.Errorf("syslognet: udp %s: %w", s.cfg.Address, err)
+				return wrap("udp "+s.cfg.Address, err)
 			}
 		}
 		return nil
@@ -156,7 +156,7 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	s.buf = b
 	if _, err := s.conn.Write(b); err != nil {
 		s.drop()
-		return fmt.Errorf("syslognet: %s %s: %w", s.cfg.Network, s.cfg.Address, err)
+		return wrap(s.cfg.Network+" "+s.cfg.Address, err)
 	}
 	if cap(s.buf) > 8<<20 {
 		s.buf = nil // do not keep an outsized buffer after a burst
@@ -188,7 +188,7 @@ func (s *Sender) dial(ctx context.Context) error {
 	}
 	raw, err := d.DialContext(ctx, network, s.cfg.Address)
 	if err != nil {
-		return fmt.Errorf("syslognet: dial %s %s: %w", s.cfg.Network, s.cfg.Address, err)
+		return wrap("dial "+s.cfg.Network+" "+s.cfg.Address, err)
 	}
 	conn := raw
 	if s.cfg.Network == "tls" {
@@ -205,6 +205,19 @@ func (s *Sender) dial(ctx context.Context) error {
 	}
 	s.conn, s.raw = conn, raw
 	return nil
+}
+
+// wrap adds the package and, unless err already names them, the
+// operation and address. A *net.OpError names its operation, network and
+// addresses itself ("dial tcp 10.0.0.1:514: connect: connection
+// refused"), so it gets only the package prefix and the message says each
+// thing once.
+func wrap(what string, err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return fmt.Errorf("syslognet: %w", err)
+	}
+	return fmt.Errorf("syslognet: %s: %w", what, err)
 }
 
 func (s *Sender) drop() {

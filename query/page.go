@@ -36,11 +36,13 @@ func (s *Service) pageRoutes() []pageRoute {
 	return []pageRoute{
 		{"GET /{$}", s.servePage},
 		{"GET /assets/{name}", s.serveAsset},
+		{"GET /favicon.ico", s.serveIcon},
 	}
 }
 
 // PageRoutes returns the log page's routes as "METHOD /path" patterns:
-// the page at / and its assets under /assets/. They are outside /v1/ and
+// the page at /, its assets under /assets/ and the icon at /favicon.ico
+// (browsers ask for it whatever the page links). They are outside /v1/ and
 // outside the OpenAPI document.
 func (s *Service) PageRoutes() []string {
 	var out []string
@@ -97,5 +99,19 @@ func (s *Service) serveAsset(w http.ResponseWriter, r *http.Request) {
 	s.pageHeaders(w)
 	w.Header().Set("Content-Type", typ)
 	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
+}
+
+// serveIcon answers /favicon.ico with the page's SVG icon, so a browser's
+// automatic request finds one instead of a 404.
+func (s *Service) serveIcon(w http.ResponseWriter, r *http.Request) {
+	b, err := web.ReadFile("web/icon.svg")
+	if err != nil {
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		return
+	}
+	s.pageHeaders(w)
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=86400")
 	_, _ = w.Write(b)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/schemas"
 )
 
 // chromiumPath is Debian's chromium, installed by scripts/ensure-chromium.sh
@@ -32,6 +34,9 @@ type tab struct {
 	t   *testing.T
 	ctx context.Context
 	dir string // screenshots
+
+	mu      sync.Mutex
+	console []string // console errors, exceptions and failed loads
 }
 
 func newTab(t *testing.T) *tab {
@@ -78,6 +83,27 @@ func newTab(t *testing.T) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v", chromiumPath, err)
 	}
+	// Every console error counts, the browser's own included (a missing
+	// favicon, a blocked resource), except the failed-load notice of an
+	// API answer the page handles and shows itself (a 401, 403 or 400 of
+	// /v1/...).
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type != chromedp.ConsoleError && !m.IsException() {
+				continue
+			}
+			if m.Source == "network" && strings.Contains(m.URL, "/v1/") {
+				continue
+			}
+			b.mu.Lock()
+			b.console = append(b.console, fmt.Sprintf("%s %s: %s", m.Type, m.URL, m.Text))
+			b.mu.Unlock()
+		}
+	}()
 	// Record CSP violations and uncaught errors from the first script on.
 	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
@@ -160,6 +186,12 @@ func (b *tab) noProblems() {
 	b.t.Helper()
 	if p := evalJS[[]string](b, `window.__problems || []`); len(p) > 0 || evalJS[bool](b, `window.__xss === 1`) {
 		b.t.Errorf("page problems: %v", p)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.console) > 0 {
+		b.t.Errorf("console errors: %v", b.console)
+		b.console = nil
 	}
 }
 
@@ -317,6 +349,16 @@ func TestLogPageInBrowser(t *testing.T) {
 	if evalJS[string](b, `getComputedStyle(document.querySelector('#entries thead')).display`) != "none" {
 		t.Error("table header shown at phone width")
 	}
+	// Every card shows its whole timestamp beside the action, the longest
+	// action names (security.mfa_enforcement_changed) included:
+	// the time ends inside the card and does not overlap the action.
+	if bad := evalJS[[]string](b, `[...document.querySelectorAll('#rows tr.entry')].filter((tr) => {
+			const card = tr.getBoundingClientRect(), t = tr.querySelector('time').getBoundingClientRect(), a = tr.querySelector('td.action').getBoundingClientRect();
+			const time = tr.querySelector('td.time');
+			return t.right > card.right + 0.5 || t.left < a.right - 0.5 || t.width < 10 || time.scrollWidth > time.clientWidth + 1;
+		}).map((tr) => tr.querySelector('.action-name').textContent)`); len(bad) > 0 {
+		t.Errorf("timestamps cut off or overlapping at 390 px in %d cards: %v", len(bad), bad)
+	}
 	b.screenshot("log-phone.png")
 	b.do(chromedp.Click(chromedp.CSS(`button[aria-controls="entry-1"]`)))
 	b.wait("details at phone width", `!document.querySelector('#entry-1').hidden`)
@@ -336,6 +378,9 @@ func TestLogPageInBrowser(t *testing.T) {
 	b.wait("the empty state", `document.getElementById('state-title').textContent === 'No entries yet'`)
 	if !evalJS[bool](b, `document.getElementById('export').hidden`) {
 		t.Error("export shown without audit.export")
+	}
+	if !evalJS[bool](b, `document.getElementById('views').hidden && document.getElementById('settings').hidden`) {
+		t.Error("settings offered without audit.manage")
 	}
 
 	// An expired token: the sign-in form says so; a pasted token opens the log.
@@ -373,4 +418,102 @@ func waitFile(t *testing.T, path string) []byte {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Values full of bidirectional and zero-width characters cannot reorder
+// or hide what an admin reads: every control shows as a visible mark,
+// every value stays in its own cell and reads left to right as written.
+func TestLogPageIsolatesBidiText(t *testing.T) {
+	e := newEnv(t, query.Config{})
+	const org = "org_bidi"
+	setPlan(t, e, org, orgsettings.Enterprise)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	// An unterminated RIGHT-TO-LEFT OVERRIDE in the actor's name would
+	// reverse the rest of the row; isolates, marks and zero-width
+	// characters hide or move text.
+	spoof := mkEvent(org, "ev_bidi_1", now.Add(-time.Minute), "api_key.created", "usr_\u202emallory", schemas.Target{Type: "api_key", ID: "key_\u200bprod", Name: "\u2067Payroll key\u200f"})
+	spoof.Actor = schemas.Actor{Type: schemas.ActorUser, ID: "usr_\u202emallory", Name: "Mallory \u202eadmin", Email: "mal\u200blory@evil.example"}
+	spoof.Details = map[string]any{"note": "ok \u202etxt.exe\u202c done", "scope": "\ufeffdeploy\u2066:write"}
+	hebrew := mkEvent(org, "ev_bidi_2", now.Add(-2*time.Minute), "member.invited", "usr_dan", schemas.Target{Type: "member", ID: "usr_noa", Name: "נועה כהן"})
+	hebrew.Actor = schemas.Actor{Type: schemas.ActorUser, ID: "usr_dan", Name: "דן לוי", Email: "dan@acme.example"}
+	hebrew.Details = map[string]any{"email": "noa@acme.example", "role": "מנהל"}
+	e.insert(spoof, hebrew)
+
+	b := newTab(t)
+	b.open(e.srv.URL, token(t, org, query.PermRead))
+	b.wait("the two entries", `document.querySelectorAll('#rows tr.entry').length === 2`)
+
+	// Controls are shown, never applied.
+	if got := evalJS[string](b, `document.querySelector('#rows tr.entry .actor-name').textContent`); got != "Mallory ⟨U+202E⟩admin" {
+		t.Errorf("actor name shown as %q", got)
+	}
+	if n := evalJS[int](b, `[...document.querySelector('#rows').innerText].filter((c) => /[\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/.test(c)).length`); n != 0 {
+		t.Errorf("%d raw control characters in the rows", n)
+	}
+	for _, want := range []string{"mal⟨U+200B⟩lory@evil.example", "⟨U+2067⟩Payroll key⟨U+200F⟩"} {
+		if !evalJS[bool](b, fmt.Sprintf(`document.querySelector('#rows').textContent.includes(%q)`, want)) {
+			t.Errorf("rows do not show %q", want)
+		}
+	}
+
+	// The cells stay in their columns, left to right, and every value stays
+	// inside its own cell.
+	if !evalJS[bool](b, `[...document.querySelectorAll('#rows tr.entry')].every((tr) => {
+			const xs = [...tr.children].map((td) => td.getBoundingClientRect().left);
+			return xs.every((x, i) => i === 0 || x > xs[i - 1]);
+		})`) {
+		t.Error("cells out of column order")
+	}
+	if bad := evalJS[[]string](b, `[...document.querySelectorAll('#rows tr.entry bdi')].filter((v) => {
+			const c = v.closest('td').getBoundingClientRect();
+			return [...v.getClientRects()].some((r) => r.left < c.left - 0.5 || r.right > c.right + 0.5);
+		}).map((v) => v.textContent)`); len(bad) > 0 {
+		t.Errorf("values outside their cells: %q", bad)
+	}
+
+	// Read in visual order, the spoofed name and the gist keep the order
+	// they were written in: the first character is left of the last, each
+	// value of the gist left of the next.
+	if !evalJS[bool](b, `(() => {
+			const n = document.querySelector('#rows tr.entry .actor-name').firstChild;
+			const at = (i) => { const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1); return r.getBoundingClientRect().left; };
+			return at(0) < at(8) && at(8) < at(n.length - 1);
+		})()`) {
+		t.Error("the actor name is shown reordered")
+	}
+	// Each value of a gist starts after the previous one ends: further
+	// right on the same line, or on a later line.
+	if bad := evalJS[[]string](b, `[...document.querySelectorAll('#rows tr.entry .gist')].flatMap((g) => {
+			const parts = [...g.children];
+			return parts.slice(1).filter((c, i) => {
+				const prev = [...parts[i].getClientRects()].pop(), first = c.getClientRects()[0];
+				return !(first.top > prev.top + 1 || first.left >= prev.right - 1);
+			}).map((c, i) => parts[i].textContent + ' | ' + c.textContent + ' ' + JSON.stringify([...parts[i].getClientRects()].map((r) => [r.left, r.right, r.top])) + JSON.stringify([...c.getClientRects()].map((r) => [r.left, r.right, r.top])));
+		})`); len(bad) > 0 {
+		t.Errorf("the gist's values are shown out of order: %q", bad)
+	}
+	if got := evalJS[string](b, `document.querySelector('#rows tr.entry td.actor').innerText`); !strings.HasPrefix(got, "Mallory ⟨U+202E⟩admin") {
+		t.Errorf("actor cell reads %q", got)
+	}
+
+	// The details: every key and value isolated, the keys one per line in
+	// order, and the JSON's punctuation where it belongs.
+	b.do(chromedp.Click(chromedp.CSS(`button[aria-controls="entry-0"]`)))
+	b.wait("details", `!document.querySelector('#entry-0').hidden`)
+	if got := evalJS[string](b, `document.querySelector('#entry-0 pre.json').textContent`); got != "{\n  \"note\": \"ok ⟨U+202E⟩txt.exe⟨U+202C⟩ done\",\n  \"scope\": \"⟨U+FEFF⟩deploy⟨U+2066⟩:write\"\n}" {
+		t.Errorf("details shown as %q", got)
+	}
+	if !evalJS[bool](b, `(() => {
+			const ks = [...document.querySelectorAll('#entry-0 pre.json bdi.key')].map((k) => k.getBoundingClientRect().top);
+			return ks.length === 2 && ks[0] < ks[1];
+		})()`) {
+		t.Error("detail keys out of order")
+	}
+	if got := evalJS[string](b, `document.querySelector('#entry-0 .detail dd bdi').textContent`); got != "success" {
+		t.Errorf("first detail value %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`button[aria-controls="entry-1"]`)))
+	b.wait("details", `!document.querySelector('#entry-1').hidden`)
+	b.screenshot("bidi-desktop.png")
+	b.noProblems()
 }

@@ -42,6 +42,16 @@ func TestLogPageRoutes(t *testing.T) {
 			t.Errorf("GET %s: %d %s", path, r.status, r.header.Get("Content-Type"))
 		}
 	}
+	// Browsers ask for /favicon.ico on every page load: it is served, so
+	// no load logs a 404.
+	for _, path := range []string{"/favicon.ico", "/assets/icon.svg"} {
+		if r := e.get(path, ""); r.status != 200 || r.header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(string(r.body), "<svg") {
+			t.Errorf("GET %s: %d %s", path, r.status, r.header.Get("Content-Type"))
+		}
+	}
+	if !strings.Contains(body, `<link rel="icon" href="/assets/icon.svg"`) {
+		t.Error("the page links no icon")
+	}
 	js := string(e.get("/assets/app.js", "").body)
 	if strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") {
 		t.Error("app.js writes HTML or evaluates strings")

@@ -795,7 +795,7 @@
     await busy($('p-save'), async () => {
       try {
         const s = await (await api('/v1/settings', { method: 'PUT', body })).json();
-        renderPlan(s);
+        await loadSettings();
         say($('plan-msg'), 'Saved: ' + (PLAN_NAMES[s.plan] || s.plan) + ', entries kept ' + s.retention_days + ' days.');
         loadPlan();
       } catch (err) {
@@ -1014,7 +1014,7 @@
     const li = el('li', 'card dest');
     li.dataset.id = d.id;
     const head = el('div', 'card-head');
-    const badge = el('span', 'badge state', d.paused ? 'paused' : '…');
+    const badge = el('span', 'badge dest-state', d.paused ? 'paused' : '…');
     head.append(val(d.name, 'card-title'), badge);
     const dl = el('dl', 'facts');
     fact(dl, 'Format', d.format + ' over ' + d.transport + (d.framing ? ' (' + d.framing + ')' : ''));
@@ -1030,7 +1030,7 @@
       try {
         const s = await (await api(path + '/status')).json();
         badge.textContent = visible(s.state);
-        badge.className = 'badge state ' + (s.state === 'active' ? 'ok' : s.state === 'failing' ? 'fail' : 'off');
+        badge.className = 'badge dest-state ' + (s.state === 'active' ? 'ok' : s.state === 'failing' ? 'fail' : 'off');
         li.dataset.state = s.state;
         li.dataset.lag = String(s.lag);
         status.replaceChildren();
@@ -1118,7 +1118,13 @@
       const open = $('filters').classList.toggle('open');
       $('more-filters').setAttribute('aria-expanded', String(open));
     });
-    $('view-log').addEventListener('click', () => showView('log'));
+    $('view-log').addEventListener('click', () => {
+      // Back from the settings: read the log again, with the changes just
+      // made (and recorded) in it.
+      if (st.view === 'log') return;
+      showView('log');
+      startWalk();
+    });
     $('view-settings').addEventListener('click', () => showView('settings'));
     $('plan-form').addEventListener('submit', (e) => { e.preventDefault(); savePlan(); });
     $('hook-form').addEventListener('submit', (e) => { e.preventDefault(); createHook(); });

@@ -27,9 +27,11 @@
 // bytes and header fields to MaxHeaderField bytes at a character boundary.
 // The details object is never cut inside a value: when its JSON is longer
 // than MaxValue, whole members are left out and "_truncated": true is
-// added, so details always holds one valid JSON object (a delimiter, CR or
-// LF inside it becomes a space like in any value; JSON already escapes CR
-// and LF inside strings).
+// added, so details holds one valid JSON object (a delimiter, CR or LF
+// inside it becomes a space like in any value; JSON already escapes CR and
+// LF inside strings). That holds for delimiters JSON syntax does not use,
+// such as the default '^' and a tab; a delimiter such as ',' or '"' would
+// break the details' JSON.
 package leef
 
 import (

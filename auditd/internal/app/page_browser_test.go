@@ -317,6 +317,14 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	if !js[bool](b, `!document.getElementById('hooks-plan').hidden && document.getElementById('hooks-plan').textContent.includes('Enterprise plan') && document.getElementById('hooks-body').hidden`) {
 		t.Error("a Free org is offered the webhook screen")
 	}
+	// A problem naming a field shows it: a plan the select does not hold
+	// leaves it empty, and the API names "plan".
+	b.set("p-plan", "platinum")
+	b.click("#p-save")
+	b.wait("the refused plan", `!!document.querySelector('#plan-msg .problem-field')`, 20*time.Second)
+	if got := js[string](b, `document.querySelector('#plan-msg .problem').innerText`); !strings.Contains(got, "The plan was not changed") || !strings.Contains(got, "Field: plan") {
+		t.Errorf("refused plan shown as %q", got)
+	}
 	b.set("p-plan", "enterprise")
 	b.set("p-days", "400")
 	b.click("#p-save")
@@ -500,8 +508,18 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	b.wait("the deleted destination", `document.querySelectorAll('#dests li.dest').length === 0`, 20*time.Second)
 
 	// Every change is in the log, read back through the page's own API.
+	// Ingestion takes a moment: apply the filter again until they are in.
 	b.click("#view-log")
-	b.wait("the recorded changes", `[...document.querySelectorAll('#rows .action-name')].some((a) => a.textContent === 'audit.siem_destination_deleted') && [...document.querySelectorAll('#rows .action-name')].some((a) => a.textContent === 'audit.webhook_deleted')`, 30*time.Second)
+	b.wait("the log read again", `!document.getElementById('log').hasAttribute('aria-busy')`, 30*time.Second)
+	recorded := `[...document.querySelectorAll('#rows .action-name')].some((a) => a.textContent === 'audit.siem_destination_deleted') && [...document.querySelectorAll('#rows .action-name')].some((a) => a.textContent === 'audit.webhook_deleted')`
+	for deadline := time.Now().Add(45 * time.Second); !js[bool](b, recorded); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the deletions are not in the log: %q", js[string](b, `document.getElementById('summary').textContent + ' | ' + document.getElementById('state').innerText + ' | ' + document.getElementById('log').hidden + ' | ' + document.getElementById('rows').innerText.slice(0, 2000)`))
+		}
+		time.Sleep(time.Second)
+		b.click("#apply")
+		b.wait("the log read again", `!document.getElementById('log').hasAttribute('aria-busy')`, 30*time.Second)
+	}
 
 	// A token without audit.manage is offered no settings.
 	b.open(base, mint("org_acme", query.PermRead))

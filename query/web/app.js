@@ -142,7 +142,8 @@
 
   // ApiError is a refused request, read from its RFC 9457 problem
   // details: title, detail, the parameter (field) it names and the list of
-  // problems some APIs add. Nothing depends on the status code alone.
+  // problems some APIs add. The settings screens show these in words and
+  // never read meaning into a status code alone.
   class ApiError extends Error {
     constructor(status, problem) {
       const p = problem && typeof problem === 'object' ? problem : {};

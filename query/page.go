@@ -107,7 +107,7 @@ func (s *Service) serveAsset(w http.ResponseWriter, r *http.Request) {
 func (s *Service) serveIcon(w http.ResponseWriter, r *http.Request) {
 	b, err := web.ReadFile("web/icon.svg")
 	if err != nil {
-		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such resource", "")
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such resource").Write(w)
 		return
 	}
 	s.pageHeaders(w)

@@ -440,7 +440,7 @@ func TestLogPageIsolatesBidiText(t *testing.T) {
 	e.insert(spoof, hebrew)
 
 	b := newTab(t)
-	b.open(e.srv.URL, token(t, org, query.PermRead))
+	b.open(e.srv.URL, token(t, org, auditapi.PermRead))
 	b.wait("the two entries", `document.querySelectorAll('#rows tr.entry').length === 2`)
 
 	// Controls are shown, never applied.

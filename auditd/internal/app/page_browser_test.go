@@ -22,7 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
 
@@ -241,7 +241,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	mint := func(org string, perms ...string) string {
-		tok, err := query.Mint(key, query.TokenSpec{OrgID: org, Subject: "usr_admin", Permissions: perms}, time.Now())
+		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: "usr_admin", Permissions: perms, TTL: time.Hour}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +249,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	}
 	// The Pro org's plan is set by the host's billing, through the API.
 	req, _ := http.NewRequest("PUT", base+"/v1/settings", strings.NewReader(`{"org_id":"org_globex","plan":"pro"}`))
-	req.Header.Set("Authorization", "Bearer "+mint("org_acme", query.PermOperator))
+	req.Header.Set("Authorization", "Bearer "+mint("org_acme", auditapi.PermOperator))
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
 		t.Fatalf("PUT /v1/settings for org_globex: %v %v", res, err)
 	}
@@ -310,7 +310,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 
 	// An operator of the host (audit.operator with audit.manage) moves
 	// org_acme to Enterprise with custom retention on the plan screen.
-	b.open(base, mint("org_acme", query.PermRead, query.PermManage, query.PermOperator))
+	b.open(base, mint("org_acme", auditapi.PermRead, auditapi.PermManage, auditapi.PermOperator))
 	b.wait("the settings tab", `!document.getElementById('views').hidden`, 20*time.Second)
 	b.click("#view-settings")
 	b.wait("the plan screen", `!document.getElementById('plan-form').hidden && document.getElementById('plan-facts').textContent.includes('Free')`, 20*time.Second)
@@ -339,7 +339,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	}
 
 	// The org admin: audit.read and audit.manage.
-	b.open(base, mint("org_acme", query.PermRead, query.PermManage))
+	b.open(base, mint("org_acme", auditapi.PermRead, auditapi.PermManage))
 	b.wait("the log", `!document.getElementById('views').hidden`, 20*time.Second)
 	b.click("#view-settings")
 	b.wait("the settings", `!document.getElementById('hooks-body').hidden && !document.getElementById('siem-body').hidden`, 20*time.Second)
@@ -522,14 +522,14 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	}
 
 	// A token without audit.manage is offered no settings.
-	b.open(base, mint("org_acme", query.PermRead))
+	b.open(base, mint("org_acme", auditapi.PermRead))
 	b.wait("the log", `document.querySelectorAll('#rows tr.entry').length > 0`, 20*time.Second)
 	if !js[bool](b, `document.getElementById('views').hidden && document.getElementById('settings').hidden`) {
 		t.Error("settings offered without audit.manage")
 	}
 
 	// A Pro org's admin is told what the Enterprise plan includes.
-	b.open(base, mint("org_globex", query.PermRead, query.PermManage))
+	b.open(base, mint("org_globex", auditapi.PermRead, auditapi.PermManage))
 	b.wait("the log", `!document.getElementById('views').hidden`, 20*time.Second)
 	b.click("#view-settings")
 	b.wait("the Pro plan's settings", `document.getElementById('plan-facts').textContent.includes('Pro') && !document.getElementById('siem-plan').hidden`, 20*time.Second)

@@ -112,6 +112,96 @@ var migrations = []migration{
 			}
 		},
 	},
+	{
+		version: 3,
+		name:    "first write wins and retention hold",
+		stmts:   firstWriteWins,
+	},
+}
+
+// holdColumnDDL adds the grace-period column: a row is kept at least until
+// hold_until, whatever its retention (see Store.SetRetention).
+const holdColumnDDL = " ADD COLUMN IF NOT EXISTS hold_until DateTime('UTC') DEFAULT toDateTime(0, 'UTC')"
+
+// ttlDDL is the row TTL of every table from migration 3 on: the row's
+// retention from its receipt, or its hold, whichever ends later. The read
+// filter live is the same expression.
+const ttlDDL = "greatest(toDateTime(received_at) + toIntervalDay(retention_days), hold_until)"
+
+// idColumnsDDL is the id key table: one row per stored copy of an event,
+// keyed by (org_id, id) whatever its occurred_at, with the SHA-256 of its
+// canonical bytes. Insert reads it to drop identical copies and refuse
+// conflicting ones before they reach the events table.
+const idColumnsDDL = `(
+    org_id LowCardinality(String),
+    id String,
+    raw_sha256 FixedString(32),
+    occurred_at DateTime64(3, 'UTC'),
+    received_at DateTime64(3, 'UTC'),
+    retention_days UInt16,
+    hold_until DateTime('UTC')
+)`
+
+// idTableTail keeps identical copies collapsible (same key, same hash) and
+// never collapses two different contents of one id.
+const idTableTail = `
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (org_id, id, raw_sha256)
+TTL ` + ttlDDL + ` DELETE`
+
+const idSelect = "SELECT org_id, id, SHA256(raw) AS raw_sha256, occurred_at, received_at, retention_days, hold_until FROM "
+
+// retentionColumnsDDL records each SetRetention: Insert stamps an org's
+// rows with its latest entry, so a row stamped from a stale plan never
+// keeps a shorter retention than the one being applied.
+const retentionColumnsDDL = `(
+    org_id String,
+    retention_days UInt16,
+    changed_at DateTime64(6, 'UTC')
+)`
+
+// firstWriteWins is migration 3: the hold column and the new TTL on the
+// events and actor tables, the id key table (fed by a materialized view and
+// filled from the rows already stored) and the retention register.
+func firstWriteWins(l layout) []string {
+	if !l.clustered {
+		return []string{
+			"ALTER TABLE " + l.db + ".events" + holdColumnDDL,
+			"ALTER TABLE " + l.db + ".events MODIFY TTL " + ttlDDL + " DELETE",
+			"ALTER TABLE " + l.db + ".events_by_actor" + holdColumnDDL,
+			"ALTER TABLE " + l.db + ".events_by_actor MODIFY TTL " + ttlDDL + " DELETE",
+			"CREATE TABLE IF NOT EXISTS " + l.db + ".events_by_id " + idColumnsDDL +
+				"\nENGINE = ReplacingMergeTree" + idTableTail + "\nSETTINGS non_replicated_deduplication_window = 1000",
+			"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".events_by_id_mv TO " + l.db + ".events_by_id AS " +
+				idSelect + l.db + ".events",
+			// Rows stored before the view existed; copies collapse.
+			"INSERT INTO " + l.db + ".events_by_id " + idSelect + l.db + ".events",
+			"CREATE TABLE IF NOT EXISTS " + l.db + ".retention_changes " + retentionColumnsDDL +
+				"\nENGINE = ReplacingMergeTree(changed_at) ORDER BY org_id",
+		}
+	}
+	dist := func(table string) string {
+		return "CREATE TABLE IF NOT EXISTS " + l.db + "." + table + l.onCluster + " AS " + l.db + "." + table + "_local" +
+			"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", " + table + "_local, cityHash64(org_id))"
+	}
+	return []string{
+		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + holdColumnDDL,
+		"ALTER TABLE " + l.db + ".events" + l.onCluster + holdColumnDDL,
+		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + " MODIFY TTL " + ttlDDL + " DELETE",
+		"ALTER TABLE " + l.db + ".events_by_actor_local" + l.onCluster + holdColumnDDL,
+		"ALTER TABLE " + l.db + ".events_by_actor" + l.onCluster + holdColumnDDL,
+		"ALTER TABLE " + l.db + ".events_by_actor_local" + l.onCluster + " MODIFY TTL " + ttlDDL + " DELETE",
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".events_by_id_local" + l.onCluster + " " + idColumnsDDL +
+			"\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_by_id_local', '{replica}')" +
+			idTableTail + "\nSETTINGS replicated_deduplication_window = 1000",
+		dist("events_by_id"),
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".events_by_id_mv" + l.onCluster + " TO " + l.db + ".events_by_id_local AS " +
+			idSelect + l.db + ".events_local",
+		"INSERT INTO " + l.db + ".events_by_id " + idSelect + l.db + ".events",
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".retention_changes_local" + l.onCluster + " " + retentionColumnsDDL +
+			"\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/retention_changes_local', '{replica}', changed_at) ORDER BY org_id",
+		dist("retention_changes"),
+	}
 }
 
 // actorTableDDL is the key-only table that orders each org's events by

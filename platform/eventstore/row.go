@@ -48,14 +48,21 @@ type RowError struct {
 	Index   int    // position in the batch
 	EventID string // may be empty when that is the problem
 	Reason  string
+	// Err, when set, classifies the refusal, e.g. ErrConflictingDuplicate.
+	Err error
 }
 
 func (e *RowError) Error() string {
 	return fmt.Sprintf("eventstore: invalid row %d (event %q): %s", e.Index, e.EventID, e.Reason)
 }
 
-// Unwrap returns ErrInvalidRow.
-func (e *RowError) Unwrap() error { return ErrInvalidRow }
+// Unwrap returns ErrInvalidRow and Err, when set.
+func (e *RowError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrInvalidRow}
+	}
+	return []error{ErrInvalidRow, e.Err}
+}
 
 // ValidOrgID reports whether id has the form of an org id:
 // [A-Za-z0-9_-]{1,64}.

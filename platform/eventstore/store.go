@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,7 +35,16 @@ type Config struct {
 	Cluster string
 	// Logger receives migration and maintenance messages; default no-op.
 	Logger *zap.Logger
+	// RetentionGrace is how long a row keeps its previous retention after
+	// SetRetention shortens it; default DefaultRetentionGrace. Purge ends it
+	// early.
+	RetentionGrace time.Duration
+	// Now is the clock the grace period starts from; default time.Now.
+	Now func() time.Time
 }
+
+// DefaultRetentionGrace is the default Config.RetentionGrace.
+const DefaultRetentionGrace = 30 * 24 * time.Hour
 
 func (c *Config) setDefaults() {
 	if c.Database == "" {
@@ -42,6 +53,20 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	if c.RetentionGrace == 0 {
+		c.RetentionGrace = DefaultRetentionGrace
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports a Config New would refuse.
+func (c Config) Validate() error {
+	if c.RetentionGrace < 0 {
+		return fmt.Errorf("eventstore: negative retention grace %s", c.RetentionGrace)
+	}
+	return nil
 }
 
 // Store reads and writes audit events. It is safe for concurrent use (the
@@ -52,10 +77,18 @@ type Store struct {
 	l     layout
 	table string // where rows are written and read
 	local string // where mutations and merges run
-	// actors and actorsLocal are the same for the actor key table.
+	// actors and actorsLocal are the same for the actor key table, ids
+	// and idsLocal for the id key table.
 	actors, actorsLocal string
+	ids, idsLocal       string
+	retention           string // the register of SetRetention calls
+	grace               time.Duration
+	now                 func() time.Time
 	log                 *zap.Logger
 	closed              atomic.Bool
+	// mu makes Insert's look-up and write one step for the writers
+	// sharing this Store, and orders them with SetRetention's register.
+	mu sync.Mutex
 }
 
 // New returns a Store over eng. It does not touch the engine; Migrate
@@ -64,15 +97,20 @@ func New(eng Engine, cfg Config) (*Store, error) {
 	if eng == nil {
 		return nil, errors.New("eventstore: nil engine")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	db, err := quoteIdent("database", cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{eng: eng, log: cfg.Logger, l: layout{db: db}}
+	s := &Store{eng: eng, log: cfg.Logger, l: layout{db: db}, grace: cfg.RetentionGrace, now: cfg.Now}
 	s.table = db + ".events"
 	s.local = s.table
 	s.actors, s.actorsLocal = db+".events_by_actor", db+".events_by_actor"
+	s.ids, s.idsLocal = db+".events_by_id", db+".events_by_id"
+	s.retention = db + ".retention_changes"
 	if cfg.Cluster != "" {
 		cl, err := quoteIdent("cluster", cfg.Cluster)
 		if err != nil {
@@ -82,6 +120,7 @@ func New(eng Engine, cfg Config) (*Store, error) {
 		s.l.clustered, s.l.onCluster, s.l.cluster = true, " ON CLUSTER "+cl, lit
 		s.local = db + ".events_local"
 		s.actorsLocal = db + ".events_by_actor_local"
+		s.idsLocal = db + ".events_by_id_local"
 	}
 	return s, nil
 }
@@ -96,13 +135,26 @@ func (s *Store) check() error {
 // Table returns the quoted, database-qualified table reads and writes use.
 func (s *Store) Table() string { return s.table }
 
-// Insert stores rows as one batch. Every row is validated first; if one is
-// invalid the error is a *RowError (wrapping ErrInvalidRow) and nothing is
-// written. The batch carries an insert_deduplication_token derived from its
-// event ids, so retrying the same batch after an error or a redelivery
-// stores it once; an event that reaches the table twice through different
-// batches is still read once (see Count). On an engine error part of the
-// batch may be stored; retry the same batch.
+// Insert stores rows as one batch, first write wins. Every row is
+// validated first; if one is invalid the error is a *RowError (wrapping
+// ErrInvalidRow) and nothing is written.
+//
+// An event whose id the org already has stored, in an earlier batch or
+// earlier in this one, is never written again: an identical copy (the same
+// canonical bytes, Row.Raw) is dropped without error; a copy with other
+// bytes is refused with a *RowError whose Reason starts with
+// ReasonConflictingDuplicate and which also wraps ErrConflictingDuplicate,
+// and nothing of the batch is written. Whatever occurred_at the copy has,
+// the stored event is what every read keeps returning.
+//
+// A row is stamped with the retention its org was last given by
+// SetRetention, if any, instead of Row.RetentionDays, so a row stamped from
+// a plan that is being replaced never keeps a stale retention.
+//
+// The batch carries an insert_deduplication_token derived from the ids it
+// writes, so retrying it after an error or a redelivery stores it once. On
+// an engine error part of the batch may be stored; retry the same batch.
+// Insert is safe for concurrent use; calls on one Store run one at a time.
 func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	if err := s.check(); err != nil {
 		return err
@@ -111,24 +163,34 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 		return nil
 	}
 	recs := make([]Record, len(rows))
-	ids := make([]string, len(rows))
 	for i, r := range rows {
 		rec, err := record(i, r)
 		if err != nil {
 			return err
 		}
-		recs[i], ids[i] = rec, rec.ID
+		recs[i] = rec
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs, err := s.firstWrites(ctx, recs)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	ids := make([]string, len(recs))
+	for i := range recs {
+		ids[i] = recs[i].ID
 	}
 	b := Batch{Table: s.table, Token: DedupToken(ids), Records: recs}
 	if err := s.eng.Insert(ctx, b); err != nil {
-		return fmt.Errorf("eventstore: insert %d rows: %w", len(rows), err)
+		return fmt.Errorf("eventstore: insert %d rows: %w", len(recs), err)
 	}
 	return nil
 }
 
 // live is the read filter that hides expired rows before a TTL merge
 // removes them; it matches the table's TTL expression.
-const live = "received_at >= now64(3) - toIntervalDay(retention_days)"
+// A row on hold (SetRetention's grace period) is live until hold_until.
+const live = "(received_at >= now64(3) - toIntervalDay(retention_days) OR hold_until > now())"
 
 // finalSettings make FINAL merge each partition on its own: all copies of
 // an event share occurred_at, hence a partition.
@@ -253,15 +315,23 @@ func (s *Store) MigrationVersions(ctx context.Context) ([]int, error) {
 	return out, nil
 }
 
-// SetRetention applies a plan change to the org's stored rows: their
-// retention becomes days, and the TTL of the affected parts is recomputed.
-// It returns when the change is complete on every replica. Rows already
-// expired under the old retention are not brought back. Rows inserted while
-// it runs keep the retention they were inserted with, so the caller updates
-// what the ingestor stamps first; calling SetRetention again is harmless.
+// SetRetention applies a plan change to the org's stored rows. Lengthening
+// applies at once. Shortening deletes nothing at once: each row whose
+// retention shrinks is put on hold until its previous retention ends or
+// the grace period (Config.RetentionGrace, from now) ends, whichever comes
+// first, and stays readable until then; Purge ends the hold early. Rows
+// already expired under the old retention are not brought back, and a
+// second shortening never shortens a hold.
 //
-// It rewrites the column for every part holding the org's rows, which takes
-// seconds per million rows; on the embedded engine other statements wait.
+// The retention is first registered, so Insert stamps the org's rows
+// written from then on with it whatever the row says; then the stored rows
+// are updated, twice, the second pass catching rows another Store wrote
+// with a stale stamp while the first ran. It returns when the change is
+// complete on every replica; calling it again is harmless.
+//
+// Each pass rewrites the columns of every part holding the org's rows,
+// which takes seconds per million rows; on the embedded engine other
+// statements wait.
 func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error {
 	if err := s.check(); err != nil {
 		return err
@@ -272,17 +342,64 @@ func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error 
 	if days < MinRetentionDays || days > MaxRetentionDays {
 		return fmt.Errorf("eventstore: retention %d days is outside %d-%d", days, MinRetentionDays, MaxRetentionDays)
 	}
-	// The actor key table first: if the events table's update then fails,
-	// reads still filter by the events table's own retention.
-	for _, table := range []string{s.actorsLocal, s.local} {
-		err := s.eng.Exec(ctx, "ALTER TABLE "+table+s.l.onCluster+
-			" UPDATE retention_days = {days:UInt16} WHERE org_id = {org:String} AND retention_days != {days:UInt16}"+
-			" SETTINGS mutations_sync = 2", P("days", days), P("org", orgID))
-		if err != nil {
-			return fmt.Errorf("eventstore: set retention of %s: %w", orgID, err)
+	now := s.now().UTC()
+	// Under the insert lock: an Insert of this Store either wrote before
+	// the register (and the passes below cover its rows) or reads it.
+	s.mu.Lock()
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.retention+" (org_id, retention_days, changed_at) SELECT {org:String}, {days:UInt16}, {at:DateTime64(6, 'UTC')}",
+		P("org", orgID), P("days", days), P("at", now))
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("eventstore: register retention of %s: %w", orgID, err)
+	}
+	hold := now.Add(s.grace).Truncate(time.Second)
+	if hold.After(maxHold) {
+		hold = maxHold
+	}
+	// The key tables first: if the events table's update then fails, reads
+	// still filter by the events table's own retention, and ids stay held
+	// at least as long as their events.
+	for pass := 0; pass < 2; pass++ {
+		for _, table := range []string{s.actorsLocal, s.idsLocal, s.local} {
+			err := s.eng.Exec(ctx, "ALTER TABLE "+table+s.l.onCluster+" UPDATE"+
+				" hold_until = if(retention_days > {days:UInt16}, greatest(hold_until, least(toDateTime(received_at) + toIntervalDay(retention_days), toDateTime({hold:UInt32}, 'UTC'))), hold_until),"+
+				" retention_days = {days:UInt16}"+
+				" WHERE org_id = {org:String} AND retention_days != {days:UInt16}"+
+				" SETTINGS mutations_sync = 2", P("days", days), P("org", orgID), P("hold", uint32(hold.Unix())))
+			if err != nil {
+				return fmt.Errorf("eventstore: set retention of %s: %w", orgID, err)
+			}
 		}
 	}
-	s.log.Info("retention changed", zap.String("org_id", orgID), zap.Int("retention_days", days))
+	s.log.Info("retention changed", zap.String("org_id", orgID), zap.Int("retention_days", days), zap.Time("shortened_rows_held_until", hold))
+	return nil
+}
+
+// maxHold is the latest hold SetRetention sets, inside DateTime's range.
+var maxHold = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Purge ends the grace period of the org's rows: every row past its
+// current retention is deleted now, including rows SetRetention put on
+// hold. The ids of deleted events stay taken (Insert still drops or
+// refuses copies) until their hold would have ended. It is the only Store
+// method that deletes events; callers guard it with an operator
+// permission. It returns when the deletion is complete on every replica.
+func (s *Store) Purge(ctx context.Context, orgID string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if !ValidOrgID(orgID) {
+		return fmt.Errorf("eventstore: invalid org id %q", orgID)
+	}
+	for _, table := range []string{s.local, s.actorsLocal} {
+		err := s.eng.Exec(ctx, "ALTER TABLE "+table+s.l.onCluster+" DELETE"+
+			" WHERE org_id = {org:String} AND toDateTime(received_at) + toIntervalDay(retention_days) <= now()"+
+			" SETTINGS mutations_sync = 2", P("org", orgID))
+		if err != nil {
+			return fmt.Errorf("eventstore: purge %s: %w", orgID, err)
+		}
+	}
+	s.log.Warn("expired rows purged, grace period ended", zap.String("org_id", orgID))
 	return nil
 }
 
@@ -293,7 +410,7 @@ func (s *Store) Optimize(ctx context.Context) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	for _, table := range []string{s.local, s.actorsLocal} {
+	for _, table := range []string{s.local, s.actorsLocal, s.idsLocal} {
 		if err := s.eng.Exec(ctx, "OPTIMIZE TABLE "+table+s.l.onCluster+" FINAL"); err != nil {
 			return fmt.Errorf("eventstore: optimize: %w", err)
 		}
@@ -327,7 +444,7 @@ func (s *Store) SetTTLMerges(ctx context.Context, on bool) error {
 	if on {
 		verb = "START"
 	}
-	for _, table := range []string{s.local, s.actorsLocal} {
+	for _, table := range []string{s.local, s.actorsLocal, s.idsLocal} {
 		if err := s.eng.Exec(ctx, "SYSTEM "+verb+" TTL MERGES"+s.l.onCluster+" "+table); err != nil {
 			return fmt.Errorf("eventstore: %s ttl merges: %w", verb, err)
 		}

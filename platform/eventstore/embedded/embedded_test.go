@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -44,36 +45,47 @@ var dbSeq atomic.Int64
 
 var nonWord = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 
-// openStore returns a Store on a fresh database named after the test.
-func openStore(t *testing.T, opts embedded.Options) *eventstore.Store {
+// dbOf maps each test to its database, so a second Store a test opens
+// shares the first one's tables.
+var dbOf sync.Map // *testing.T -> string
+
+// openStore returns a Store with cfg on the database of t, fresh and named
+// after the test on the first call.
+func openStore(t *testing.T, opts embedded.Options, cfg eventstore.Config) *eventstore.Store {
 	t.Helper()
 	name := nonWord.ReplaceAllString(t.Name(), "_")
 	if len(name) > 40 {
 		name = name[len(name)-40:]
 	}
-	db := fmt.Sprintf("t%d_%s", dbSeq.Add(1), name)
+	db, loaded := dbOf.LoadOrStore(t, fmt.Sprintf("t%d_%s", dbSeq.Add(1), name))
 	eng := embedded.New(sess, opts)
-	s, err := eventstore.New(eng, eventstore.Config{Database: db})
+	cfg.Database = db.(string)
+	s, err := eventstore.New(eng, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		s.Close()
-		if err := eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
-			t.Errorf("drop %s: %v", db, err)
-		}
-	})
+	t.Cleanup(func() { s.Close() })
+	if !loaded {
+		t.Cleanup(func() {
+			dbOf.Delete(t)
+			if err := eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+cfg.Database+"` SYNC"); err != nil {
+				t.Errorf("drop %s: %v", cfg.Database, err)
+			}
+		})
+	}
 	return s
 }
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) *eventstore.Store { return openStore(t, embedded.Options{}) })
+	storetest.Run(t, func(t *testing.T, cfg eventstore.Config) *eventstore.Store {
+		return openStore(t, embedded.Options{}, cfg)
+	})
 }
 
 // The temporary-file insert path is not the default; it must still meet the
 // write-side contract.
 func TestContractFileInsert(t *testing.T) {
-	storetest.RunWritePath(t, func(t *testing.T) *eventstore.Store {
-		return openStore(t, embedded.Options{Path: embedded.InsertFile, TempDir: t.TempDir()})
+	storetest.RunWritePath(t, func(t *testing.T, cfg eventstore.Config) *eventstore.Store {
+		return openStore(t, embedded.Options{Path: embedded.InsertFile, TempDir: t.TempDir()}, cfg)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,29 +30,40 @@ func TestContract(t *testing.T) {
 		t.Skip("set " + urlEnv + "=clickhouse://user:pass@host:9000/default to run the store contract against a ClickHouse server")
 	}
 	run := time.Now().Unix()
-	storetest.Run(t, func(t *testing.T) *eventstore.Store {
+	var dbOf sync.Map // *testing.T -> database
+	storetest.Run(t, func(t *testing.T, cfg eventstore.Config) *eventstore.Store {
 		name := nonWord.ReplaceAllString(t.Name(), "_")
 		if len(name) > 40 {
 			name = name[len(name)-40:]
 		}
-		db := fmt.Sprintf("audit_test_%d_%d_%s", run, dbSeq.Add(1), name)
+		v, loaded := dbOf.LoadOrStore(t, fmt.Sprintf("audit_test_%d_%d_%s", run, dbSeq.Add(1), name))
+		db := v.(string)
 		ctx := context.Background()
-		s, err := server.OpenStore(ctx, server.Config{URL: url, Database: db})
+		eng, err := server.Open(ctx, server.Config{URL: url})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			s.Close()
-			eng, err := server.Open(ctx, server.Config{URL: url})
-			if err != nil {
-				t.Errorf("drop %s: %v", db, err)
-				return
-			}
-			defer eng.Close()
-			if err := eng.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
-				t.Errorf("drop %s: %v", db, err)
-			}
-		})
+		cfg.Database = db
+		s, err := eventstore.New(eng, cfg)
+		if err != nil {
+			eng.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if !loaded {
+			t.Cleanup(func() {
+				dbOf.Delete(t)
+				eng, err := server.Open(ctx, server.Config{URL: url})
+				if err != nil {
+					t.Errorf("drop %s: %v", db, err)
+					return
+				}
+				defer eng.Close()
+				if err := eng.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC"); err != nil {
+					t.Errorf("drop %s: %v", db, err)
+				}
+			})
+		}
 		return s
 	})
 }

@@ -1,0 +1,165 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// ReasonConflictingDuplicate starts the Reason of the *RowError Insert
+// returns for a copy of a stored event with other content.
+const ReasonConflictingDuplicate = "conflicting_duplicate"
+
+// ErrConflictingDuplicate is wrapped, beside ErrInvalidRow, by the
+// *RowError Insert returns for a copy of a stored event with other
+// content. Like every RowError it is permanent: the copy is never stored.
+var ErrConflictingDuplicate = errors.New("eventstore: conflicting duplicate")
+
+// idKey is an event's identity: ids are unique per org.
+type idKey struct{ org, id string }
+
+// firstWrites returns the records of recs to write: copies of events the
+// org already has stored, or that come earlier in recs, are dropped when
+// identical and refused (a *RowError, nothing written) otherwise. The kept
+// records carry the org's registered retention.
+func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error) {
+	orgSet := make(map[string]struct{}, 8)
+	for i := range recs {
+		orgSet[recs[i].OrgID] = struct{}{}
+	}
+	orgs := make([]string, 0, len(orgSet))
+	for o := range orgSet {
+		orgs = append(orgs, o)
+	}
+	slices.Sort(orgs)
+	days, err := s.registeredRetention(ctx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.storedCopies(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	first := make(map[idKey]int, len(recs))
+	out := make([]Record, 0, len(recs))
+	dropped := 0
+	for i := range recs {
+		r := recs[i]
+		k := idKey{r.OrgID, r.ID}
+		if j, ok := first[k]; ok {
+			if bytes.Equal(recs[j].Raw, r.Raw) {
+				dropped++
+				continue
+			}
+			return nil, s.conflict(i, r, "an earlier row of the batch")
+		}
+		first[k] = i
+		if sums, ok := stored[k]; ok {
+			sum := sha256.Sum256(r.Raw)
+			if slices.Contains(sums, hex.EncodeToString(sum[:])) {
+				dropped++
+				continue
+			}
+			return nil, s.conflict(i, r, "the stored event")
+		}
+		if d, ok := days[r.OrgID]; ok {
+			r.RetentionDays = d
+		}
+		out = append(out, r)
+	}
+	if dropped > 0 {
+		s.log.Debug("identical copies of stored events dropped", zap.Int("dropped", dropped))
+	}
+	return out, nil
+}
+
+func (s *Store) conflict(i int, r Record, with string) error {
+	s.log.Warn("copy of a stored event with other content refused",
+		zap.String("org_id", r.OrgID), zap.String("event_id", r.ID), zap.Uint64("stream_seq", r.StreamSeq))
+	return &RowError{
+		Index:   i,
+		EventID: r.ID,
+		Reason:  ReasonConflictingDuplicate + ": the event id is already stored with other content (differs from " + with + ")",
+		Err:     ErrConflictingDuplicate,
+	}
+}
+
+// hexList joins the hex forms of vs with commas: a bound parameter the
+// query splits and decodes, so any bytes pass through.
+func hexList(n int, v func(i int) string) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(hex.EncodeToString([]byte(v(i))))
+	}
+	return b.String()
+}
+
+// unhexList is the SQL side of hexList.
+func unhexList(param string) string {
+	return "arrayMap(x -> unhex(x), splitByChar(',', {" + param + ":String}))"
+}
+
+// storedCopies returns, for each (org, id) of recs already in the id key
+// table, the hex SHA-256 of the canonical bytes of each stored copy. The
+// key table is read without FINAL and without the retention filter: an
+// event on disk holds its id until it is deleted.
+func (s *Store) storedCopies(ctx context.Context, recs []Record) (map[idKey][]string, error) {
+	orgs := hexList(len(recs), func(i int) string { return recs[i].OrgID })
+	ids := hexList(len(recs), func(i int) string { return recs[i].ID })
+	rows, err := s.eng.Query(ctx, "SELECT org_id, id, hex(raw_sha256) FROM "+s.ids+
+		" WHERE (org_id, id) IN (SELECT tupleElement(k, 1), tupleElement(k, 2) FROM (SELECT arrayJoin(arrayZip("+
+		unhexList("orgs")+", "+unhexList("ids")+")) AS k))",
+		P("orgs", orgs), P("ids", ids))
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+	}
+	defer rows.Close()
+	out := map[idKey][]string{}
+	for rows.Next() {
+		var k idKey
+		var sum string
+		if err := rows.Scan(&k.org, &k.id, &sum); err != nil {
+			return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+		}
+		out[k] = append(out[k], strings.ToLower(sum))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+	}
+	return out, nil
+}
+
+// registeredRetention returns the retention SetRetention last registered
+// for each of orgs that has one.
+func (s *Store) registeredRetention(ctx context.Context, orgs []string) (map[string]uint16, error) {
+	rows, err := s.eng.Query(ctx, "SELECT org_id, argMax(retention_days, changed_at) FROM "+s.retention+
+		" WHERE has("+unhexList("orgs")+", org_id) GROUP BY org_id",
+		P("orgs", hexList(len(orgs), func(i int) string { return orgs[i] })))
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read registered retention: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint16{}
+	for rows.Next() {
+		var org string
+		var d uint16
+		if err := rows.Scan(&org, &d); err != nil {
+			return nil, fmt.Errorf("eventstore: read registered retention: %w", err)
+		}
+		out[org] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read registered retention: %w", err)
+	}
+	return out, nil
+}

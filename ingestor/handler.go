@@ -49,8 +49,10 @@ func subjectMatches(subject, org, action string) bool {
 }
 
 // insert stores one batch. A row the store refuses (eventstore.RowError)
-// would be refused forever: it is poison of class "store", and the engine
-// hands the rest over again at once. Any other failure is transient.
+// would be refused forever: it is poison of class "store" (a copy of a
+// stored event with other content: "conflicting_duplicate"), and the
+// engine hands the rest over again at once. Any other failure is
+// transient.
 func (i *Ingestor) insert(ctx context.Context, batch []consume.Msg[eventstore.Row]) error {
 	rows := make([]eventstore.Row, len(batch))
 	for k, m := range batch {
@@ -65,7 +67,7 @@ func (i *Ingestor) insert(ctx context.Context, batch []consume.Msg[eventstore.Ro
 		i.m.insertErrors.Inc()
 		var rowErr *eventstore.RowError
 		if errors.As(err, &rowErr) && rowErr.Index >= 0 && rowErr.Index < len(batch) {
-			return consume.AtMessage(rowErr.Index, &consume.PoisonError{Class: "store", Reason: "store: " + rowErr.Reason, Err: rowErr})
+			return consume.AtMessage(rowErr.Index, storePoison(rowErr))
 		}
 		return consume.Transient(fmt.Errorf("insert of %d events: %w", len(rows), err), 0)
 	}
@@ -73,4 +75,14 @@ func (i *Ingestor) insert(ctx context.Context, batch []consume.Msg[eventstore.Ro
 	i.m.batches.Inc()
 	i.m.batchSize.Observe(float64(len(rows)))
 	return nil
+}
+
+// storePoison classifies a row the store refused. A copy of a stored event
+// with other content keeps the store's reason, which starts with its
+// class, so it is counted as conflicting_duplicate.
+func storePoison(e *eventstore.RowError) *consume.PoisonError {
+	if errors.Is(e, eventstore.ErrConflictingDuplicate) {
+		return &consume.PoisonError{Class: eventstore.ReasonConflictingDuplicate, Reason: e.Reason, Err: e}
+	}
+	return &consume.PoisonError{Class: "store", Reason: "store: " + e.Reason, Err: e}
 }

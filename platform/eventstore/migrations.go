@@ -246,6 +246,13 @@ ORDER BY version`
 // start-up; concurrent runs from several instances converge because every
 // statement is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.MigrateTo(ctx, SchemaVersion())
+}
+
+// MigrateTo is Migrate stopping after the migration version, for staged
+// roll-outs and upgrade tests. A Store whose schema is behind
+// SchemaVersion cannot insert.
+func (s *Store) MigrateTo(ctx context.Context, version int) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -260,7 +267,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range migrations {
-		if applied[m.version] {
+		if applied[m.version] || m.version > version {
 			continue
 		}
 		for _, st := range m.stmts(s.l) {

@@ -346,7 +346,11 @@ func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error 
 	// Under the insert lock: an Insert of this Store either wrote before
 	// the register (and the passes below cover its rows) or reads it.
 	s.mu.Lock()
-	err := s.eng.Exec(ctx, "INSERT INTO "+s.retention+" (org_id, retention_days, changed_at) SELECT {org:String}, {days:UInt16}, {at:DateTime64(6, 'UTC')}",
+	settings := ""
+	if s.l.clustered {
+		settings = " SETTINGS insert_distributed_sync = 1"
+	}
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.retention+" (org_id, retention_days, changed_at)"+settings+" SELECT {org:String}, {days:UInt16}, {at:DateTime64(6, 'UTC')}",
 		P("org", orgID), P("days", days), P("at", now))
 	s.mu.Unlock()
 	if err != nil {

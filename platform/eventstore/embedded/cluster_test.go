@@ -54,6 +54,7 @@ func TestClusterStatementsParse(t *testing.T) {
 	steps := []func() error{
 		func() error { return s.Migrate(ctx) },
 		func() error { return s.SetRetention(ctx, "org_1", 365) },
+		func() error { return s.Purge(ctx, "org_1") },
 		func() error { return s.Optimize(ctx) },
 		func() error { return s.SetTTLMerges(ctx, false) },
 		func() error { _, err := s.Recent(ctx, "org_1", 10); return err },
@@ -71,6 +72,13 @@ func TestClusterStatementsParse(t *testing.T) {
 		"ALTER TABLE `audit`.events_local ON CLUSTER `audit_cluster` UPDATE",
 		"OPTIMIZE TABLE `audit`.events_local ON CLUSTER `audit_cluster` FINAL",
 		"FROM `audit`.events FINAL",
+		"ALTER TABLE `audit`.events_local ON CLUSTER `audit_cluster` ADD COLUMN IF NOT EXISTS hold_until",
+		"ALTER TABLE `audit`.events_local ON CLUSTER `audit_cluster` MODIFY TTL",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_by_id_local', '{replica}')",
+		"TO `audit`.events_by_id_local AS SELECT",
+		"ENGINE = Distributed('audit_cluster', audit, retention_changes_local, cityHash64(org_id))",
+		"ALTER TABLE `audit`.events_by_id_local ON CLUSTER `audit_cluster` UPDATE",
+		"ALTER TABLE `audit`.events_local ON CLUSTER `audit_cluster` DELETE",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no statement contains %q", want)

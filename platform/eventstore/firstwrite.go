@@ -43,7 +43,7 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.storedCopies(ctx, recs)
+	stored, err := s.storedCopies(ctx, recs, orgs)
 	if err != nil {
 		return nil, err
 	}
@@ -91,35 +91,54 @@ func (s *Store) conflict(i int, r Record, with string) error {
 	}
 }
 
-// hexList joins the hex forms of vs with commas: a bound parameter the
-// query splits and decodes, so any bytes pass through.
-func hexList(n int, v func(i int) string) string {
+// keyList joins vs with commas into a bound parameter the query splits
+// (keyListSQL): a value of [A-Za-z0-9_-] characters (every org id, and ids
+// as producers mint them) as it is, any other as '~' and its hex, so any
+// bytes pass through. Large parameters are slow to bind, so the common
+// case is kept short.
+func keyList(n int, v func(i int) string) string {
 	var b strings.Builder
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(hex.EncodeToString([]byte(v(i))))
+		s := v(i)
+		if plainKey(s) {
+			b.WriteString(s)
+			continue
+		}
+		b.WriteByte('~')
+		b.WriteString(hex.EncodeToString([]byte(s)))
 	}
 	return b.String()
 }
 
-// unhexList is the SQL side of hexList.
-func unhexList(param string) string {
-	return "arrayMap(x -> unhex(x), splitByChar(',', {" + param + ":String}))"
+func plainKey(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// keyListSQL is the SQL side of keyList.
+func keyListSQL(param string) string {
+	return "arrayMap(x -> if(startsWith(x, '~'), unhex(substring(x, 2)), x), splitByChar(',', {" + param + ":String}))"
 }
 
 // storedCopies returns, for each (org, id) of recs already in the id key
 // table, the hex SHA-256 of the canonical bytes of each stored copy. The
 // key table is read without FINAL and without the retention filter: an
 // event on disk holds its id until it is deleted.
-func (s *Store) storedCopies(ctx context.Context, recs []Record) (map[idKey][]string, error) {
-	orgs := hexList(len(recs), func(i int) string { return recs[i].OrgID })
-	ids := hexList(len(recs), func(i int) string { return recs[i].ID })
+func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) (map[idKey][]string, error) {
+	// Two plain sets, which the primary key (org_id, id) prunes with; a
+	// pair of one org and another's id is dropped below.
+	ids := keyList(len(recs), func(i int) string { return recs[i].ID })
 	rows, err := s.eng.Query(ctx, "SELECT org_id, id, hex(raw_sha256) FROM "+s.ids+
-		" WHERE (org_id, id) IN (SELECT tupleElement(k, 1), tupleElement(k, 2) FROM (SELECT arrayJoin(arrayZip("+
-		unhexList("orgs")+", "+unhexList("ids")+")) AS k))",
-		P("orgs", orgs), P("ids", ids))
+		" WHERE org_id IN (SELECT arrayJoin("+keyListSQL("orgs")+")) AND id IN (SELECT arrayJoin("+keyListSQL("ids")+"))",
+		P("orgs", keyList(len(orgs), func(i int) string { return orgs[i] })), P("ids", ids))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
 	}
@@ -143,8 +162,8 @@ func (s *Store) storedCopies(ctx context.Context, recs []Record) (map[idKey][]st
 // for each of orgs that has one.
 func (s *Store) registeredRetention(ctx context.Context, orgs []string) (map[string]uint16, error) {
 	rows, err := s.eng.Query(ctx, "SELECT org_id, argMax(retention_days, changed_at) FROM "+s.retention+
-		" WHERE has("+unhexList("orgs")+", org_id) GROUP BY org_id",
-		P("orgs", hexList(len(orgs), func(i int) string { return orgs[i] })))
+		" WHERE has("+keyListSQL("orgs")+", org_id) GROUP BY org_id",
+		P("orgs", keyList(len(orgs), func(i int) string { return orgs[i] })))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read registered retention: %w", err)
 	}

@@ -130,7 +130,7 @@ func TestConflictingCopyIsDeadLetteredAndTheOriginalKept(t *testing.T) {
 	if got := deadLettered(t, reg, eventstore.ReasonConflictingDuplicate); got != 1 {
 		t.Fatalf("audit_ingest_dead_lettered_total{reason=%q} = %v, want 1", eventstore.ReasonConflictingDuplicate, got)
 	}
-	logged := logs.FilterMessage("event dead-lettered").FilterField(zap.String("reason", m.Header.Get(topology.HeaderDLReason)))
+	logged := logs.FilterMessage("message dead-lettered").FilterField(zap.String("reason", m.Header.Get(topology.HeaderDLReason)))
 	if logged.Len() != 1 {
 		t.Fatalf("dead letter logged %d times, want once; logs: %v", logged.Len(), logs.All())
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/schemas/actionfilter"
 )
 
 // Limits of the filter parameters.
@@ -129,6 +130,12 @@ func checkValue(name string, f eventstore.Field, s string) error {
 	}
 	if f == eventstore.FieldOutcome && s != schemas.OutcomeSuccess && s != schemas.OutcomeFailure {
 		return fmt.Errorf("outcome must be %s or %s", schemas.OutcomeSuccess, schemas.OutcomeFailure)
+	}
+	if f == eventstore.FieldAction {
+		// The grammar shared with webhook and SIEM filters.
+		if err := actionfilter.Validate(s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

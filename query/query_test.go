@@ -268,6 +268,7 @@ func TestFilters(t *testing.T) {
 		{"q=%22unterminated", "q"}, {"cursor=%%%", "query"}, {"cursor=bm90IGpzb24", "cursor"},
 		{"nope=1", "nope"}, {"actor=" + strings.Repeat("x", 300), "actor"}, {"q=" + strings.Repeat("a+", 40), "q"}, {"q=%zz", "query"},
 		{"actor=", "actor"}, {"q=outcome:maybe", "q"}, {"since=1&since=2", "since"},
+		{"action=Member.*", "action"}, {"action=member", "action"}, {"q=action:auth.login_%3F", "q"},
 	}
 	for _, b := range bad {
 		r := e.get("/v1/events?"+b.query, tok)

@@ -52,7 +52,7 @@ func settingsOrg(c *auditapi.Claims, named string, param string) (string, error)
 	if !c.Has(auditapi.PermOperator) {
 		return "", errForbiddenOrg
 	}
-	if !eventstore.ValidOrgID(named) {
+	if !schemas.ValidOrgID(named) {
 		return "", badParam(param, "not a valid org id")
 	}
 	return named, nil

@@ -116,13 +116,15 @@ func (c *Catalog) Encode(e *Event) ([]byte, error) {
 		v.add("id", "must be a ULID (26 upper-case Crockford base32 characters) or a UUIDv7 (lower-case, hyphenated)")
 	}
 
-	switch {
-	case e.OrgID == "":
-		v.add("org_id", "required")
-	case len(e.OrgID) > MaxOrgIDLen:
-		v.add("org_id", "longer than %d bytes", MaxOrgIDLen)
-	case !isToken(e.OrgID):
-		v.add("org_id", "may contain only letters, digits, '_' and '-'")
+	if !ValidOrgID(e.OrgID) {
+		switch {
+		case e.OrgID == "":
+			v.add("org_id", "required")
+		case len(e.OrgID) > MaxOrgIDLen:
+			v.add("org_id", "longer than %d bytes", MaxOrgIDLen)
+		default:
+			v.add("org_id", "may contain only letters, digits, '_' and '-'")
+		}
 	}
 
 	spec, known := c.lookup(e.Action)

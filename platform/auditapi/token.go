@@ -52,20 +52,9 @@ type Claims struct {
 // Has reports whether the claims grant perm.
 func (c *Claims) Has(perm string) bool { return slices.Contains(c.Permissions, perm) }
 
-// ValidOrgID reports whether id is a valid org id: 1 to 64 of
-// [A-Za-z0-9_-] (the event store's rule).
-func ValidOrgID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidOrgID reports whether id is a valid org id: schemas.ValidOrgID,
+// the one check every component uses.
+func ValidOrgID(id string) bool { return schemas.ValidOrgID(id) }
 
 // ErrInvalidSpec is wrapped by every error Mint returns for a spec it
 // refuses (as opposed to a key it cannot sign with): a command-line tool

@@ -64,21 +64,6 @@ func (e *RowError) Unwrap() []error {
 	return []error{ErrInvalidRow, e.Err}
 }
 
-// ValidOrgID reports whether id has the form of an org id:
-// [A-Za-z0-9_-]{1,64}.
-func ValidOrgID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 var (
 	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(2096, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -94,7 +79,7 @@ func record(i int, r Row) (Record, error) {
 	switch {
 	case e.ID == "" || len(e.ID) > MaxIDLen || !utf8.ValidString(e.ID):
 		return bad("id must be 1-%d bytes of UTF-8", MaxIDLen)
-	case !ValidOrgID(e.OrgID):
+	case !schemas.ValidOrgID(e.OrgID):
 		return bad("org id %q must match [A-Za-z0-9_-]{1,64}", e.OrgID)
 	case e.Action == "":
 		return bad("action is empty")

@@ -21,17 +21,6 @@ func TestDedupTokenIgnoresOrder(t *testing.T) {
 	}
 }
 
-func TestValidOrgID(t *testing.T) {
-	for id, want := range map[string]bool{
-		"org_1": true, "A-b_9": true, strings.Repeat("x", 64): true,
-		"": false, strings.Repeat("x", 65): false, "a.b": false, "a b": false, "ä": false, "a'": false,
-	} {
-		if got := ValidOrgID(id); got != want {
-			t.Errorf("ValidOrgID(%q) = %v", id, got)
-		}
-	}
-}
-
 func TestRecordTruncatesAndFlattens(t *testing.T) {
 	occurred := time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
 	received := occurred.Add(time.Second)

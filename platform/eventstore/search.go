@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/schemas"
+	"github.com/takumo/audit/schemas/actionfilter"
 )
 
 // Field is what a search condition tests.
@@ -127,7 +128,7 @@ func (s *Store) Search(ctx context.Context, orgID string, f Filter, page Page) (
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return nil, fmt.Errorf("%w: invalid org id %q", ErrBadFilter, orgID)
 	}
 	if page.Limit < 1 || page.Limit > MaxSearchLimit {
@@ -386,7 +387,7 @@ func filterSQL(orgID string, f Filter) (string, []Param, error) {
 				e = "actor_id = {" + next(v) + ":String}"
 			case FieldAction:
 				if strings.Contains(v, "*") {
-					e = "action LIKE {" + next(globToLike(v)) + ":String}"
+					e = "action LIKE {" + next(actionfilter.Like(v)) + ":String}"
 				} else {
 					e = "action = {" + next(v) + ":String}"
 				}
@@ -431,21 +432,3 @@ func filterSQL(orgID string, f Filter) (string, []Param, error) {
 // target ids and the target names, separated by a newline so a word cannot
 // match across two of them.
 const searchText = "concat(action, '\\n', arrayStringConcat(target_ids, '\\n'), '\\n', arrayStringConcat(target_names, '\\n'))"
-
-// globToLike turns a glob where '*' is any run of characters into a LIKE
-// pattern, escaping LIKE's own metacharacters.
-func globToLike(g string) string {
-	var b strings.Builder
-	for _, r := range g {
-		switch r {
-		case '*':
-			b.WriteByte('%')
-		case '%', '_', '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}

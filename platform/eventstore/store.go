@@ -201,7 +201,7 @@ func (s *Store) Count(ctx context.Context, orgID string) (uint64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return 0, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	var n uint64
@@ -219,7 +219,7 @@ func (s *Store) Recent(ctx context.Context, orgID string, limit int) ([]schemas.
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return nil, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	if limit < 1 || limit > MaxRecentLimit {
@@ -251,7 +251,7 @@ func (s *Store) Get(ctx context.Context, orgID, id string) (schemas.Event, error
 	if err := s.check(); err != nil {
 		return schemas.Event{}, err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return schemas.Event{}, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	rows, err := s.eng.Query(ctx, "SELECT "+eventColumns+" FROM "+s.table+" FINAL WHERE org_id = {org:String} AND id = {id:String} AND "+live+
@@ -275,7 +275,7 @@ func (s *Store) GetRaw(ctx context.Context, orgID, id string) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return nil, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	rows, err := s.eng.Query(ctx, "SELECT raw FROM "+s.table+" FINAL WHERE org_id = {org:String} AND id = {id:String} AND "+live+
@@ -336,7 +336,7 @@ func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error 
 	if err := s.check(); err != nil {
 		return err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	if days < MinRetentionDays || days > MaxRetentionDays {

@@ -6,6 +6,8 @@ package orgsettings
 import (
 	"fmt"
 	"strings"
+
+	"github.com/takumo/audit/schemas"
 )
 
 // Plan is an organization's subscription plan.
@@ -76,8 +78,8 @@ func (s Settings) RetentionDays() int {
 // Validate reports every problem at once.
 func (s Settings) Validate() error {
 	var probs []string
-	if s.OrgID == "" {
-		probs = append(probs, "org_id is required")
+	if err := schemas.CheckOrgID(s.OrgID); err != nil {
+		probs = append(probs, err.Error())
 	}
 	if _, err := ParsePlan(string(s.Plan)); err != nil {
 		probs = append(probs, err.Error())

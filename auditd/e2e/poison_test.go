@@ -23,7 +23,7 @@ import (
 	"github.com/takumo/audit/siem-forwarder/forwarder"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
+	"github.com/takumo/audit/platform/netguard"
 )
 
 // counter is an HTTP receiver that counts the requests it accepts.

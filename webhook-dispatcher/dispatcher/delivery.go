@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/signing"
@@ -204,11 +205,13 @@ func (d *Dispatcher) send(ctx context.Context, ep endpoints.Endpoint, webhookID 
 	if err != nil {
 		// The URL error repeats the URL, which may carry a token in its
 		// query: keep only the cause.
+		// The cause is told in a few words, never with an address a name
+		// resolved to (netguard.Reason).
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return result{latency: time.Since(start), err: err}
+		return result{latency: time.Since(start), err: netguard.Sanitize(err)}
 	}
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.ResponseLimit)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

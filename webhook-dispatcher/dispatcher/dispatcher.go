@@ -13,12 +13,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
 )
 
 // Plans tells which plan an organization is on (orgsettings.Store).

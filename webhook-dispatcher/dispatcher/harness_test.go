@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -28,7 +29,6 @@ import (
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
 )
 
 const (

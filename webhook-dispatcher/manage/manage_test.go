@@ -28,7 +28,7 @@ import (
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/manage"
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
+	"github.com/takumo/audit/platform/netguard"
 )
 
 // tokenAuth is the test's Authorizer: "Bearer <org>:<subject>:<perm>".

@@ -22,7 +22,7 @@ import (
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/manage"
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
+	"github.com/takumo/audit/platform/netguard"
 )
 
 // Config is everything the service needs besides its connections.
@@ -71,7 +71,7 @@ func Open(ctx context.Context, cfg Config, js jetstream.JetStream, plans dispatc
 	if cfg.AllowHTTP {
 		log.Warn("plain http webhook endpoints are allowed: for development only")
 	}
-	guard := netguard.New(netguard.Config{AllowHTTP: cfg.AllowHTTP, Allow: allow})
+	guard := netguard.New(netguard.Webhooks(cfg.AllowHTTP, allow))
 	if err := dispatcher.EnsureTopology(ctx, js, cfg.Dispatcher); err != nil {
 		return nil, err
 	}

@@ -1,19 +1,8 @@
-// Package netguard keeps webhook requests away from the dispatcher's own
-// network: it refuses URLs that are not HTTPS (unless plain HTTP is allowed
-// for development) and refuses to connect to loopback, private, link-local,
-// carrier-grade NAT, multicast, reserved and cloud metadata addresses.
-//
-// The address check runs when connecting, on the address actually dialled
-// after name resolution (in the dialer's Control hook), so a name that
-// resolved to a public address when the endpoint was registered and to an
-// internal one later (DNS rebinding) is still refused. An allow-list of
-// CIDRs lifts the refusal for chosen ranges (tests allow 127.0.0.1/32).
-//
-// A Guard is immutable after New and safe for concurrent use.
 package netguard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -69,11 +58,33 @@ var denied = func() []netip.Prefix {
 
 // Config says what a Guard lets through.
 type Config struct {
+	// Kind names what the guard protects in refusals ("webhook endpoint",
+	// "SIEM destination"); AllowVar is the variable that lifts a refusal
+	// (AUDIT_WEBHOOK_ALLOW_CIDRS). Both only shape messages.
+	Kind, AllowVar string
 	// AllowHTTP permits plain http:// URLs. For development only.
 	AllowHTTP bool
 	// Allow lists ranges that are reachable even though they are denied by
 	// default, e.g. 10.20.0.0/16 for receivers inside a private network.
 	Allow []netip.Prefix
+}
+
+// Webhooks is the policy of webhook endpoints: https only unless
+// allowHTTP, internal ranges refused unless in allow
+// (AUDIT_WEBHOOK_ALLOW_CIDRS).
+func Webhooks(allowHTTP bool, allow []netip.Prefix) Config {
+	return Config{Kind: "webhook endpoint", AllowVar: "AUDIT_WEBHOOK_ALLOW_CIDRS", AllowHTTP: allowHTTP, Allow: allow}
+}
+
+// SIEM is the policy of SIEM destinations: internal ranges refused unless
+// in allow (AUDIT_SIEM_ALLOW_CIDRS). It is the same default as webhooks'
+// because a destination is configured by an organization's admin, and on
+// a host serving many organizations no admin may point the forwarder at
+// the operator's network. An operator whose SIEM sits on an internal
+// network allow-lists its range. allowHTTP permits http:// for the HTTPS
+// formats (tests and local sidecars only).
+func SIEM(allowHTTP bool, allow []netip.Prefix) Config {
+	return Config{Kind: "SIEM destination", AllowVar: "AUDIT_SIEM_ALLOW_CIDRS", AllowHTTP: allowHTTP, Allow: allow}
 }
 
 // ParseAllow parses a comma-separated list of CIDRs or single addresses.
@@ -107,7 +118,15 @@ type Guard struct {
 }
 
 // New returns a Guard for cfg.
-func New(cfg Config) *Guard { return &Guard{cfg: cfg} }
+func New(cfg Config) *Guard {
+	if cfg.Kind == "" {
+		cfg.Kind = "destination"
+	}
+	return &Guard{cfg: cfg}
+}
+
+// AllowHTTP reports whether the policy permits plain http:// URLs.
+func (g *Guard) AllowHTTP() bool { return g.cfg.AllowHTTP }
 
 // AllowedAddr reports whether a connection to a may be made.
 func (g *Guard) AllowedAddr(a netip.Addr) bool {
@@ -159,28 +178,52 @@ func (g *Guard) CheckURL(raw string) error {
 		return fmt.Errorf("%w: longer than 2048 bytes", ErrForbiddenURL)
 	}
 	if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !g.AllowedAddr(a) {
-		return fmt.Errorf("%w: %s is an internal address", ErrForbiddenAddress, a)
+		return fmt.Errorf("%w: %s is an internal address%s", ErrForbiddenAddress, a, g.hint())
 	}
 	return nil
 }
 
+// hint tells how to lift a refusal.
+func (g *Guard) hint() string {
+	if g.cfg.AllowVar == "" {
+		return ""
+	}
+	return " (an operator can allow its range in " + g.cfg.AllowVar + ")"
+}
+
 // control runs on every socket before it connects, with the resolved
-// address.
+// address. Its error never names that address: the caller's DialError
+// names the address as given.
 func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrForbiddenAddress, address, err)
-	}
-	if !g.AllowedAddr(ap.Addr()) {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
+	if err != nil || !g.AllowedAddr(ap.Addr()) {
+		return ErrForbiddenAddress
 	}
 	return nil
 }
 
 // Dialer returns a dialer that refuses forbidden addresses at connect time.
-// resolver may be nil for the system resolver.
+// resolver may be nil for the system resolver. Its errors carry the
+// resolved address; prefer DialContext or DialFunc, whose errors do not.
 func (g *Guard) Dialer(timeout time.Duration, resolver *net.Resolver) *net.Dialer {
 	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: g.control, Resolver: resolver}
+}
+
+// DialFunc returns a guarded dial function with the given connect timeout
+// and resolver (nil: the system resolver). Its errors are *DialError.
+func (g *Guard) DialFunc(timeout time.Duration, resolver *net.Resolver) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := g.Dialer(timeout, resolver)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			de := &DialError{Addr: addr, Reason: Reason(err), Err: err}
+			if errors.Is(err, ErrForbiddenAddress) {
+				de.Reason = ErrForbiddenAddress.Error() + ": the host is in an internal range" + g.hint()
+			}
+			return nil, de
+		}
+		return c, nil
+	}
 }
 
 // ClientConfig tunes the client NewClient returns.
@@ -191,9 +234,12 @@ type ClientConfig struct {
 	MaxConnsPerHost int
 	// Resolver resolves names; nil means the system resolver.
 	Resolver *net.Resolver
+	// TLS configures verification and client certificates; nil verifies
+	// against the system roots.
+	TLS *tls.Config
 }
 
-// NewClient returns an HTTP client for webhook delivery: it never follows
+// NewClient returns an HTTP client for deliveries: it never follows
 // redirects (a 3xx is returned as the response), ignores proxy environment
 // variables (a proxy would connect on the client's behalf, out of the
 // guard's sight), and dials through the guard. Safe for concurrent use.
@@ -204,10 +250,10 @@ func (g *Guard) NewClient(cc ClientConfig) *http.Client {
 	if cc.MaxConnsPerHost <= 0 {
 		cc.MaxConnsPerHost = 8
 	}
-	d := g.Dialer(min(cc.Timeout, 10*time.Second), cc.Resolver)
 	tr := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           g.DialFunc(min(cc.Timeout, 10*time.Second), cc.Resolver),
+		TLSClientConfig:       cc.TLS,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   cc.MaxConnsPerHost,
@@ -225,8 +271,8 @@ func (g *Guard) NewClient(cc ClientConfig) *http.Client {
 	}
 }
 
-// DialContext is the guarded dial function, for callers building their own
-// transport.
+// DialContext is the guarded dial function (10 s connect timeout, system
+// resolver), for callers building their own transport.
 func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return g.Dialer(10*time.Second, nil).DialContext(ctx, network, addr)
+	return g.DialFunc(10*time.Second, nil)(ctx, network, addr)
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takumo/audit/webhook-dispatcher/netguard"
+	"github.com/takumo/audit/platform/netguard"
 )
 
 func TestAllowedAddr(t *testing.T) {
@@ -117,6 +117,79 @@ func TestDNSRebindingRefusedAtDial(t *testing.T) {
 	_, err = c.Post(url, "application/json", nil)
 	if !errors.Is(err, netguard.ErrForbiddenAddress) {
 		t.Fatalf("rebound name not refused at dial: %v", err)
+	}
+	// The refusal names the host as configured, never the address it
+	// resolved to.
+	if msg := err.Error(); strings.Contains(msg, "127.0.0.1") || !strings.Contains(msg, "rebind.example.com") {
+		t.Fatalf("refusal %q", msg)
+	}
+}
+
+// TestPolicies: each kind's guard refuses a loopback listener by name
+// until its own allow-list names the range, and says which variable does.
+func TestPolicies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr := net.JoinHostPort("localhost", port)
+	loop, _ := netguard.ParseAllow("127.0.0.0/8,::1")
+	for _, c := range []struct {
+		policy func(bool, []netip.Prefix) netguard.Config
+		env    string
+	}{{netguard.Webhooks, "AUDIT_WEBHOOK_ALLOW_CIDRS"}, {netguard.SIEM, "AUDIT_SIEM_ALLOW_CIDRS"}} {
+		_, err := netguard.New(c.policy(false, nil)).DialContext(context.Background(), "tcp", addr)
+		var de *netguard.DialError
+		if !errors.Is(err, netguard.ErrForbiddenAddress) || !errors.As(err, &de) {
+			t.Fatalf("%s: loopback not refused: %v", c.env, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, c.env) || strings.Contains(msg, "127.0.0.1") || strings.Contains(msg, "::1") {
+			t.Fatalf("%s: refusal %q", c.env, msg)
+		}
+		conn, err := netguard.New(c.policy(false, loop)).DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatalf("%s: allow-listed loopback refused: %v", c.env, err)
+		}
+		conn.Close()
+		if err := netguard.New(c.policy(false, nil)).CheckURL("http://siem.example.com/"); err == nil {
+			t.Fatalf("%s: plain http accepted", c.env)
+		}
+	}
+}
+
+func TestReasonHidesAddresses(t *testing.T) {
+	// A closed port on an allow-listed address: the dial error of the
+	// standard library names the address; the guard's does not.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	loop, _ := netguard.ParseAllow("127.0.0.0/8,::1")
+	_, err := netguard.New(netguard.SIEM(false, loop)).DialContext(context.Background(), "tcp", net.JoinHostPort("localhost", port))
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("dial error %v", err)
+	}
+	_, raw := net.Dial("tcp", addr)
+	if raw == nil || !strings.Contains(raw.Error(), "127.0.0.1") {
+		t.Fatalf("expected the raw error to name the address: %v", raw)
+	}
+	safe := netguard.Sanitize(raw)
+	if strings.Contains(safe.Error(), "127.0.0.1") || safe.Error() != "connection refused" || !errors.Is(safe, raw) {
+		t.Fatalf("Sanitize: %q", safe)
+	}
+	if netguard.Sanitize(nil) != nil {
+		t.Fatal("Sanitize(nil)")
 	}
 }
 

@@ -74,7 +74,7 @@ func Reason(err error) string {
 	case errors.As(err, &se):
 		return se.Reason
 	case errors.As(err, &de):
-		return de.Error()
+		return de.Reason
 	case errors.Is(err, ErrForbiddenAddress):
 		return ErrForbiddenAddress.Error() + ": the host is in an internal range"
 	case errors.As(err, &dns):

@@ -3,8 +3,10 @@ package forwarder
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/format/cef"
@@ -41,13 +43,19 @@ type BuildOptions struct {
 	Hostname string
 	// AllowHTTP lets https destinations use plain http:// (tests only).
 	AllowHTTP bool
+	// AllowCIDRs are the internal ranges destinations may reach
+	// (AUDIT_SIEM_ALLOW_CIDRS). Every other internal address (loopback,
+	// private, link-local, metadata...) is refused when connecting: see
+	// netguard.SIEM.
+	AllowCIDRs []netip.Prefix
 	// SendTimeout bounds one batch (default 30 s).
 	SendTimeout time.Duration
 }
 
 // Build returns the format and sender of a destination. CEF and LEEF go as
 // the body of RFC 5424 messages. The sender does not connect until its
-// first Send; the caller closes it.
+// first Send, and connects through the address guard of o; the caller
+// closes it.
 func Build(d destinations.Destination, sec destinations.Secrets, o BuildOptions) (Format, Sender, error) {
 	host := d.Hostname
 	if host == "" {
@@ -83,14 +91,15 @@ func Build(d destinations.Destination, sec destinations.Secrets, o BuildOptions)
 	if err != nil {
 		return nil, nil, fmt.Errorf("forwarder: destination %s: %w", d.ID, err)
 	}
+	dial := netguard.New(netguard.SIEM(o.AllowHTTP, o.AllowCIDRs)).DialFunc(10*time.Second, nil)
 	var s Sender
 	switch d.Transport {
 	case destinations.TransportTCP, destinations.TransportTLS, destinations.TransportUDP:
 		s, err = syslognet.New(syslognet.Config{Network: d.Transport, Address: d.Address,
-			Framing: syslognet.Framing(d.Framing), TLS: tlsCfg, WriteTimeout: o.SendTimeout})
+			Framing: syslognet.Framing(d.Framing), TLS: tlsCfg, WriteTimeout: o.SendTimeout, Dial: dial})
 	case destinations.TransportHTTPS:
 		s, err = httpsend.New(httpsend.Config{URL: d.Address, HEC: d.Format == destinations.FormatHEC, Token: sec.Token,
-			AuthHeader: d.AuthHeader, AuthValue: sec.AuthValue, TLS: tlsCfg, Timeout: o.SendTimeout, AllowHTTP: o.AllowHTTP})
+			AuthHeader: d.AuthHeader, AuthValue: sec.AuthValue, TLS: tlsCfg, Timeout: o.SendTimeout, AllowHTTP: o.AllowHTTP, Dial: dial})
 	default:
 		err = fmt.Errorf("unknown transport %q", d.Transport)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -68,6 +69,7 @@ func (e *env) run(t testing.TB, cfg forwarder.Config) {
 	}
 	cfg.StatusInterval = 100 * time.Millisecond
 	cfg.Build.AllowHTTP = true
+	cfg.Build.AllowCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	log := zap.NewNop()
 	if testing.Verbose() {
 		log, _ = zap.NewDevelopment()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	must(t, err)
 	t.Cleanup(func() { _ = prod.Close(context.Background()) })
 
-	build := forwarder.BuildOptions{AllowHTTP: true, Hostname: "audit-test"}
+	build := forwarder.BuildOptions{AllowHTTP: true, Hostname: "audit-test", AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	fwd, err := forwarder.New(forwarder.Config{AckWait: 2 * time.Second, BatchWait: 20 * time.Millisecond, StatusInterval: 100 * time.Millisecond,
 		RetryInitial: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond, Build: build}, js, store)
 	must(t, err)

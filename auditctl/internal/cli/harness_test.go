@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/siem-forwarder/forwarder"
 	"github.com/takumo/audit/siem-forwarder/manage"
 	"github.com/takumo/audit/webhook-dispatcher/eventsource"
 	"github.com/takumo/audit/webhook-dispatcher/service"
@@ -148,7 +150,7 @@ func newServerWith(t testing.TB, o serverOpts) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	siemAPI, err := manage.New(manage.Config{}, manage.Deps{Auth: svc, Store: dests, Plans: settings, Audit: prod})
+	siemAPI, err := manage.New(manage.Config{Build: forwarder.BuildOptions{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}, manage.Deps{Auth: svc, Store: dests, Plans: settings, Audit: prod})
 	if err != nil {
 		t.Fatal(err)
 	}

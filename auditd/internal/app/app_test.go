@@ -48,7 +48,7 @@ func baseConfig(t *testing.T) Config {
 		CHDBLib: chdb.DefaultLibPath(), DefaultPlan: "free", StreamReplicas: 1, StreamMaxBytes: 1 << 30,
 		DuplicateWindow: time.Minute, IngestBatchSize: 1000, IngestBatchWait: 50 * time.Millisecond,
 		IngestAckWait: 30 * time.Second, ShutdownTimeout: 20 * time.Second, DemoRate: 5, LogLevel: "info", LogFormat: "console",
-		QueryRatePerSecond: 10, QueryRateBurst: 40, WebhookAllowHTTP: true, WebhookAllowCIDRs: "127.0.0.0/8",
+		QueryRatePerSecond: 10, QueryRateBurst: 40, WebhookAllowHTTP: true, WebhookAllowCIDRs: "127.0.0.0/8", SIEMAllowCIDRs: "127.0.0.0/8",
 	}
 }
 

@@ -48,6 +48,7 @@ type Config struct {
 	SecretKeys        string `envconfig:"SECRET_KEYS" desc:"keys sealing webhook signing secrets and SIEM destination credentials at rest: id:base64key[,id:base64key...], the first sealing; with none a development key is kept in the data directory"`
 	WebhookAllowHTTP  bool   `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"allow http:// webhook endpoints (development only)"`
 	WebhookAllowCIDRs string `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal address ranges webhook endpoints may reach anyway, comma separated (e.g. 10.20.0.0/16)"`
+	SIEMAllowCIDRs    string `envconfig:"SIEM_ALLOW_CIDRS" desc:"internal address ranges SIEM destinations may reach anyway, comma separated (e.g. 10.30.0.0/16); others are refused"`
 
 	Demo     bool    `envconfig:"DEMO" default:"false" desc:"emit a continuing stream of realistic events for a few demo organizations"`
 	DemoRate float64 `envconfig:"DEMO_RATE" default:"5" desc:"demo events per second"`

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/producer"
@@ -38,8 +39,12 @@ func openSIEM(ctx context.Context, cfg Config, js jetstream.JetStream, settings 
 	if err != nil {
 		return nil, nil, fmt.Errorf("siem destinations: %w", err)
 	}
+	allow, err := netguard.ParseAllow(cfg.SIEMAllowCIDRs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AUDIT_SIEM_ALLOW_CIDRS: %w", err)
+	}
 	host, _ := os.Hostname()
-	build := forwarder.BuildOptions{Hostname: host}
+	build := forwarder.BuildOptions{Hostname: host, AllowCIDRs: allow}
 	fwd, err := forwarder.New(forwarder.Config{Build: build, ShutdownTimeout: cfg.ShutdownTimeout / 4}, js, store,
 		forwarder.WithLogger(log.Named("siem")), forwarder.WithRegisterer(reg))
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/server"
 	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -68,6 +69,7 @@ type config struct {
 	SecretKeys        string        `envconfig:"SECRET_KEYS" desc:"keys sealing webhook secrets and SIEM credentials (the same set as the dispatchers): id:base64key[,...]; set it to serve /v1/webhooks and /v1/siem"`
 	WebhookAllowHTTP  bool          `envconfig:"WEBHOOK_ALLOW_HTTP" default:"false" desc:"allow http:// webhook endpoints (development only)"`
 	WebhookAllowCIDRs string        `envconfig:"WEBHOOK_ALLOW_CIDRS" desc:"internal ranges webhook endpoints may reach anyway, comma separated"`
+	SIEMAllowCIDRs    string        `envconfig:"SIEM_ALLOW_CIDRS" desc:"internal ranges SIEM destinations may reach anyway, comma separated; others are refused"`
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
 }
@@ -280,8 +282,12 @@ func mountManagement(ctx context.Context, cfg config, mux *http.ServeMux, js jet
 	if err != nil {
 		return fmt.Errorf("siem destinations: %w", err)
 	}
+	allow, err := netguard.ParseAllow(cfg.SIEMAllowCIDRs)
+	if err != nil {
+		return fmt.Errorf("AUDIT_SIEM_ALLOW_CIDRS: %w", err)
+	}
 	host, _ := os.Hostname()
-	siemAPI, err := manage.New(manage.Config{Build: forwarder.BuildOptions{Hostname: host}},
+	siemAPI, err := manage.New(manage.Config{Build: forwarder.BuildOptions{Hostname: host, AllowCIDRs: allow}},
 		manage.Deps{Auth: svc, Store: dests, Plans: settings, Audit: prod, Logger: log.Named("siem.manage")})
 	if err != nil {
 		return fmt.Errorf("siem management API: %w", err)

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/takumo/audit/platform/health"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/siem-forwarder/destinations"
@@ -42,6 +43,7 @@ type config struct {
 	BatchSize       int           `envconfig:"SIEM_BATCH_SIZE" default:"1000" desc:"most events per send"`
 	BatchWait       time.Duration `envconfig:"SIEM_BATCH_WAIT" default:"200ms" desc:"longest wait for a batch to fill"`
 	AckWait         time.Duration `envconfig:"SIEM_ACK_WAIT" default:"30s" desc:"ack wait of the destinations' consumers"`
+	AllowCIDRs      string        `envconfig:"SIEM_ALLOW_CIDRS" desc:"internal ranges destinations may reach anyway, comma separated (e.g. 10.30.0.0/16); others are refused"`
 	Hostname        string        `envconfig:"SIEM_HOSTNAME" desc:"syslog HOSTNAME and HEC host when a destination sets none; default: the machine's hostname"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
@@ -81,6 +83,10 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
 	}
+	allow, err := netguard.ParseAllow(cfg.AllowCIDRs)
+	if err != nil {
+		return fmt.Errorf("AUDIT_SIEM_ALLOW_CIDRS: %w", err)
+	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
 	}
@@ -110,7 +116,7 @@ func run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), topology.NewLagCollector(js))
 	fwd, err := forwarder.New(forwarder.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait,
-		ShutdownTimeout: cfg.ShutdownTimeout / 2, Build: forwarder.BuildOptions{Hostname: cfg.Hostname}},
+		ShutdownTimeout: cfg.ShutdownTimeout / 2, Build: forwarder.BuildOptions{Hostname: cfg.Hostname, AllowCIDRs: allow}},
 		js, store, forwarder.WithLogger(log), forwarder.WithRegisterer(reg))
 	if err != nil {
 		return err

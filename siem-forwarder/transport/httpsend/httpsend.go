@@ -16,6 +16,12 @@
 //
 // Generic: POST <url> with Content-Type application/x-ndjson (configurable),
 // records one per line, and the configured header; any 2xx is success.
+//
+// Redirects are never followed: a 3xx answer is a *StatusError. No proxy
+// from the environment is used. Errors never carry what the receiver sent
+// (an internal error page, say) nor an address a name resolved to: a
+// refusal carries the HTTP status and, for HEC, the documented meaning of
+// its code; a connection failure a short reason (netguard.Reason).
 package httpsend
 
 import (
@@ -26,13 +32,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/siem-forwarder/transport"
 )
 
@@ -58,9 +65,13 @@ type Config struct {
 	Timeout time.Duration
 	// AllowHTTP permits plain http:// URLs (local tests and sidecars).
 	AllowHTTP bool
+	// Dial opens connections; the forwarder passes its address guard's
+	// (netguard.Guard.DialFunc). nil dials directly.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// StatusError is a refusal by the receiver.
+// StatusError is a refusal by the receiver. Text is the documented
+// meaning of a HEC code, never the body of the answer.
 type StatusError struct {
 	Status  int
 	HECCode int // -1 when the answer had no HEC code
@@ -68,10 +79,23 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("httpsend: HTTP %d", e.Status)
 	if e.HECCode >= 0 {
-		return fmt.Sprintf("httpsend: HTTP %d, HEC code %d: %s", e.Status, e.HECCode, e.Text)
+		msg += fmt.Sprintf(", HEC code %d", e.HECCode)
 	}
-	return fmt.Sprintf("httpsend: HTTP %d: %s", e.Status, e.Text)
+	if e.Text != "" {
+		msg += ": " + e.Text
+	}
+	return msg
+}
+
+// hecCodes are the meanings of Splunk HEC status codes, as documented.
+var hecCodes = map[int]string{
+	1: "token disabled", 2: "token is required", 3: "invalid authorization", 4: "invalid token",
+	5: "no data", 6: "invalid data format", 7: "incorrect index", 8: "internal server error",
+	9: "server is busy", 10: "data channel is missing", 11: "invalid data channel",
+	12: "event field is required", 13: "event field cannot be blank", 14: "ACK is disabled",
+	15: "error in handling indexed fields", 16: "query string authorization is not enabled",
 }
 
 // Sender posts batches. It is safe for concurrent use; Close releases idle
@@ -112,10 +136,24 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg.TLS
-	tr.MaxIdleConnsPerHost = 4
-	return &Sender{cfg: cfg, url: u.String(), client: &http.Client{Transport: tr, Timeout: cfg.Timeout}}, nil
+	dial := cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would connect out of the guard's sight
+		DialContext:           dial,
+		TLSClientConfig:       cfg.TLS,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          16,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	client := &http.Client{Transport: tr, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Sender{cfg: cfg, url: u.String(), client: client}, nil
 }
 
 // Send posts the records as one body, one record per line.
@@ -149,30 +187,27 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// A *url.Error already says `Post "<url>": <cause>`; name the URL
-		// once, without credentials or query.
+		// The URL error repeats the URL with its query; keep the cause,
+		// told without any resolved address.
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = redact(s.url)
-			return fmt.Errorf("httpsend: %w", ue)
+			err = ue.Err
 		}
-		return fmt.Errorf("httpsend: post %s: %w", redact(s.url), err)
+		return fmt.Errorf("httpsend: post %s: %w", redact(s.url), netguard.Sanitize(err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var hec struct {
-		Text string `json:"text"`
-		Code *int   `json:"code"`
+		Code *int `json:"code"`
 	}
 	code := -1
 	if s.cfg.HEC && json.Unmarshal(body, &hec) == nil && hec.Code != nil {
 		code = *hec.Code
 	}
-	text := hec.Text
-	if text == "" {
-		text = strings.TrimSpace(string(body[:min(len(body), 512)]))
-	}
+	text := hecCodes[code]
 	switch {
+	case resp.StatusCode/100 == 3:
+		return &StatusError{Status: resp.StatusCode, HECCode: code, Text: "redirects are not followed"}
 	case resp.StatusCode/100 == 2:
 		if s.cfg.HEC && code > 0 {
 			return &StatusError{Status: resp.StatusCode, HECCode: code, Text: text}

@@ -21,6 +21,11 @@
 // A completed write is the only acknowledgement syslog offers: records in
 // flight when a receiver crashes without closing the connection can be
 // lost, which is inherent to the protocol.
+//
+// Connections are opened with Config.Dial; the forwarder passes its
+// address guard's, so a destination cannot reach the operator's network
+// unless allow-listed. Errors name the address as configured and a short
+// reason (netguard.Reason), never an address a name resolved to.
 package syslognet
 
 import (
@@ -33,6 +38,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/takumo/audit/platform/netguard"
 )
 
 // Framing is how records are delimited on a stream connection.
@@ -63,6 +70,8 @@ type Config struct {
 	// connection attempt and one batch write.
 	DialTimeout  time.Duration
 	WriteTimeout time.Duration
+	// Dial opens connections (netguard.Guard.DialFunc); nil dials directly.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Sender sends batches to one receiver. Send and Close are safe for
@@ -137,7 +146,7 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 			}
 			if _, err := s.conn.Write(r); err != nil {
 				s.drop()
-				return wrap("udp "+s.cfg.Address, err)
+				return fmt.Errorf("syslognet: udp %s: %w", s.cfg.Address, netguard.Sanitize(err))
 			}
 		}
 		return nil
@@ -156,7 +165,7 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	s.buf = b
 	if _, err := s.conn.Write(b); err != nil {
 		s.drop()
-		return wrap(s.cfg.Network+" "+s.cfg.Address, err)
+		return fmt.Errorf("syslognet: %s %s: %w", s.cfg.Network, s.cfg.Address, netguard.Sanitize(err))
 	}
 	if cap(s.buf) > 8<<20 {
 		s.buf = nil // do not keep an outsized buffer after a burst
@@ -181,14 +190,17 @@ func (s *Sender) alive() bool {
 func (s *Sender) dial(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	d := net.Dialer{KeepAlive: 30 * time.Second}
+	dial := s.cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
+	}
 	network := s.cfg.Network
 	if network == "tls" {
 		network = "tcp"
 	}
-	raw, err := d.DialContext(ctx, network, s.cfg.Address)
+	raw, err := dial(ctx, network, s.cfg.Address)
 	if err != nil {
-		return wrap("dial "+s.cfg.Network+" "+s.cfg.Address, err)
+		return fmt.Errorf("syslognet: %s %s: %w", s.cfg.Network, s.cfg.Address, netguard.Sanitize(err))
 	}
 	conn := raw
 	if s.cfg.Network == "tls" {
@@ -199,25 +211,12 @@ func (s *Sender) dial(ctx context.Context) error {
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			return fmt.Errorf("syslognet: tls handshake with %s: %w", s.cfg.Address, err)
+			return fmt.Errorf("syslognet: tls handshake with %s: %w", s.cfg.Address, netguard.Sanitize(err))
 		}
 		conn = tc
 	}
 	s.conn, s.raw = conn, raw
 	return nil
-}
-
-// wrap adds the package and, unless err already names them, the
-// operation and address. A *net.OpError names its operation, network and
-// addresses itself ("dial tcp 10.0.0.1:514: connect: connection
-// refused"), so it gets only the package prefix and the message says each
-// thing once.
-func wrap(what string, err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return fmt.Errorf("syslognet: %w", err)
-	}
-	return fmt.Errorf("syslognet: %s: %w", what, err)
 }
 
 func (s *Sender) drop() {

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/auditapi"
-	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/producer"

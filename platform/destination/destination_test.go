@@ -59,15 +59,19 @@ func TestSecretNeverShowsItsValue(t *testing.T) {
 
 func TestFieldsProblems(t *testing.T) {
 	ok := destination.Fields{ID: "d1", OrgID: "org_1", Filters: []string{"member.*", "auth.login_failed"}}
-	if p := ok.Problems(); len(p) != 0 {
+	if p := ok.Problems("filters"); len(p) != 0 {
 		t.Fatalf("problems: %v", p)
 	}
 	if ok.Key() != "org_1.d1" || !ok.Matches("member.added") || ok.Matches("org.deleted") {
 		t.Fatal("Key/Matches")
 	}
 	bad := destination.Fields{ID: "a.b", OrgID: "org.1", Filters: []string{"Member.*", "["}}
-	p := strings.Join(bad.Problems(), "; ")
-	for _, want := range []string{"org_id", `id "a.b"`, `"Member.*"`, `"["`} {
+	var msgs []string
+	for _, p := range bad.Problems("actions") {
+		msgs = append(msgs, p.Field+": "+p.Message)
+	}
+	p := strings.Join(msgs, "; ")
+	for _, want := range []string{"org_id: org_id", `id: id "a.b"`, `actions[0]: action filter "Member.*"`, `actions[1]: action filter "["`} {
 		if !strings.Contains(p, want) {
 			t.Errorf("problems %q lack %q", p, want)
 		}

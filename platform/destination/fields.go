@@ -41,22 +41,37 @@ func (f Fields) Matches(action string) bool { return f.Filters.Match(action) }
 // token): the org-id alphabet and length.
 func ValidID(id string) bool { return schemas.ValidOrgID(id) }
 
-// Problems lists what is wrong with the fields, one message each; the
-// kinds add their own and report them together.
-func (f Fields) Problems() []string {
-	var p []string
+// Problem is one thing wrong with a destination: the request field at
+// fault ("org_id", "filters[2]") and what is wrong.
+type Problem struct {
+	Field   string
+	Message string
+}
+
+// Problems lists what is wrong with the fields; the kinds add their own
+// and report them together. filtersField is the name the kind's API gives
+// the filters ("filters", "actions").
+func (f Fields) Problems(filtersField string) []Problem {
+	var p []Problem
 	if err := schemas.CheckOrgID(f.OrgID); err != nil {
-		p = append(p, err.Error())
+		p = append(p, Problem{"org_id", err.Error()})
 	}
 	if f.ID != "" && !ValidID(f.ID) {
-		p = append(p, fmt.Sprintf("id %q is not a valid id", f.ID))
+		p = append(p, Problem{"id", fmt.Sprintf("id %q is not a valid id", f.ID)})
 	}
-	if len(f.Filters) > MaxFilters {
-		p = append(p, fmt.Sprintf("at most %d action filters", MaxFilters))
+	return append(p, FilterProblems(filtersField, f.Filters)...)
+}
+
+// FilterProblems lists what is wrong with a list of action filters named
+// field: too many, or one not in the grammar (field[i]).
+func FilterProblems(field string, filters []string) []Problem {
+	var p []Problem
+	if len(filters) > MaxFilters {
+		p = append(p, Problem{field, fmt.Sprintf("at most %d action filters", MaxFilters)})
 	}
-	for _, a := range f.Filters {
+	for i, a := range filters {
 		if err := actionfilter.Validate(a); err != nil {
-			p = append(p, err.Error())
+			p = append(p, Problem{fmt.Sprintf("%s[%d]", field, i), err.Error()})
 		}
 	}
 	return p

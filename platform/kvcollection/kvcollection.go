@@ -267,6 +267,20 @@ func (c *Collection[T]) List(prefix string) []Entry[T] {
 	return out
 }
 
+// Each calls fn with every cached record whose key starts with prefix, in
+// no particular order, until fn returns false. It holds the cache's read
+// lock: fn must not call the Collection. It allocates nothing, for paths
+// that run per event.
+func (c *Collection[T]) Each(prefix string, fn func(Entry[T]) bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k, e := range c.cache {
+		if strings.HasPrefix(k, prefix) && !fn(e) {
+			return
+		}
+	}
+}
+
 // Len is the number of cached records.
 func (c *Collection[T]) Len() int {
 	c.mu.RLock()

@@ -69,7 +69,7 @@ func (d *Dispatcher) Replay(ctx context.Context, ep endpoints.Endpoint, batch st
 		return nil
 	}
 	err := each(func(ev schemas.Event) error {
-		if ev.OrgID != ep.OrgID || !endpoints.Matches(ep.Filters, ev.Action) {
+		if ev.OrgID != ep.OrgID || !ep.Matches(ev.Action) {
 			return nil
 		}
 		body, err := EncodeBody(ev)

@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,9 +53,10 @@ var (
 	errDotInSignedField = errors.New("signing: webhook-id must not contain '.'")
 )
 
-// Secret is the HMAC key of an endpoint. Its String and GoString methods
-// never show the key, so a Secret that reaches a log line is redacted;
-// Reveal returns the whsec_ form, for the one response that shows it.
+// Secret is the HMAC key of an endpoint. Like destination.Secret (which
+// holds it at rest in memory), it never shows the key when printed with
+// any fmt verb, encoded as JSON or text, or logged; Reveal returns the
+// whsec_ form, for the one response that shows it.
 type Secret []byte
 
 // NewSecret returns a random secret of SecretSize bytes.
@@ -83,6 +85,16 @@ func (s Secret) String() string { return SecretPrefix + "[redacted]" }
 
 // GoString returns a redacted placeholder.
 func (s Secret) GoString() string { return s.String() }
+
+// Format writes the redacted placeholder whatever the verb (%d and %x
+// included).
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
+
+// MarshalJSON encodes the redacted placeholder, not the key.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// MarshalText encodes the redacted placeholder, not the key.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Signature returns one "v1,<base64>" signature of body.
 func Signature(secret Secret, id string, ts int64, body []byte) string {

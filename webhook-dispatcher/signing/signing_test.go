@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -121,5 +122,19 @@ func TestSecretIsRedacted(t *testing.T) {
 	}
 	if _, err := signing.ParseSecret("whsec_c2hvcnQ="); !errors.Is(err, signing.ErrBadSecret) {
 		t.Fatalf("short secret accepted: %v", err)
+	}
+}
+
+func TestSecretIsRedactedEverywhere(t *testing.T) {
+	s, err := signing.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := strings.TrimPrefix(s.Reveal(), signing.SecretPrefix)
+	j, _ := json.Marshal(struct{ S signing.Secret }{s})
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %s %x %d %q", s, s, s, s, s, s, s), string(j)} {
+		if strings.Contains(out, b64) || strings.Contains(out, fmt.Sprintf("%x", []byte(s))) || strings.Contains(out, fmt.Sprint([]byte(s))) {
+			t.Fatalf("key shown: %s", out)
+		}
 	}
 }

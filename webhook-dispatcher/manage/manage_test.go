@@ -20,6 +20,7 @@ import (
 
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/natstest"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -28,7 +29,6 @@ import (
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/manage"
-	"github.com/takumo/audit/platform/netguard"
 )
 
 // tokenAuth is the test's Authorizer: "Bearer <org>:<subject>:<perm>".

@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/manage"
-	"github.com/takumo/audit/platform/netguard"
 )
 
 // Config is everything the service needs besides its connections.

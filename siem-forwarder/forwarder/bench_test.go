@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/forwarder"
@@ -84,5 +85,5 @@ func BenchmarkHEC(b *testing.B) {
 		_, _ = io.WriteString(w, `{"text":"Success","code":0}`)
 	}))
 	defer srv.Close()
-	benchmark(b, destinations.Destination{Format: "hec", Transport: "https", Address: srv.URL}, destinations.Secrets{Token: "t"}, n.Load)
+	benchmark(b, destinations.Destination{Format: "hec", Transport: "https", Address: srv.URL}, destinations.Secrets{Token: destination.NewSecret("t")}, n.Load)
 }

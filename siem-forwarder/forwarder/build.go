@@ -86,7 +86,7 @@ func Build(d destinations.Destination, sec destinations.Secrets, o BuildOptions)
 		return nil, nil, fmt.Errorf("forwarder: destination %s: %w", d.ID, err)
 	}
 	t := d.TLS
-	t.KeyPEM = sec.ClientKeyPEM
+	t.KeyPEM = sec.ClientKeyPEM.Reveal()
 	tlsCfg, err := t.Config()
 	if err != nil {
 		return nil, nil, fmt.Errorf("forwarder: destination %s: %w", d.ID, err)
@@ -98,8 +98,8 @@ func Build(d destinations.Destination, sec destinations.Secrets, o BuildOptions)
 		s, err = syslognet.New(syslognet.Config{Network: d.Transport, Address: d.Address,
 			Framing: syslognet.Framing(d.Framing), TLS: tlsCfg, WriteTimeout: o.SendTimeout, Dial: dial})
 	case destinations.TransportHTTPS:
-		s, err = httpsend.New(httpsend.Config{URL: d.Address, HEC: d.Format == destinations.FormatHEC, Token: sec.Token,
-			AuthHeader: d.AuthHeader, AuthValue: sec.AuthValue, TLS: tlsCfg, Timeout: o.SendTimeout, AllowHTTP: o.AllowHTTP, Dial: dial})
+		s, err = httpsend.New(httpsend.Config{URL: d.Address, HEC: d.Format == destinations.FormatHEC, Token: sec.Token.Reveal(),
+			AuthHeader: d.AuthHeader, AuthValue: sec.AuthValue.Reveal(), TLS: tlsCfg, Timeout: o.SendTimeout, AllowHTTP: o.AllowHTTP, Dial: dial})
 	default:
 		err = fmt.Errorf("unknown transport %q", d.Transport)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/forwarder"
@@ -64,8 +65,8 @@ func createDest(t testing.TB, e *env, d destinations.Destination, sec destinatio
 func TestOutage(t *testing.T) {
 	e := newEnv(t)
 	ra, rb := newTCPReceiver(t), newTCPReceiver(t)
-	da := createDest(t, e, destinations.Destination{OrgID: "org_a", Format: "syslog", Transport: "tcp", Address: ra.addr}, destinations.Secrets{})
-	createDest(t, e, destinations.Destination{OrgID: "org_b", Format: "syslog", Transport: "tcp", Address: rb.addr}, destinations.Secrets{})
+	da := createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_a"}, Format: "syslog", Transport: "tcp", Address: ra.addr}, destinations.Secrets{})
+	createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_b"}, Format: "syslog", Transport: "tcp", Address: rb.addr}, destinations.Secrets{})
 	e.run(t, forwarder.Config{BatchSize: 50})
 
 	wantA := eventIDs(e.emit(t, "org_a", 100, nil))
@@ -112,8 +113,8 @@ func TestLiveConfig(t *testing.T) {
 	e.run(t, forwarder.Config{})
 	r := newTCPReceiver(t)
 	ctx := context.Background()
-	d := createDest(t, e, destinations.Destination{OrgID: "org_live", Format: "cef", Transport: "tcp", Address: r.addr,
-		Actions: []string{"auth.*"}}, destinations.Secrets{})
+	d := createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_live", Filters: []string{"auth.*"}}, Format: "cef", Transport: "tcp", Address: r.addr},
+		destinations.Secrets{})
 	evs := e.emit(t, "org_live", 10, func(i int, ev *schemas.Event) {
 		if i%2 == 0 {
 			ev.Action, ev.Category = schemas.ActionAuthLogin, schemas.CategoryAuth

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/forwarder"
@@ -60,7 +61,7 @@ func TestDestinationsDialThroughTheGuard(t *testing.T) {
 		{"syslog tcp", destinations.Destination{Format: "syslog", Transport: "tcp", Address: byName(ln.Addr().String())}, destinations.Secrets{}},
 		{"cef tls", destinations.Destination{Format: "cef", Transport: "tls", Address: byName(ln.Addr().String())}, destinations.Secrets{}},
 		{"leef udp", destinations.Destination{Format: "leef", Transport: "udp", Address: byName(pc.LocalAddr().String())}, destinations.Secrets{}},
-		{"hec https", destinations.Destination{Format: "hec", Transport: "https", Address: byName(hec.URL)}, destinations.Secrets{Token: "t"}},
+		{"hec https", destinations.Destination{Format: "hec", Transport: "https", Address: byName(hec.URL)}, destinations.Secrets{Token: destination.NewSecret("t")}},
 	} {
 		c.d.OrgID, c.d.ID, c.d.Name = "org_g", "d1", c.name
 		before := accepted.Load()
@@ -116,7 +117,7 @@ func TestHTTPSAnswersCarryNoRemoteText(t *testing.T) {
 	}{
 		{destinations.Destination{Format: "ndjson", Transport: "https", Address: srv.URL + "/redirect"}, destinations.Secrets{}, "HTTP 307: redirects are not followed"},
 		{destinations.Destination{Format: "ocsf", Transport: "https", Address: srv.URL + "/page"}, destinations.Secrets{}, "HTTP 500"},
-		{destinations.Destination{Format: "hec", Transport: "https", Address: srv.URL}, destinations.Secrets{Token: "t"}, "HTTP 403, HEC code 4: invalid token"},
+		{destinations.Destination{Format: "hec", Transport: "https", Address: srv.URL}, destinations.Secrets{Token: destination.NewSecret("t")}, "HTTP 403, HEC code 4: invalid token"},
 	} {
 		c.d.OrgID, c.d.ID, c.d.Name = "org_g", "d1", "x"
 		err := forwarder.Test(ctx, c.d, c.sec, o)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/format/cef"
@@ -154,7 +155,7 @@ func TestRsyslog(t *testing.T) {
 	addr, out := startRsyslog(t)
 	e := newEnv(t)
 	for _, format := range []string{"syslog", "cef", "leef"} {
-		createDest(t, e, destinations.Destination{OrgID: "org_rs", Format: format, Transport: "tcp", Address: addr, Hostname: "audit.example.com"}, destinations.Secrets{})
+		createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_rs"}, Format: format, Transport: "tcp", Address: addr, Hostname: "audit.example.com"}, destinations.Secrets{})
 	}
 	e.run(t, forwarder.Config{})
 	const n = 40

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
@@ -66,7 +67,7 @@ func (s spec) apply(d *destinations.Destination) {
 	set(&d.HECIndex, s.HECIndex)
 	set(&d.HECSourceType, s.HECSourceType)
 	if s.Actions != nil {
-		d.Actions = append([]string(nil), (*s.Actions)...)
+		d.Filters = append([]string(nil), (*s.Actions)...)
 	}
 	if s.TLS != nil {
 		d.TLS = transport.TLS{CAPEM: s.TLS.CAPEM, CertPEM: s.TLS.CertPEM, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify}
@@ -80,9 +81,9 @@ func (s spec) apply(d *destinations.Destination) {
 func (s spec) secrets() destinations.Secrets {
 	var out destinations.Secrets
 	if c := s.Credentials; c != nil {
-		for dst, v := range map[*string]*string{&out.Token: c.Token, &out.AuthValue: c.AuthValue, &out.ClientKeyPEM: c.ClientKeyPEM} {
+		for dst, v := range map[*destination.Secret]*string{&out.Token: c.Token, &out.AuthValue: c.AuthValue, &out.ClientKeyPEM: c.ClientKeyPEM} {
 			if v != nil {
-				*dst = *v
+				*dst = destination.NewSecret(*v)
 			}
 		}
 	}
@@ -130,7 +131,7 @@ type view struct {
 
 func toView(d destinations.Destination) view {
 	v := view{ID: d.ID, Name: d.Name, Format: d.Format, Transport: d.Transport, Address: d.Address, Framing: d.Framing,
-		Actions: d.Actions, AuthHeader: d.AuthHeader, Hostname: d.Hostname, HECIndex: d.HECIndex, HECSourceType: d.HECSourceType,
+		Actions: d.Filters, AuthHeader: d.AuthHeader, Hostname: d.Hostname, HECIndex: d.HECIndex, HECSourceType: d.HECSourceType,
 		Paused: d.Paused, ReplayFrom: d.ReplayFrom, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, CredentialsSet: []string{},
 		TLS: tlsSpec{CAPEM: d.TLS.CAPEM, CertPEM: d.TLS.CertPEM, ServerName: d.TLS.ServerName, InsecureSkipVerify: d.TLS.InsecureSkipVerify}}
 	if v.Actions == nil {
@@ -152,7 +153,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) {
 		e.Write(w)
 		return
 	}
-	d := destinations.Destination{OrgID: c.org}
+	d := destinations.Destination{Fields: destination.Fields{OrgID: c.org}}
 	s.apply(&d)
 	if err := h.check(d); err != nil {
 		h.fail(w, err)

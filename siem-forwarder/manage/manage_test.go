@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -241,7 +242,7 @@ func TestLifecycleAndIsolation(t *testing.T) {
 	if ev, ok := last(t, e.js, "org_e", schemas.ActionAuditSIEMDestinationDeleted); !ok || ev.Targets[0].ID != hecID {
 		t.Fatalf("audit.siem_destination_deleted: %v %+v", ok, ev)
 	}
-	if _, err := e.js.Consumer(context.Background(), topology.FanoutStream, destinations.ConsumerName(destinations.Destination{OrgID: "org_e", ID: hecID})); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if _, err := e.js.Consumer(context.Background(), topology.FanoutStream, destinations.ConsumerName(destinations.Destination{Fields: destination.Fields{OrgID: "org_e", ID: hecID}})); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the deleted destination's consumer remains: %v", err)
 	}
 	if code, _, l := e.call(t, tok, "GET", "/destinations", nil); code != 200 || len(l["destinations"].([]any)) != 1 {

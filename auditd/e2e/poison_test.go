@@ -15,6 +15,8 @@ import (
 
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/destination"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -23,7 +25,6 @@ import (
 	"github.com/takumo/audit/siem-forwarder/forwarder"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
-	"github.com/takumo/audit/platform/netguard"
 )
 
 // counter is an HTTP receiver that counts the requests it accepts.
@@ -111,15 +112,15 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	var siemConsumers []string
 	for range 2 {
 		srv, hits := counter(t)
-		dd, err := dests.Create(ctx, destinations.Destination{OrgID: org, Name: "hec", Format: "hec", Transport: "https", Address: srv.URL},
-			destinations.Secrets{Token: "t"})
+		dd, err := dests.Create(ctx, destinations.Destination{Fields: destination.Fields{OrgID: org}, Name: "hec", Format: "hec", Transport: "https", Address: srv.URL},
+			destinations.Secrets{Token: destination.NewSecret("t")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		siemHits = append(siemHits, hits)
 		siemConsumers = append(siemConsumers, destinations.ConsumerName(dd))
 	}
-	fwd, err := forwarder.New(forwarder.Config{BatchWait: 20 * time.Millisecond, Build: forwarder.BuildOptions{AllowHTTP: true}},
+	fwd, err := forwarder.New(forwarder.Config{BatchWait: 20 * time.Millisecond, Build: forwarder.BuildOptions{AllowHTTP: true, AllowCIDRs: allow}},
 		p.js, dests, forwarder.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/forwarder"
 )
@@ -19,8 +20,8 @@ func TestOutageLongerThanAckWait(t *testing.T) {
 	const ackWait = 2 * time.Second
 	e := newEnvWith(t, destinations.Config{AckWait: ackWait})
 	ra, rb := newTCPReceiver(t), newTCPReceiver(t)
-	da := createDest(t, e, destinations.Destination{OrgID: "org_a", Format: "syslog", Transport: "tcp", Address: ra.addr}, destinations.Secrets{})
-	db := createDest(t, e, destinations.Destination{OrgID: "org_b", Format: "syslog", Transport: "tcp", Address: rb.addr}, destinations.Secrets{})
+	da := createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_a"}, Format: "syslog", Transport: "tcp", Address: ra.addr}, destinations.Secrets{})
+	db := createDest(t, e, destinations.Destination{Fields: destination.Fields{OrgID: "org_b"}, Format: "syslog", Transport: "tcp", Address: rb.addr}, destinations.Secrets{})
 	e.run(t, forwarder.Config{BatchSize: 50, AckWait: ackWait})
 
 	wantA := eventIDs(e.emit(t, "org_a", 20, nil))

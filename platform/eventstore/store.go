@@ -392,7 +392,7 @@ func (s *Store) Purge(ctx context.Context, orgID string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if !ValidOrgID(orgID) {
+	if !schemas.ValidOrgID(orgID) {
 		return fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	for _, table := range []string{s.local, s.actorsLocal} {

@@ -323,7 +323,7 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 			t.Fatalf("%s: send to a closed port succeeded", network)
 		}
 		msg := err.Error()
-		if strings.Count(msg, "dial tcp") != 1 || strings.Count(msg, addr) != 1 || strings.Count(msg, "syslognet") != 1 {
+		if strings.Count(msg, "dial tcp") > 1 || strings.Count(msg, addr) != 1 || strings.Count(msg, "syslognet") != 1 || strings.Count(msg, "connection refused") != 1 {
 			t.Errorf("%s: %q repeats or lacks its context", network, msg)
 		}
 		var op *net.OpError
@@ -342,8 +342,10 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 		t.Fatal("https send to a closed port succeeded")
 	}
 	msg := err.Error()
-	if strings.Count(msg, "Post") != 1 || strings.Count(msg, addr) != 2 || strings.Contains(msg, "s3cret") || strings.Count(msg, "httpsend") != 1 {
-		// The address appears in the URL and in the dial error beneath it.
+	if strings.Count(strings.ToLower(msg), "post") != 1 || strings.Count(msg, addr) != 1 || strings.Contains(msg, "s3cret") ||
+		strings.Count(msg, "httpsend") != 1 || strings.Count(msg, "connection refused") != 1 {
+		// The address appears once, in the redacted URL; the cause is told
+		// without the dialled address.
 		t.Errorf("http: %q repeats its context or shows the query", msg)
 	}
 }

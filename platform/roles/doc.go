@@ -1,0 +1,31 @@
+// Package roles is the one table of the roles a Takumo Audit process can
+// run, what each depends on, and the configuration and construction of
+// the roles every process shares (ops HTTP, NATS bus, event store,
+// topology, org settings, the audit recorder).
+//
+// The module graph shapes it: platform cannot import the service modules,
+// so the table of role names and dependencies (Deps) lives here, each
+// service module provides its role's constructor next to the role
+// (ingestor/role, query/role, webhook-dispatcher/role,
+// siem-forwarder/role), and each main passes the constructors it links to
+// Process.Run, which orders them by the table and runs them as
+// platform/lifecycle stages. auditd links every constructor; each
+// standalone binary links its own.
+//
+// Each role's configuration is one struct with envconfig tags, declared
+// once next to the role and embedded by every binary that runs it, so a
+// knob has the same variable and default in every deployment. Tags carry
+// the full AUDIT_ name and Load reads them with no prefix, so no binary
+// ever falls back to an unprefixed variable (NATS_URL, HTTP_ADDR, ...).
+//
+// Topology has one owner. A process created with Owner set (auditd, or
+// `auditd topology` in separate deployments) creates and updates streams,
+// consumers and key-value buckets; every other process only waits for
+// them and reports drift (topology.Verifier) without changing anything.
+// Require is the single place roles declare what they need.
+//
+// Shutdown follows one rule everywhere: the whole orderly stop gets
+// AUDIT_SHUTDOWN_TIMEOUT; a delivery role may spend at most half of it
+// (Process.StageBudget) on its last attempt, so the rest of the stop
+// sequence keeps the other half.
+package roles

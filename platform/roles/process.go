@@ -1,0 +1,172 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/health"
+	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
+)
+
+// Constructor returns the lifecycle stage of one role in p. It runs before
+// anything starts; the stage's Start finds what earlier roles opened in p.
+type Constructor func(p *Process) lifecycle.Stage
+
+// Authorizer authenticates a request and checks one permission; the query
+// role provides it to the management APIs.
+type Authorizer interface {
+	Authorize(r *http.Request, perm string) (orgID, subject string, err error)
+}
+
+// Process holds what the roles of one process share. Roles fill its
+// fields as they start, in dependency order; a role reads only fields of
+// roles it depends on (Deps).
+type Process struct {
+	// Name is the binary's name, used for NATS connection names and logs.
+	Name string
+	// Owner makes this process the topology owner: it creates and updates
+	// streams, consumers and buckets. Only auditd and `auditd topology`
+	// set it.
+	Owner bool
+	// Config is the process-wide configuration.
+	Config ProcessConfig
+	// HTTPAddr is where the Ops role listens.
+	HTTPAddr string
+
+	Log      *zap.Logger
+	Registry *prometheus.Registry
+	// Health serves /healthz, /readyz and /metrics; roles mount their
+	// routes on Health.Mux() and add readiness checks.
+	Health *health.Handler
+
+	// Set by Bus.
+	JS jetstream.JetStream
+	// Set by Topology: KV opens key-value buckets (create-or-update for
+	// the owner, bind-and-verify for everyone else); Verifier reports
+	// drift.
+	KV       jetstream.JetStream
+	Verifier *topology.Verifier
+	// Set by Store: Events serves reads; Writer inserts, migrates and
+	// applies plan changes (nil when the process has only a read user).
+	Events *eventstore.Store
+	Writer *eventstore.Store
+	// Set by Settings, Recorder and Query.
+	Settings *orgsettings.Store
+	Recorder *producer.Producer
+	Auth     Authorizer
+
+	mu       sync.Mutex
+	conns    func(role string) (*nats.Conn, error)
+	addr     net.Addr
+	manager  *lifecycle.Manager
+	checking bool
+}
+
+// New returns a process named name. The registry gets the Go and process
+// collectors; /readyz answers "ready" only while every role has started
+// and stopping has not begun.
+func New(name string, cfg ProcessConfig, httpAddr string, log *zap.Logger) *Process {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Process{Name: name, Config: cfg, HTTPAddr: httpAddr, Log: log, Registry: reg, Health: health.New(reg)}
+}
+
+// StageBudget is the most a delivery role may spend on its last attempt
+// while stopping: half of AUDIT_SHUTDOWN_TIMEOUT.
+func (p *Process) StageBudget() time.Duration { return p.Config.ShutdownTimeout / 2 }
+
+// Conn returns the NATS connection a role uses. Every role shares the bus
+// connection today; this is the one place to give each role its own.
+func (p *Process) Conn(role string) (*nats.Conn, error) {
+	p.mu.Lock()
+	f := p.conns
+	p.mu.Unlock()
+	if f == nil {
+		return nil, errors.New("roles: the bus has not started")
+	}
+	return f(role)
+}
+
+// Addr is the address the Ops role listens on, nil before it started.
+func (p *Process) Addr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// Require makes sure objs exist: the owner creates or updates them,
+// every other process waits for them and reports drift.
+func (p *Process) Require(ctx context.Context, objs topology.Objects) error {
+	if p.Owner {
+		return topology.Apply(ctx, p.JS, objs)
+	}
+	if p.Verifier == nil {
+		return errors.New("roles: the topology role has not started")
+	}
+	_, err := p.Verifier.Verify(ctx, objs)
+	return err
+}
+
+// Ready reports whether every role has started and none is stopping.
+func (p *Process) Ready() error {
+	p.mu.Lock()
+	m := p.manager
+	p.mu.Unlock()
+	if m == nil {
+		return errors.New("not started")
+	}
+	return m.Ready()
+}
+
+// Run starts targets and the roles they depend on (Deps), in order, with
+// the constructors given, and stops them in reverse order under
+// AUDIT_SHUTDOWN_TIMEOUT once ctx ends or a role fails. A role without a
+// constructor is an error: the binary does not link it.
+func (p *Process) Run(ctx context.Context, targets []string, ctors map[string]Constructor) error {
+	if err := p.Config.Validate(); err != nil {
+		return err
+	}
+	names, err := lifecycle.Order(Deps, targets...)
+	if err != nil {
+		return err
+	}
+	stages := make([]lifecycle.Stage, 0, len(names))
+	for _, n := range names {
+		c, ok := ctors[n]
+		if !ok {
+			return fmt.Errorf("roles: %s needs role %s, which %s does not provide", p.Name, n, p.Name)
+		}
+		s := c(p)
+		s.Name = n
+		stages = append(stages, s)
+	}
+	m := lifecycle.New(p.Config.ShutdownTimeout, p.Log, stages...)
+	p.mu.Lock()
+	p.manager = m
+	p.mu.Unlock()
+	p.Health.AddCheck("roles", func(context.Context) error { return m.Ready() })
+	p.Log.Debug("starting roles", zap.Strings("roles", names))
+	err = m.Run(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,63 @@
+package roles
+
+// Role names.
+const (
+	// Ops serves /healthz, /readyz and /metrics, and the routes other
+	// roles mount. It starts first so probes answer during start-up.
+	Ops = "ops"
+	// Bus is the NATS connection (and, in auditd, the embedded server).
+	Bus = "bus"
+	// Store is the ClickHouse event store.
+	Store = "store"
+	// Topology creates (owner) or verifies (everyone else) the shared
+	// streams and consumers.
+	Topology = "topology"
+	// Settings is the org settings store (AUDIT_ORG_SETTINGS bucket).
+	Settings = "settings"
+	// Recorder records the services' own actions as audit events.
+	Recorder = "recorder"
+	// Ingestor stores events from AUDIT_EVENTS in ClickHouse.
+	Ingestor = "ingestor"
+	// Webhooks delivers events to webhook endpoints.
+	Webhooks = "webhooks"
+	// WebhooksAPI serves /v1/webhooks.
+	WebhooksAPI = "webhooks-api"
+	// SIEM forwards events to SIEM destinations.
+	SIEM = "siem"
+	// SIEMAPI serves /v1/siem.
+	SIEMAPI = "siem-api"
+	// Query serves the read API and the log page.
+	Query = "query"
+	// Demo emits demo events (auditd only).
+	Demo = "demo"
+)
+
+// Deps is the dependency table: each role starts after the roles it lists
+// and stops before them. A management API and the delivery role beside it
+// share one opened store; whichever starts first opens it, so the API does
+// not depend on delivery running in the same process.
+var Deps = map[string][]string{
+	Ops:         nil,
+	Bus:         {Ops},
+	Store:       {Ops},
+	Topology:    {Bus},
+	Settings:    {Topology},
+	Recorder:    {Topology},
+	Ingestor:    {Store, Settings},
+	Webhooks:    {Settings, Recorder},
+	SIEM:        {Topology},
+	Query:       {Store, Settings, Recorder},
+	WebhooksAPI: {Query},
+	SIEMAPI:     {Query},
+	Demo:        {Settings, Ingestor},
+}
+
+// Standalone role sets: what each binary runs. auditd runs them all.
+var (
+	IngestorRoles      = []string{Ingestor}
+	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI}
+	WebhookRoles       = []string{Webhooks}
+	SIEMRoles          = []string{SIEM}
+	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Demo}
+	TopologyOwnerRoles = []string{Topology}
+)

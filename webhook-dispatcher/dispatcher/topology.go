@@ -32,9 +32,6 @@ const (
 	FanoutConsumer = "webhook-dispatcher"
 )
 
-// fanoutAckWait is the fan-out consumer's ack wait.
-const fanoutAckWait = 30 * time.Second
-
 // Headers of a delivery message.
 const (
 	hdrEventID   = "Audit-Event-Id"
@@ -74,57 +71,70 @@ type TopologyManager interface {
 
 var _ TopologyManager = (jetstream.JetStream)(nil)
 
-// EnsureTopology creates or updates the dispatcher's streams and its
-// durable consumer on AUDIT_FANOUT, which starts with the events published
-// after it is first created. It is idempotent; call it at start-up. The
-// shared streams must exist (topology.Ensure).
-func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
+// TopologyObjects lists the dispatcher's streams and its durable consumer
+// on AUDIT_FANOUT, which starts with the events published after it is
+// first created. The shared streams must exist (topology.Ensure).
+func TopologyObjects(cfg Config) (topology.Objects, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
+		return topology.Objects{}, err
+	}
+	return topology.Objects{
+		Streams: []jetstream.StreamConfig{{
+			Name:        DeliveriesStream,
+			Description: "Takumo Audit webhook deliveries waiting for their endpoint (work queue)",
+			Subjects:    []string{DeliveriesSubjects},
+			Retention:   jetstream.WorkQueuePolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxBytes:    cfg.DeliveriesMaxBytes,
+			MaxMsgs:     -1,
+			MaxMsgSize:  256 << 10,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DuplicateWindow,
+		}, {
+			Name:              AttemptsStream,
+			Description:       "Takumo Audit webhook delivery attempts (log, kept with limits)",
+			Subjects:          []string{AttemptsSubjects},
+			Retention:         jetstream.LimitsPolicy,
+			Discard:           jetstream.DiscardOld,
+			MaxMsgsPerSubject: cfg.AttemptLogPerEndpoint,
+			MaxAge:            cfg.AttemptLogMaxAge,
+			MaxBytes:          cfg.AttemptLogMaxBytes,
+			MaxMsgs:           -1,
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+		}},
+		Consumers: []topology.Consumer{{Stream: topology.FanoutStream, Config: jetstream.ConsumerConfig{
+			Durable:       FanoutConsumer,
+			Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       fanoutAckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: 20_000,
+			FilterSubject: topology.EventsSubjects,
+			Replicas:      cfg.Replicas,
+		}}},
+	}, nil
+}
+
+// EnsureTopology creates or updates the objects of TopologyObjects. It is
+// idempotent; only the topology owner calls it.
+func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
+	objs, err := TopologyObjects(cfg)
+	if err != nil {
 		return err
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        DeliveriesStream,
-		Description: "Takumo Audit webhook deliveries waiting for their endpoint (work queue)",
-		Subjects:    []string{DeliveriesSubjects},
-		Retention:   jetstream.WorkQueuePolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    cfg.DeliveriesMaxBytes,
-		MaxMsgs:     -1,
-		MaxMsgSize:  256 << 10,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.DuplicateWindow,
-	}); err != nil {
-		return fmt.Errorf("dispatcher: stream %s: %w", DeliveriesStream, err)
+	for _, s := range objs.Streams {
+		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
+			return fmt.Errorf("dispatcher: stream %s: %w", s.Name, err)
+		}
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              AttemptsStream,
-		Description:       "Takumo Audit webhook delivery attempts (log, kept with limits)",
-		Subjects:          []string{AttemptsSubjects},
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardOld,
-		MaxMsgsPerSubject: cfg.AttemptLogPerEndpoint,
-		MaxAge:            cfg.AttemptLogMaxAge,
-		MaxBytes:          cfg.AttemptLogMaxBytes,
-		MaxMsgs:           -1,
-		Storage:           jetstream.FileStorage,
-		Replicas:          cfg.Replicas,
-	}); err != nil {
-		return fmt.Errorf("dispatcher: stream %s: %w", AttemptsStream, err)
-	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{
-		Durable:       FanoutConsumer,
-		Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       fanoutAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 20_000,
-		FilterSubject: topology.EventsSubjects,
-		Replicas:      cfg.Replicas,
-	}); err != nil {
-		return fmt.Errorf("dispatcher: consumer %s: %w", FanoutConsumer, err)
+	for _, c := range objs.Consumers {
+		if _, err := js.CreateOrUpdateConsumer(ctx, c.Stream, c.Config); err != nil {
+			return fmt.Errorf("dispatcher: consumer %s: %w", c.Config.Durable, err)
+		}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 	"github.com/takumo/audit/webhook-dispatcher/manage"
@@ -37,6 +38,13 @@ type Config struct {
 	// AllowCIDRs lists internal ranges endpoints may reach anyway
 	// (netguard.ParseAllow), e.g. "10.20.0.0/16".
 	AllowCIDRs string
+	// Require, when set, makes sure the dispatcher's streams and consumer
+	// exist instead of Open creating them (platform/roles: the topology
+	// owner creates them, other processes verify). Nil creates them.
+	Require func(ctx context.Context, objs topology.Objects) error
+	// Buckets, when set, opens the endpoints bucket instead of js
+	// (topology.Bind in processes that do not own the topology).
+	Buckets endpoints.KeyValueCreator
 }
 
 // Service is an opened dispatcher. Safe for concurrent use.
@@ -72,10 +80,22 @@ func Open(ctx context.Context, cfg Config, js jetstream.JetStream, plans dispatc
 		log.Warn("plain http webhook endpoints are allowed: for development only")
 	}
 	guard := netguard.New(netguard.Webhooks(cfg.AllowHTTP, allow))
-	if err := dispatcher.EnsureTopology(ctx, js, cfg.Dispatcher); err != nil {
+	if cfg.Require != nil {
+		objs, err := dispatcher.TopologyObjects(cfg.Dispatcher)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.Require(ctx, objs); err != nil {
+			return nil, err
+		}
+	} else if err := dispatcher.EnsureTopology(ctx, js, cfg.Dispatcher); err != nil {
 		return nil, err
 	}
-	registry, err := endpoints.Open(ctx, js, box, endpoints.Config{Replicas: cfg.Dispatcher.Replicas, CheckURL: guard.CheckURL}, log.Named("endpoints"))
+	var buckets endpoints.KeyValueCreator = js
+	if cfg.Buckets != nil {
+		buckets = cfg.Buckets
+	}
+	registry, err := endpoints.Open(ctx, buckets, box, endpoints.Config{Replicas: cfg.Dispatcher.Replicas, CheckURL: guard.CheckURL}, log.Named("endpoints"))
 	if err != nil {
 		return nil, err
 	}

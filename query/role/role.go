@@ -1,0 +1,174 @@
+// Package role is the query service's role for platform/roles: the read
+// API and the log page (roles.Query), its configuration and the bearer
+// token keys, declared once for auditd and cmd/query, and the one
+// implementation of the token-minting subcommand (auditd token, query
+// token).
+package role
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/query"
+)
+
+// QueryConfig tunes the read API.
+type QueryConfig struct {
+	QueryRatePerSecond float64 `envconfig:"AUDIT_QUERY_RATE_PER_SECOND" default:"10" desc:"requests per second each token may make to the read API"`
+	QueryRateBurst     int     `envconfig:"AUDIT_QUERY_RATE_BURST" default:"40" desc:"burst of requests each token may make"`
+}
+
+// AuthConfig holds the keys bearer tokens are verified and minted with.
+type AuthConfig struct {
+	JWTHMACSecret     string `envconfig:"AUDIT_JWT_HMAC_SECRET" desc:"secret (32+ bytes) verifying HS256/384/512 bearer tokens; with no key configured auditd keeps a development secret in the data directory"`
+	JWTPublicKeysFile string `envconfig:"AUDIT_JWT_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519 or RSA public keys verifying bearer tokens, instead of a secret"`
+	JWTPrivateKeyFile string `envconfig:"AUDIT_JWT_PRIVATE_KEY_FILE" desc:"PEM private key the token subcommand signs with, matching AUDIT_JWT_PUBLIC_KEYS_FILE"`
+	JWTIssuer         string `envconfig:"AUDIT_JWT_ISSUER" desc:"required iss of bearer tokens, when set"`
+	JWTAudience       string `envconfig:"AUDIT_JWT_AUDIENCE" desc:"required aud of bearer tokens, when set"`
+}
+
+// Validate reports every invalid setting at once.
+func (c AuthConfig) Validate() error {
+	var errs []error
+	if c.JWTHMACSecret != "" && c.JWTPublicKeysFile != "" {
+		errs = append(errs, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE, not both"))
+	}
+	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < 32 {
+		errs = append(errs, fmt.Errorf("AUDIT_JWT_HMAC_SECRET must be at least 32 bytes, got %d", len(c.JWTHMACSecret)))
+	}
+	return errors.Join(errs...)
+}
+
+// Verification returns how tokens are verified. With no key configured
+// and devDir set, it uses the development secret kept in devDir (dev is
+// then true); with no key and no devDir it is an error.
+func (c AuthConfig) Verification(devDir string) (a query.AuthConfig, dev bool, err error) {
+	if err := c.Validate(); err != nil {
+		return a, false, err
+	}
+	a = query.AuthConfig{HMACSecret: []byte(c.JWTHMACSecret), Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+	switch {
+	case c.JWTPublicKeysFile != "":
+		b, err := os.ReadFile(c.JWTPublicKeysFile)
+		if err != nil {
+			return a, false, fmt.Errorf("AUDIT_JWT_PUBLIC_KEYS_FILE: %w", err)
+		}
+		a.PublicKeysPEM = b
+		return a, false, nil
+	case c.JWTHMACSecret != "":
+		return a, false, nil
+	case devDir == "":
+		return a, false, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE")
+	}
+	secret, err := query.DevSecret(devDir)
+	if err != nil {
+		return a, false, err
+	}
+	a.HMACSecret = secret
+	return a, true, nil
+}
+
+// SigningKey returns the key tokens are minted with: the private key
+// file, the configured secret, or (devDir set) the development secret.
+func (c AuthConfig) SigningKey(devDir string) (any, error) {
+	switch {
+	case c.JWTPrivateKeyFile != "":
+		b, err := os.ReadFile(c.JWTPrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
+		}
+		return query.ParsePrivateKeyPEM(b)
+	case c.JWTPublicKeysFile != "":
+		return nil, errors.New("tokens for AUDIT_JWT_PUBLIC_KEYS_FILE need the private key: set AUDIT_JWT_PRIVATE_KEY_FILE")
+	case c.JWTHMACSecret != "":
+		return []byte(c.JWTHMACSecret), nil
+	case devDir == "":
+		return nil, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PRIVATE_KEY_FILE")
+	}
+	return query.DevSecret(devDir)
+}
+
+// MintCommand is the token subcommand of auditd and query: it parses
+// args, mints a token signed with c's key (the development secret in
+// devDir when devDir is set and no key is configured) and prints it.
+func MintCommand(name string, c AuthConfig, devDir string, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet(name+" token", flag.ContinueOnError)
+	org := fs.String("org", "", "org id the token acts on (required, except for "+query.PermOperator+")")
+	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	var perms []string
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				perms = append(perms, p)
+			}
+		}
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(perms) == 0 {
+		return errors.New("name at least one -perm (" + strings.Join(query.KnownPermissions, ", ") + ")")
+	}
+	for _, p := range perms {
+		if !slices.Contains(query.KnownPermissions, p) {
+			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(query.KnownPermissions, ", "))
+		}
+	}
+	if *org == "" && !slices.Contains(perms, query.PermOperator) {
+		return errors.New("-org is required")
+	}
+	key, err := c.SigningKey(devDir)
+	if err != nil {
+		return err
+	}
+	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+		Issuer: c.JWTIssuer, Audience: c.JWTAudience}, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, tok)
+	return err
+}
+
+// New returns the query role: the read API under /v1/ and the log page at
+// /, with tokens verified as auth says (devDir as in Verification). It
+// sets p.Auth for the management APIs.
+func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
+	return func(p *roles.Process) lifecycle.Stage {
+		return lifecycle.Stage{Start: func(context.Context) error {
+			if cfg.QueryRatePerSecond <= 0 || cfg.QueryRateBurst < 1 {
+				return errors.New("AUDIT_QUERY_RATE_PER_SECOND and AUDIT_QUERY_RATE_BURST must be positive")
+			}
+			a, dev, err := auth.Verification(devDir)
+			if err != nil {
+				return err
+			}
+			if dev {
+				p.Log.Warn("bearer tokens are verified with a development secret kept in the data directory; set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE in production")
+			}
+			deps := query.Deps{Events: p.Events, Settings: p.Settings, Recorder: p.Recorder, Logger: p.Log.Named("query")}
+			if p.Writer != nil {
+				deps.Retention = p.Writer
+			}
+			svc, err := query.New(query.Config{Auth: a, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst}, deps)
+			if err != nil {
+				return err
+			}
+			p.Auth = svc
+			// The more specific health and API routes keep their handlers.
+			p.Health.Mux().Handle("/", svc.Handler())
+			return nil
+		}}
+	}
+}

@@ -1,0 +1,127 @@
+// Package role is the SIEM forwarder's roles for platform/roles: delivery
+// (roles.SIEM) and the management API (roles.SIEMAPI), their
+// configuration, declared once for auditd, cmd/siem-forwarder and
+// cmd/query, and their constructors.
+package role
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/siem-forwarder/forwarder"
+	"github.com/takumo/audit/siem-forwarder/manage"
+)
+
+// SIEMConfig tunes SIEM forwarding.
+type SIEMConfig struct {
+	SIEMBatchSize int           `envconfig:"AUDIT_SIEM_BATCH_SIZE" default:"1000" desc:"most events per send to a SIEM destination"`
+	SIEMBatchWait time.Duration `envconfig:"AUDIT_SIEM_BATCH_WAIT" default:"200ms" desc:"longest wait for a SIEM batch to fill"`
+	SIEMAckWait   time.Duration `envconfig:"AUDIT_SIEM_ACK_WAIT" default:"30s" desc:"ack wait of the SIEM destinations' consumers"`
+	SIEMHostname  string        `envconfig:"AUDIT_SIEM_HOSTNAME" desc:"syslog HOSTNAME and HEC host when a destination sets none; default: the machine's hostname"`
+}
+
+func (c SIEMConfig) build() forwarder.BuildOptions {
+	host := c.SIEMHostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	return forwarder.BuildOptions{Hostname: host}
+}
+
+// Role holds the destinations store a process opens once for both of its
+// roles.
+type Role struct {
+	cfg  SIEMConfig
+	seal roles.SealConfig
+	topo roles.TopologyConfig
+
+	mu    sync.Mutex
+	store *destinations.Store
+}
+
+// New returns the SIEM roles of one process.
+func New(cfg SIEMConfig, seal roles.SealConfig, topo roles.TopologyConfig) *Role {
+	return &Role{cfg: cfg, seal: seal, topo: topo}
+}
+
+func (r *Role) open(ctx context.Context, p *roles.Process) (*destinations.Store, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store != nil {
+		return r.store, nil
+	}
+	if r.seal.SecretKeys == "" {
+		return nil, errors.New("AUDIT_SECRET_KEYS is required for SIEM destinations")
+	}
+	keys, err := secretbox.ParseKeys(r.seal.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
+	}
+	box, err := secretbox.New(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
+	}
+	s, err := destinations.Open(ctx, p.KV, box, destinations.Config{Replicas: r.topo.StreamReplicas, AckWait: r.cfg.SIEMAckWait})
+	if err != nil {
+		return nil, fmt.Errorf("siem destinations: %w", err)
+	}
+	r.store = s
+	return s, nil
+}
+
+// Forwarder is the roles.SIEM role: it forwards until stopped, each
+// delivery loop making a last attempt at its batch within the stage
+// budget.
+func (r *Role) Forwarder() roles.Constructor {
+	return func(p *roles.Process) lifecycle.Stage {
+		var fwd *forwarder.Forwarder
+		return lifecycle.Stage{
+			Start: func(ctx context.Context) error {
+				store, err := r.open(ctx, p)
+				if err != nil {
+					return err
+				}
+				fwd, err = forwarder.New(forwarder.Config{BatchSize: r.cfg.SIEMBatchSize, BatchWait: r.cfg.SIEMBatchWait, AckWait: r.cfg.SIEMAckWait,
+					ShutdownTimeout: p.StageBudget(), Build: r.cfg.build()},
+					p.JS, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry))
+				if err != nil {
+					return fmt.Errorf("siem forwarder: %w", err)
+				}
+				return nil
+			},
+			Run: func(ctx context.Context) error {
+				if err := fwd.Run(ctx); err != nil {
+					return fmt.Errorf("siem forwarder: %w", err)
+				}
+				return nil
+			},
+		}
+	}
+}
+
+// API is the roles.SIEMAPI role: /v1/siem, authenticated like the read API.
+func (r *Role) API() roles.Constructor {
+	return func(p *roles.Process) lifecycle.Stage {
+		return lifecycle.Stage{Start: func(ctx context.Context) error {
+			store, err := r.open(ctx, p)
+			if err != nil {
+				return err
+			}
+			h, err := manage.New(manage.Config{Build: r.cfg.build()}, manage.Deps{Auth: p.Auth, Store: store, Plans: p.Settings,
+				Audit: p.Recorder, Logger: p.Log.Named("siem.manage")})
+			if err != nil {
+				return fmt.Errorf("siem management API: %w", err)
+			}
+			p.Health.Mux().Handle("/v1/siem/", h)
+			return nil
+		}}
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/query"
@@ -51,11 +53,11 @@ func (c AuthConfig) Validate() error {
 // Verification returns how tokens are verified. With no key configured
 // and devDir set, it uses the development secret kept in devDir (dev is
 // then true); with no key and no devDir it is an error.
-func (c AuthConfig) Verification(devDir string) (a query.AuthConfig, dev bool, err error) {
+func (c AuthConfig) Verification(devDir string) (a httpapi.AuthConfig, dev bool, err error) {
 	if err := c.Validate(); err != nil {
 		return a, false, err
 	}
-	a = query.AuthConfig{HMACSecret: []byte(c.JWTHMACSecret), Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+	a = httpapi.AuthConfig{HMACSecret: []byte(c.JWTHMACSecret), Issuer: c.JWTIssuer, Audience: c.JWTAudience}
 	switch {
 	case c.JWTPublicKeysFile != "":
 		b, err := os.ReadFile(c.JWTPublicKeysFile)
@@ -69,7 +71,7 @@ func (c AuthConfig) Verification(devDir string) (a query.AuthConfig, dev bool, e
 	case devDir == "":
 		return a, false, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE")
 	}
-	secret, err := query.DevSecret(devDir)
+	secret, err := auditapi.DevSecret(devDir)
 	if err != nil {
 		return a, false, err
 	}
@@ -86,7 +88,7 @@ func (c AuthConfig) SigningKey(devDir string) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("AUDIT_JWT_PRIVATE_KEY_FILE: %w", err)
 		}
-		return query.ParsePrivateKeyPEM(b)
+		return auditapi.ParsePrivateKeyPEM(b)
 	case c.JWTPublicKeysFile != "":
 		return nil, errors.New("tokens for AUDIT_JWT_PUBLIC_KEYS_FILE need the private key: set AUDIT_JWT_PRIVATE_KEY_FILE")
 	case c.JWTHMACSecret != "":
@@ -94,7 +96,7 @@ func (c AuthConfig) SigningKey(devDir string) (any, error) {
 	case devDir == "":
 		return nil, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PRIVATE_KEY_FILE")
 	}
-	return query.DevSecret(devDir)
+	return auditapi.DevSecret(devDir)
 }
 
 // MintCommand is the token subcommand of auditd and query: it parses
@@ -102,11 +104,11 @@ func (c AuthConfig) SigningKey(devDir string) (any, error) {
 // devDir when devDir is set and no key is configured) and prints it.
 func MintCommand(name string, c AuthConfig, devDir string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(name+" token", flag.ContinueOnError)
-	org := fs.String("org", "", "org id the token acts on (required, except for "+query.PermOperator+")")
+	org := fs.String("org", "", "org id the token acts on (required, except for "+auditapi.PermOperator+")")
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
 	var perms []string
-	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(query.KnownPermissions, ", "), func(s string) error {
+	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(auditapi.KnownPermissions, ", "), func(s string) error {
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				perms = append(perms, p)
@@ -118,21 +120,21 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 		return err
 	}
 	if len(perms) == 0 {
-		return errors.New("name at least one -perm (" + strings.Join(query.KnownPermissions, ", ") + ")")
+		return errors.New("name at least one -perm (" + strings.Join(auditapi.KnownPermissions, ", ") + ")")
 	}
 	for _, p := range perms {
-		if !slices.Contains(query.KnownPermissions, p) {
-			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(query.KnownPermissions, ", "))
+		if !slices.Contains(auditapi.KnownPermissions, p) {
+			return fmt.Errorf("unknown permission %q (want %s)", p, strings.Join(auditapi.KnownPermissions, ", "))
 		}
 	}
-	if *org == "" && !slices.Contains(perms, query.PermOperator) {
+	if *org == "" && !slices.Contains(perms, auditapi.PermOperator) {
 		return errors.New("-org is required")
 	}
 	key, err := c.SigningKey(devDir)
 	if err != nil {
 		return err
 	}
-	tok, err := query.Mint(key, query.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: *org, Subject: *sub, Permissions: perms, TTL: *ttl,
 		Issuer: c.JWTIssuer, Audience: c.JWTAudience}, time.Now())
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/siem-forwarder/destinations"
@@ -22,18 +23,23 @@ import (
 
 // SIEMConfig tunes SIEM forwarding.
 type SIEMConfig struct {
-	SIEMBatchSize int           `envconfig:"AUDIT_SIEM_BATCH_SIZE" default:"1000" desc:"most events per send to a SIEM destination"`
-	SIEMBatchWait time.Duration `envconfig:"AUDIT_SIEM_BATCH_WAIT" default:"200ms" desc:"longest wait for a SIEM batch to fill"`
-	SIEMAckWait   time.Duration `envconfig:"AUDIT_SIEM_ACK_WAIT" default:"30s" desc:"ack wait of the SIEM destinations' consumers"`
-	SIEMHostname  string        `envconfig:"AUDIT_SIEM_HOSTNAME" desc:"syslog HOSTNAME and HEC host when a destination sets none; default: the machine's hostname"`
+	SIEMBatchSize  int           `envconfig:"AUDIT_SIEM_BATCH_SIZE" default:"1000" desc:"most events per send to a SIEM destination"`
+	SIEMBatchWait  time.Duration `envconfig:"AUDIT_SIEM_BATCH_WAIT" default:"200ms" desc:"longest wait for a SIEM batch to fill"`
+	SIEMAckWait    time.Duration `envconfig:"AUDIT_SIEM_ACK_WAIT" default:"30s" desc:"ack wait of the SIEM destinations' consumers"`
+	SIEMHostname   string        `envconfig:"AUDIT_SIEM_HOSTNAME" desc:"syslog HOSTNAME and HEC host when a destination sets none; default: the machine's hostname"`
+	SIEMAllowCIDRs string        `envconfig:"AUDIT_SIEM_ALLOW_CIDRS" desc:"internal address ranges SIEM destinations may reach anyway, comma separated (e.g. 10.30.0.0/16); others are refused"`
 }
 
-func (c SIEMConfig) build() forwarder.BuildOptions {
+func (c SIEMConfig) build() (forwarder.BuildOptions, error) {
 	host := c.SIEMHostname
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	return forwarder.BuildOptions{Hostname: host}
+	allow, err := netguard.ParseAllow(c.SIEMAllowCIDRs)
+	if err != nil {
+		return forwarder.BuildOptions{}, fmt.Errorf("AUDIT_SIEM_ALLOW_CIDRS: %w", err)
+	}
+	return forwarder.BuildOptions{Hostname: host, AllowCIDRs: allow}, nil
 }
 
 // Role holds the destinations store a process opens once for both of its
@@ -89,8 +95,12 @@ func (r *Role) Forwarder() roles.Constructor {
 				if err != nil {
 					return err
 				}
+				build, err := r.cfg.build()
+				if err != nil {
+					return err
+				}
 				fwd, err = forwarder.New(forwarder.Config{BatchSize: r.cfg.SIEMBatchSize, BatchWait: r.cfg.SIEMBatchWait, AckWait: r.cfg.SIEMAckWait,
-					ShutdownTimeout: p.StageBudget(), Build: r.cfg.build()},
+					ShutdownTimeout: p.StageBudget(), Build: build},
 					p.JS, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry))
 				if err != nil {
 					return fmt.Errorf("siem forwarder: %w", err)
@@ -115,7 +125,11 @@ func (r *Role) API() roles.Constructor {
 			if err != nil {
 				return err
 			}
-			h, err := manage.New(manage.Config{Build: r.cfg.build()}, manage.Deps{Auth: p.Auth, Store: store, Plans: p.Settings,
+			build, err := r.cfg.build()
+			if err != nil {
+				return err
+			}
+			h, err := manage.New(manage.Config{Build: build}, manage.Deps{Auth: p.Auth, Store: store, Plans: p.Settings,
 				Audit: p.Recorder, Logger: p.Log.Named("siem.manage")})
 			if err != nil {
 				return fmt.Errorf("siem management API: %w", err)
@@ -123,5 +137,14 @@ func (r *Role) API() roles.Constructor {
 			p.Health.Mux().Handle("/v1/siem/", h)
 			return nil
 		}}
+	}
+}
+
+// Provision creates the destinations and status buckets in the topology
+// owner and forwards nothing: what `auditd topology` runs in place of the
+// SIEM role.
+func (r *Role) Provision() roles.Constructor {
+	return func(p *roles.Process) lifecycle.Stage {
+		return lifecycle.Stage{Start: func(ctx context.Context) error { _, err := r.open(ctx, p); return err }}
 	}
 }

@@ -147,3 +147,15 @@ func (r *Role) API() roles.Constructor {
 		}
 	}
 }
+
+// Provision creates the dispatcher's streams, consumer and endpoints
+// bucket in the topology owner and delivers nothing: what `auditd
+// topology` runs in place of the Webhooks role.
+func (r *Role) Provision() roles.Constructor {
+	return func(p *roles.Process) lifecycle.Stage {
+		return lifecycle.Stage{
+			Start: func(ctx context.Context) error { _, err := r.open(ctx, p); return err },
+			Stop:  func(context.Context) error { return r.close() },
+		}
+	}
+}

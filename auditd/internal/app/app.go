@@ -1,42 +1,38 @@
-// Package app composes auditd: NATS (embedded or external), the event
-// store (embedded engine or server), the ingestor, the webhook dispatcher,
-// the SIEM forwarder, the HTTP endpoints and the optional demo emitter,
-// started in dependency order and stopped in reverse under a deadline.
+// Package app composes auditd from the role table of platform/roles: NATS
+// (embedded or external), the event store (embedded engine or server),
+// the topology (auditd owns it), the ingestor, the webhook dispatcher, the
+// SIEM forwarder, the read and management APIs and the optional demo
+// emitter, started in dependency order and stopped in reverse under
+// AUDIT_SHUTDOWN_TIMEOUT.
 package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/takumo/audit/auditd/internal/demo"
-	"github.com/takumo/audit/ingestor"
+	ingestrole "github.com/takumo/audit/ingestor/role"
 	"github.com/takumo/audit/platform/auditapi"
-	"github.com/takumo/audit/platform/health"
-	"github.com/takumo/audit/platform/natsembed"
-	"github.com/takumo/audit/platform/orgsettings"
-	"github.com/takumo/audit/platform/topology"
-	"github.com/takumo/audit/producer"
-	"github.com/takumo/audit/query"
+	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/secretbox"
+	queryrole "github.com/takumo/audit/query/role"
+	siemrole "github.com/takumo/audit/siem-forwarder/role"
+	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
 )
 
-// Run starts auditd and blocks until ctx is cancelled or a part fails,
-// then stops everything in order: readiness off, demo off, webhook
-// dispatcher and SIEM forwarder stopped (each makes a last attempt at the
-// batch in hand), ingestor drained with its last batch flushed, HTTP
-// server, store, NATS.
+// Run starts auditd and blocks until ctx is cancelled or a role fails,
+// then stops the roles in reverse order: demo off, APIs, SIEM forwarder
+// and webhook dispatcher (each makes a last attempt at the batch in
+// hand), ingestor drained with its last batch flushed, recorder, settings,
+// store, NATS, and the HTTP server last (/readyz fails from the start of
+// the stop).
 func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -44,256 +40,69 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-
-	// Open the store first: a missing embedded engine is the most likely
-	// first-run problem, and it needs nothing else.
-	store, closeStore, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-
-	nc, closeNATS, err := connectNATS(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeNATS()
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	topo := topology.Config{
-		Replicas:        cfg.StreamReplicas,
-		MaxBytes:        cfg.StreamMaxBytes,
-		DuplicateWindow: cfg.DuplicateWindow,
-		IngestAckWait:   cfg.IngestAckWait,
-		FanoutMaxBytes:  cfg.FanoutMaxBytes,
-		FanoutMaxAge:    cfg.FanoutMaxAge,
-	}
-	topo.SetDefaults()
-	if err := topology.Ensure(ctx, js, topo); err != nil {
-		return err
-	}
-	settings, err := orgsettings.Open(ctx, js, cfg.StreamReplicas, orgsettings.Plan(cfg.DefaultPlan), log.Named("orgsettings"))
-	if err != nil {
-		return err
-	}
-	defer settings.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(topology.NewLagCollector(js))
-
-	ing, err := ingestor.New(ingestor.Config{
-		BatchSize: cfg.IngestBatchSize,
-		BatchWait: cfg.IngestBatchWait,
-		AckWait:   topo.IngestAckWait,
-	}, js, store, settings, ingestor.WithLogger(log.Named("ingestor")), ingestor.WithRegisterer(reg))
-	if err != nil {
-		return err
-	}
-
-	auth, devKey, err := AuthConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if devKey {
-		log.Warn("bearer tokens are verified with a development secret kept in the data directory; set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE in production")
-	}
-	// The query service records exports and settings changes as events.
-	recorder, err := producer.New(js)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = recorder.Close(cctx)
-	}()
-	reads, err := query.New(query.Config{
-		Auth:          auth,
-		RatePerSecond: cfg.QueryRatePerSecond,
-		RateBurst:     cfg.QueryRateBurst,
-	}, query.Deps{Events: store, Retention: store, Settings: settings, Recorder: recorder, Logger: log.Named("query")})
-	if err != nil {
-		return err
-	}
-	keys, err := secretKeys(cfg, log)
-	if err != nil {
-		return err
-	}
-	hooks, hooksAPI, err := openWebhooks(ctx, cfg, js, settings, recorder, reads, store, keys, log, reg)
-	if err != nil {
-		return err
-	}
-	defer hooks.Close()
-	siem, siemAPI, err := openSIEM(ctx, cfg, js, settings, recorder, reads, keys, log, reg)
-	if err != nil {
-		return err
-	}
-
-	ops := health.New(reg)
-	// The query service serves the API under /v1/ and the log page at /;
-	// the more specific health routes keep their own handlers.
-	ops.Mux().Handle("/", reads.Handler())
-	ops.Mux().Handle("/v1/webhooks/", hooksAPI)
-	ops.Mux().Handle("/v1/siem/", siemAPI)
-	ops.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("not connected (%s)", nc.Status())
+	if cfg.SecretKeys == "" {
+		keys, err := devSecretKeys(cfg.DataDir)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	ops.AddCheck("clickhouse", store.Ping)
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
+		log.Warn("webhook secrets and SIEM credentials are sealed with a development key kept in the data directory; set AUDIT_SECRET_KEYS in production")
+		cfg.SecretKeys = keys
 	}
-	// No WriteTimeout: exports stream for as long as they take.
-	srv := &http.Server{Handler: ops, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
-
-	// Each part runs under its own context so shutdown can stop them in order.
-	ingestCtx, stopIngest := context.WithCancel(context.Background())
-	defer stopIngest()
-	demoCtx, stopDemo := context.WithCancel(context.Background())
-	defer stopDemo()
-
-	g, gctx := errgroup.WithContext(ctx)
-	ingestDone := make(chan struct{})
-	g.Go(func() error {
-		defer close(ingestDone)
-		if err := ing.Run(ingestCtx); err != nil {
-			return fmt.Errorf("ingestor: %w", err)
-		}
-		return nil
-	})
-	hooksCtx, stopHooks := context.WithCancel(context.Background())
-	defer stopHooks()
-	hooksDone := make(chan struct{})
-	g.Go(func() error {
-		defer close(hooksDone)
-		if err := hooks.Run(hooksCtx); err != nil {
-			return fmt.Errorf("webhook dispatcher: %w", err)
-		}
-		return nil
-	})
-	siemCtx, stopSIEM := context.WithCancel(context.Background())
-	defer stopSIEM()
-	siemDone := make(chan struct{})
-	g.Go(func() error {
-		defer close(siemDone)
-		if err := siem.Run(siemCtx); err != nil {
-			return fmt.Errorf("siem forwarder: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http: %w", err)
-		}
-		return nil
-	})
-	demoDone := make(chan struct{})
-	if cfg.Demo {
-		g.Go(func() error {
-			defer close(demoDone)
-			return demo.Run(demoCtx, demo.Config{Rate: cfg.DemoRate}, js, settings, log.Named("demo"))
-		})
-	} else {
-		close(demoDone)
+	p := roles.New("auditd", cfg.ProcessConfig, cfg.HTTPAddr, log)
+	p.Owner = true
+	targets := roles.AuditdRoles
+	if !cfg.Demo {
+		targets = targets[:len(targets)-1]
 	}
-	log.Info("auditd ready",
-		zap.String("http", "http://"+ln.Addr().String()),
-		zap.String("nats", natsDescription(cfg, nc)),
-		zap.String("clickhouse", storeDescription(cfg)),
-		zap.String("data_dir", cfg.DataDir),
-		zap.Bool("demo", cfg.Demo))
-	if devKey {
-		logPageLink(log, "http://"+ln.Addr().String(), auth.HMACSecret, cfg)
-	} else {
-		log.Info("log page at http://" + ln.Addr().String() + "/ : the host application opens it with a token in the fragment (/#token=...)")
-	}
-
-	// Shutdown, in order, when the caller or any part stops.
-	g.Go(func() error {
-		<-gctx.Done()
-		log.Info("stopping")
-		deadline := time.AfterFunc(cfg.ShutdownTimeout, func() {
-			log.Error("orderly stop exceeded its deadline; abandoning", zap.Duration("timeout", cfg.ShutdownTimeout))
-			stopHooks()
-			stopSIEM()
-			stopIngest()
-		})
-		defer deadline.Stop()
-		ops.SetStopping()
-		stopDemo()
-		<-demoDone
-		stopHooks()
-		<-hooksDone
-		stopSIEM()
-		<-siemDone
-		stopIngest()
-		<-ingestDone
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
-	err = g.Wait()
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	log.Info("stopped")
-	return err
+	go announce(ctx, p, cfg)
+	return p.Run(ctx, targets, Constructors(cfg))
 }
 
-func connectNATS(cfg Config, log *zap.Logger) (*nats.Conn, func(), error) {
-	if cfg.NATSURL != "" {
-		nc, err := nats.Connect(cfg.NATSURL, nats.Name("auditd"), nats.MaxReconnects(-1))
-		if err != nil {
-			return nil, nil, fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
-		}
-		return nc, func() { _ = nc.Drain() }, nil
-	}
+// Constructors are the roles auditd links: all of them, with NATS and
+// ClickHouse embedded unless URLs are configured.
+func Constructors(cfg Config) map[string]roles.Constructor {
 	listen := cfg.NATSListen
 	if listen == "none" {
 		listen = ""
 	}
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen})
-	if err != nil {
-		return nil, nil, err
+	ctors := roles.Shared(cfg.BusConfig, &roles.EmbeddedBus{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen},
+		cfg.TopologyConfig, cfg.SettingsConfig)
+	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, &roles.EmbeddedStore{Lib: cfg.CHDBLib, Dir: filepath.Join(cfg.DataDir, "clickhouse")})
+	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
+	ctors[roles.Query] = queryrole.New(cfg.QueryConfig, cfg.AuthConfig, cfg.DataDir)
+	hooks := webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig)
+	ctors[roles.Webhooks], ctors[roles.WebhooksAPI] = hooks.Delivery(), hooks.API()
+	siem := siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig)
+	ctors[roles.SIEM], ctors[roles.SIEMAPI] = siem.Forwarder(), siem.API()
+	ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
+		return lifecycle.Stage{Run: func(ctx context.Context) error {
+			return demo.Run(ctx, demo.Config{Rate: cfg.DemoRate}, p.JS, p.Settings, p.Log.Named("demo"))
+		}}
 	}
-	nc, err := srv.Connect("auditd")
-	if err != nil {
-		srv.Close()
-		return nil, nil, fmt.Errorf("nats: %w", err)
-	}
-	log.Debug("embedded NATS server started", zap.String("url", srv.ClientURL()))
-	return nc, func() {
-		_ = nc.Drain()
-		for nc.IsDraining() {
-			time.Sleep(10 * time.Millisecond)
+	return ctors
+}
+
+// announce logs where auditd serves once every role has started.
+func announce(ctx context.Context, p *roles.Process, cfg Config) {
+	for p.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
-		srv.Close()
-	}, nil
-}
-
-func natsDescription(cfg Config, nc *nats.Conn) string {
-	if cfg.NATSURL != "" {
-		return cfg.NATSURL
 	}
-	if u := nc.ConnectedUrl(); u != "" {
-		return "embedded, " + u
+	base := "http://" + p.Addr().String()
+	p.Log.Info("auditd ready",
+		zap.String("http", base),
+		zap.String("nats", roles.BusDescription(cfg.BusConfig, cfg.NATSListen)),
+		zap.String("clickhouse", roles.StoreDescription(cfg.StoreConfig, filepath.Join(cfg.DataDir, "clickhouse"))),
+		zap.String("data_dir", cfg.DataDir),
+		zap.Bool("demo", cfg.Demo))
+	if cfg.JWTHMACSecret == "" && cfg.JWTPublicKeysFile == "" {
+		logPageLink(p.Log, base, cfg)
+	} else {
+		p.Log.Info("log page at " + base + "/ : the host application opens it with a token in the fragment (/#token=...)")
 	}
-	return "embedded, in-process"
-}
-
-func storeDescription(cfg Config) string {
-	if cfg.ClickHouseURL != "" {
-		return "server"
-	}
-	return "embedded, " + filepath.Join(cfg.DataDir, "clickhouse")
 }
 
 // demoLinkOrg is the org of the development link: an Enterprise org of the
@@ -304,8 +113,13 @@ const demoLinkOrg = "org_acme"
 // development token (the development secret is in use, so the token only
 // opens this development instance). The token travels in the URL fragment,
 // which browsers do not send to the server.
-func logPageLink(log *zap.Logger, base string, secret []byte, cfg Config) {
+func logPageLink(log *zap.Logger, base string, cfg Config) {
 	const ttl = 12 * time.Hour
+	secret, err := auditapi.DevSecret(cfg.DataDir)
+	if err != nil {
+		log.Warn("no development link to the log page", zap.Error(err))
+		return
+	}
 	tok, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: demoLinkOrg, Subject: "dev", TTL: ttl,
 		Permissions: []string{auditapi.PermRead, auditapi.PermExport, auditapi.PermManage},
 		Issuer:      cfg.JWTIssuer, Audience: cfg.JWTAudience}, time.Now())
@@ -315,4 +129,40 @@ func logPageLink(log *zap.Logger, base string, secret []byte, cfg Config) {
 	}
 	log.Info("log page for "+demoLinkOrg+" (development token, valid "+ttl.String()+"): "+base+"/#token="+tok,
 		zap.String("other orgs", "bin/auditctl token --org <org> --perm audit.read,audit.export, then paste it on the page"))
+}
+
+// ApplyTopology is `auditd topology`: as the topology owner of a separate
+// deployment it creates or updates every stream, consumer and bucket on
+// AUDIT_NATS_URL with cfg's settings, then exits. Run it before the other
+// processes start and after changing a topology setting; they only
+// verify.
+func ApplyTopology(ctx context.Context, cfg Config, log *zap.Logger) error {
+	if cfg.NATSURL == "" {
+		return errors.New("auditd topology needs AUDIT_NATS_URL")
+	}
+	if cfg.SecretKeys == "" {
+		// Nothing is sealed while provisioning; the buckets only need to exist.
+		cfg.SecretKeys = "provision:" + secretbox.NewKey()
+	}
+	p := roles.New("auditd-topology", cfg.ProcessConfig, "127.0.0.1:0", log)
+	p.Owner = true
+	ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
+	ctors[roles.Webhooks] = webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig).Provision()
+	ctors[roles.SIEM] = siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig).Provision()
+	rctx, done := context.WithCancel(ctx)
+	defer done()
+	go func() {
+		for p.Ready() != nil && rctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		done()
+	}()
+	if err := p.Run(rctx, []string{roles.Topology, roles.Settings, roles.Webhooks, roles.SIEM}, ctors); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	log.Info("topology applied", zap.String("nats", cfg.NATSURL))
+	return nil
 }

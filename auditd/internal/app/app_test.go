@@ -23,6 +23,7 @@ import (
 
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
 
@@ -43,13 +44,16 @@ func baseConfig(t *testing.T) Config {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	return Config{
-		DataDir: t.TempDir(), HTTPAddr: addr, NATSListen: "none", ClickHouseDB: "audit",
-		CHDBLib: chdb.DefaultLibPath(), DefaultPlan: "free", StreamReplicas: 1, StreamMaxBytes: 1 << 30,
-		DuplicateWindow: time.Minute, IngestBatchSize: 1000, IngestBatchWait: 50 * time.Millisecond,
-		IngestAckWait: 30 * time.Second, ShutdownTimeout: 20 * time.Second, DemoRate: 5, LogLevel: "info", LogFormat: "console",
-		QueryRatePerSecond: 10, QueryRateBurst: 40, WebhookAllowHTTP: true, WebhookAllowCIDRs: "127.0.0.0/8", SIEMAllowCIDRs: "127.0.0.0/8",
+	var cfg Config
+	if err := roles.Load(&cfg); err != nil {
+		t.Fatal(err)
 	}
+	cfg.DataDir, cfg.HTTPAddr, cfg.NATSListen, cfg.CHDBLib = t.TempDir(), addr, "none", chdb.DefaultLibPath()
+	cfg.StreamMaxBytes, cfg.DuplicateWindow = 1<<30, time.Minute
+	cfg.IngestBatchSize, cfg.IngestBatchWait = 1000, 50*time.Millisecond
+	cfg.ShutdownTimeout = 20 * time.Second
+	cfg.WebhookAllowHTTP, cfg.WebhookAllowCIDRs, cfg.SIEMAllowCIDRs = true, "127.0.0.0/8", "127.0.0.0/8"
+	return cfg
 }
 
 func TestMissingEngineLibraryIsAClearError(t *testing.T) {
@@ -144,7 +148,7 @@ func TestRunServesHealthAndIngestsTheDemoStream(t *testing.T) {
 		}
 	}
 	// The read API is mounted, with the development key auditd token uses.
-	key, err := SigningKey(cfg)
+	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

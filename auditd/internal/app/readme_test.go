@@ -2,34 +2,53 @@ package app
 
 import (
 	"os"
-	"reflect"
-	"regexp"
+	"slices"
 	"testing"
+
+	"github.com/takumo/audit/platform/roles"
 )
 
 // Every variable auditd reads is documented in the README's configuration
-// table, and the table documents nothing auditd does not read.
+// table for auditd, and the table lists nothing for auditd it does not
+// read. Each standalone binary's cmd package checks its own column the
+// same way (roles.CheckDocumented); here, every row names known binaries.
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	readme, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `(AUDIT_[A-Z_]+)` \\|").FindAllSubmatch(readme, -1) {
-		documented[string(m[1])] = true
+	if err := roles.CheckDocumented(readme, "auditd", &Config{}); err != nil {
+		t.Error(err)
 	}
-	typ := reflect.TypeOf(Config{})
-	read := map[string]bool{}
-	for i := range typ.NumField() {
-		name := "AUDIT_" + typ.Field(i).Tag.Get("envconfig")
-		read[name] = true
-		if !documented[name] {
-			t.Errorf("%s is read by auditd but not in the README's configuration table", name)
+	table := roles.ReadmeTable(readme)
+	if len(table) == 0 {
+		t.Fatal("no configuration table found in the README")
+	}
+	for v, bins := range table {
+		if len(bins) == 0 {
+			t.Errorf("%s names no binary", v)
+		}
+		for _, b := range bins {
+			if !slices.Contains(roles.Binaries, b) {
+				t.Errorf("%s names an unknown binary %q", v, b)
+			}
 		}
 	}
-	for name := range documented {
-		if !read[name] {
-			t.Errorf("%s is in the README's configuration table but auditd does not read it", name)
-		}
+}
+
+// A NATS_URL set for the nats CLI (or DATA_DIR, HTTP_ADDR, LOG_LEVEL) is
+// ignored: auditd still runs its embedded server.
+func TestUnprefixedVariablesAreIgnored(t *testing.T) {
+	for _, v := range []string{"NATS_URL", "DATA_DIR", "HTTP_ADDR", "LOG_LEVEL"} {
+		t.Setenv(v, "nats://elsewhere:4222")
+		t.Setenv("AUDIT_"+v, "")
+		os.Unsetenv("AUDIT_" + v)
+	}
+	var cfg Config
+	if err := roles.Load(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSURL != "" || cfg.DataDir != "./data" || cfg.HTTPAddr != "127.0.0.1:8080" || cfg.LogLevel != "info" {
+		t.Fatalf("an unprefixed variable was read: %+v", cfg)
 	}
 }

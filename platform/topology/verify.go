@@ -80,7 +80,6 @@ func Apply(ctx context.Context, js Manager, objs Objects) error {
 // Reader is the part of jetstream.JetStream a Verifier needs.
 type Reader interface {
 	Stream(ctx context.Context, name string) (jetstream.Stream, error)
-	Consumer(ctx context.Context, stream, consumer string) (jetstream.Consumer, error)
 	KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 }
 
@@ -140,13 +139,28 @@ func (v *Verifier) Verify(ctx context.Context, objs Objects) ([]Drift, error) {
 	}
 	for _, want := range objs.Consumers {
 		name := "consumer " + want.Stream + "/" + want.Config.Durable
-		c, err := waitFor(ctx, v, name, func(ctx context.Context) (jetstream.Consumer, error) {
-			return v.js.Consumer(ctx, want.Stream, want.Config.Durable)
+		info, err := waitFor(ctx, v, name, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+			s, err := v.js.Stream(ctx, want.Stream)
+			if err != nil {
+				return nil, err
+			}
+			if want.Config.DeliverSubject != "" {
+				c, err := s.PushConsumer(ctx, want.Config.Durable)
+				if err != nil {
+					return nil, err
+				}
+				return c.CachedInfo(), nil
+			}
+			c, err := s.Consumer(ctx, want.Config.Durable)
+			if err != nil {
+				return nil, err
+			}
+			return c.CachedInfo(), nil
 		})
 		if err != nil {
 			return all, err
 		}
-		all = append(all, v.report(name, consumerDrift(want.Config, c.CachedInfo().Config))...)
+		all = append(all, v.report(name, consumerDrift(want.Config, info.Config))...)
 	}
 	for _, want := range objs.Buckets {
 		if _, d, err := v.Bucket(ctx, want); err != nil {

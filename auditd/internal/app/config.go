@@ -17,10 +17,10 @@ import (
 // it runs, each declared once beside its role and shared with the
 // standalone binaries. Read with roles.Load in main.
 type Config struct {
-	DataDir    string `envconfig:"AUDIT_DATA_DIR" default:"./data" desc:"directory for the embedded NATS and ClickHouse data"`
-	HTTPAddr   string `envconfig:"AUDIT_HTTP_ADDR" default:"127.0.0.1:8080" desc:"address of the HTTP server: the log page, the API, /healthz, /readyz and /metrics"`
-	NATSListen string `envconfig:"AUDIT_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client listener of the embedded NATS server, for producers in other processes; 'none' for in-process only"`
-	CHDBLib    string `envconfig:"AUDIT_CHDB_LIB" desc:"path of libchdb.so for the embedded engine; default: the make chdb cache"`
+	DataDir    string  `envconfig:"AUDIT_DATA_DIR" default:"./data" desc:"directory for the embedded NATS and ClickHouse data"`
+	HTTPAddr   string  `envconfig:"AUDIT_HTTP_ADDR" default:"127.0.0.1:8080" desc:"address of the HTTP server: the log page, the API, /healthz, /readyz and /metrics"`
+	NATSListen string  `envconfig:"AUDIT_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client listener of the embedded NATS server, for producers in other processes; 'none' for in-process only"`
+	CHDBLib    string  `envconfig:"AUDIT_CHDB_LIB" desc:"path of libchdb.so for the embedded engine; default: the make chdb cache"`
 	Demo       bool    `envconfig:"AUDIT_DEMO" default:"false" desc:"emit a continuing stream of realistic events for a few demo organizations"`
 	DemoRate   float64 `envconfig:"AUDIT_DEMO_RATE" default:"5" desc:"demo events per second"`
 	roles.ProcessConfig

@@ -1,0 +1,198 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/platform/topology"
+)
+
+// snapshot is the configuration of every stream (buckets are streams
+// named KV_*) and every consumer on the server.
+func snapshot(t *testing.T, js jetstream.JetStream) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	names := js.StreamNames(ctx)
+	for name := range names.Name() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(s.CachedInfo().Config)
+		out["stream "+name] = string(b)
+		cons := s.ListConsumers(ctx)
+		for ci := range cons.Info() {
+			b, _ := json.Marshal(ci.Config)
+			out["consumer "+name+"/"+ci.Name] = string(b)
+		}
+		if err := cons.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The topology owner creates streams, consumers and buckets; restarting
+// each other role with different settings changes none of them and
+// reports the difference as drift.
+func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	owner := baseConfig(t)
+	owner.NATSURL = srv.ClientURL()
+	owner.IngestAckWait = 45 * time.Second
+	owner.FanoutMaxAge = 48 * time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ApplyTopology(ctx, owner, zaptest.NewLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, js)
+	for _, want := range []string{"stream AUDIT_EVENTS", "consumer AUDIT_EVENTS/ingestor", "stream AUDIT_FANOUT",
+		"consumer AUDIT_FANOUT/webhook-dispatcher", "stream KV_AUDIT_ORG_SETTINGS", "stream AUDIT_WEBHOOK_DELIVERIES"} {
+		if _, ok := before[want]; !ok {
+			t.Fatalf("the owner did not create %s; have %v", want, slices.Sorted(maps.Keys(before)))
+		}
+	}
+	if !strings.Contains(before["consumer AUDIT_EVENTS/ingestor"], `"ack_wait":45000000000`) {
+		t.Fatalf("ingestor consumer = %s, want the owner's 45s ack wait", before["consumer AUDIT_EVENTS/ingestor"])
+	}
+
+	for _, role := range []string{roles.Ingestor, roles.Webhooks, roles.SIEM, roles.Query} {
+		t.Run(role, func(t *testing.T) {
+			cfg := baseConfig(t)
+			cfg.NATSURL = srv.ClientURL()
+			cfg.IngestAckWait = 5 * time.Second
+			cfg.StreamMaxBytes = 2 << 30
+			cfg.FanoutMaxBytes = 1 << 29
+			cfg.FanoutMaxAge = 2 * time.Hour
+			cfg.DuplicateWindow = 3 * time.Minute
+			cfg.StreamReplicas = 3
+			cfg.SecretKeys = "k1:" + secretbox.NewKey()
+			p := roles.New(role, cfg.ProcessConfig, cfg.HTTPAddr, zaptest.NewLogger(t))
+			targets := []string{role}
+			if role == roles.Query {
+				targets = roles.QueryRoles
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(rctx, targets, Constructors(cfg)) }()
+			for p.Ready() != nil {
+				select {
+				case err := <-done:
+					t.Fatalf("%s stopped: %v", role, err)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			// Every process serves the operational endpoints; the standalone
+			// query service's role set included.
+			for _, path := range []string{"/healthz", "/readyz"} {
+				res, err := http.Get("http://" + p.Addr().String() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					t.Errorf("%s %s = %d", role, path, res.StatusCode)
+				}
+			}
+			res, err := http.Get("http://" + p.Addr().String() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body strings.Builder
+			_, _ = io.Copy(&body, res.Body)
+			res.Body.Close()
+			if !strings.Contains(body.String(), `audit_topology_drift{field="ack_wait",object="consumer AUDIT_EVENTS/ingestor"} 1`) ||
+				!strings.Contains(body.String(), `audit_topology_drift{field="max_bytes",object="stream AUDIT_EVENTS"} 1`) {
+				t.Errorf("/metrics does not report the drift:\n%s", grep(body.String(), "audit_topology_drift"))
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			after := snapshot(t, js)
+			for k, v := range before {
+				if after[k] != v {
+					t.Errorf("%s changed:\nbefore %s\nafter  %s", k, v, after[k])
+				}
+			}
+			for k := range after {
+				if _, ok := before[k]; !ok && !strings.HasPrefix(k, "consumer AUDIT_FANOUT/siem_") {
+					t.Errorf("%s was created by a process that does not own the topology", k)
+				}
+			}
+		})
+	}
+}
+
+// A process that does not own the topology waits for it instead of
+// creating it, and gives up only when asked to stop.
+func TestNonOwnerWaitsForTheTopology(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := baseConfig(t)
+	cfg.NATSURL = srv.ClientURL()
+	p := roles.New("webhook-dispatcher", cfg.ProcessConfig, cfg.HTTPAddr, zaptest.NewLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = p.Run(ctx, roles.WebhookRoles, Constructors(cfg))
+	if err != nil && !errors.Is(err, topology.ErrWaiting) {
+		t.Fatalf("Run = %v", err)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if got := snapshot(t, js); len(got) != 0 {
+		t.Fatalf("a non-owner created %v", slices.Sorted(maps.Keys(got)))
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -3,7 +3,6 @@ module github.com/takumo/audit/auditd
 go 1.26.0
 
 require (
-	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/takumo/audit/ingestor v0.0.0
@@ -14,7 +13,6 @@ require (
 	github.com/takumo/audit/siem-forwarder v0.0.0
 	github.com/takumo/audit/webhook-dispatcher v0.0.0
 	go.uber.org/zap v1.28.0
-	golang.org/x/sync v0.25.0
 )
 
 require (
@@ -34,6 +32,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/kelseyhightower/envconfig v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect

@@ -3,13 +3,11 @@ module github.com/takumo/audit/ingestor
 go 1.26.0
 
 require (
-	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/takumo/audit/platform v0.0.0
 	github.com/takumo/audit/schemas v0.0.0
 	go.uber.org/zap v1.28.0
-	golang.org/x/sync v0.23.0
 )
 
 require (
@@ -25,6 +23,7 @@ require (
 	github.com/go-faster/errors v0.8.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/kelseyhightower/envconfig v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -39,6 +38,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
+	github.com/takumo/audit/producer v0.0.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
@@ -52,3 +52,5 @@ replace (
 	github.com/takumo/audit/platform => ../platform
 	github.com/takumo/audit/schemas => ../schemas
 )
+
+replace github.com/takumo/audit/producer => ../producer

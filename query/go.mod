@@ -6,7 +6,6 @@ require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
-	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/takumo/audit/platform v0.0.0
 	github.com/takumo/audit/producer v0.0.0
@@ -14,7 +13,6 @@ require (
 	github.com/takumo/audit/siem-forwarder v0.0.0
 	github.com/takumo/audit/webhook-dispatcher v0.0.0
 	go.uber.org/zap v1.28.0
-	golang.org/x/sync v0.23.0
 )
 
 require (
@@ -31,6 +29,7 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/kelseyhightower/envconfig v1.4.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect

@@ -32,6 +32,9 @@ const (
 	FanoutConsumer = "webhook-dispatcher"
 )
 
+// fanoutAckWait is the fan-out consumer's ack wait.
+const fanoutAckWait = 30 * time.Second
+
 // Headers of a delivery message.
 const (
 	hdrEventID   = "Audit-Event-Id"

@@ -70,11 +70,10 @@ type Process struct {
 	Recorder *producer.Producer
 	Auth     Authorizer
 
-	mu       sync.Mutex
-	conns    func(role string) (*nats.Conn, error)
-	addr     net.Addr
-	manager  *lifecycle.Manager
-	checking bool
+	mu      sync.Mutex
+	conns   func(role string) (*nats.Conn, error)
+	addr    net.Addr
+	manager *lifecycle.Manager
 }
 
 // New returns a process named name. The registry gets the Go and process

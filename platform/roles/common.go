@@ -39,7 +39,7 @@ func NewOps() Constructor {
 				p.mu.Lock()
 				p.addr = ln.Addr()
 				p.mu.Unlock()
-				srv = &http.Server{Handler: p.Health, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+				srv = &http.Server{Handler: p.Health, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 				go func() { errc <- srv.Serve(ln) }()
 				return nil
 			},

@@ -56,7 +56,8 @@ type Service struct {
 	cfg        Config
 }
 
-// Open declares the dispatcher's streams and consumer (call it before
+// Open makes sure the dispatcher's streams and consumer exist (through
+// cfg.Require, or by creating them when it is nil; either way before
 // producers publish events meant for webhooks), opens the registry and
 // builds the engine. The shared streams must exist (topology.Ensure).
 // plans is usually the process's orgsettings.Store, audit its producer.

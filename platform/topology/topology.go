@@ -1,5 +1,7 @@
 // Package topology declares the JetStream streams and the consumers shared by
-// every Takumo Audit service, and creates or updates them idempotently.
+// every Takumo Audit service. The topology owner creates or updates them
+// idempotently (Ensure, Apply); every other process waits for them and
+// reports drift without changing anything (Verifier, Bind).
 //
 // AUDIT_EVENTS holds every event on subjects audit.events.<org_id>.<action>.
 // It uses interest retention: a message stays until every durable consumer
@@ -253,9 +255,11 @@ type StreamManager interface {
 
 var _ StreamManager = (jetstream.JetStream)(nil)
 
-// Ensure creates or updates both streams and the ingestor's durable consumer.
-// It is idempotent and safe to call from every service at start-up. The
-// ingestor's consumer is created here, not only by the ingestor, because the
+// Ensure creates or updates the shared streams, the ingestor's durable
+// consumer and the fan-out source. It is idempotent. Only the topology
+// owner calls it (platform/roles); every other process checks the same
+// objects with a Verifier (Config.Objects) and changes nothing. The
+// ingestor's consumer is created here, not by the ingestor, because the
 // events stream keeps a message only for consumers that exist when it
 // arrives.
 func Ensure(ctx context.Context, js StreamManager, cfg Config) error {

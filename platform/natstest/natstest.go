@@ -36,7 +36,7 @@ func Start(t testing.TB) (*natsembed.Server, *nats.Conn, jetstream.JetStream) {
 }
 
 // StartWithTopology is Start followed by topology.Ensure with cfg (zero
-// fields take their defaults), as every service does at start-up.
+// fields take their defaults), as the topology owner does at start-up.
 func StartWithTopology(t testing.TB, cfg topology.Config) (*natsembed.Server, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	srv, nc, js := Start(t)

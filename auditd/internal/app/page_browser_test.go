@@ -236,7 +236,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	key, err := SigningKey(cfg)
+	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

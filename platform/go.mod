@@ -11,8 +11,11 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/takumo/audit/schemas v0.0.0
+	github.com/transparency-dev/formats v0.1.1
+	github.com/transparency-dev/merkle v0.0.2
 	go.uber.org/zap v1.28.0
 	golang.org/x/time v0.16.0
+	golang.org/x/mod v0.43.0
 )
 
 require (

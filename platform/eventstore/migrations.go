@@ -117,6 +117,11 @@ var migrations = []migration{
 		name:    "first write wins and retention hold",
 		stmts:   firstWriteWins,
 	},
+	{
+		version: 4,
+		name:    "transparency log",
+		stmts:   tlogTables,
+	},
 }
 
 // holdColumnDDL adds the grace-period column: a row is kept at least until
@@ -202,6 +207,56 @@ func firstWriteWins(l layout) []string {
 			"\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/retention_changes_local', '{replica}', changed_at) ORDER BY org_id",
 		dist("retention_changes"),
 	}
+}
+
+// tlogTables creates the tables of the per-org transparency logs (package
+// platform/tlog). They have no TTL: the tree's hashes and the signed
+// checkpoints are kept for good, so a range of events that still exists
+// verifies after older ones expired. tlog_nodes is a plain MergeTree: a
+// second hash for a node (a fork, or an edit) stays visible instead of
+// replacing the first.
+func tlogTables(l layout) []string {
+	type table struct{ name, cols, engine, order string }
+	tables := []table{
+		{"tlog_nodes", `(
+    org_id LowCardinality(String),
+    level UInt8,
+    idx UInt64,
+    hash FixedString(32),
+    event_id String,
+    stream_seq UInt64,
+    INDEX idx_event_id event_id TYPE bloom_filter GRANULARITY 1
+)`, "MergeTree", "ORDER BY (org_id, level, idx)"},
+		{"tlog_checkpoints", `(
+    org_id LowCardinality(String),
+    size UInt64,
+    root FixedString(32),
+    note String,
+    key_hash UInt32,
+    signed_at DateTime64(3, 'UTC')
+)`, "ReplacingMergeTree", "ORDER BY (org_id, size, key_hash)"},
+		{"tlog_subject_salts", `(
+    org_id LowCardinality(String),
+    subject String,
+    salt FixedString(32),
+    created_at DateTime64(3, 'UTC')
+)`, "MergeTree", "ORDER BY (org_id, subject)"},
+	}
+	var out []string
+	for _, t := range tables {
+		if !l.clustered {
+			out = append(out, "CREATE TABLE IF NOT EXISTS "+l.db+"."+t.name+" "+t.cols+
+				"\nENGINE = "+t.engine+"\n"+t.order+"\nSETTINGS non_replicated_deduplication_window = 1000")
+			continue
+		}
+		out = append(out,
+			"CREATE TABLE IF NOT EXISTS "+l.db+"."+t.name+"_local"+l.onCluster+" "+t.cols+
+				"\nENGINE = Replicated"+t.engine+"('/clickhouse/tables/{shard}/{database}/"+t.name+"_local', '{replica}')\n"+t.order+
+				"\nSETTINGS replicated_deduplication_window = 1000",
+			"CREATE TABLE IF NOT EXISTS "+l.db+"."+t.name+l.onCluster+" AS "+l.db+"."+t.name+"_local"+
+				"\nENGINE = Distributed("+l.cluster+", "+strings.Trim(l.db, "`")+", "+t.name+"_local, cityHash64(org_id))")
+	}
+	return out
 }
 
 // actorTableDDL is the key-only table that orders each org's events by

@@ -1,0 +1,153 @@
+package tlog
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/takumo/audit/schemas"
+)
+
+// Integrity is what an exported event carries for a verifier, in its
+// "integrity" member.
+type Integrity struct {
+	// LeafHash is the stored leaf hash at the event's log_index (hex).
+	LeafHash string `json:"leaf_hash,omitempty"`
+	// Commitments of the event's personal fields.
+	Commitments Commitments `json:"commitments,omitempty"`
+	// Salts of the event's subjects that are not erased (hex).
+	Salts map[string]string `json:"salts,omitempty"`
+}
+
+// Entry is one line of an export: the event (its JSON members at the top
+// level), its "log_index" and its "integrity" data.
+type Entry struct {
+	Event     schemas.Event
+	LogIndex  *uint64
+	Integrity Integrity
+}
+
+// MarshalJSON writes the event's members with "log_index" and
+// "integrity" added.
+func (x Entry) MarshalJSON() ([]byte, error) {
+	ev, err := json.Marshal(x.Event)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Write(ev[:len(ev)-1])
+	if x.LogIndex != nil {
+		fmt.Fprintf(&b, `,"log_index":%d`, *x.LogIndex)
+	}
+	in, err := json.Marshal(x.Integrity)
+	if err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"integrity":`)
+	b.Write(in)
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// ParseEntry reads one export line.
+func ParseEntry(line []byte) (Entry, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(line, &m); err != nil {
+		return Entry{}, fmt.Errorf("tlog: export line: %w", err)
+	}
+	var x Entry
+	if raw, ok := m["log_index"]; ok {
+		var i uint64
+		if err := json.Unmarshal(raw, &i); err != nil {
+			return Entry{}, fmt.Errorf("tlog: export line: log_index: %w", err)
+		}
+		x.LogIndex = &i
+		delete(m, "log_index")
+	}
+	if raw, ok := m["integrity"]; ok {
+		if err := json.Unmarshal(raw, &x.Integrity); err != nil {
+			return Entry{}, fmt.Errorf("tlog: export line: integrity: %w", err)
+		}
+		delete(m, "integrity")
+	}
+	rest, err := json.Marshal(m)
+	if err != nil {
+		return Entry{}, err
+	}
+	if x.Event, err = schemas.Decode(rest); err != nil {
+		return Entry{}, fmt.Errorf("tlog: export line: %w", err)
+	}
+	if x.Event.ReceivedAt == nil {
+		return Entry{}, errors.New("tlog: export line: event has no received_at")
+	}
+	return x, nil
+}
+
+// FieldMismatchError reports a personal field whose plaintext does not
+// match its commitment.
+type FieldMismatchError struct {
+	Field string
+}
+
+func (e *FieldMismatchError) Error() string {
+	return "tlog: " + e.Field + " does not match its commitment"
+}
+
+// EntryLeaf recomputes the leaf hash of an export entry: fields with a
+// commitment and no plaintext (erased subjects) enter as the commitment;
+// fields with plaintext are committed again under the subject's salt and
+// must match the exported commitment (else *FieldMismatchError).
+func EntryLeaf(x Entry) ([]byte, error) {
+	salts := Salts{}
+	for s, h := range x.Integrity.Salts {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("tlog: salt of %q is not hex", s)
+		}
+		salts[s] = b
+	}
+	e := x.Event
+	erased := Commitments{}
+	for k, v := range x.Integrity.Commitments {
+		if fieldValue(&e, k) == "" {
+			erased[k] = v
+		}
+	}
+	e, err := ApplyCommitments(e, erased)
+	if err != nil {
+		return nil, err
+	}
+	ce, c, err := Commit(e, salts)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range c {
+		if want, ok := x.Integrity.Commitments[k]; ok && want != v {
+			return nil, &FieldMismatchError{Field: k}
+		}
+	}
+	d, err := LeafData(ce)
+	if err != nil {
+		return nil, err
+	}
+	return LeafHash(d), nil
+}
+
+func fieldValue(e *schemas.Event, k string) string {
+	switch k {
+	case PathActorName:
+		return e.Actor.Name
+	case PathActorEmail:
+		return e.Actor.Email
+	case PathActorIP:
+		return e.Actor.IP
+	case PathActorUserAgent:
+		return e.Actor.UserAgent
+	}
+	if i, ok := targetIndex(k); ok && i < len(e.Targets) {
+		return e.Targets[i].Name
+	}
+	return ""
+}

@@ -1,0 +1,458 @@
+package treestore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog"
+)
+
+// ErrNotFound is returned when a leaf or checkpoint does not exist.
+var ErrNotFound = errors.New("treestore: not found")
+
+// ErrCorrupt is wrapped by errors about stored data that contradicts the
+// tree's invariants: a node with two different hashes, a missing node, a
+// gap in the leaves.
+var ErrCorrupt = errors.New("treestore: tree store is inconsistent")
+
+// Config says where the tables are.
+type Config struct {
+	// Database holds the tables (created by eventstore migrations);
+	// default "audit".
+	Database string
+}
+
+// Store reads and writes the transparency log tables.
+type Store struct {
+	eng                       eventstore.Engine
+	nodes, checkpoints, salts string
+}
+
+var _ tlog.NodeReader = (*Store)(nil)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// New returns a Store over eng.
+func New(eng eventstore.Engine, cfg Config) (*Store, error) {
+	if eng == nil {
+		return nil, errors.New("treestore: nil engine")
+	}
+	if cfg.Database == "" {
+		cfg.Database = "audit"
+	}
+	if !identRE.MatchString(cfg.Database) {
+		return nil, fmt.Errorf("treestore: invalid database name %q", cfg.Database)
+	}
+	db := "`" + cfg.Database + "`"
+	return &Store{eng: eng, nodes: db + ".tlog_nodes", checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts"}, nil
+}
+
+// Node is one stored hash of a complete subtree. Level-0 nodes are leaves
+// and carry their event id and stream sequence.
+type Node struct {
+	Org       string
+	Level     uint8
+	Index     uint64
+	Hash      []byte
+	EventID   string
+	StreamSeq uint64
+}
+
+// tsv escapes a value for the TabSeparated format.
+var tsv = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`, "\x00", `\0`)
+
+// WriteNodes stores nodes in one INSERT (atomic: all or none become
+// visible). token is the insert deduplication token (hex digits): a retry
+// of the same call with the same token is stored once.
+func (s *Store) WriteNodes(ctx context.Context, token string, nodes []Node) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	if !isHex(token) {
+		return errors.New("treestore: token must be hex digits")
+	}
+	var b strings.Builder
+	b.Grow(len(nodes) * 128)
+	for _, n := range nodes {
+		if len(n.Hash) != 32 {
+			return fmt.Errorf("treestore: node %d/%d of %s: hash of %d bytes", n.Level, n.Index, n.Org, len(n.Hash))
+		}
+		b.WriteString(tsv.Replace(n.Org))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(uint64(n.Level), 10))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(n.Index, 10))
+		b.WriteByte('\t')
+		b.WriteString(hex.EncodeToString(n.Hash))
+		b.WriteByte('\t')
+		b.WriteString(tsv.Replace(n.EventID))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(n.StreamSeq, 10))
+		b.WriteByte('\n')
+	}
+	q := "INSERT INTO " + s.nodes + " (org_id, level, idx, hash, event_id, stream_seq) " +
+		"SELECT o, l, i, unhex(h), e, q FROM format(TabSeparated, 'o String, l UInt8, i UInt64, h String, e String, q UInt64', {data:String}) " +
+		"SETTINGS insert_deduplication_token = '" + token + "'"
+	if err := s.eng.Exec(ctx, q, eventstore.P("data", b.String())); err != nil {
+		return fmt.Errorf("treestore: write %d nodes: %w", len(nodes), err)
+	}
+	return nil
+}
+
+func isHex(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Nodes returns the hashes of the org's nodes ids, in order. A node
+// missing or stored with two different hashes is an error wrapping
+// ErrCorrupt.
+func (s *Store) Nodes(ctx context.Context, org string, ids []compact.NodeID) ([][]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(strconv.FormatUint(uint64(id.Level), 10))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(id.Index, 10))
+		b.WriteByte('\n')
+	}
+	rows, err := s.eng.Query(ctx, "SELECT level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
+		" WHERE org_id = {org:String} AND (level, idx) IN (SELECT l, i FROM format(TabSeparated, 'l UInt8, i UInt64', {ids:String}))"+
+		" GROUP BY level, idx", eventstore.P("org", org), eventstore.P("ids", b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: read nodes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[compact.NodeID][]byte, len(ids))
+	for rows.Next() {
+		var (
+			level  uint8
+			idx, n uint64
+			h      string
+		)
+		if err := rows.Scan(&level, &idx, &h, &n); err != nil {
+			return nil, fmt.Errorf("treestore: read nodes: %w", err)
+		}
+		if n != 1 {
+			return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
+		}
+		hb, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("treestore: read nodes: %w", err)
+		}
+		got[compact.NewNodeID(uint(level), idx)] = hb
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: read nodes: %w", err)
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, ok := got[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Size returns the number of leaves of the org's tree. Leaves that are not
+// dense (0..n-1, each once) are an error wrapping ErrCorrupt.
+func (s *Store) Size(ctx context.Context, org string) (uint64, error) {
+	rows, err := s.eng.Query(ctx, "SELECT count(), uniqExact(idx), max(idx) FROM "+s.nodes+
+		" WHERE org_id = {org:String} AND level = 0", eventstore.P("org", org))
+	if err != nil {
+		return 0, fmt.Errorf("treestore: size: %w", err)
+	}
+	defer rows.Close()
+	var n, uniq, max uint64
+	if rows.Next() {
+		if err := rows.Scan(&n, &uniq, &max); err != nil {
+			return 0, fmt.Errorf("treestore: size: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("treestore: size: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if uniq != max+1 {
+		return 0, fmt.Errorf("%w: org %s has %d distinct leaf indices up to %d", ErrCorrupt, org, uniq, max)
+	}
+	return max + 1, nil
+}
+
+// Key names an event of an org.
+type Key struct{ Org, EventID string }
+
+// Logged returns, among keys, those already logged, with their log index.
+func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) {
+	out := map[Key]uint64{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(tsv.Replace(k.Org))
+		b.WriteByte('\t')
+		b.WriteString(tsv.Replace(k.EventID))
+		b.WriteByte('\n')
+	}
+	rows, err := s.eng.Query(ctx, "SELECT org_id, event_id, min(idx) FROM "+s.nodes+
+		" WHERE level = 0 AND (org_id, event_id) IN (SELECT o, e FROM format(TabSeparated, 'o String, e String', {keys:String}))"+
+		" GROUP BY org_id, event_id", eventstore.P("keys", b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: logged: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k   Key
+			idx uint64
+		)
+		if err := rows.Scan(&k.Org, &k.EventID, &idx); err != nil {
+			return nil, fmt.Errorf("treestore: logged: %w", err)
+		}
+		out[k] = idx
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: logged: %w", err)
+	}
+	return out, nil
+}
+
+// Leaf is a logged event.
+type Leaf struct {
+	Index     uint64
+	EventID   string
+	Hash      []byte
+	StreamSeq uint64
+}
+
+// LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
+func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
+	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id = {id:String} ORDER BY idx LIMIT 1",
+		eventstore.P("org", org), eventstore.P("id", eventID))
+	if err != nil {
+		return Leaf{}, err
+	}
+	if len(ls) == 0 {
+		return Leaf{}, ErrNotFound
+	}
+	return ls[0], nil
+}
+
+// Leaves returns the org's leaves with indices in [from, to), in order.
+func (s *Store) Leaves(ctx context.Context, org string, from, to uint64) ([]Leaf, error) {
+	return s.leaves(ctx, "org_id = {org:String} AND level = 0 AND idx >= {from:UInt64} AND idx < {to:UInt64} ORDER BY idx",
+		eventstore.P("org", org), eventstore.P("from", from), eventstore.P("to", to))
+}
+
+func (s *Store) leaves(ctx context.Context, where string, params ...eventstore.Param) ([]Leaf, error) {
+	rows, err := s.eng.Query(ctx, "SELECT idx, event_id, hex(hash), stream_seq FROM "+s.nodes+" WHERE "+where, params...)
+	if err != nil {
+		return nil, fmt.Errorf("treestore: leaves: %w", err)
+	}
+	defer rows.Close()
+	var out []Leaf
+	for rows.Next() {
+		var (
+			l Leaf
+			h string
+		)
+		if err := rows.Scan(&l.Index, &l.EventID, &h, &l.StreamSeq); err != nil {
+			return nil, fmt.Errorf("treestore: leaves: %w", err)
+		}
+		if l.Hash, err = hex.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("treestore: leaves: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: leaves: %w", err)
+	}
+	return out, nil
+}
+
+// Salt is a subject's salt.
+type Salt struct {
+	Org, Subject string
+	Salt         []byte
+}
+
+// Salts returns the salts of the subjects in keys (Key.EventID holds the
+// subject id) that have one. When a subject has several (never written by
+// one writer), the oldest wins.
+func (s *Store) Salts(ctx context.Context, keys []Key) (map[Key][]byte, error) {
+	out := map[Key][]byte{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(tsv.Replace(k.Org))
+		b.WriteByte('\t')
+		b.WriteString(tsv.Replace(k.EventID))
+		b.WriteByte('\n')
+	}
+	rows, err := s.eng.Query(ctx, "SELECT org_id, subject, hex(argMin(salt, created_at)) FROM "+s.salts+
+		" WHERE (org_id, subject) IN (SELECT o, e FROM format(TabSeparated, 'o String, e String', {keys:String}))"+
+		" GROUP BY org_id, subject", eventstore.P("keys", b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: salts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k Key
+			h string
+		)
+		if err := rows.Scan(&k.Org, &k.EventID, &h); err != nil {
+			return nil, fmt.Errorf("treestore: salts: %w", err)
+		}
+		if out[k], err = hex.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("treestore: salts: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: salts: %w", err)
+	}
+	return out, nil
+}
+
+// PutSalts stores new salts in one INSERT.
+func (s *Store) PutSalts(ctx context.Context, salts []Salt) error {
+	if len(salts) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, x := range salts {
+		if len(x.Salt) != tlog.SaltSize {
+			return fmt.Errorf("treestore: salt of %d bytes", len(x.Salt))
+		}
+		b.WriteString(tsv.Replace(x.Org))
+		b.WriteByte('\t')
+		b.WriteString(tsv.Replace(x.Subject))
+		b.WriteByte('\t')
+		b.WriteString(hex.EncodeToString(x.Salt))
+		b.WriteByte('\n')
+	}
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.salts+" (org_id, subject, salt, created_at) "+
+		"SELECT o, e, unhex(h), {now:DateTime64(3)} FROM format(TabSeparated, 'o String, e String, h String', {data:String})",
+		eventstore.P("data", b.String()), eventstore.P("now", time.Now().UTC()))
+	if err != nil {
+		return fmt.Errorf("treestore: put %d salts: %w", len(salts), err)
+	}
+	return nil
+}
+
+// DeleteSalt removes a subject's salt (crypto-shredding: the commitments
+// to the subject's fields can no longer be linked to any value).
+func (s *Store) DeleteSalt(ctx context.Context, org, subject string) error {
+	err := s.eng.Exec(ctx, "DELETE FROM "+s.salts+" WHERE org_id = {org:String} AND subject = {s:String}",
+		eventstore.P("org", org), eventstore.P("s", subject))
+	if err != nil {
+		return fmt.Errorf("treestore: delete salt: %w", err)
+	}
+	return nil
+}
+
+// StoredCheckpoint is a signed checkpoint as stored.
+type StoredCheckpoint struct {
+	Org      string
+	Size     uint64
+	Root     []byte
+	Note     []byte
+	KeyHash  uint32
+	SignedAt time.Time
+}
+
+// PutCheckpoint stores a signed checkpoint.
+func (s *Store) PutCheckpoint(ctx context.Context, c StoredCheckpoint) error {
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.checkpoints+" (org_id, size, root, note, key_hash, signed_at) "+
+		"SELECT {org:String}, {size:UInt64}, unhex({root:String}), {note:String}, {kh:UInt32}, {at:DateTime64(3)}",
+		eventstore.P("org", c.Org), eventstore.P("size", c.Size), eventstore.P("root", hex.EncodeToString(c.Root)),
+		eventstore.P("note", string(c.Note)), eventstore.P("kh", c.KeyHash), eventstore.P("at", c.SignedAt.UTC()))
+	if err != nil {
+		return fmt.Errorf("treestore: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the org's checkpoint of the largest size, or
+// ErrNotFound.
+func (s *Store) LatestCheckpoint(ctx context.Context, org string) (StoredCheckpoint, error) {
+	cs, err := s.checkpointsWhere(ctx, "org_id = {org:String} ORDER BY size DESC, signed_at DESC LIMIT 1", eventstore.P("org", org))
+	if err != nil {
+		return StoredCheckpoint{}, err
+	}
+	if len(cs) == 0 {
+		return StoredCheckpoint{}, ErrNotFound
+	}
+	return cs[0], nil
+}
+
+// CheckpointAt returns the org's checkpoint of a size, or ErrNotFound.
+func (s *Store) CheckpointAt(ctx context.Context, org string, size uint64) (StoredCheckpoint, error) {
+	cs, err := s.checkpointsWhere(ctx, "org_id = {org:String} AND size = {size:UInt64} ORDER BY signed_at DESC LIMIT 1",
+		eventstore.P("org", org), eventstore.P("size", size))
+	if err != nil {
+		return StoredCheckpoint{}, err
+	}
+	if len(cs) == 0 {
+		return StoredCheckpoint{}, ErrNotFound
+	}
+	return cs[0], nil
+}
+
+// Checkpoints returns the org's checkpoints in size order.
+func (s *Store) Checkpoints(ctx context.Context, org string) ([]StoredCheckpoint, error) {
+	return s.checkpointsWhere(ctx, "org_id = {org:String} ORDER BY size, signed_at", eventstore.P("org", org))
+}
+
+func (s *Store) checkpointsWhere(ctx context.Context, where string, params ...eventstore.Param) ([]StoredCheckpoint, error) {
+	rows, err := s.eng.Query(ctx, "SELECT org_id, size, hex(root), note, key_hash, signed_at FROM "+s.checkpoints+" WHERE "+where, params...)
+	if err != nil {
+		return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredCheckpoint
+	for rows.Next() {
+		var (
+			c    StoredCheckpoint
+			h, n string
+		)
+		if err := rows.Scan(&c.Org, &c.Size, &h, &n, &c.KeyHash, &c.SignedAt); err != nil {
+			return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+		}
+		if c.Root, err = hex.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+		}
+		c.Note = []byte(n)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+	}
+	return out, nil
+}

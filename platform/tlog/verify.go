@@ -1,0 +1,263 @@
+package tlog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// Problem kinds VerifyExport reports.
+const (
+	KindChanged   = "changed"   // an entry's content differs from its leaf
+	KindMissing   = "missing"   // an index of the range has no entry
+	KindInserted  = "inserted"  // an entry that is not in the log
+	KindReordered = "reordered" // entries out of log order
+	KindRoot      = "root"      // the range does not rebuild the checkpoint's root
+)
+
+// Problem is the first thing in an export that does not match the log.
+type Problem struct {
+	Kind    string
+	Index   uint64 // first bad index (for KindRoot, the first of the suspect span)
+	IndexTo uint64 // for KindRoot: last index of the suspect span
+	EventID string
+	Reason  string
+}
+
+func (p *Problem) Error() string {
+	if p.Kind == KindRoot {
+		return fmt.Sprintf("%s: indices %d..%d: %s", p.Kind, p.Index, p.IndexTo, p.Reason)
+	}
+	return fmt.Sprintf("%s: index %d, event %s: %s", p.Kind, p.Index, p.EventID, p.Reason)
+}
+
+// Report is the outcome of VerifyExport.
+type Report struct {
+	Events     uint64
+	First      uint64 // first log_index of the export
+	Last       uint64 // last log_index
+	Checkpoint Checkpoint
+	// Erased counts personal fields present only as commitments.
+	Erased int
+	// Problem is nil when the export verified.
+	Problem *Problem
+}
+
+// String is the one-line verdict.
+func (r Report) String() string {
+	if r.Problem != nil {
+		return "NOT verified: " + r.Problem.Error()
+	}
+	s := fmt.Sprintf("verified: %d events, indices %d..%d, consistent with checkpoint size %d, root %s, key %s+%08x",
+		r.Events, r.First, r.Last, r.Checkpoint.Size, hex.EncodeToString(r.Checkpoint.Root), r.Checkpoint.KeyName, r.Checkpoint.KeyHash)
+	if r.Erased > 0 {
+		s += fmt.Sprintf(" (%d personal fields erased)", r.Erased)
+	}
+	return s
+}
+
+// VerifyOptions are the trusted inputs of VerifyExport besides the export.
+type VerifyOptions struct {
+	// Checkpoint is the verified checkpoint the export is checked against.
+	Checkpoint Checkpoint
+	// Edges, when the export does not hold the whole tree [0, Size), are
+	// the hashes left and right of the range (RangeEdges). Their Size must
+	// be Checkpoint.Size.
+	Edges *Edges
+	// Earlier are older verified checkpoints of the same log; when the
+	// root does not match, those inside the range narrow down where the
+	// first bad entry is.
+	Earlier []Checkpoint
+}
+
+// ErrExport is wrapped by errors about an unreadable export (as opposed to
+// an export that does not match: that is a Report with a Problem).
+var ErrExport = errors.New("tlog: unreadable export")
+
+// VerifyExport reads an NDJSON export of contiguous log indices and checks
+// it against a signed checkpoint: every entry's leaf is recomputed from its
+// content, the tree is rebuilt (with the edges for a partial range), and
+// its root compared to the checkpoint's. The first entry that does not
+// match is reported with its index, event id and kind.
+func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
+	rep := Report{Checkpoint: opts.Checkpoint}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	var (
+		leaves [][]byte
+		served [][]byte
+		ids    []string
+		line   int
+	)
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		x, err := ParseEntry(b)
+		if err != nil {
+			return rep, fmt.Errorf("%w: line %d: %w", ErrExport, line, err)
+		}
+		id := x.Event.ID
+		if x.LogIndex == nil {
+			rep.Problem = &Problem{Kind: KindInserted, EventID: id, Index: rep.First + uint64(len(leaves)), Reason: "the entry has no log_index: it is not in the log"}
+			return rep, nil
+		}
+		idx := *x.LogIndex
+		if len(leaves) == 0 {
+			rep.First = idx
+		} else {
+			next := rep.First + uint64(len(leaves))
+			switch {
+			case idx == next-1:
+				rep.Problem = &Problem{Kind: KindInserted, Index: idx, EventID: id, Reason: fmt.Sprintf("a second entry with log_index %d (first: event %s)", idx, ids[len(ids)-1])}
+				return rep, nil
+			case idx < next:
+				rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: id, Reason: fmt.Sprintf("log_index %d comes after %d", idx, next-1)}
+				return rep, nil
+			case idx > next:
+				rep.Problem = &Problem{Kind: KindMissing, Index: next, Reason: fmt.Sprintf("no entry with log_index %d (the export jumps from %d to %d, event %s)", next, next-1, idx, id)}
+				return rep, nil
+			}
+		}
+		for k := range x.Integrity.Commitments {
+			if fieldValue(&x.Event, k) == "" {
+				rep.Erased++
+			}
+		}
+		leaf, err := EntryLeaf(x)
+		if err != nil {
+			var fm *FieldMismatchError
+			if errors.As(err, &fm) || errors.Is(err, ErrNoSalt) {
+				rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: id, Reason: err.Error()}
+				return rep, nil
+			}
+			return rep, fmt.Errorf("%w: line %d: %w", ErrExport, line, err)
+		}
+		var sv []byte
+		if x.Integrity.LeafHash != "" {
+			if sv, err = hex.DecodeString(x.Integrity.LeafHash); err != nil {
+				return rep, fmt.Errorf("%w: line %d: leaf_hash is not hex", ErrExport, line)
+			}
+		}
+		leaves = append(leaves, leaf)
+		served = append(served, sv)
+		ids = append(ids, id)
+	}
+	if err := sc.Err(); err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	rep.Events = uint64(len(leaves))
+	if rep.Events > 0 {
+		rep.Last = rep.First + rep.Events - 1
+	}
+	end := rep.First + rep.Events
+	if rep.Events == 0 {
+		end = 0
+	}
+
+	// The stored leaf hashes, when the export carries them, point at the
+	// first entry whose content changed, or at entries that moved.
+	for i := range leaves {
+		if served[i] == nil || bytes.Equal(served[i], leaves[i]) {
+			continue
+		}
+		idx := rep.First + uint64(i)
+		if j := slices.IndexFunc(served, func(s []byte) bool { return bytes.Equal(s, leaves[i]) }); j >= 0 {
+			rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: ids[i], Reason: fmt.Sprintf("its content is the leaf logged at index %d", rep.First+uint64(j))}
+		} else {
+			rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: ids[i], Reason: "its content does not hash to the leaf logged at this index"}
+		}
+		return rep, nil
+	}
+
+	cp := opts.Checkpoint
+	edges := Edges{Begin: rep.First, End: end, Size: cp.Size}
+	if rep.Events == 0 {
+		edges.Begin = 0
+	}
+	if opts.Edges != nil {
+		if opts.Edges.Begin != edges.Begin || opts.Edges.End != edges.End || opts.Edges.Size != cp.Size {
+			return rep, fmt.Errorf("%w: edges are for [%d, %d) of %d, the export is [%d, %d) and the checkpoint size %d",
+				ErrExport, opts.Edges.Begin, opts.Edges.End, opts.Edges.Size, edges.Begin, edges.End, cp.Size)
+		}
+		edges = *opts.Edges
+	} else if edges.Begin != 0 || end != cp.Size {
+		if end > cp.Size {
+			rep.Problem = &Problem{Kind: KindInserted, Index: cp.Size, EventID: ids[cp.Size-rep.First], Reason: fmt.Sprintf("the checkpoint has %d entries", cp.Size)}
+			return rep, nil
+		}
+		return rep, fmt.Errorf("%w: the export holds [%d, %d) of a checkpoint of %d entries; edges are needed", ErrExport, edges.Begin, end, cp.Size)
+	}
+	root, err := RootWithEdges(edges, leaves)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	if bytes.Equal(root, cp.Root) {
+		return rep, nil
+	}
+	rep.Problem = localize(rep.First, leaves, edges, opts.Earlier, ids)
+	return rep, nil
+}
+
+// localize narrows a root mismatch down with earlier checkpoints whose
+// size falls inside the range: the first one the range's prefix does not
+// rebuild bounds the first bad entry.
+func localize(first uint64, leaves [][]byte, e Edges, earlier []Checkpoint, ids []string) *Problem {
+	end := first + uint64(len(leaves))
+	p := &Problem{Kind: KindRoot, Index: first, IndexTo: end - 1,
+		Reason: "the entries do not rebuild the checkpoint's root (an entry was changed and its stored hashes rewritten, or the edges are wrong)"}
+	if len(leaves) == 0 {
+		p.IndexTo = first
+		return p
+	}
+	cps := slices.Clone(earlier)
+	slices.SortFunc(cps, func(a, b Checkpoint) int { return cmpU64(a.Size, b.Size) })
+	cr, err := NewRange(0, e.Begin, e.Left)
+	if err != nil {
+		return p
+	}
+	lo := first
+	k := 0
+	for i, l := range leaves {
+		if err := cr.Append(l, nil); err != nil {
+			return p
+		}
+		for k < len(cps) && cps[k].Size < cr.End() {
+			k++
+		}
+		if k < len(cps) && cps[k].Size == cr.End() && cps[k].Size > first {
+			r, err := cr.GetRootHash(nil)
+			if err != nil {
+				return p
+			}
+			if !bytes.Equal(r, cps[k].Root) {
+				p.Index, p.IndexTo = lo, first+uint64(i)
+				p.EventID = ids[lo-first]
+				p.Reason = fmt.Sprintf("entries up to index %d do not rebuild the root of the earlier checkpoint of size %d; the first bad entry is in this span", p.IndexTo, cps[k].Size)
+				return p
+			}
+			lo = cr.End()
+		}
+	}
+	p.Index = lo
+	if lo < end {
+		p.EventID = ids[lo-first]
+	}
+	return p
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

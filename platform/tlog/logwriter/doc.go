@@ -1,0 +1,20 @@
+// Package logwriter appends each org's events to its transparency log
+// (platform/tlog) and signs checkpoints.
+//
+// One Writer is active per deployment: it holds a lease (a key created and
+// renewed with compare-and-set in a NATS KV bucket) and stops writing the
+// moment it cannot prove it still holds it; a second instance waits as a
+// standby. The active writer reads AUDIT_EVENTS through its own durable
+// consumer and processes messages strictly in stream order, whatever order
+// they are delivered in (redeliveries after a crash arrive late): each
+// event not yet logged for its org gets the org's next log_index. For a
+// batch it stores the new subject salts, then every new leaf and completed
+// subtree hash in one INSERT, and only then acknowledges the messages. On
+// start it rebuilds each org's state from the store; a redelivered message
+// whose event is already logged is acknowledged and skipped, so a crash at
+// any point leaves no gap, no repeated index and no fork.
+//
+// Every CheckpointInterval, and on demand (Checkpoint), it signs a
+// checkpoint for each org whose tree grew, after checking that the tree in
+// the store rebuilds the root it is about to sign.
+package logwriter

@@ -1,0 +1,651 @@
+package logwriter
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/transparency-dev/merkle/compact"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
+)
+
+// Store is what the Writer needs from the tree store.
+type Store interface {
+	tlog.NodeReader
+	Size(ctx context.Context, org string) (uint64, error)
+	Logged(ctx context.Context, keys []treestore.Key) (map[treestore.Key]uint64, error)
+	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
+	PutSalts(ctx context.Context, salts []treestore.Salt) error
+	WriteNodes(ctx context.Context, token string, nodes []treestore.Node) error
+	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
+	PutCheckpoint(ctx context.Context, c treestore.StoredCheckpoint) error
+}
+
+var _ Store = (*treestore.Store)(nil)
+
+// AcceptFunc decides whether a message carries an event the event store
+// keeps, and returns it with ReceivedAt set to the message's stored time.
+// It must take the same decisions as the ingestor, so that every stored
+// event is logged and nothing else is.
+type AcceptFunc func(msg jetstream.Msg) (schemas.Event, bool)
+
+// ErrLeaseLost is returned by Run when the writer lost its lease.
+var ErrLeaseLost = errors.New("logwriter: lease lost")
+
+// Config configures a Writer.
+type Config struct {
+	// Deployment names the deployment in checkpoint origins
+	// ("<deployment>/<org>"). Required.
+	Deployment string
+	// Stream and Consumer: the events stream and the writer's durable
+	// consumer on it. Defaults "AUDIT_EVENTS" and "tlog".
+	Stream, Consumer string
+	// BatchSize bounds the messages appended per INSERT; default 1000,
+	// at most 16384 (one INSERT stays one part).
+	BatchSize int
+	// BatchWait is how long a batch collects; default 200ms.
+	BatchWait time.Duration
+	// AckWait of the consumer; default 30s.
+	AckWait time.Duration
+	// CheckpointInterval: how often grown trees get a signed checkpoint;
+	// default 10s.
+	CheckpointInterval time.Duration
+	// LeaseBucket and LeaseTTL: the KV bucket holding the writer lease and
+	// how long a lease lives without renewal; defaults "AUDIT_TLOG_LEASE"
+	// and 15s.
+	LeaseBucket string
+	LeaseTTL    time.Duration
+	// Instance identifies this process in the lease; default random.
+	Instance string
+	// Logger; default no-op.
+	Logger *zap.Logger
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.Stream == "" {
+		c.Stream = "AUDIT_EVENTS"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "tlog"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 200 * time.Millisecond
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.LeaseBucket == "" {
+		c.LeaseBucket = "AUDIT_TLOG_LEASE"
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.Instance == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		c.Instance = hex.EncodeToString(b[:])
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports every invalid field at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Deployment == "" {
+		errs = append(errs, errors.New("deployment name is required"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 16384 {
+		errs = append(errs, fmt.Errorf("batch size must be 1-16384, got %d", c.BatchSize))
+	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("lease TTL must be at least 1s, got %s", c.LeaseTTL))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ack wait must be at least 1s, got %s", c.AckWait))
+	}
+	if c.CheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("checkpoint interval must be positive, got %s", c.CheckpointInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// orgState is the right edge of an org's tree and its last checkpoint.
+type orgState struct {
+	r      *compact.Range
+	signed uint64
+}
+
+// Writer appends events to the orgs' logs. Run it once; Checkpoint is safe
+// for concurrent use while it runs.
+type Writer struct {
+	cfg    Config
+	js     jetstream.JetStream
+	store  Store
+	signer *tlog.Signer
+	accept AcceptFunc
+	log    *zap.Logger
+
+	mu    sync.Mutex // guards orgs
+	orgs  map[string]*orgState
+	salts map[treestore.Key][]byte // cache, writer goroutine only
+	lease *lease
+}
+
+// New returns a Writer. accept decides which messages are logged.
+func New(js jetstream.JetStream, store Store, signer *tlog.Signer, accept AcceptFunc, cfg Config) (*Writer, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("logwriter: %w", err)
+	}
+	if js == nil || store == nil || signer == nil || accept == nil {
+		return nil, errors.New("logwriter: nil dependency")
+	}
+	return &Writer{cfg: cfg, js: js, store: store, signer: signer, accept: accept, log: cfg.Logger,
+		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}}, nil
+}
+
+// ConsumerConfig is the writer's durable pull consumer on the events
+// stream.
+func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       c.Consumer,
+		Description:   "Takumo Audit log writer: events into the orgs' Merkle trees",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * c.BatchSize,
+	}
+}
+
+// Run holds the lease (waiting as a standby while another instance holds
+// it), then appends events until ctx ends or the lease is lost
+// (ErrLeaseLost). It returns nil when ctx ends.
+func (w *Writer) Run(ctx context.Context) error {
+	l, err := acquire(ctx, w.js, w.cfg, w.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.lease = l
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go l.keep(lctx, func() { cancel(ErrLeaseLost) })
+	defer l.release()
+
+	cons, err := w.js.CreateOrUpdateConsumer(lctx, w.cfg.Stream, w.cfg.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("logwriter: consumer: %w", err)
+	}
+	info, err := cons.Info(lctx)
+	if err != nil {
+		return fmt.Errorf("logwriter: consumer info: %w", err)
+	}
+	// Everything up to the ack floor was logged (acks follow the writes);
+	// messages after it are examined again, in stream order.
+	w.mu.Lock()
+	w.orgs = map[string]*orgState{}
+	w.mu.Unlock()
+	clear(w.salts)
+	seq := &sequencer{next: info.AckFloor.Stream + 1, buf: map[uint64]jetstream.Msg{}}
+	w.log.Info("log writer started", zap.Uint64("stream_seq", seq.next), zap.String("instance", w.cfg.Instance))
+
+	tick := time.NewTicker(w.cfg.CheckpointInterval)
+	defer tick.Stop()
+	var batch []jetstream.Msg
+	deadline := time.Now().Add(w.cfg.BatchWait)
+	stalledSince := time.Time{}
+	for {
+		if lctx.Err() != nil {
+			if errors.Is(context.Cause(lctx), ErrLeaseLost) {
+				return ErrLeaseLost
+			}
+			return nil
+		}
+		select {
+		case <-tick.C:
+			w.checkpointAll(lctx)
+		default:
+		}
+		want := w.cfg.BatchSize - len(batch)
+		wait := time.Until(deadline)
+		if wait < 10*time.Millisecond {
+			wait = 10 * time.Millisecond
+		}
+		mb, err := cons.Fetch(want, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			if lctx.Err() != nil {
+				continue
+			}
+			w.log.Warn("fetching messages", zap.Error(err))
+			sleep(lctx, 100*time.Millisecond)
+			continue
+		}
+		for msg := range mb.Messages() {
+			md, err := msg.Metadata()
+			if err != nil {
+				_ = msg.Term()
+				continue
+			}
+			batch = seq.offer(md.Sequence.Stream, msg, batch)
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && lctx.Err() == nil {
+			w.log.Debug("fetch ended", zap.Error(err))
+		}
+		// A message expected next that no longer exists (removed before
+		// this consumer was bound) would stall the sequence: skip it.
+		if len(batch) == 0 && len(seq.buf) > 0 {
+			if stalledSince.IsZero() {
+				stalledSince = time.Now()
+			} else if time.Since(stalledSince) > w.cfg.BatchWait {
+				batch = w.skipMissing(lctx, seq, batch)
+			}
+		} else {
+			stalledSince = time.Time{}
+		}
+		if len(batch) > 0 && (len(batch) >= w.cfg.BatchSize || !time.Now().Before(deadline)) {
+			if err := w.append(lctx, batch); err != nil {
+				if lctx.Err() != nil {
+					continue
+				}
+				return err
+			}
+			batch = batch[:0]
+		}
+		if !time.Now().Before(deadline) {
+			deadline = time.Now().Add(w.cfg.BatchWait)
+		}
+	}
+}
+
+// skipMissing moves the sequence past messages the stream no longer has.
+func (w *Writer) skipMissing(ctx context.Context, seq *sequencer, batch []jetstream.Msg) []jetstream.Msg {
+	st, err := w.js.Stream(ctx, w.cfg.Stream)
+	if err != nil {
+		return batch
+	}
+	for len(seq.buf) > 0 {
+		_, err := st.GetMsg(ctx, seq.next)
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return batch
+		}
+		w.log.Info("stream message no longer exists; skipped", zap.Uint64("stream_seq", seq.next))
+		seq.next++
+		batch = seq.drain(batch)
+	}
+	return batch
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// sequencer puts delivered messages back in stream order.
+type sequencer struct {
+	next uint64
+	buf  map[uint64]jetstream.Msg
+}
+
+// offer takes a delivered message: one already processed is acknowledged,
+// the next one and those buffered after it join the batch, a later one
+// waits in the buffer (a bounded number; beyond, it is left for
+// redelivery).
+func (s *sequencer) offer(sseq uint64, msg jetstream.Msg, batch []jetstream.Msg) []jetstream.Msg {
+	switch {
+	case sseq < s.next:
+		_ = msg.Ack()
+		return batch
+	case sseq > s.next:
+		if _, dup := s.buf[sseq]; !dup && len(s.buf) < 100_000 {
+			s.buf[sseq] = msg
+		}
+		return batch
+	}
+	batch = append(batch, msg)
+	s.next++
+	return s.drain(batch)
+}
+
+func (s *sequencer) drain(batch []jetstream.Msg) []jetstream.Msg {
+	for {
+		m, ok := s.buf[s.next]
+		if !ok {
+			return batch
+		}
+		delete(s.buf, s.next)
+		batch = append(batch, m)
+		s.next++
+	}
+}
+
+type logged struct {
+	ev   schemas.Event
+	sseq uint64
+}
+
+// append logs a batch of messages in stream order and acknowledges them.
+func (w *Writer) append(ctx context.Context, msgs []jetstream.Msg) error {
+	var (
+		evs  []logged
+		keys []treestore.Key
+		seen = map[treestore.Key]bool{}
+	)
+	for _, m := range msgs {
+		ev, ok := w.accept(m)
+		if !ok {
+			continue
+		}
+		k := treestore.Key{Org: ev.OrgID, EventID: ev.ID}
+		if seen[k] {
+			continue // first write wins, within the batch too
+		}
+		seen[k] = true
+		md, _ := m.Metadata()
+		evs = append(evs, logged{ev: ev, sseq: md.Sequence.Stream})
+		keys = append(keys, k)
+	}
+	if err := w.retry(ctx, func() error { return w.write(ctx, evs, keys) }); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, ctx ends or the lease is in doubt.
+func (w *Writer) retry(ctx context.Context, op func() error) error {
+	bo := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0)), ctx)
+	return backoff.Retry(func() error {
+		if !w.lease.valid() {
+			return backoff.Permanent(ErrLeaseLost)
+		}
+		err := op()
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("log write failed; retrying", zap.Error(err))
+		}
+		return err
+	}, bo)
+}
+
+// write appends evs (not yet known to be logged) to their orgs' trees and
+// stores the result. On error the in-memory state is dropped and rebuilt
+// from the store by the next attempt.
+func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) (err error) {
+	if len(evs) == 0 {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			w.mu.Lock()
+			w.orgs = map[string]*orgState{}
+			w.mu.Unlock()
+		}
+	}()
+	done, err := w.store.Logged(ctx, keys)
+	if err != nil {
+		return err
+	}
+	// Org states, loaded from the store when first needed.
+	next := map[string]*compact.Range{}
+	for _, e := range evs {
+		org := e.ev.OrgID
+		if _, ok := next[org]; ok {
+			continue
+		}
+		st, err := w.orgState(ctx, org)
+		if err != nil {
+			return err
+		}
+		next[org], err = tlog.NewRange(st.r.Begin(), st.r.End(), cloneHashes(st.r.Hashes()))
+		if err != nil {
+			return err
+		}
+	}
+	salts, newSalts, err := w.saltsFor(ctx, evs, done)
+	if err != nil {
+		return err
+	}
+	var nodes []treestore.Node
+	for _, e := range evs {
+		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
+			continue
+		}
+		leaf, _, err := tlog.Leaf(e.ev, salts[e.ev.OrgID])
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err))
+		}
+		r := next[e.ev.OrgID]
+		err = r.Append(leaf, func(id compact.NodeID, h []byte) {
+			n := treestore.Node{Org: e.ev.OrgID, Level: uint8(id.Level), Index: id.Index, Hash: bytes.Clone(h)}
+			if id.Level == 0 {
+				n.EventID, n.StreamSeq = e.ev.ID, e.sseq
+			}
+			nodes = append(nodes, n)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := w.store.PutSalts(ctx, newSalts); err != nil {
+		return err
+	}
+	for _, s := range newSalts {
+		w.salts[treestore.Key{Org: s.Org, EventID: s.Subject}] = s.Salt
+	}
+	if !w.lease.valid() {
+		return backoff.Permanent(ErrLeaseLost)
+	}
+	if err := w.store.WriteNodes(ctx, token(nodes), nodes); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	for org, r := range next {
+		w.orgs[org].r = r
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+func cloneHashes(hs [][]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = bytes.Clone(h)
+	}
+	return out
+}
+
+// token is the insert deduplication token of a set of nodes: a retry of
+// the same nodes is stored once.
+func token(nodes []treestore.Node) string {
+	h := sha256.New()
+	for _, n := range nodes {
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%x\x00%s\n", n.Org, n.Level, n.Index, n.Hash, n.EventID)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// orgState returns the org's state, loading it from the store.
+func (w *Writer) orgState(ctx context.Context, org string) (*orgState, error) {
+	w.mu.Lock()
+	st, ok := w.orgs[org]
+	w.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	size, err := w.store.Size(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	r, err := tlog.ReadRange(ctx, w.store, org, 0, size)
+	if err != nil {
+		return nil, err
+	}
+	st = &orgState{r: r}
+	if c, err := w.store.LatestCheckpoint(ctx, org); err == nil {
+		st.signed = c.Size
+	} else if !errors.Is(err, treestore.ErrNotFound) {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.orgs[org] = st
+	w.mu.Unlock()
+	return st, nil
+}
+
+// saltsFor returns the salts of every subject of evs, by org, creating
+// those that have none.
+func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[string]tlog.Salts, []treestore.Salt, error) {
+	out := map[string]tlog.Salts{}
+	var missing []treestore.Key
+	want := map[treestore.Key]bool{}
+	for _, e := range evs {
+		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
+			continue
+		}
+		if out[e.ev.OrgID] == nil {
+			out[e.ev.OrgID] = tlog.Salts{}
+		}
+		for _, s := range tlog.Subjects(&e.ev) {
+			k := treestore.Key{Org: e.ev.OrgID, EventID: s}
+			if salt, ok := w.salts[k]; ok {
+				out[k.Org][s] = salt
+			} else if !want[k] {
+				want[k] = true
+				missing = append(missing, k)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil, nil
+	}
+	found, err := w.store.Salts(ctx, missing)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(w.salts) > 1_000_000 {
+		clear(w.salts)
+	}
+	var fresh []treestore.Salt
+	for _, k := range missing {
+		salt, ok := found[k]
+		if !ok {
+			salt = make([]byte, tlog.SaltSize)
+			if _, err := rand.Read(salt); err != nil {
+				return nil, nil, err
+			}
+			fresh = append(fresh, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
+		} else {
+			w.salts[k] = salt
+		}
+		out[k.Org][k.EventID] = salt
+	}
+	return out, fresh, nil
+}
+
+// checkpointAll signs a checkpoint for every org whose tree grew.
+func (w *Writer) checkpointAll(ctx context.Context) {
+	w.mu.Lock()
+	var orgs []string
+	for org, st := range w.orgs {
+		if st.r.End() > st.signed {
+			orgs = append(orgs, org)
+		}
+	}
+	w.mu.Unlock()
+	for _, org := range orgs {
+		if _, err := w.Checkpoint(ctx, org); err != nil && ctx.Err() == nil {
+			w.log.Error("checkpoint not signed", zap.String("org_id", org), zap.Error(err))
+		}
+	}
+}
+
+// ErrNotLoaded is returned by Checkpoint for an org this writer has not
+// appended to since it started.
+var ErrNotLoaded = errors.New("logwriter: org not loaded by this writer")
+
+// Checkpoint signs and stores a checkpoint of the org's tree as this
+// writer has persisted it, unless one of that size exists, and returns it.
+// Before signing it checks that the hashes in the store rebuild the same
+// root: a tree altered or forked in the store is never signed.
+func (w *Writer) Checkpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error) {
+	w.mu.Lock()
+	st, ok := w.orgs[org]
+	var (
+		size uint64
+		root []byte
+		err  error
+	)
+	if ok {
+		size = st.r.End()
+		if size > 0 {
+			root, err = st.r.GetRootHash(nil)
+		}
+	}
+	signed := uint64(0)
+	if ok {
+		signed = st.signed
+	}
+	w.mu.Unlock()
+	if !ok {
+		return treestore.StoredCheckpoint{}, ErrNotLoaded
+	}
+	if err != nil {
+		return treestore.StoredCheckpoint{}, err
+	}
+	if size == 0 {
+		return treestore.StoredCheckpoint{}, errors.New("logwriter: empty log")
+	}
+	if size == signed {
+		return w.store.LatestCheckpoint(ctx, org)
+	}
+	stored, err := tlog.Root(ctx, w.store, org, size)
+	if err != nil {
+		return treestore.StoredCheckpoint{}, fmt.Errorf("logwriter: org %s: stored tree: %w", org, err)
+	}
+	if !bytes.Equal(stored, root) {
+		return treestore.StoredCheckpoint{}, fmt.Errorf("logwriter: org %s: the stored tree of size %d does not rebuild the writer's root; not signed", org, size)
+	}
+	msg, err := w.signer.Sign(tlog.Origin(w.cfg.Deployment, org), size, root)
+	if err != nil {
+		return treestore.StoredCheckpoint{}, err
+	}
+	c := treestore.StoredCheckpoint{Org: org, Size: size, Root: root, Note: msg, KeyHash: w.signer.KeyHash(), SignedAt: time.Now().UTC()}
+	if err := w.store.PutCheckpoint(ctx, c); err != nil {
+		return treestore.StoredCheckpoint{}, err
+	}
+	w.mu.Lock()
+	if st.signed < size {
+		st.signed = size
+	}
+	w.mu.Unlock()
+	w.log.Debug("checkpoint signed", zap.String("org_id", org), zap.Uint64("size", size))
+	return c, nil
+}

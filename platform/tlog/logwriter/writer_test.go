@@ -1,0 +1,438 @@
+package logwriter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/schemas"
+)
+
+var sess *chdb.Session
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "logwriter-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	sess, err = chdb.Open(chdb.DefaultLibPath(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "logwriter tests cannot start:", err)
+		return 1
+	}
+	defer sess.Close()
+	return m.Run()
+}
+
+var dbSeq atomic.Int64
+
+func openStore(t *testing.T) *treestore.Store {
+	t.Helper()
+	db := fmt.Sprintf("lw%d", dbSeq.Add(1))
+	eng := embedded.New(sess, embedded.Options{})
+	es, err := eventstore.New(eng, eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`") })
+	s, err := treestore.New(eng, treestore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type env struct {
+	t      *testing.T
+	srv    *natsembed.Server
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	store  *treestore.Store
+	signer *tlog.Signer
+	vs     *tlog.Verifiers
+}
+
+func newEnv(t *testing.T) *env {
+	srv, nc, js := natstest.StartWithTopology(t, topology.Config{})
+	skey, vkey, err := tlog.GenerateKey("audit.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tlog.NewVerifiers(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, srv: srv, js: js, nc: nc, store: openStore(t), signer: signer, vs: vs}
+}
+
+func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Writer {
+	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
+		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second, AckWait: 2 * time.Second,
+		Logger: zaptest.NewLogger(e.t).Named(instance)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, _ := e.writerOn(e.js, instance, cfg)
+	return w
+}
+
+// ownWriter is a writer on its own connection, which the test can cut to
+// simulate a crash: no acknowledgement, no lease release.
+func (e *env) ownWriter(instance string, leaseTTL time.Duration) (*logwriter.Writer, *nats.Conn) {
+	nc, err := e.srv.Connect(instance)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
+		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: leaseTTL, AckWait: 2 * time.Second,
+		Logger: zaptest.NewLogger(e.t).Named(instance)}
+	w, _ := e.writerOn(js, instance, cfg)
+	return w, nc
+}
+
+func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Config) (*logwriter.Writer, *nats.Conn) {
+	w, err := logwriter.New(js, e.store, e.signer, logwriter.Accept(schemas.NewCatalog()), cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w, nil
+}
+
+// eventID is a ULID made of the org and the number.
+func eventID(org string, i int) string {
+	n := 0
+	for _, c := range org {
+		n += int(c)
+	}
+	return fmt.Sprintf("01JD%02d%020d", n%100, i)
+}
+
+func event(org string, i int) schemas.Event {
+	return schemas.Event{
+		ID:         eventID(org, i),
+		OrgID:      org,
+		Action:     "member.invited",
+		Category:   schemas.CategoryMember,
+		OccurredAt: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
+		Actor: schemas.Actor{Type: schemas.ActorUser, ID: fmt.Sprintf("usr_%d", i%7), Name: "Ada Lovelace",
+			Email: "ada@example.com", IP: "203.0.113.7", UserAgent: "Mozilla/5.0"},
+		Targets: []schemas.Target{{Type: "member", ID: fmt.Sprintf("usr_t%d", i%5), Name: "Grace Hopper"}},
+		Outcome: schemas.OutcomeSuccess,
+		Details: map[string]any{"email": "grace@example.com", "role": "admin"},
+		Context: schemas.Context{RequestID: "req_1", Source: "api"},
+	}
+}
+
+// publish sends events of org numbered from..to-1, each with its id as
+// Nats-Msg-Id.
+func (e *env) publish(org string, from, to int) {
+	e.t.Helper()
+	ctx := context.Background()
+	for i := from; i < to; i++ {
+		ev := event(org, i)
+		b, err := schemas.Canonical(ev)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if _, err := e.js.Publish(ctx, schemas.Subject(org, ev.Action), b, jetstream.WithMsgID(ev.ID)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func start(t *testing.T, w *logwriter.Writer) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("writer did not stop")
+			return nil
+		}
+	}
+}
+
+func waitSize(t *testing.T, s *treestore.Store, org string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, err := s.Size(context.Background(), org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			return
+		}
+		if n > want {
+			t.Fatalf("org %s has %d leaves, want %d", org, n, want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("org %s has %d leaves after 60s, want %d", org, n, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkLog checks that org's leaves are exactly events 0..n-1 in stream
+// order, dense, each once, and that every stored checkpoint verifies and
+// is consistent with the latest.
+func (e *env) checkLog(org string, n int) {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	ls, err := e.store.Leaves(ctx, org, 0, uint64(n)+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != n {
+		t.Fatalf("org %s: %d leaves, want %d", org, len(ls), n)
+	}
+	for i, l := range ls {
+		if l.Index != uint64(i) || l.EventID != event(org, i).ID {
+			t.Fatalf("org %s: leaf %d is index %d event %s, want event %s", org, i, l.Index, l.EventID, event(org, i).ID)
+		}
+	}
+	cps, err := e.store.Checkpoints(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) == 0 {
+		t.Fatalf("org %s: no checkpoint", org)
+	}
+	latest, err := e.vs.OpenCheckpoint(cps[len(cps)-1].Note, tlog.Origin("audit.test", org))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cps {
+		cp, err := e.vs.OpenCheckpoint(c.Note, tlog.Origin("audit.test", org))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tlog.ConsistencyProof(ctx, e.store, org, cp.Size, latest.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.VerifyConsistency(cp, latest, p); err != nil {
+			t.Fatalf("checkpoint %d not consistent with %d: %v", cp.Size, latest.Size, err)
+		}
+	}
+}
+
+func TestDenseIndicesAndProofs(t *testing.T) {
+	e := newEnv(t)
+	w := e.writer("w1", nil)
+	stop := start(t, w)
+	e.publish("acme", 0, 120)
+	e.publish("globex", 0, 30)
+	// Duplicates outside the stream's window are not new leaves.
+	ctx := context.Background()
+	dup := event("acme", 5)
+	b, _ := schemas.Canonical(dup)
+	if _, err := e.js.Publish(ctx, schemas.Subject("acme", dup.Action), b, jetstream.WithMsgID("other-msg-id")); err != nil {
+		t.Fatal(err)
+	}
+	conflicting := event("acme", 6)
+	conflicting.Outcome = schemas.OutcomeFailure
+	conflicting.Reason = "rewritten"
+	b, _ = schemas.Canonical(conflicting)
+	if _, err := e.js.Publish(ctx, schemas.Subject("acme", dup.Action), b, jetstream.WithMsgID("other-msg-id-2")); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("acme", 120, 130)
+	waitSize(t, e.store, "acme", 130)
+	waitSize(t, e.store, "globex", 30)
+	c, err := w.Checkpoint(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size != 130 {
+		t.Fatalf("checkpoint size %d", c.Size)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.checkLog("acme", 130)
+	e.checkLog("globex", 30)
+
+	// The leaf of a stored event is the leaf of its committed form; its
+	// inclusion proof verifies against the signed checkpoint.
+	cp, err := e.vs.OpenCheckpoint(c.Note, "audit.test/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := e.store.LeafByEvent(ctx, "acme", event("acme", 77).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tlog.InclusionProof(ctx, e.store, "acme", leaf.Index, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyInclusion(cp, leaf.Index, leaf.Hash, p); err != nil {
+		t.Fatal(err)
+	}
+	salts, err := e.store.Salts(ctx, []treestore.Key{{Org: "acme", EventID: "usr_0"}, {Org: "acme", EventID: "usr_t2"}})
+	if err != nil || len(salts) != 2 {
+		t.Fatalf("salts %v %v", salts, err)
+	}
+}
+
+// TestCrashRestart stops writers abruptly (no clean shutdown: the context
+// ends mid-batch and the lease is left to expire) while events keep
+// arriving; after the last restart every event is logged once, indices are
+// dense and every checkpoint is consistent with the latest.
+func TestCrashRestart(t *testing.T) {
+	e := newEnv(t)
+	const total = 1500
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for i := 0; i < total; i += 50 {
+			e.publish("acme", i, i+50)
+			e.publish("initech", i/10, i/10+5)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	for round := 0; round < 8; round++ {
+		before, err := e.store.Size(context.Background(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, nc := e.ownWriter(fmt.Sprintf("w%d", round), time.Second)
+		stop := start(t, w)
+		// Wait until this writer has appended something, then let it run a
+		// little longer so the stop lands at a different point each time.
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			n, err := e.store.Size(context.Background(), "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > before || n == total {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: writer appended nothing", round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(round*37) * time.Millisecond)
+		if round%2 == 0 {
+			// Crash: the connection goes first, mid-batch; nothing is
+			// acknowledged or released after this point, and the lease
+			// must expire before the next writer starts.
+			nc.Close()
+		}
+		_ = stop()
+	}
+	<-pubDone
+	w := e.writer("final", nil)
+	stop := start(t, w)
+	waitSize(t, e.store, "acme", total)
+	waitSize(t, e.store, "initech", total/10)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := e.store.LatestCheckpoint(context.Background(), "acme")
+		if err == nil && c.Size == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of the full log: %+v %v", c, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.checkLog("acme", total)
+	e.checkLog("initech", total/10)
+}
+
+// TestSecondInstanceCannotFork starts two writers at once: one holds the
+// lease, the other stands by and takes over only when the first stops.
+func TestSecondInstanceCannotFork(t *testing.T) {
+	e := newEnv(t)
+	w1 := e.writer("w1", nil)
+	w2 := e.writer("w2", nil)
+	stop1 := start(t, w1)
+	time.Sleep(300 * time.Millisecond)
+	stop2 := start(t, w2)
+	e.publish("acme", 0, 200)
+	waitSize(t, e.store, "acme", 200)
+	if _, err := w2.Checkpoint(context.Background(), "acme"); !errors.Is(err, logwriter.ErrNotLoaded) {
+		t.Fatalf("standby signed a checkpoint: %v", err)
+	}
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("acme", 200, 300)
+	waitSize(t, e.store, "acme", 300)
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	e.checkLog("acme", 300)
+}
+
+// A lease taken over behind a writer's back (its key rewritten) makes the
+// writer stop with ErrLeaseLost.
+func TestLeaseLost(t *testing.T) {
+	e := newEnv(t)
+	w := e.writer("w1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.publish("acme", 0, 10)
+	waitSize(t, e.store, "acme", 10)
+	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "writer", []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, logwriter.ErrLeaseLost) {
+			t.Fatalf("Run = %v, want ErrLeaseLost", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writer kept running without its lease")
+	}
+}

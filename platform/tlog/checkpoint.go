@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -187,4 +188,10 @@ func (v *Verifiers) OpenCheckpoint(msg []byte, origin string) (Checkpoint, error
 	}
 	sig := n.Sigs[0]
 	return Checkpoint{Origin: c.Origin, Size: c.Size, Root: c.Hash, KeyName: sig.Name, KeyHash: sig.Hash, Note: bytes.Clone(msg)}, nil
+}
+func ed25519Public(seed []byte) ([]byte, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, errors.New("tlog: Ed25519 seed has the wrong size")
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
 }

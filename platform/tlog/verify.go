@@ -32,6 +32,9 @@ func (p *Problem) Error() string {
 	if p.Kind == KindRoot {
 		return fmt.Sprintf("%s: indices %d..%d: %s", p.Kind, p.Index, p.IndexTo, p.Reason)
 	}
+	if p.EventID == "" {
+		return fmt.Sprintf("%s: index %d: %s", p.Kind, p.Index, p.Reason)
+	}
 	return fmt.Sprintf("%s: index %d, event %s: %s", p.Kind, p.Index, p.EventID, p.Reason)
 }
 
@@ -91,6 +94,7 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		leaves [][]byte
 		served [][]byte
 		ids    []string
+		idxs   []uint64
 		line   int
 	)
 	for sc.Scan() {
@@ -111,19 +115,6 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		idx := *x.LogIndex
 		if len(leaves) == 0 {
 			rep.First = idx
-		} else {
-			next := rep.First + uint64(len(leaves))
-			switch {
-			case idx == next-1:
-				rep.Problem = &Problem{Kind: KindInserted, Index: idx, EventID: id, Reason: fmt.Sprintf("a second entry with log_index %d (first: event %s)", idx, ids[len(ids)-1])}
-				return rep, nil
-			case idx < next:
-				rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: id, Reason: fmt.Sprintf("log_index %d comes after %d", idx, next-1)}
-				return rep, nil
-			case idx > next:
-				rep.Problem = &Problem{Kind: KindMissing, Index: next, Reason: fmt.Sprintf("no entry with log_index %d (the export jumps from %d to %d, event %s)", next, next-1, idx, id)}
-				return rep, nil
-			}
 		}
 		for k := range x.Integrity.Commitments {
 			if fieldValue(&x.Event, k) == "" {
@@ -148,9 +139,14 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		leaves = append(leaves, leaf)
 		served = append(served, sv)
 		ids = append(ids, id)
+		idxs = append(idxs, idx)
 	}
 	if err := sc.Err(); err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	if p := orderProblem(rep.First, idxs, ids); p != nil {
+		rep.Problem = p
+		return rep, nil
 	}
 	rep.Events = uint64(len(leaves))
 	if rep.Events > 0 {
@@ -203,6 +199,26 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	}
 	rep.Problem = localize(rep.First, leaves, edges, opts.Earlier, ids)
 	return rep, nil
+}
+
+// orderProblem finds the first entry whose log_index is not the next one.
+func orderProblem(first uint64, idxs []uint64, ids []string) *Problem {
+	pos := map[uint64]int{}
+	for p, idx := range idxs {
+		want := first + uint64(p)
+		if idx == want {
+			pos[idx] = p
+			continue
+		}
+		if q, dup := pos[idx]; dup {
+			return &Problem{Kind: KindInserted, Index: idx, EventID: ids[p], Reason: fmt.Sprintf("a second entry with log_index %d (the first is event %s)", idx, ids[q])}
+		}
+		if slices.Contains(idxs[p+1:], want) {
+			return &Problem{Kind: KindReordered, Index: want, EventID: ids[p], Reason: fmt.Sprintf("event %s with log_index %d stands where %d belongs", ids[p], idx, want)}
+		}
+		return &Problem{Kind: KindMissing, Index: want, Reason: fmt.Sprintf("no entry with log_index %d (after %d comes %d, event %s)", want, want-1, idx, ids[p])}
+	}
+	return nil
 }
 
 // localize narrows a root mismatch down with earlier checkpoints whose

@@ -1,0 +1,397 @@
+package tlog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/schemas"
+)
+
+// memTree keeps every node a compact range reports, as the tree store does.
+type memTree struct {
+	r     *compact.Range
+	nodes map[compact.NodeID][]byte
+}
+
+func newMemTree() *memTree {
+	return &memTree{r: tlog.NewEmptyRange(0), nodes: map[compact.NodeID][]byte{}}
+}
+
+func (m *memTree) append(t *testing.T, leaf []byte) {
+	t.Helper()
+	if err := m.r.Append(leaf, func(id compact.NodeID, h []byte) { m.nodes[id] = bytes.Clone(h) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (m *memTree) Nodes(_ context.Context, _ string, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, ok := m.nodes[id]
+		if !ok {
+			return nil, fmt.Errorf("node %v missing", id)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+type fixture struct {
+	tree    *memTree
+	entries []tlog.Entry
+	signer  *tlog.Signer
+	vs      *tlog.Verifiers
+	salts   map[string][]byte
+	cps     []tlog.Checkpoint
+}
+
+func testEvent(i int) schemas.Event {
+	rec := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
+	return schemas.Event{
+		ID: fmt.Sprintf("01JDTEST%018d", i), OrgID: "acme", Action: "member.role_changed", Category: "member",
+		OccurredAt: rec.Add(-time.Second), ReceivedAt: &rec,
+		Actor: schemas.Actor{Type: schemas.ActorUser, ID: fmt.Sprintf("usr_%d", i%3), Name: "Ada Lovelace",
+			Email: fmt.Sprintf("ada%d@example.com", i%3), IP: "203.0.113.7"},
+		Targets: []schemas.Target{{Type: "member", ID: fmt.Sprintf("usr_t%d", i%4), Name: "Grace Hopper"}},
+		Outcome: schemas.OutcomeSuccess,
+		Details: map[string]any{"from": "member", "to": "admin", "n": float64(i)},
+	}
+}
+
+// newFixture logs n events, with a signed checkpoint after every 10.
+func newFixture(t *testing.T, n int) *fixture {
+	skey, vkey, err := tlog.GenerateKey("audit.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tlog.NewVerifiers(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{tree: newMemTree(), signer: signer, vs: vs, salts: map[string][]byte{}}
+	for i := 0; i < n; i++ {
+		ev := testEvent(i)
+		salts := tlog.Salts{}
+		for _, s := range tlog.Subjects(&ev) {
+			if f.salts[s] == nil {
+				f.salts[s] = bytes.Repeat([]byte{byte(len(f.salts) + 1)}, 32)
+			}
+			salts[s] = f.salts[s]
+		}
+		leaf, c, err := tlog.Leaf(ev, salts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.tree.append(t, leaf)
+		idx := uint64(i)
+		x := tlog.Entry{Event: ev, LogIndex: &idx, Integrity: tlog.Integrity{LeafHash: hex.EncodeToString(leaf), Commitments: c, Salts: map[string]string{}}}
+		for s, v := range salts {
+			x.Integrity.Salts[s] = hex.EncodeToString(v)
+		}
+		f.entries = append(f.entries, x)
+		if (i+1)%10 == 0 || i == n-1 {
+			f.cps = append(f.cps, f.checkpoint(t))
+		}
+	}
+	return f
+}
+
+func (f *fixture) checkpoint(t *testing.T) tlog.Checkpoint {
+	root, err := f.tree.r.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := f.signer.Sign(tlog.Origin("audit.test", "acme"), f.tree.r.End(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.vs.OpenCheckpoint(msg, "audit.test/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func export(t *testing.T, es []tlog.Entry) string {
+	var b strings.Builder
+	for _, x := range es {
+		line, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func clone(es []tlog.Entry) []tlog.Entry {
+	out := make([]tlog.Entry, len(es))
+	for i, x := range es {
+		b, _ := json.Marshal(x)
+		y, err := tlog.ParseEntry(b)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = y
+	}
+	return out
+}
+
+func (f *fixture) latest() tlog.Checkpoint { return f.cps[len(f.cps)-1] }
+
+func TestVerifyExportIntact(t *testing.T) {
+	f := newFixture(t, 37)
+	rep, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries)), tlog.VerifyOptions{Checkpoint: f.latest()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Problem != nil || rep.Events != 37 || rep.First != 0 || rep.Last != 36 {
+		t.Fatalf("report %+v", rep)
+	}
+	want := fmt.Sprintf("verified: 37 events, indices 0..36, consistent with checkpoint size 37, root %x, key audit.test+%08x", f.latest().Root, f.signer.KeyHash())
+	if rep.String() != want {
+		t.Fatalf("verdict\n%s\nwant\n%s", rep, want)
+	}
+}
+
+func TestVerifyPartialRangeWithEdges(t *testing.T) {
+	f := newFixture(t, 37)
+	ctx := context.Background()
+	// Events 0..9 expired; 30..36 are not in this export.
+	e, err := tlog.RangeEdges(ctx, f.tree, "acme", 10, 30, 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries[10:30])), tlog.VerifyOptions{Checkpoint: f.latest(), Edges: &e})
+	if err != nil || rep.Problem != nil || rep.First != 10 || rep.Last != 29 {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	// Without edges, a partial export is not silently accepted.
+	if _, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries[10:30])), tlog.VerifyOptions{Checkpoint: f.latest()}); !errors.Is(err, tlog.ErrExport) {
+		t.Fatalf("partial export without edges: %v", err)
+	}
+}
+
+func TestVerifyErasedSubject(t *testing.T) {
+	f := newFixture(t, 20)
+	es := clone(f.entries)
+	erased := 0
+	for i := range es {
+		// Erasing usr_1: its salt and plaintext are gone, the commitments stay.
+		if es[i].Event.Actor.ID == "usr_1" {
+			es[i].Event.Actor.Name, es[i].Event.Actor.Email, es[i].Event.Actor.IP = "", "", ""
+			delete(es[i].Integrity.Salts, "usr_1")
+			erased += 3
+		}
+	}
+	rep, err := tlog.VerifyExport(strings.NewReader(export(t, es)), tlog.VerifyOptions{Checkpoint: f.latest()})
+	if err != nil || rep.Problem != nil {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	if rep.Erased != erased {
+		t.Fatalf("erased = %d, want %d", rep.Erased, erased)
+	}
+}
+
+func TestVerifyTampered(t *testing.T) {
+	f := newFixture(t, 40)
+	cases := []struct {
+		name   string
+		edit   func([]tlog.Entry) []tlog.Entry
+		strip  bool // drop the stored leaf hashes from the export
+		kind   string
+		index  uint64
+		within [2]uint64 // for KindRoot: the suspect span
+	}{
+		{name: "personal field edited", kind: tlog.KindChanged, index: 12, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[12].Event.Actor.Email = "mallory@example.com"
+			return es
+		}},
+		{name: "outcome edited", kind: tlog.KindChanged, index: 17, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[17].Event.Outcome = schemas.OutcomeFailure
+			es[17].Event.Reason = "denied"
+			return es
+		}},
+		{name: "outcome edited, leaf hashes rewritten", strip: true, kind: tlog.KindRoot, within: [2]uint64{10, 19}, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[17].Event.Outcome = schemas.OutcomeFailure
+			return es
+		}},
+		{name: "row deleted", kind: tlog.KindMissing, index: 21, edit: func(es []tlog.Entry) []tlog.Entry {
+			return append(es[:21], es[22:]...)
+		}},
+		{name: "row forged without index", kind: tlog.KindInserted, index: 5, edit: func(es []tlog.Entry) []tlog.Entry {
+			forged := es[4]
+			forged.LogIndex = nil
+			forged.Event.ID = "01JDFORGED0000000000000000"
+			return append(es[:5], append([]tlog.Entry{forged}, es[5:]...)...)
+		}},
+		{name: "row forged with a used index", kind: tlog.KindInserted, index: 4, edit: func(es []tlog.Entry) []tlog.Entry {
+			forged := es[4]
+			forged.Event.ID = "01JDFORGED0000000000000000"
+			return append(es[:5], append([]tlog.Entry{forged}, es[5:]...)...)
+		}},
+		{name: "two rows swapped", kind: tlog.KindReordered, index: 30, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[30].Event, es[31].Event = es[31].Event, es[30].Event
+			es[30].Integrity.Commitments, es[31].Integrity.Commitments = es[31].Integrity.Commitments, es[30].Integrity.Commitments
+			es[30].Integrity.Salts, es[31].Integrity.Salts = es[31].Integrity.Salts, es[30].Integrity.Salts
+			return es
+		}},
+		{name: "lines out of order", kind: tlog.KindReordered, index: 8, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[8], es[9] = es[9], es[8]
+			return es
+		}},
+		{name: "a month dropped", kind: tlog.KindMissing, index: 20, edit: func(es []tlog.Entry) []tlog.Entry {
+			return append(es[:20], es[30:]...)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			es := tc.edit(clone(f.entries))
+			if tc.strip {
+				for i := range es {
+					es[i].Integrity.LeafHash = ""
+				}
+			}
+			rep, err := tlog.VerifyExport(strings.NewReader(export(t, es)), tlog.VerifyOptions{Checkpoint: f.latest(), Earlier: f.cps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := rep.Problem
+			if p == nil {
+				t.Fatalf("tampered export verified: %s", rep)
+			}
+			if p.Kind != tc.kind {
+				t.Fatalf("kind %s, want %s (%s)", p.Kind, tc.kind, p)
+			}
+			if tc.kind == tlog.KindRoot {
+				if p.Index != tc.within[0] || p.IndexTo != tc.within[1] {
+					t.Fatalf("suspect span %d..%d, want %d..%d (%s)", p.Index, p.IndexTo, tc.within[0], tc.within[1], p)
+				}
+			} else if p.Index != tc.index {
+				t.Fatalf("index %d, want %d (%s)", p.Index, tc.index, p)
+			}
+			t.Log(rep)
+		})
+	}
+}
+
+func TestInclusionAndConsistency(t *testing.T) {
+	f := newFixture(t, 37)
+	ctx := context.Background()
+	latest := f.latest()
+	for _, i := range []uint64{0, 13, 36} {
+		p, err := tlog.InclusionProof(ctx, f.tree, "acme", i, latest.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := tlog.EntryLeaf(f.entries[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.VerifyInclusion(latest, i, leaf, p); err != nil {
+			t.Fatalf("inclusion of %d: %v", i, err)
+		}
+		if err := tlog.VerifyInclusion(latest, i+1%latest.Size, leaf, p); err == nil {
+			t.Fatalf("inclusion of %d verified at another index", i)
+		}
+	}
+	for _, old := range f.cps {
+		p, err := tlog.ConsistencyProof(ctx, f.tree, "acme", old.Size, latest.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.VerifyConsistency(old, latest, p); err != nil {
+			t.Fatalf("consistency %d -> %d: %v", old.Size, latest.Size, err)
+		}
+	}
+	// A forked history is not consistent.
+	forked := f.cps[1]
+	forked.Root = bytes.Repeat([]byte{9}, 32)
+	p, _ := tlog.ConsistencyProof(ctx, f.tree, "acme", forked.Size, latest.Size)
+	if err := tlog.VerifyConsistency(forked, latest, p); err == nil {
+		t.Fatal("forked checkpoint verified as consistent")
+	}
+}
+
+func TestCheckpointKeys(t *testing.T) {
+	oldKey, oldV, _ := tlog.GenerateKey("audit.test")
+	newKey, newV, _ := tlog.GenerateKey("audit.test")
+	oldS, _ := tlog.NewSigner(oldKey)
+	newS, _ := tlog.NewSigner(newKey)
+	if oldS.VerifierKey() != oldV || newS.VerifierKey() != newV {
+		t.Fatal("verifier key derived from the signer key differs from the generated one")
+	}
+	root := bytes.Repeat([]byte{1}, 32)
+	before, _ := oldS.Sign("audit.test/acme", 5, root)
+	after, _ := newS.Sign("audit.test/acme", 6, root)
+	// After a rotation both keys are listed: old checkpoints still verify.
+	vs, err := tlog.NewVerifiers(newV, oldV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range [][]byte{before, after} {
+		if _, err := vs.OpenCheckpoint(msg, "audit.test/acme"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onlyNew, _ := tlog.NewVerifiers(newV)
+	if _, err := onlyNew.OpenCheckpoint(before, ""); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("checkpoint of an unlisted key: %v", err)
+	}
+	if _, err := vs.OpenCheckpoint(after, "audit.test/globex"); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("checkpoint of another log: %v", err)
+	}
+	forged := bytes.Replace(after, []byte("\n6\n"), []byte("\n7\n"), 1)
+	if _, err := vs.OpenCheckpoint(forged, ""); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Fatalf("edited checkpoint: %v", err)
+	}
+	// The body is the C2SP tlog-checkpoint: origin, size, base64 root.
+	if !bytes.HasPrefix(after, []byte("audit.test/acme\n6\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n\n— audit.test ")) {
+		t.Fatalf("signed note:\n%s", after)
+	}
+}
+
+func TestCommitments(t *testing.T) {
+	ev := testEvent(1)
+	salt := bytes.Repeat([]byte{3}, 32)
+	ce, c, err := tlog.Commit(ev, tlog.Salts{"usr_1": salt, "usr_t1": salt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Actor.Email != "ada1@example.com" || ev.Targets[0].Name != "Grace Hopper" {
+		t.Fatal("Commit modified its input")
+	}
+	if ce.Actor.Email != tlog.Commitment(salt, "actor.email", "ada1@example.com") || !tlog.IsCommitment(ce.Targets[0].Name) {
+		t.Fatalf("committed event %+v", ce)
+	}
+	if len(c) != 4 || c["targets.0.name"] != ce.Targets[0].Name || ce.Actor.UserAgent != "" {
+		t.Fatalf("commitments %v", c)
+	}
+	d, _ := tlog.LeafData(ce)
+	for _, plain := range []string{"Ada", "example.com", "203.0.113", "Grace"} {
+		if bytes.Contains(d, []byte(plain)) {
+			t.Fatalf("leaf data holds %q: %s", plain, d)
+		}
+	}
+	if !bytes.Contains(d, []byte(`"received_at":"2026-11-30T12:00:01.000Z"`)) {
+		t.Fatalf("leaf data lacks received_at: %s", d)
+	}
+	if _, _, err := tlog.Commit(ev, tlog.Salts{"usr_1": salt}); !errors.Is(err, tlog.ErrNoSalt) {
+		t.Fatalf("commit without a target salt: %v", err)
+	}
+}

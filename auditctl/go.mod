@@ -10,6 +10,7 @@ require (
 	github.com/takumo/audit/schemas v0.0.0
 	github.com/takumo/audit/siem-forwarder v0.0.0
 	github.com/takumo/audit/webhook-dispatcher v0.0.0
+	github.com/transparency-dev/merkle v0.0.2
 	go.uber.org/zap v1.28.0
 )
 
@@ -32,8 +33,10 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/transparency-dev/formats v0.1.1 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/mod v0.43.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

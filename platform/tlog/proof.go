@@ -89,12 +89,29 @@ func rehash(ctx context.Context, r NodeReader, org string, n proof.Nodes) ([][]b
 // recompute the root of a tree of Size leaves: the hashes of the perfect
 // subtrees covering [0, Begin) (Left) and [End, Size) (Right), left to
 // right. Left lets a range verify after the events before it expired.
+// In JSON, hashes are base64 strings.
 type Edges struct {
-	Begin uint64
-	End   uint64
-	Size  uint64
-	Left  [][]byte
-	Right [][]byte
+	Begin uint64   `json:"begin"`
+	End   uint64   `json:"end"`
+	Size  uint64   `json:"tree_size"`
+	Left  [][]byte `json:"left"`
+	Right [][]byte `json:"right"`
+}
+
+// InclusionProofData is an inclusion proof as served and saved (JSON,
+// hashes in base64).
+type InclusionProofData struct {
+	LogIndex uint64   `json:"log_index"`
+	TreeSize uint64   `json:"tree_size"`
+	LeafHash []byte   `json:"leaf_hash,omitempty"`
+	Hashes   [][]byte `json:"hashes"`
+}
+
+// ConsistencyProofData is a consistency proof as served and saved.
+type ConsistencyProofData struct {
+	Size1  uint64   `json:"size1"`
+	Size2  uint64   `json:"size2"`
+	Hashes [][]byte `json:"hashes"`
 }
 
 // RangeEdges returns the edges of [begin, end) in the org's tree at size.

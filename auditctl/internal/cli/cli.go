@@ -50,6 +50,8 @@ commands:
                                                             manage webhook endpoints (audit.manage)
   auditctl siem list|get|create|delete|test|status|pause|resume|replay
                                                             manage SIEM destinations (audit.manage)
+  auditctl verify --export FILE --checkpoint FILE --key VKEY  check an export against signed checkpoints,
+                                                            offline (also: verify consistency|inclusion)
   auditctl help                                             this text
 
 filters (repeat a flag for alternatives):
@@ -82,6 +84,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(env.Stderr, "auditctl:", err)
 		return 2
+	case errors.Is(err, errVerification):
+		return 1 // the verdict is on stdout
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return 0 // interrupted: tail's normal end
 	default:
@@ -116,6 +120,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runWebhooks(ctx, rest, env)
 	case "siem":
 		return runSIEM(ctx, rest, env)
+	case "verify":
+		return runVerify(rest, env)
 	}
 	return fmt.Errorf("%w: unknown command %q (auditctl help lists them)", errUsage, cmd)
 }

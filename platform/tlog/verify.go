@@ -157,21 +157,6 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		end = 0
 	}
 
-	// The stored leaf hashes, when the export carries them, point at the
-	// first entry whose content changed, or at entries that moved.
-	for i := range leaves {
-		if served[i] == nil || bytes.Equal(served[i], leaves[i]) {
-			continue
-		}
-		idx := rep.First + uint64(i)
-		if j := slices.IndexFunc(served, func(s []byte) bool { return bytes.Equal(s, leaves[i]) }); j >= 0 {
-			rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: ids[i], Reason: fmt.Sprintf("its content is the leaf logged at index %d", rep.First+uint64(j))}
-		} else {
-			rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: ids[i], Reason: "its content does not hash to the leaf logged at this index"}
-		}
-		return rep, nil
-	}
-
 	cp := opts.Checkpoint
 	edges := Edges{Begin: rep.First, End: end, Size: cp.Size}
 	if rep.Events == 0 {
@@ -197,6 +182,22 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	if bytes.Equal(root, cp.Root) {
 		return rep, nil
 	}
+	// The root does not match. The stored leaf hashes, when the export
+	// carries them (they are hints, never trusted on their own), point at
+	// the first entry whose content changed, or at entries that moved.
+	for i := range leaves {
+		if served[i] == nil || bytes.Equal(served[i], leaves[i]) {
+			continue
+		}
+		idx := rep.First + uint64(i)
+		if j := slices.IndexFunc(served, func(s []byte) bool { return bytes.Equal(s, leaves[i]) }); j >= 0 {
+			rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: ids[i], Reason: fmt.Sprintf("its content is the leaf logged at index %d", rep.First+uint64(j))}
+		} else {
+			rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: ids[i], Reason: "its content does not hash to the leaf logged at this index"}
+		}
+		return rep, nil
+	}
+
 	rep.Problem = localize(rep.First, leaves, edges, opts.Earlier, ids)
 	return rep, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func run(m *testing.M) int {
 
 var dbSeq atomic.Int64
 
-func openStore(t *testing.T) *treestore.Store {
+func openStore(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 	t.Helper()
 	db := fmt.Sprintf("lw%d", dbSeq.Add(1))
 	eng := embedded.New(sess, embedded.Options{})
@@ -63,7 +64,7 @@ func openStore(t *testing.T) *treestore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, eng, db
 }
 
 type env struct {
@@ -72,6 +73,8 @@ type env struct {
 	js     jetstream.JetStream
 	nc     *nats.Conn
 	store  *treestore.Store
+	eng    eventstore.Engine
+	db     string
 	signer *tlog.Signer
 	vs     *tlog.Verifiers
 }
@@ -90,7 +93,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, js: js, nc: nc, store: openStore(t), signer: signer, vs: vs}
+	store, eng, db := openStore(t)
+	return &env{t: t, srv: srv, js: js, nc: nc, store: store, eng: eng, db: db, signer: signer, vs: vs}
 }
 
 func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Writer {
@@ -434,5 +438,34 @@ func TestLeaseLost(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("writer kept running without its lease")
+	}
+}
+
+// TestEditedTreeIsNotSigned rewrites stored hashes behind the writer's
+// back, as an operator hiding an edit of events 24..27 would have to: the
+// writer refuses to sign a checkpoint over them.
+func TestEditedTreeIsNotSigned(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	w := e.writer("w1", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour })
+	stop := start(t, w)
+	defer stop()
+	e.publish("acme", 0, 20)
+	waitSize(t, e.store, "acme", 20)
+	if _, err := w.Checkpoint(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("acme", 20, 30)
+	waitSize(t, e.store, "acme", 30)
+	err := e.eng.Exec(ctx, "ALTER TABLE `"+e.db+"`.tlog_nodes UPDATE hash = unhex(repeat('ab', 32)) WHERE org_id = 'acme' AND ((level = 0 AND idx = 25) OR (level = 2 AND idx = 6)) SETTINGS mutations_sync = 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Checkpoint(ctx, "acme"); err == nil || !strings.Contains(err.Error(), "does not rebuild") {
+		t.Fatalf("checkpoint over an edited tree: %v", err)
+	}
+	c, err := e.store.LatestCheckpoint(ctx, "acme")
+	if err != nil || c.Size != 20 {
+		t.Fatalf("latest checkpoint %d, %v; want the one of size 20", c.Size, err)
 	}
 }

@@ -34,9 +34,8 @@ type Checkpoint struct {
 // Signer signs checkpoints with one Ed25519 key. It is safe for
 // concurrent use.
 type Signer struct {
-	s      note.Signer
-	vkey   string
-	origin string
+	s    note.Signer
+	vkey string
 }
 
 // NewSigner returns a Signer for an encoded note signer key

@@ -24,7 +24,7 @@ import (
 // Store is what the Writer needs from the tree store.
 type Store interface {
 	tlog.NodeReader
-	Size(ctx context.Context, org string) (uint64, error)
+	Trees(ctx context.Context, orgs []string) (map[string]treestore.OrgTree, error)
 	Logged(ctx context.Context, keys []treestore.Key) (map[treestore.Key]uint64, error)
 	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
@@ -244,13 +244,18 @@ func (w *Writer) Run(ctx context.Context) error {
 			sleep(lctx, 100*time.Millisecond)
 			continue
 		}
+		fetched := 0
 		for msg := range mb.Messages() {
 			md, err := msg.Metadata()
 			if err != nil {
 				_ = msg.Term()
 				continue
 			}
+			fetched++
 			batch = seq.offer(md.Sequence.Stream, msg, batch)
+		}
+		if fetched > 0 {
+			w.log.Debug("fetched", zap.Int("messages", fetched), zap.Uint64("next", seq.next), zap.Int("buffered", len(seq.buf)))
 		}
 		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && lctx.Err() == nil {
 			w.log.Debug("fetch ended", zap.Error(err))
@@ -376,6 +381,7 @@ func (w *Writer) append(ctx context.Context, msgs []jetstream.Msg) error {
 	for _, m := range msgs {
 		_ = m.Ack()
 	}
+	w.log.Debug("batch logged", zap.Int("messages", len(msgs)), zap.Int("events", len(evs)))
 	return nil
 }
 
@@ -413,22 +419,26 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	if err != nil {
 		return err
 	}
-	// Org states, loaded from the store when first needed.
+	// Org states, loaded from the store when first needed (all orgs new
+	// to this writer in one go).
+	if err := w.loadOrgs(ctx, evs); err != nil {
+		return err
+	}
 	next := map[string]*compact.Range{}
+	w.mu.Lock()
 	for _, e := range evs {
 		org := e.ev.OrgID
 		if _, ok := next[org]; ok {
 			continue
 		}
-		st, err := w.orgState(ctx, org)
-		if err != nil {
-			return err
-		}
+		st := w.orgs[org]
 		next[org], err = tlog.NewRange(st.r.Begin(), st.r.End(), cloneHashes(st.r.Hashes()))
 		if err != nil {
+			w.mu.Unlock()
 			return err
 		}
 	}
+	w.mu.Unlock()
 	salts, newSalts, err := w.saltsFor(ctx, evs, done)
 	if err != nil {
 		return err
@@ -492,32 +502,40 @@ func token(nodes []treestore.Node) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// orgState returns the org's state, loading it from the store.
-func (w *Writer) orgState(ctx context.Context, org string) (*orgState, error) {
+// loadOrgs loads the state of the orgs of evs this writer does not hold.
+func (w *Writer) loadOrgs(ctx context.Context, evs []logged) error {
+	var missing []string
+	seen := map[string]bool{}
 	w.mu.Lock()
-	st, ok := w.orgs[org]
+	for _, e := range evs {
+		org := e.ev.OrgID
+		if _, ok := w.orgs[org]; !ok && !seen[org] {
+			seen[org] = true
+			missing = append(missing, org)
+		}
+	}
 	w.mu.Unlock()
-	if ok {
-		return st, nil
+	if len(missing) == 0 {
+		return nil
 	}
-	size, err := w.store.Size(ctx, org)
+	trees, err := w.store.Trees(ctx, missing)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r, err := tlog.ReadRange(ctx, w.store, org, 0, size)
-	if err != nil {
-		return nil, err
-	}
-	st = &orgState{r: r}
-	if c, err := w.store.LatestCheckpoint(ctx, org); err == nil {
-		st.signed = c.Size
-	} else if !errors.Is(err, treestore.ErrNotFound) {
-		return nil, err
+	loaded := make(map[string]*orgState, len(trees))
+	for org, t := range trees {
+		r, err := tlog.NewRange(0, t.Size, t.Range)
+		if err != nil {
+			return fmt.Errorf("logwriter: org %s: %w", org, err)
+		}
+		loaded[org] = &orgState{r: r, signed: t.Signed}
 	}
 	w.mu.Lock()
-	w.orgs[org] = st
+	for org, st := range loaded {
+		w.orgs[org] = st
+	}
 	w.mu.Unlock()
-	return st, nil
+	return nil
 }
 
 // saltsFor returns the salts of every subject of evs, by org, creating

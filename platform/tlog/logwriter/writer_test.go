@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -48,7 +49,7 @@ func run(m *testing.M) int {
 
 var dbSeq atomic.Int64
 
-func openStore(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
+func openStore(t testing.TB) (*treestore.Store, eventstore.Engine, string) {
 	t.Helper()
 	db := fmt.Sprintf("lw%d", dbSeq.Add(1))
 	eng := embedded.New(sess, embedded.Options{})
@@ -68,7 +69,7 @@ func openStore(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *natsembed.Server
 	js     jetstream.JetStream
 	nc     *nats.Conn
@@ -79,7 +80,7 @@ type env struct {
 	vs     *tlog.Verifiers
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	srv, nc, js := natstest.StartWithTopology(t, topology.Config{})
 	skey, vkey, err := tlog.GenerateKey("audit.test")
 	if err != nil {
@@ -135,13 +136,12 @@ func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Co
 	return w, nil
 }
 
-// eventID is a ULID made of the org and the number.
+// eventID is a ULID made of the org and the number (distinct orgs get
+// distinct ids: the stream deduplicates by id).
 func eventID(org string, i int) string {
-	n := 0
-	for _, c := range org {
-		n += int(c)
-	}
-	return fmt.Sprintf("01JD%02d%020d", n%100, i)
+	h := fnv.New32a()
+	h.Write([]byte(org))
+	return fmt.Sprintf("01JD%010d%012d", h.Sum32(), i)
 }
 
 func event(org string, i int) schemas.Event {
@@ -177,7 +177,7 @@ func (e *env) publish(org string, from, to int) {
 	}
 }
 
-func start(t *testing.T, w *logwriter.Writer) (stop func() error) {
+func start(t testing.TB, w *logwriter.Writer) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -193,7 +193,7 @@ func start(t *testing.T, w *logwriter.Writer) (stop func() error) {
 	}
 }
 
-func waitSize(t *testing.T, s *treestore.Store, org string, want uint64) {
+func waitSize(t testing.TB, s *treestore.Store, org string, want uint64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

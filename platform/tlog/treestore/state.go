@@ -1,0 +1,150 @@
+package treestore
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/takumo/audit/platform/eventstore"
+)
+
+// OrgTree is what a writer needs to resume an org's log: its size, the
+// hashes of the compact range [0, Size) (left to right) and the size of
+// its latest checkpoint.
+type OrgTree struct {
+	Size   uint64
+	Range  [][]byte
+	Signed uint64
+}
+
+// Trees loads the state of several orgs in three queries, whatever their
+// number. Orgs without leaves have a zero OrgTree.
+func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, error) {
+	out := make(map[string]OrgTree, len(orgs))
+	if len(orgs) == 0 {
+		return out, nil
+	}
+	var list strings.Builder
+	for _, o := range orgs {
+		out[o] = OrgTree{}
+		list.WriteString(tsv.Replace(o))
+		list.WriteByte('\n')
+	}
+	in := "org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"
+	rows, err := s.eng.Query(ctx, "SELECT org_id, count(), uniqExact(idx), max(idx) FROM "+s.nodes+
+		" WHERE level = 0 AND "+in+" GROUP BY org_id", eventstore.P("orgs", list.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: sizes: %w", err)
+	}
+	for rows.Next() {
+		var (
+			org            string
+			n, uniq, maxIx uint64
+		)
+		if err := rows.Scan(&org, &n, &uniq, &maxIx); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("treestore: sizes: %w", err)
+		}
+		if uniq != maxIx+1 {
+			rows.Close()
+			return nil, fmt.Errorf("%w: org %s has %d distinct leaf indices up to %d", ErrCorrupt, org, uniq, maxIx)
+		}
+		out[org] = OrgTree{Size: maxIx + 1}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("treestore: sizes: %w", err)
+	}
+
+	type key struct {
+		org string
+		id  compact.NodeID
+	}
+	var ids strings.Builder
+	want := 0
+	for org, t := range out {
+		for _, id := range compact.RangeNodes(0, t.Size, nil) {
+			ids.WriteString(tsv.Replace(org))
+			ids.WriteByte('\t')
+			ids.WriteString(strconv.FormatUint(uint64(id.Level), 10))
+			ids.WriteByte('\t')
+			ids.WriteString(strconv.FormatUint(id.Index, 10))
+			ids.WriteByte('\n')
+			want++
+		}
+	}
+	got := map[key][]byte{}
+	if want > 0 {
+		rows, err := s.eng.Query(ctx, "SELECT org_id, level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
+			" WHERE (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
+			" GROUP BY org_id, level, idx", eventstore.P("ids", ids.String()))
+		if err != nil {
+			return nil, fmt.Errorf("treestore: right edges: %w", err)
+		}
+		for rows.Next() {
+			var (
+				org    string
+				level  uint8
+				idx, n uint64
+				h      string
+			)
+			if err := rows.Scan(&org, &level, &idx, &h, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("treestore: right edges: %w", err)
+			}
+			if n != 1 {
+				rows.Close()
+				return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
+			}
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("treestore: right edges: %w", err)
+			}
+			got[key{org, compact.NewNodeID(uint(level), idx)}] = b
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("treestore: right edges: %w", err)
+		}
+	}
+	for org, t := range out {
+		for _, id := range compact.RangeNodes(0, t.Size, nil) {
+			h, ok := got[key{org, id}]
+			if !ok {
+				return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
+			}
+			t.Range = append(t.Range, h)
+		}
+		out[org] = t
+	}
+
+	rows, err = s.eng.Query(ctx, "SELECT org_id, max(size) FROM "+s.checkpoints+" WHERE "+in+" GROUP BY org_id",
+		eventstore.P("orgs", list.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			org  string
+			size uint64
+		)
+		if err := rows.Scan(&org, &size); err != nil {
+			return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+		}
+		t := out[org]
+		t.Signed = size
+		out[org] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: checkpoints: %w", err)
+	}
+	return out, nil
+}

@@ -25,6 +25,7 @@ import (
 type Store interface {
 	tlog.NodeReader
 	Trees(ctx context.Context, orgs []string) (map[string]treestore.OrgTree, error)
+	Unsigned(ctx context.Context) ([]string, error)
 	Logged(ctx context.Context, keys []treestore.Key) (map[treestore.Key]uint64, error)
 	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
@@ -212,6 +213,18 @@ func (w *Writer) Run(ctx context.Context) error {
 	clear(w.salts)
 	seq := &sequencer{next: info.AckFloor.Stream + 1, buf: map[uint64]jetstream.Msg{}}
 	w.log.Info("log writer started", zap.Uint64("stream_seq", seq.next), zap.String("instance", w.cfg.Instance))
+
+	// Trees a previous writer grew without signing them get their
+	// checkpoint now, not when their org next sends an event.
+	if orgs, err := w.store.Unsigned(lctx); err != nil {
+		w.log.Warn("listing unsigned trees", zap.Error(err))
+	} else if len(orgs) > 0 {
+		if err := w.loadOrgNames(lctx, orgs); err != nil {
+			w.log.Warn("loading unsigned trees", zap.Error(err))
+		} else {
+			w.checkpointAll(lctx)
+		}
+	}
 
 	tick := time.NewTicker(w.cfg.CheckpointInterval)
 	defer tick.Stop()
@@ -504,11 +517,19 @@ func token(nodes []treestore.Node) string {
 
 // loadOrgs loads the state of the orgs of evs this writer does not hold.
 func (w *Writer) loadOrgs(ctx context.Context, evs []logged) error {
+	orgs := make([]string, len(evs))
+	for i, e := range evs {
+		orgs[i] = e.ev.OrgID
+	}
+	return w.loadOrgNames(ctx, orgs)
+}
+
+// loadOrgNames loads the state of the orgs this writer does not hold.
+func (w *Writer) loadOrgNames(ctx context.Context, orgs []string) error {
 	var missing []string
 	seen := map[string]bool{}
 	w.mu.Lock()
-	for _, e := range evs {
-		org := e.ev.OrgID
+	for _, org := range orgs {
 		if _, ok := w.orgs[org]; !ok && !seen[org] {
 			seen[org] = true
 			missing = append(missing, org)

@@ -469,3 +469,34 @@ func TestEditedTreeIsNotSigned(t *testing.T) {
 		t.Fatalf("latest checkpoint %d, %v; want the one of size 20", c.Size, err)
 	}
 }
+
+// TestSignsWhatPredecessorLeftUnsigned: a writer that logged events but
+// stopped before signing leaves a tree its successor signs at start,
+// without waiting for new events of that org.
+func TestSignsWhatPredecessorLeftUnsigned(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	w := e.writer("w1", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour })
+	stop := start(t, w)
+	e.publish("acme", 0, 25)
+	waitSize(t, e.store, "acme", 25)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.LatestCheckpoint(ctx, "acme"); !errors.Is(err, treestore.ErrNotFound) {
+		t.Fatalf("checkpoint before the successor: %v", err)
+	}
+	stop = start(t, e.writer("w2", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour }))
+	defer stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := e.store.LatestCheckpoint(ctx, "acme")
+		if err == nil && c.Size == 25 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of size 25: %+v %v", c, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

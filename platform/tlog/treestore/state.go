@@ -148,3 +148,28 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 	}
 	return out, nil
 }
+
+// Unsigned returns the orgs whose tree has grown past their latest signed
+// checkpoint (or has none): a writer that stopped before signing leaves
+// them, and its successor signs them at start.
+func (s *Store) Unsigned(ctx context.Context) ([]string, error) {
+	rows, err := s.eng.Query(ctx, "SELECT t.org_id FROM (SELECT org_id, max(idx) + 1 AS size FROM "+s.nodes+" WHERE level = 0 GROUP BY org_id) AS t"+
+		" LEFT JOIN (SELECT org_id, max(size) AS signed FROM "+s.checkpoints+" GROUP BY org_id) AS c ON t.org_id = c.org_id"+
+		" WHERE t.size > c.signed SETTINGS join_use_nulls = 0")
+	if err != nil {
+		return nil, fmt.Errorf("treestore: unsigned orgs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var org string
+		if err := rows.Scan(&org); err != nil {
+			return nil, fmt.Errorf("treestore: unsigned orgs: %w", err)
+		}
+		out = append(out, org)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: unsigned orgs: %w", err)
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -521,3 +522,11 @@ func (s *Store) RetentionDays(ctx context.Context, orgID string) ([]int, error) 
 	}
 	return out, rows.Err()
 }
+
+// Engine returns the engine the Store runs on, for packages that keep
+// tables of their own in the same database (the transparency log's tree
+// store).
+func (s *Store) Engine() Engine { return s.eng }
+
+// Database returns the name of the database holding the tables.
+func (s *Store) Database() string { return strings.Trim(s.l.db, "`") }

@@ -1,0 +1,246 @@
+// Package tlogapi serves an org's transparency log over HTTP, under
+// /v1/integrity/, to tokens with the audit.read permission: the latest
+// signed checkpoint, the verifier keys, inclusion and consistency proofs,
+// and the edges a verifier needs for a range of log indices. The org
+// always comes from the token.
+//
+//	GET /v1/integrity/checkpoint                       latest signed checkpoint (text/plain, the signed note)
+//	GET /v1/integrity/keys                             verifier keys (JSON)
+//	GET /v1/integrity/inclusion?event_id=&tree_size=   tlog.InclusionProofData (JSON)
+//	GET /v1/integrity/consistency?size1=&size2=        tlog.ConsistencyProofData (JSON)
+//	GET /v1/integrity/range?begin=&end=&tree_size=     tlog.Edges (JSON)
+//
+// tree_size defaults to the latest checkpoint's size; every size must be
+// at most that (the server proves only what it signed).
+package tlogapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/treestore"
+)
+
+// Authorizer checks a request's token for a permission and returns its org.
+type Authorizer interface {
+	Authorize(r *http.Request, perm string) (orgID, subject string, err error)
+}
+
+// Store is what the API reads.
+type Store interface {
+	tlog.NodeReader
+	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
+	LeafByEvent(ctx context.Context, org, eventID string) (treestore.Leaf, error)
+}
+
+var _ Store = (*treestore.Store)(nil)
+
+// Keys describes the checkpoint keys.
+type Keys struct {
+	// Current is the verifier key of the signing key.
+	Current string `json:"current"`
+	// All lists every key a verifier should trust, the current one first.
+	All []string `json:"all"`
+	// Origin is the origin of the caller's log.
+	Origin string `json:"origin"`
+}
+
+// API is the handler. It is safe for concurrent use.
+type API struct {
+	auth       Authorizer
+	store      Store
+	deployment string
+	keys       Keys
+	log        *zap.Logger
+}
+
+// New returns the API. keys lists the verifier keys, the current first.
+func New(auth Authorizer, store Store, deployment string, keys []string, log *zap.Logger) *API {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	k := Keys{All: keys}
+	if len(keys) > 0 {
+		k.Current = keys[0]
+	}
+	return &API{auth: auth, store: store, deployment: deployment, keys: k, log: log}
+}
+
+// Handler routes /v1/integrity/.
+func (a *API) Handler() http.Handler {
+	rt := httpapi.NewRouter()
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/checkpoint", a.checkpoint)
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/keys", a.keysH)
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/inclusion", a.inclusion)
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/consistency", a.consistency)
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/range", a.rangeH)
+	return rt
+}
+
+func (a *API) org(w http.ResponseWriter, r *http.Request) (string, bool) {
+	org, _, err := a.auth.Authorize(r, auditapi.PermRead)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return "", false
+	}
+	return org, true
+}
+
+func (a *API) latest(w http.ResponseWriter, r *http.Request, org string) (treestore.StoredCheckpoint, bool) {
+	c, err := a.store.LatestCheckpoint(r.Context(), org)
+	if errors.Is(err, treestore.ErrNotFound) {
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "the org's log has no signed checkpoint yet").Write(w)
+		return c, false
+	}
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return c, false
+	}
+	return c, true
+}
+
+func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.latest(w, r, org)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(c.Note)
+}
+
+func (a *API) keysH(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	k := a.keys
+	k.Origin = tlog.Origin(a.deployment, org)
+	httpapi.WriteJSON(w, http.StatusOK, k)
+}
+
+// sizeParam reads an optional size parameter, defaulting to def and
+// bounded by max.
+func sizeParam(r *http.Request, name string, def, max uint64) (uint64, *httpapi.Error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, httpapi.BadParam(name, "must be a non-negative integer")
+	}
+	if n > max {
+		return 0, httpapi.BadParam(name, "is beyond the latest signed checkpoint (size "+strconv.FormatUint(max, 10)+")")
+	}
+	return n, nil
+}
+
+func (a *API) inclusion(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.latest(w, r, org)
+	if !ok {
+		return
+	}
+	size, e := sizeParam(r, "tree_size", c.Size, c.Size)
+	if e != nil {
+		e.Write(w)
+		return
+	}
+	id := r.URL.Query().Get("event_id")
+	if id == "" {
+		httpapi.BadParam("event_id", "is required").Write(w)
+		return
+	}
+	l, err := a.store.LeafByEvent(r.Context(), org, id)
+	if errors.Is(err, treestore.ErrNotFound) {
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "event %s is not in the org's log (yet)", id).Write(w)
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	if l.Index >= size {
+		httpapi.BadParam("tree_size", "the event's log_index "+strconv.FormatUint(l.Index, 10)+" is not below it").Write(w)
+		return
+	}
+	p, err := tlog.InclusionProof(r.Context(), a.store, org, l.Index, size)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, tlog.InclusionProofData{LogIndex: l.Index, TreeSize: size, LeafHash: l.Hash, Hashes: p})
+}
+
+func (a *API) consistency(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.latest(w, r, org)
+	if !ok {
+		return
+	}
+	s2, e := sizeParam(r, "size2", c.Size, c.Size)
+	if e == nil && r.URL.Query().Get("size1") == "" {
+		e = httpapi.BadParam("size1", "is required")
+	}
+	var s1 uint64
+	if e == nil {
+		s1, e = sizeParam(r, "size1", 0, s2)
+	}
+	if e != nil {
+		e.Write(w)
+		return
+	}
+	p, err := tlog.ConsistencyProof(r.Context(), a.store, org, s1, s2)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, tlog.ConsistencyProofData{Size1: s1, Size2: s2, Hashes: p})
+}
+
+func (a *API) rangeH(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.latest(w, r, org)
+	if !ok {
+		return
+	}
+	size, e := sizeParam(r, "tree_size", c.Size, c.Size)
+	var begin, end uint64
+	if e == nil {
+		end, e = sizeParam(r, "end", size, size)
+	}
+	if e == nil {
+		begin, e = sizeParam(r, "begin", 0, end)
+	}
+	if e != nil {
+		e.Write(w)
+		return
+	}
+	edges, err := tlog.RangeEdges(r.Context(), a.store, org, begin, end, size)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, edges)
+}

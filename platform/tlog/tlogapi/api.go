@@ -9,7 +9,14 @@
 //	GET /v1/integrity/inclusion?event_id=&tree_size=   tlog.InclusionProofData (JSON)
 //	GET /v1/integrity/consistency?size1=&size2=        tlog.ConsistencyProofData (JSON)
 //	GET /v1/integrity/range?begin=&end=&tree_size=     tlog.Edges (JSON)
+//	GET /v1/integrity/export?begin=&end=               NDJSON tlog.Entry lines in log_index order
 //
+// The export holds the events of [begin, end) that the event store still
+// has (end defaults to the latest checkpoint's size, and at most
+// MaxExportEntries per request): each with its log_index, stored leaf
+// hash, commitments and the salts of subjects not erased — what `auditctl
+// verify` checks. An event the store no longer returns (expired, or
+// removed) is absent, and the verifier names its index as missing.
 // tree_size defaults to the latest checkpoint's size; every size must be
 // at most that (the server proves only what it signed).
 package tlogapi
@@ -17,6 +24,7 @@ package tlogapi
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -25,7 +33,9 @@ import (
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
 )
 
 // Authorizer checks a request's token for a permission and returns its org.
@@ -38,7 +48,18 @@ type Store interface {
 	tlog.NodeReader
 	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
 	LeafByEvent(ctx context.Context, org, eventID string) (treestore.Leaf, error)
+	Leaves(ctx context.Context, org string, from, to uint64) ([]treestore.Leaf, error)
+	Entries(ctx context.Context, org string, evs []schemas.Event) ([]tlog.Entry, error)
 }
+
+// Events reads stored events; a missing one is an error wrapping
+// eventstore.ErrNotFound.
+type Events interface {
+	Get(ctx context.Context, orgID, id string) (schemas.Event, error)
+}
+
+// MaxExportEntries bounds one export request.
+const MaxExportEntries = 10000
 
 var _ Store = (*treestore.Store)(nil)
 
@@ -56,13 +77,14 @@ type Keys struct {
 type API struct {
 	auth       Authorizer
 	store      Store
+	events     Events
 	deployment string
 	keys       Keys
 	log        *zap.Logger
 }
 
 // New returns the API. keys lists the verifier keys, the current first.
-func New(auth Authorizer, store Store, deployment string, keys []string, log *zap.Logger) *API {
+func New(auth Authorizer, store Store, events Events, deployment string, keys []string, log *zap.Logger) *API {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -70,7 +92,7 @@ func New(auth Authorizer, store Store, deployment string, keys []string, log *za
 	if len(keys) > 0 {
 		k.Current = keys[0]
 	}
-	return &API{auth: auth, store: store, deployment: deployment, keys: k, log: log}
+	return &API{auth: auth, store: store, events: events, deployment: deployment, keys: k, log: log}
 }
 
 // Handler routes /v1/integrity/.
@@ -81,6 +103,7 @@ func (a *API) Handler() http.Handler {
 	rt.HandleFunc(http.MethodGet, "/v1/integrity/inclusion", a.inclusion)
 	rt.HandleFunc(http.MethodGet, "/v1/integrity/consistency", a.consistency)
 	rt.HandleFunc(http.MethodGet, "/v1/integrity/range", a.rangeH)
+	rt.HandleFunc(http.MethodGet, "/v1/integrity/export", a.export)
 	return rt
 }
 
@@ -243,4 +266,62 @@ func (a *API) rangeH(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, edges)
+}
+
+func (a *API) export(w http.ResponseWriter, r *http.Request) {
+	org, ok := a.org(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.latest(w, r, org)
+	if !ok {
+		return
+	}
+	begin, e := sizeParam(r, "begin", 0, c.Size)
+	var end uint64
+	if e == nil {
+		end, e = sizeParam(r, "end", c.Size, c.Size)
+	}
+	if e == nil && end < begin {
+		e = httpapi.BadParam("end", "must not be below begin")
+	}
+	if e == nil && end-begin > MaxExportEntries {
+		e = httpapi.BadParam("end", "at most "+strconv.Itoa(MaxExportEntries)+" entries per request")
+	}
+	if e != nil {
+		e.Write(w)
+		return
+	}
+	ctx := r.Context()
+	leaves, err := a.store.Leaves(ctx, org, begin, end)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	evs := make([]schemas.Event, 0, len(leaves))
+	for _, l := range leaves {
+		ev, err := a.events.Get(ctx, org, l.EventID)
+		if errors.Is(err, eventstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			httpapi.WriteError(w, a.log, err)
+			return
+		}
+		evs = append(evs, ev)
+	}
+	xs, err := a.store.Entries(ctx, org, evs)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, x := range xs {
+		if err := enc.Encode(x); err != nil {
+			return
+		}
+	}
 }

@@ -23,17 +23,17 @@ package tlogapi
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/tlog"
-	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/schemas"
 )

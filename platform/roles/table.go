@@ -28,6 +28,11 @@ const (
 	SIEMAPI = "siem-api"
 	// Query serves the read API and the log page.
 	Query = "query"
+	// Tlog appends each org's events to its transparency log and signs
+	// checkpoints (platform/tlog/logwriter); one instance is active.
+	Tlog = "tlog"
+	// TlogAPI serves /v1/integrity: checkpoints and proofs.
+	TlogAPI = "tlog-api"
 	// Demo emits demo events (auditd only).
 	Demo = "demo"
 )
@@ -49,6 +54,8 @@ var Deps = map[string][]string{
 	Query:       {Store, Settings, Recorder},
 	WebhooksAPI: {Query},
 	SIEMAPI:     {Query},
+	Tlog:        {Store, Topology},
+	TlogAPI:     {Query},
 	Demo:        {Settings, Ingestor},
 }
 
@@ -58,6 +65,6 @@ var (
 	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI}
 	WebhookRoles       = []string{Webhooks}
 	SIEMRoles          = []string{SIEM}
-	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Demo}
+	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Tlog, TlogAPI, Demo}
 	TopologyOwnerRoles = []string{Topology}
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
+	"github.com/takumo/audit/platform/tlog/tlogrole"
 	queryrole "github.com/takumo/audit/query/role"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
 	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
@@ -74,6 +75,8 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors[roles.Webhooks], ctors[roles.WebhooksAPI] = hooks.Delivery(), hooks.API()
 	siem := siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig)
 	ctors[roles.SIEM], ctors[roles.SIEMAPI] = siem.Forwarder(), siem.API()
+	tl := tlogrole.New(cfg.TlogConfig, cfg.DataDir)
+	ctors[roles.Tlog], ctors[roles.TlogAPI] = tl.Writer(), tl.API()
 	ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{Run: func(ctx context.Context) error {
 			return demo.Run(ctx, demo.Config{Rate: cfg.DemoRate}, p.JS, p.Settings, p.Log.Named("demo"))

@@ -7,6 +7,7 @@ import (
 
 	ingestrole "github.com/takumo/audit/ingestor/role"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog/tlogrole"
 	queryrole "github.com/takumo/audit/query/role"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
 	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
@@ -34,6 +35,7 @@ type Config struct {
 	queryrole.AuthConfig
 	webhookrole.WebhookConfig
 	siemrole.SIEMConfig
+	tlogrole.TlogConfig
 }
 
 // Validate reports every invalid setting at once.

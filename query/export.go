@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -48,6 +50,14 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 	now := s.cfg.Now().UTC()
 	pf.f.ReceivedBy = now.Add(s.cfg.SnapshotSkew).Truncate(time.Millisecond)
 
+	// The export is recorded before a row leaves: no record, no export.
+	a := actor(r, c)
+	started, err := s.recordExport(r, exportEvent(c.OrgID, a, format, pf.given, "started", 0))
+	if err != nil {
+		httpapi.NotRecorded().Write(w)
+		return
+	}
+
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -80,12 +90,12 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 		enc.SetEscapeHTML(false)
 		write = func(e schemas.Event) error { return enc.Encode(e) }
 	}
-	started := false
+	sent := false
 	err = s.deps.Events.Stream(r.Context(), c.OrgID, pf.f, func(e schemas.Event) error {
 		if err := write(e); err != nil {
 			return err
 		}
-		started = true
+		sent = true
 		rows++
 		if rows%flushEvery == 0 {
 			if cw != nil {
@@ -107,9 +117,11 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 			err = bw.Flush()
 		}
 	}
-	s.recordExport(r, c, format, pf.given, rows, err)
 	if err != nil {
-		if !started && !errors.Is(err, context.Canceled) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		s.record.Undo(ctx, started, fmt.Sprintf("the export ended early after %d rows: %v", rows, err))
+		cancel()
+		if !sent && !errors.Is(err, context.Canceled) {
 			s.fail(w, err)
 			return
 		}
@@ -118,20 +130,26 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 		// incomplete body rather than a short file that looks whole.
 		panic(http.ErrAbortHandler)
 	}
+	if _, err := s.recordExport(r, exportEvent(c.OrgID, a, format, pf.given, "completed", rows)); err != nil {
+		s.log.Error("export done but its completion was not recorded", zap.String("org_id", c.OrgID), zap.Int64("rows", rows), zap.Error(err))
+	}
 }
 
-// recordExport records the export as an audit.exported event, after the
-// fact and even when the client went away, with the rows actually sent.
-func (s *Service) recordExport(r *http.Request, c *auditapi.Claims, format string, filter map[string]any, rows int64, expErr error) {
-	if expErr != nil {
-		filter["incomplete"] = true
-	}
+// exportEvent is an export's audit.exported event: the filter is the
+// query parameters as given; details.phase is "started" (written before
+// the first row, rows 0) or "completed" (with the rows sent).
+func exportEvent(org string, a schemas.Actor, format string, filter map[string]any, phase string, rows int64) schemas.Event {
+	ev := producer.AuditExported(org, a, format, filter, rows)
+	ev.Details["phase"] = phase
+	return ev
+}
+
+// recordExport writes an audit.exported event, even when the client went
+// away.
+func (s *Service) recordExport(r *http.Request, ev schemas.Event) ([]schemas.Event, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 	defer cancel()
-	ev := producer.AuditExported(c.OrgID, actor(r, c), format, filter, rows)
-	if _, err := s.deps.Recorder.Emit(ctx, ev); err != nil {
-		s.log.Error("export done but its audit event was not recorded", zap.String("org_id", c.OrgID), zap.Int64("rows", rows), zap.Error(err))
-	}
+	return s.record.Write(ctx, ev)
 }
 
 // csvRecord fills rec with e's columns in csvHeader order. Cells a

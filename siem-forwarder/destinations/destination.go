@@ -156,6 +156,22 @@ func (d Destination) Validate(s Secrets) error {
 	}
 	if d.Name == "" || len(d.Name) > 128 {
 		add("name", "name must be 1-128 bytes")
+	} else if err := schemas.CheckText(d.Name, 128); err != nil {
+		add("name", "name %v", err)
+	}
+	// Free text that reaches audit events or the wire as a header is one
+	// line of visible characters.
+	for _, f := range []struct {
+		field, v string
+		limit    int
+	}{{"address", d.Address, 2048}, {"hostname", d.Hostname, 255}, {"hec_index", d.HECIndex, 255},
+		{"hec_sourcetype", d.HECSourceType, 255}, {"auth_header", d.AuthHeader, 255}} {
+		if err := schemas.CheckText(f.v, f.limit); err != nil {
+			add(f.field, "%s %v", f.field, err)
+		}
+	}
+	if d.ID != "" && !destination.ValidID(d.ID) {
+		add("id", "id must be 1-64 bytes of [A-Za-z0-9_-]")
 	}
 	stream := map[string]bool{TransportTCP: true, TransportTLS: true, TransportUDP: true}
 	switch d.Format {

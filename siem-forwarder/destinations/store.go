@@ -130,14 +130,17 @@ func fromEntry(e kvcollection.Entry[Destination]) Destination {
 	return d
 }
 
-// Create validates d, gives it an id, seals sec, creates its consumer and
-// stores it.
+// Create validates d, gives it an id unless it has one (a caller that
+// records the creation first chooses it), seals sec, creates its consumer
+// and stores it.
 func (s *Store) Create(ctx context.Context, d Destination, sec Secrets) (Destination, error) {
 	if err := d.Validate(sec); err != nil {
 		return Destination{}, err
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	d.ID = strings.ToLower(schemas.NewID())
+	if d.ID == "" {
+		d.ID = strings.ToLower(schemas.NewID())
+	}
 	d.CreatedAt, d.UpdatedAt, d.Generation, d.ReplayFrom = now, now, 1, nil
 	d.Filters = d.Filters.Normalize()
 	s.seal(&d, sec)

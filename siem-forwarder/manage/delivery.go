@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -79,12 +80,14 @@ func (h *Handler) pause(paused bool) func(http.ResponseWriter, *http.Request, ca
 			return
 		}
 		if d.Paused != paused {
-			var err error
-			if d, err = h.d.Store.SetPaused(r.Context(), c.org, d.ID, paused); err != nil {
-				h.fail(w, err)
-				return
-			}
-			if !h.record.Record(w, r, producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)) {
+			ev := producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)
+			ev.Details["operation"] = map[bool]string{true: "pause", false: "resume"}[paused]
+			ev.Details["paused"] = paused
+			if !h.record.Apply(w, r, func(ctx context.Context) error {
+				var err error
+				d, err = h.d.Store.SetPaused(ctx, c.org, d.ID, paused)
+				return err
+			}, ev) {
 				return
 			}
 		}
@@ -112,12 +115,15 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c caller) {
 		httpapi.BadField("from", "must not be in the future").Write(w)
 		return
 	}
-	d, oldest, err := h.d.Store.Replay(r.Context(), c.org, d.ID, *in.From)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if !h.record.Record(w, r, producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)) {
+	ev := producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)
+	ev.Details["operation"] = "replay"
+	ev.Details["from"] = in.From.UTC().Format(time.RFC3339Nano)
+	var oldest time.Time
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		d, oldest, err = h.d.Store.Replay(ctx, c.org, d.ID, *in.From)
+		return err
+	}, ev) {
 		return
 	}
 	out := map[string]any{"id": d.ID, "from": in.From.UTC()}

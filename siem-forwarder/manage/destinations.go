@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -153,18 +154,23 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) {
 		e.Write(w)
 		return
 	}
-	d := destinations.Destination{Fields: destination.Fields{OrgID: c.org}}
+	d := destinations.Destination{Fields: destination.Fields{OrgID: c.org, ID: strings.ToLower(schemas.NewID())}}
 	s.apply(&d)
 	if err := h.check(d); err != nil {
 		h.fail(w, err)
 		return
 	}
-	d, err := h.d.Store.Create(r.Context(), d, s.secrets())
-	if err != nil {
+	sec := s.secrets()
+	if err := d.Validate(sec); err != nil {
 		h.fail(w, err)
 		return
 	}
-	if !h.record.Record(w, r, producer.AuditSIEMDestinationCreated(c.org, c.actor, target(d), d.Format)) {
+	ev := producer.AuditSIEMDestinationCreated(c.org, c.actor, target(d), d.Format)
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		d, err = h.d.Store.Create(ctx, d, sec)
+		return err
+	}, ev) {
 		return
 	}
 	w.Header().Set("Location", h.cfg.Prefix+"/destinations/"+d.ID)
@@ -228,29 +234,58 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c caller) {
 		d.Sealed = sealed
 	}
 	sec := s.secrets()
-	d, err := h.d.Store.Update(r.Context(), d, &sec)
-	if err != nil {
+	if err := h.validateUpdate(d, sec); err != nil {
 		h.fail(w, err)
 		return
 	}
-	if !h.record.Record(w, r, producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)) {
+	ev := producer.AuditSIEMDestinationUpdated(c.org, c.actor, target(d), d.Format)
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		d, err = h.d.Store.Update(ctx, d, &sec)
+		return err
+	}, ev) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, toView(d))
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request, c caller) {
-	d, err := h.d.Store.Delete(r.Context(), c.org, r.PathValue("id"))
-	if err != nil && d.ID == "" {
-		h.fail(w, err)
+	d, ok := h.lookup(w, r, c)
+	if !ok {
 		return
 	}
-	if err != nil {
-		// The destination is gone; only its consumer outlived it.
-		h.d.Logger.Error("deleting a SIEM destination's consumer", zap.String("org_id", c.org), zap.String("destination_id", d.ID), zap.Error(err))
-	}
-	if !h.record.Record(w, r, producer.AuditSIEMDestinationDeleted(c.org, c.actor, target(d))) {
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		gone, err := h.d.Store.Delete(ctx, c.org, d.ID)
+		if err != nil && gone.ID != "" {
+			// The destination is gone; only its consumer outlived it.
+			h.d.Logger.Error("deleting a SIEM destination's consumer", zap.String("org_id", c.org), zap.String("destination_id", d.ID), zap.Error(err))
+			return nil
+		}
+		return err
+	}, producer.AuditSIEMDestinationDeleted(c.org, c.actor, target(d))) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// validateUpdate checks d as the store's Update will, with the
+// credentials it will then have, before the change is recorded.
+func (h *Handler) validateUpdate(d destinations.Destination, sec destinations.Secrets) error {
+	cur, err := h.d.Store.Secrets(d)
+	if err != nil {
+		return err
+	}
+	if sec.Token.IsSet() {
+		cur.Token = sec.Token
+	}
+	if sec.AuthValue.IsSet() {
+		cur.AuthValue = sec.AuthValue
+	}
+	if sec.ClientKeyPEM.IsSet() {
+		cur.ClientKeyPEM = sec.ClientKeyPEM
+	}
+	if d.AuthHeader == "" {
+		cur.AuthValue = destination.Secret{}
+	}
+	return d.Validate(cur)
 }

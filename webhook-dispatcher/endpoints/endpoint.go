@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/destination"
+	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/schemas/actionfilter"
 )
 
@@ -59,6 +60,9 @@ type SealedSecret struct {
 
 // Spec is what a caller sets on create or update.
 type Spec struct {
+	// ID is the new endpoint's id, "ep_" and a schemas.NewID; empty mints
+	// one. A caller that records the creation before making it sets it.
+	ID          string
 	URL         string
 	Description string
 	Filters     []string
@@ -111,6 +115,11 @@ func validate(s *Spec, checkURL func(string) error) error {
 	}
 	if len(s.Description) > MaxDescription {
 		add("description", fmt.Sprintf("at most %d bytes", MaxDescription))
+	} else if err := schemas.CheckText(s.Description, MaxDescription); err != nil {
+		add("description", err.Error())
+	}
+	if s.ID != "" && (!strings.HasPrefix(s.ID, "ep_") || !destination.ValidID(s.ID)) {
+		add("id", "must be ep_ and an event id")
 	}
 	for _, p := range destination.FilterProblems("filters", s.Filters) {
 		add(p.Field, p.Message)

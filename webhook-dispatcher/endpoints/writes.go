@@ -30,8 +30,11 @@ func (r *Registry) Create(ctx context.Context, org string, spec Spec) (Endpoint,
 		return Endpoint{}, nil, err
 	}
 	now := r.cfg.Now().UTC()
+	if spec.ID == "" {
+		spec.ID = "ep_" + schemas.NewID()
+	}
 	ep := Endpoint{
-		Fields: destination.Fields{ID: "ep_" + schemas.NewID(), OrgID: org, Filters: spec.Filters, CreatedAt: now, UpdatedAt: now},
+		Fields: destination.Fields{ID: spec.ID, OrgID: org, Filters: spec.Filters, CreatedAt: now, UpdatedAt: now},
 		URL:    spec.URL, Description: spec.Description, Enabled: true,
 	}
 	ep.Secrets = []SealedSecret{{Sealed: seal(r.box, org, ep.ID, secret), CreatedAt: now}}
@@ -39,6 +42,16 @@ func (r *Registry) Create(ctx context.Context, org string, spec Spec) (Endpoint,
 		return Endpoint{}, nil, fmt.Errorf("endpoints: create: %w", err)
 	}
 	return clone(ep), secret, nil
+}
+
+// Check validates spec as Create would, without storing anything, and
+// returns it normalized (filters sorted and deduplicated).
+func (r *Registry) Check(spec Spec) (Spec, error) {
+	spec.Filters = slices.Clone(spec.Filters)
+	if err := validate(&spec, r.cfg.CheckURL); err != nil {
+		return Spec{}, err
+	}
+	return spec, nil
 }
 
 // Update applies change to the stored endpoint under compare-and-set,

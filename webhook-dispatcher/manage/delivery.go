@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 )
@@ -82,11 +84,29 @@ func (h *Handler) recover(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	batch := schemas.NewID()
+	// A replay sends the organization's events again: it is recorded
+	// first, as a configuration change of the endpoint told apart by
+	// details.operation.
+	ev := producer.AuditWebhookUpdated(c.org, c.actor, producer.Webhook(ep.ID, ""), auditURL(ep.URL), ep.Filters)
+	ev.Details["operation"] = "recover"
+	ev.Details["replay_id"] = batch
+	ev.Details["since"] = in.Since.UTC().Format(time.RFC3339Nano)
+	ev.Details["until"] = until.UTC().Format(time.RFC3339Nano)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	written, err := h.record.Write(rctx, ev)
+	cancel()
+	if err != nil {
+		httpapi.NotRecorded().Write(w)
+		return
+	}
 	n, err := h.d.Dispatcher.Replay(r.Context(), ep, batch, func(yield func(schemas.Event) error) error {
 		return h.d.Events.Between(r.Context(), c.org, in.Since, until, yield)
 	})
 	if err != nil {
 		h.d.Logger.Error("replay stopped", zap.String("org_id", c.org), zap.String("endpoint_id", ep.ID), zap.Int("queued", n), zap.Error(err))
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		h.record.Undo(uctx, written, fmt.Sprintf("the replay stopped after queueing %d deliveries: %v", n, err))
+		cancel()
 		httpapi.Errorf(http.StatusInternalServerError, auditapi.CodeInternal, "the replay stopped after queueing %d deliveries; run it again to finish (receivers deduplicate on webhook-id)", n).Write(w)
 		return
 	}

@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
+	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
 
 // view is an endpoint as the API shows it: never its secrets.
@@ -73,26 +75,40 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) {
 		httpapi.BadField("url", "is required").Write(w)
 		return
 	}
-	in := endpoints.Spec{URL: *s.URL}
+	in := endpoints.Spec{ID: "ep_" + schemas.NewID(), URL: *s.URL}
 	if s.Description != nil {
 		in.Description = *s.Description
 	}
 	if s.Filters != nil {
 		in.Filters = *s.Filters
 	}
-	ep, secret, err := h.d.Registry.Create(r.Context(), c.org, in)
+	in, err := h.d.Registry.Check(in)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	if !h.record.Record(w, r, producer.AuditWebhookCreated(c.org, c.actor, producer.Webhook(ep.ID, ""), auditURL(ep.URL), ep.Filters)) {
-		return
+	target := producer.Webhook(in.ID, "")
+	evs := []schemas.Event{producer.AuditWebhookCreated(c.org, c.actor, target, auditURL(in.URL), in.Filters)}
+	disabled := s.Enabled != nil && !*s.Enabled
+	reason := "created disabled by " + c.actor.ID
+	if disabled {
+		evs = append(evs, producer.AuditWebhookDisabled(c.org, c.actor, target, reason))
 	}
-	if s.Enabled != nil && !*s.Enabled {
-		if ep, err = h.d.Registry.Modify(r.Context(), c.org, ep.ID, endpoints.Change{Enabled: s.Enabled, Reason: "created disabled by " + c.actor.ID}); err != nil {
-			h.fail(w, err)
-			return
+	var (
+		ep     endpoints.Endpoint
+		secret signing.Secret
+	)
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		if ep, secret, err = h.d.Registry.Create(ctx, c.org, in); err != nil {
+			return err
 		}
+		if disabled {
+			ep, err = h.d.Registry.Modify(ctx, c.org, ep.ID, endpoints.Change{Enabled: s.Enabled, Reason: reason})
+		}
+		return err
+	}, evs...) {
+		return
 	}
 	v := toView(ep)
 	v.Secret = secret.Reveal()
@@ -133,21 +149,37 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c caller) {
 		e.Write(w)
 		return
 	}
-	ch := endpoints.Change{URL: s.URL, Description: s.Description, Filters: s.Filters, Enabled: s.Enabled, Reason: "disabled by " + c.actor.ID}
-	ep, err := h.d.Registry.Modify(r.Context(), c.org, before.ID, ch)
+	after := endpoints.Spec{URL: before.URL, Description: before.Description, Filters: before.Filters}
+	if s.URL != nil {
+		after.URL = *s.URL
+	}
+	if s.Description != nil {
+		after.Description = *s.Description
+	}
+	if s.Filters != nil {
+		after.Filters = *s.Filters
+	}
+	after, err := h.d.Registry.Check(after)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	target := producer.Webhook(ep.ID, "")
+	ch := endpoints.Change{URL: s.URL, Description: s.Description, Filters: s.Filters, Enabled: s.Enabled, Reason: "disabled by " + c.actor.ID}
+	target := producer.Webhook(before.ID, "")
+	enabling := s.Enabled != nil && *s.Enabled && !before.Enabled
 	var evs []schemas.Event
-	if s.URL != nil || s.Filters != nil || s.Description != nil || (ep.Enabled && !before.Enabled) {
-		evs = append(evs, producer.AuditWebhookUpdated(c.org, c.actor, target, auditURL(ep.URL), ep.Filters))
+	if s.URL != nil || s.Filters != nil || s.Description != nil || enabling {
+		evs = append(evs, producer.AuditWebhookUpdated(c.org, c.actor, target, auditURL(after.URL), after.Filters))
 	}
-	if before.Enabled && !ep.Enabled {
-		evs = append(evs, producer.AuditWebhookDisabled(c.org, c.actor, target, ep.DisabledReason))
+	if s.Enabled != nil && !*s.Enabled && before.Enabled {
+		evs = append(evs, producer.AuditWebhookDisabled(c.org, c.actor, target, ch.Reason))
 	}
-	if !h.record.Record(w, r, evs...) {
+	var ep endpoints.Endpoint
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		ep, err = h.d.Registry.Modify(ctx, c.org, before.ID, ch)
+		return err
+	}, evs...) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, toView(ep))
@@ -158,11 +190,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, c caller) {
 	if !ok {
 		return
 	}
-	if err := h.d.Registry.Delete(r.Context(), c.org, ep.ID); err != nil {
-		h.fail(w, err)
-		return
-	}
-	if !h.record.Record(w, r, producer.AuditWebhookDeleted(c.org, c.actor, producer.Webhook(ep.ID, ""))) {
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		return h.d.Registry.Delete(ctx, c.org, ep.ID)
+	}, producer.AuditWebhookDeleted(c.org, c.actor, producer.Webhook(ep.ID, ""))) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -190,14 +220,17 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 		overlap = time.Duration(*in.OverlapSeconds) * time.Second
 	}
-	ep, secret, err := h.d.Registry.Rotate(r.Context(), c.org, ep.ID, overlap)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
 	// The catalog has no rotation action: a rotation is a configuration
-	// change of the endpoint.
-	if !h.record.Record(w, r, producer.AuditWebhookUpdated(c.org, c.actor, producer.Webhook(ep.ID, ""), auditURL(ep.URL), ep.Filters)) {
+	// change of the endpoint, told apart by details.operation.
+	ev := producer.AuditWebhookUpdated(c.org, c.actor, producer.Webhook(ep.ID, ""), auditURL(ep.URL), ep.Filters)
+	ev.Details["operation"] = "rotate_secret"
+	ev.Details["overlap_seconds"] = int64(overlap / time.Second)
+	var secret signing.Secret
+	if !h.record.Apply(w, r, func(ctx context.Context) error {
+		var err error
+		ep, secret, err = h.d.Registry.Rotate(ctx, c.org, ep.ID, overlap)
+		return err
+	}, ev) {
 		return
 	}
 	v := toView(ep)

@@ -34,6 +34,7 @@ type Authorizer interface {
 
 // Registry is the endpoint registry (*endpoints.Registry).
 type Registry interface {
+	Check(spec endpoints.Spec) (endpoints.Spec, error)
 	Create(ctx context.Context, org string, spec endpoints.Spec) (endpoints.Endpoint, signing.Secret, error)
 	Get(org, id string) (endpoints.Endpoint, bool)
 	List(org string) []endpoints.Endpoint
@@ -130,7 +131,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		d.Logger = zap.NewNop()
 	}
 	h := &Handler{cfg: cfg, d: d, router: httpapi.NewRouter()}
-	h.record = httpapi.Recorder{Log: d.Logger, Emit: func(ctx context.Context, ev schemas.Event) error {
+	h.record = httpapi.Recorder{Log: d.Logger, Fail: h.fail, Emit: func(ctx context.Context, ev schemas.Event) error {
 		_, err := d.Audit.Emit(ctx, ev)
 		return err
 	}}
@@ -170,7 +171,7 @@ func (h *Handler) route(method, pattern string, fn func(http.ResponseWriter, *ht
 				"Webhooks are available on the Enterprise plan; this organization is on the %s plan.", plan).Write(w)
 			return
 		}
-		fn(w, r, caller{org: org, actor: producer.User(subject, "", "")})
+		fn(w, r, caller{org: org, actor: httpapi.Actor(r, producer.User(subject, "", ""))})
 	})
 }
 

@@ -426,10 +426,11 @@ func TestExport(t *testing.T) {
 	if r := e.get("/v1/export?format=xml", tok); r.status != 400 || r.problem(t).Parameter != "format" {
 		t.Fatalf("bad format: %d", r.status)
 	}
-	// Each export is recorded, with who, the filter and the row count.
+	// Each export is recorded before its first row, with who and the
+	// filter, and again when complete, with the row count.
 	var exports []schemas.Event
 	deadline := time.Now().Add(5 * time.Second)
-	for len(exports) < 2 && time.Now().Before(deadline) {
+	for len(exports) < 4 && time.Now().Before(deadline) {
 		exports = exports[:0]
 		for _, ev := range e.recorded("org_a") {
 			if ev.Action == schemas.ActionAuditExported {
@@ -437,16 +438,19 @@ func TestExport(t *testing.T) {
 			}
 		}
 	}
-	if len(exports) != 2 {
+	if len(exports) != 4 {
 		t.Fatalf("recorded %d exports", len(exports))
 	}
-	d := exports[0].Details
-	if exports[0].Actor.ID != "usr_admin" || d["format"] != "ndjson" || fmt.Sprint(d["rows"]) != "2" ||
-		fmt.Sprint(d["filter"].(map[string]any)["action"]) != "[api_key.*]" {
-		t.Fatalf("export event: actor %+v details %v", exports[0].Actor, d)
+	for i, want := range []struct {
+		format, phase, rows string
+	}{{"ndjson", "started", "0"}, {"ndjson", "completed", "2"}, {"csv", "started", "0"}, {"csv", "completed", "6"}} {
+		d := exports[i].Details
+		if exports[i].Actor.ID != "usr_admin" || d["format"] != want.format || d["phase"] != want.phase || fmt.Sprint(d["rows"]) != want.rows {
+			t.Fatalf("export event %d: actor %+v details %v", i, exports[i].Actor, d)
+		}
 	}
-	if d := exports[1].Details; d["format"] != "csv" || fmt.Sprint(d["rows"]) != "6" {
-		t.Fatalf("csv export event: %v", d)
+	if d := exports[0].Details; fmt.Sprint(d["filter"].(map[string]any)["action"]) != "[api_key.*]" {
+		t.Fatalf("export event: details %v", d)
 	}
 }
 

@@ -42,8 +42,9 @@ const (
 	// CodeRateLimited (429): the token's request budget is spent; the
 	// answer carries Retry-After.
 	CodeRateLimited = "rate-limited"
-	// CodeNotRecorded (503): the change was applied but its audit event
-	// could not be recorded; repeating the request records it.
+	// CodeNotRecorded (503): the change's audit event could not be
+	// recorded. Routes that record before changing (httpapi.Recorder.Apply)
+	// did not make the change; the detail says which case applies.
 	CodeNotRecorded = "change-not-recorded"
 	// CodeDestinationFailed (502): a destination (SIEM receiver) refused
 	// or did not answer a test delivery.
@@ -77,7 +78,7 @@ var titles = map[string]string{
 	CodeTooLarge:          "Request too large",
 	CodeURITooLong:        "URI too long",
 	CodeRateLimited:       "Too many requests",
-	CodeNotRecorded:       "Change applied but not recorded",
+	CodeNotRecorded:       "Change not recorded",
 	CodeDestinationFailed: "Destination failed",
 	CodeNotImplemented:    "Not implemented",
 	CodeUnavailable:       "Service unavailable",

@@ -21,8 +21,10 @@ import (
 // refuses as is: a tab, a right-to-left override, invalid UTF-8 and 100 KB.
 var hostileUA = "ua\t\u202Eevil\xff" + strings.Repeat("A", 100<<10)
 
-// hostileText is request text the catalog refuses in a name.
-var hostileText = []string{"a\tb", "a\rb", "a\nb", "a\x00b", "a\u202Eb", "a\u200Bb", strings.Repeat("n", 100<<10)}
+// hostileText is request text no field may store. (JSON carries no
+// invalid UTF-8: encoders replace it; the User-Agent carries it instead.)
+var hostileText = []string{"a\tb", "a\rb", "a\nb", "a\x00b", "a\u202Eb", "a\u200Bb", "a\u2066b", "a\x7fb", "a\u0085b", "a\uFEFFb",
+	strings.Repeat("n", 4<<10), strings.Repeat("n", 100<<10)}
 
 // watch tells what a request changed: new messages in the destinations
 // bucket and the audit events of org_e written to AUDIT_EVENTS.

@@ -16,6 +16,8 @@ import (
 const (
 	MaxEndpointsPerOrg = 50
 	MaxDescription     = 512
+	// MaxURL bounds an endpoint's URL.
+	MaxURL = 2048
 	// MaxFilters bounds the filters of one endpoint.
 	MaxFilters  = destination.MaxFilters
 	maxPrevious = 3
@@ -110,7 +112,9 @@ func validate(s *Spec, checkURL func(string) error) error {
 	add := func(field, problem string) {
 		inv.Fields, inv.Problems = append(inv.Fields, field), append(inv.Problems, problem)
 	}
-	if err := checkURL(s.URL); err != nil {
+	if err := schemas.CheckText(s.URL, MaxURL); err != nil {
+		add("url", err.Error())
+	} else if err := checkURL(s.URL); err != nil {
 		add("url", err.Error())
 	}
 	if len(s.Description) > MaxDescription {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -381,11 +380,6 @@ func actor(r *http.Request, c *auditapi.Claims) schemas.Actor {
 	if c.OrgID == "" || (c.Has(auditapi.PermOperator) && !c.Has(auditapi.PermManage)) {
 		a = producer.Service(c.Subject)
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		a.IP = host
-	}
-	if ua := r.UserAgent(); len(ua) <= schemas.MaxUserAgentLen {
-		a.UserAgent = ua
-	}
-	return a
+	// The recorder cleans the User-Agent to the catalog's limits.
+	return httpapi.Actor(r, a)
 }

@@ -264,3 +264,28 @@ func TestNoChangeWithoutRecord(t *testing.T) {
 		t.Fatalf("after refused changes: %v %+v", ok, ep)
 	}
 }
+
+// A change that fails after its record was written is followed by a
+// record with outcome failure and the reason.
+func TestFailedChangeIsRecordedAsFailed(t *testing.T) {
+	e := newHostileEnv(t)
+	for i := range endpoints.MaxEndpointsPerOrg {
+		if code, out := e.send("ua", "POST", "/endpoints", map[string]any{"url": fmt.Sprintf("%s/hook/%d", e.rcv, i)}); code != 201 {
+			t.Fatalf("create %d: %d %v", i, code, out)
+		}
+	}
+	w := e.watch()
+	code, p := e.send("ua", "POST", "/endpoints", map[string]any{"url": e.rcv + "/one-too-many"})
+	if code != 409 {
+		t.Fatalf("create over the limit: %d %v", code, p)
+	}
+	if w.changed() || len(e.reg.List("org_e")) != endpoints.MaxEndpointsPerOrg {
+		t.Fatal("the refused creation changed the endpoints")
+	}
+	evs := w.audit()
+	if len(evs) != 2 || evs[0].Action != schemas.ActionAuditWebhookCreated || evs[0].Outcome != schemas.OutcomeSuccess ||
+		evs[1].Action != schemas.ActionAuditWebhookCreated || evs[1].Outcome != schemas.OutcomeFailure ||
+		evs[1].Targets[0].ID != evs[0].Targets[0].ID || !strings.HasPrefix(evs[1].Reason, "not applied: ") {
+		t.Fatalf("recorded %+v", evs)
+	}
+}

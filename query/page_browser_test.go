@@ -334,8 +334,9 @@ func TestLogPageInBrowser(t *testing.T) {
 			}
 		}
 	}
+	// Each export is recorded when it starts and when it completes.
 	exported := e.recorded(org)
-	if len(exported) != 2 || exported[0].Action != "audit.exported" {
+	if len(exported) != 4 || exported[0].Action != "audit.exported" || exported[0].Details["phase"] != "started" || exported[1].Details["phase"] != "completed" {
 		t.Errorf("recorded exports: %d", len(exported))
 	}
 

@@ -12,12 +12,15 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/takumo/audit/auditd/internal/app"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/roles"
 	queryrole "github.com/takumo/audit/query/role"
 )
@@ -36,9 +39,14 @@ func run(args []string) error {
 		cmd = args[0]
 	}
 	switch cmd {
-	case "", "token", "topology":
+	case "", "token", "topology", "nats-creds", "nats-config":
 	case "-h", "--help", "help":
-		fmt.Println("usage: auditd               run Takumo Audit\n       auditd token ...     mint a bearer token (auditd token -h)\n       auditd topology      create or update streams, consumers and buckets on AUDIT_NATS_URL, then exit\n\nConfigure it with AUDIT_* environment variables:")
+		fmt.Println("usage: auditd                          run Takumo Audit\n" +
+			"       auditd token ...                mint a bearer token (auditd token -h)\n" +
+			"       auditd topology                 as the admin identity (AUDIT_NATS_CREDS), create or update streams, consumers and buckets on AUDIT_NATS_URL, then exit\n" +
+			"       auditd nats-creds ROLE [-o F]   print (or write to F, mode 0600) a role's nkey seed of the embedded server, e.g. producer\n" +
+			"       auditd nats-config [-dir D]     print the nats-server authorization block of every role; -dir keeps the roles' seeds in D\n\n" +
+			"Configure it with AUDIT_* environment variables:")
 		return roles.Usage(os.Stdout, &cfg)
 	default:
 		return fmt.Errorf("unknown command %q (try auditd help)", cmd)
@@ -49,8 +57,11 @@ func run(args []string) error {
 	if err := roles.Load(&cfg); err != nil {
 		return err
 	}
-	if cmd == "token" {
+	switch cmd {
+	case "token":
 		return queryrole.MintCommand("auditd", cfg.AuthConfig, cfg.DataDir, args[1:], os.Stdout)
+	case "nats-creds", "nats-config":
+		return natsCommand(cfg, cmd, args[1:], os.Stdout)
 	}
 	log, err := cfg.Logger()
 	if err != nil {
@@ -63,4 +74,51 @@ func run(args []string) error {
 		return app.ApplyTopology(ctx, cfg, log)
 	}
 	return app.Run(ctx, cfg, log)
+}
+
+// natsCommand runs auditd nats-creds and auditd nats-config.
+func natsCommand(cfg app.Config, cmd string, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("auditd "+cmd, flag.ContinueOnError)
+	if cmd == "nats-creds" {
+		file := fs.String("o", "", "write the seed to this file (mode 0600, never replaced) instead of standard output")
+		if len(args) == 0 {
+			return fmt.Errorf("name a role: %v", natsauth.Roles)
+		}
+		role, err := natsauth.ParseRole(args[0])
+		if err != nil {
+			return err
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		keys, err := app.NATSKeyring(cfg)
+		if err != nil {
+			return err
+		}
+		if *file != "" {
+			return natsauth.WriteSeedFile(*file, keys[role])
+		}
+		_, err = fmt.Fprintln(out, string(keys[role].Seed))
+		return err
+	}
+	dir := fs.String("dir", "", "directory of the roles' seed files, created with any missing (default: the embedded server's, in the data directory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var keys natsauth.Keyring
+	var err error
+	if *dir != "" {
+		keys, _, err = natsauth.LoadOrCreateDir(*dir)
+	} else {
+		keys, err = app.NATSKeyring(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	conf, err := natsauth.ServerConfig(keys)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, conf)
+	return err
 }

@@ -323,7 +323,7 @@ func TestCrashBeforeAckRedeliversEverything(t *testing.T) {
 	e := startNATS(t, 2*time.Second)
 	// The first instance stores its batch, then "crashes" before acking:
 	// its connection is closed and its insert never returns.
-	nc1, err := e.srv.Connect("crashing")
+	nc1, err := e.srv.Connect("crashing", natstest.AdminOptions(t, e.srv)...)
 	if err != nil {
 		t.Fatal(err)
 	}

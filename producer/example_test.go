@@ -5,34 +5,37 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"time"
+	"path/filepath"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/producer"
 )
 
-// A service records that an admin promoted a member. In production the
-// NATS URL points at the cluster the Takumo Audit services run on; here an
-// embedded server stands in for it.
+// A service records that an admin promoted a member. It connects with the
+// producer's credentials — an nkey seed file, which `auditd nats-creds
+// producer -o producer.nk` writes (or deploy/nats-auth/producer.nk of an
+// external server): that identity may publish events and nothing else.
+// Here an embedded server with the same user stands in for Takumo Audit's.
 func Example() {
 	dir := tempDir()
 	defer os.RemoveAll(dir)
-	srv, _ := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, DontListen: true, NoSigs: true})
-	srv.Start()
+	seedFile := filepath.Join(dir, "producer.nk")
+	srv := startExampleServer(dir, seedFile) // Takumo Audit's NATS server, with the stream
 	defer srv.Shutdown()
-	srv.ReadyForConnections(5 * time.Second)
-	nc, err := nats.Connect("", nats.InProcessServer(srv))
+
+	// Once, at start-up.
+	creds, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), append(producer.ConnectOptions(), creds)...)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	createExampleStream(js) // the Takumo Audit services create it at start-up
-
-	// Once, at start-up.
 	audit, err := producer.New(js)
 	if err != nil {
 		log.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/takumo/audit/platform/chdb"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
@@ -95,7 +96,11 @@ func newPipeline(t testing.TB, ackWait time.Duration) *pipeline {
 // as a crash would.
 func (p *pipeline) startIngestor(t testing.TB, store ingestor.Store, cfg ingestor.Config) (stop func() error, kill func()) {
 	t.Helper()
-	nc, err := p.srv.Connect("ingestor")
+	opts, err := natsauth.Options(natstest.Keys(p.srv)[natsauth.Ingestor])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := p.srv.Connect("ingestor", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

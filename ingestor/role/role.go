@@ -27,9 +27,12 @@ func New(cfg IngestConfig, topo roles.TopologyConfig) roles.Constructor {
 		var ing *ingestor.Ingestor
 		return lifecycle.Stage{
 			Start: func(context.Context) error {
-				var err error
+				js, err := p.JetStream(roles.Ingestor)
+				if err != nil {
+					return err
+				}
 				ing, err = ingestor.New(ingestor.Config{BatchSize: cfg.IngestBatchSize, BatchWait: cfg.IngestBatchWait, AckWait: topo.Topology().IngestAckWait},
-					p.JS, p.Writer, p.Settings, ingestor.WithLogger(p.Log.Named("ingestor")), ingestor.WithRegisterer(p.Registry))
+					js, p.Writer, p.Settings, ingestor.WithLogger(p.Log.Named("ingestor")), ingestor.WithRegisterer(p.Registry))
 				return err
 			},
 			Run: func(ctx context.Context) error {

@@ -47,7 +47,7 @@ func TestTwoInstancesSeeEachOther(t *testing.T) {
 	}
 	// A second process binds to the bucket the first created, on its own
 	// connection, and starts with what is stored.
-	nc2, err := srv.Connect("second")
+	nc2, err := srv.Connect("second", natstest.AdminOptions(t, srv)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestConcurrentUpdatesKeepEveryChange(t *testing.T) {
 	if _, err := a.Create(ctx, "counter", rec{}); err != nil {
 		t.Fatal(err)
 	}
-	nc2, _ := srv.Connect("second")
+	nc2, _ := srv.Connect("second", natstest.AdminOptions(t, srv)...)
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
 	b, err := kvcollection.Bind(ctx, js2, config())

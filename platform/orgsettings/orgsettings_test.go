@@ -69,7 +69,7 @@ func TestChangesReachEveryInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second instance on its own connection loads the stored value ...
-	nc2, _ := srv.Connect("second")
+	nc2, _ := srv.Connect("second", natstest.AdminOptions(t, srv)...)
 	defer nc2.Close()
 	js2 := mustJS(t, nc2)
 	b, err := orgsettings.Open(ctx, js2, 1, orgsettings.Free, nil)

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/chdb"
@@ -18,6 +19,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/eventstore/server"
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
@@ -68,58 +70,142 @@ type EmbeddedBus struct {
 	StoreDir string
 	// Listen is the client listener for other processes; empty for none.
 	Listen string
+	// KeysDir holds every role's nkey seed (natsauth.LoadOrCreateDir),
+	// created on first start; the server accepts only these identities.
+	KeysDir string
+	// TLSCert and TLSKey make the listener require TLS.
+	TLSCert, TLSKey string
 }
 
-// NewBus connects to cfg.NATSURL, or, when it is empty and embedded is
-// not nil, starts an embedded server and connects in process.
+// NewBus connects to cfg.NATSURL with the credentials of
+// cfg.NATSCreds, or, when the URL is empty and embedded is not nil,
+// starts an embedded server that accepts only the identities of
+// embedded.KeysDir. A seed file gives the process one connection; a
+// directory of seeds (auditd) or the embedded server give each identity
+// its own (Process.Identity).
 func NewBus(cfg BusConfig, embedded *EmbeddedBus) Constructor {
 	return func(p *Process) lifecycle.Stage {
 		var srv *natsembed.Server
-		var nc *nats.Conn
+		var mu sync.Mutex
+		conns := map[natsauth.Role]*nats.Conn{}
+		var all []*nats.Conn
 		return lifecycle.Stage{
 			Start: func(context.Context) error {
-				var err error
+				var dial func(r natsauth.Role) (*nats.Conn, error)
+				single := false
+				name := func(r natsauth.Role) string { return "audit-" + p.Name + "/" + string(r) }
 				switch {
 				case cfg.NATSURL != "":
-					nc, err = nats.Connect(cfg.NATSURL, nats.Name("audit-"+p.Name), nats.MaxReconnects(-1))
+					if cfg.NATSCreds == "" {
+						return errors.New("AUDIT_NATS_CREDS is required with AUDIT_NATS_URL: the NATS server accepts no anonymous client")
+					}
+					fi, err := os.Stat(cfg.NATSCreds)
 					if err != nil {
-						return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+						return fmt.Errorf("AUDIT_NATS_CREDS: %w", err)
+					}
+					single = !fi.IsDir()
+					dial = func(r natsauth.Role) (*nats.Conn, error) {
+						file := cfg.NATSCreds
+						if !single {
+							file = filepath.Join(cfg.NATSCreds, natsauth.SeedFile(r))
+						}
+						opts, err := natsauth.ClientConfig{CredsFile: file, CAFile: cfg.NATSCA}.Options(r)
+						if err != nil {
+							return nil, fmt.Errorf("AUDIT_NATS_CREDS: %w", err)
+						}
+						nc, err := nats.Connect(cfg.NATSURL, append(opts, nats.Name(name(r)), nats.MaxReconnects(-1))...)
+						if err != nil {
+							return nil, fmt.Errorf("nats %s as %s: %w", cfg.NATSURL, r, err)
+						}
+						return nc, nil
 					}
 				case embedded != nil:
-					srv, err = natsembed.Start(natsembed.Config{StoreDir: embedded.StoreDir, Listen: embedded.Listen})
+					keys, created, err := natsauth.LoadOrCreateDir(embedded.KeysDir)
 					if err != nil {
 						return err
 					}
-					if nc, err = srv.Connect(p.Name); err != nil {
-						srv.Close()
-						return fmt.Errorf("nats: %w", err)
+					users, err := natsauth.ServerUsers(keys)
+					if err != nil {
+						return err
 					}
-					p.Log.Debug("embedded NATS server started", zap.String("url", srv.ClientURL()))
+					srv, err = natsembed.Start(natsembed.Config{StoreDir: embedded.StoreDir, Listen: embedded.Listen,
+						Users: users, TLSCert: embedded.TLSCert, TLSKey: embedded.TLSKey})
+					if err != nil {
+						return err
+					}
+					p.Log.Debug("embedded NATS server started", zap.String("url", srv.ClientURL()),
+						zap.String("identities", embedded.KeysDir), zap.Bool("created", created))
+					dial = func(r natsauth.Role) (*nats.Conn, error) {
+						opts, err := natsauth.Options(keys[r])
+						if err != nil {
+							return nil, err
+						}
+						nc, err := srv.Connect(name(r), opts...)
+						if err != nil {
+							return nil, fmt.Errorf("nats as %s: %w", r, err)
+						}
+						return nc, nil
+					}
 				default:
 					return errors.New("AUDIT_NATS_URL is required")
 				}
-				js, err := jetstream.New(nc)
+				open := func(role string) (*nats.Conn, error) {
+					id := p.Identity(role)
+					if single {
+						id = p.Identity(Topology)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if nc := conns[id]; nc != nil {
+						return nc, nil
+					}
+					nc, err := dial(id)
+					if err != nil {
+						return nil, err
+					}
+					// Permission violations arrive asynchronously: a role
+					// doing what its identity may not.
+					nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+						p.Log.Warn("nats", zap.String("identity", string(id)), zap.Error(err))
+					})
+					conns[id] = nc
+					all = append(all, nc)
+					return nc, nil
+				}
+				p.mu.Lock()
+				p.conns = open
+				p.mu.Unlock()
+				js, err := p.JetStream(Topology)
 				if err != nil {
-					return fmt.Errorf("jetstream: %w", err)
+					return err
 				}
 				p.mu.Lock()
 				p.JS = js
-				p.conns = func(string) (*nats.Conn, error) { return nc, nil }
 				p.mu.Unlock()
 				p.Health.AddCheck("nats", func(context.Context) error {
-					if !nc.IsConnected() {
-						return fmt.Errorf("not connected (%s)", nc.Status())
+					mu.Lock()
+					defer mu.Unlock()
+					for id, nc := range conns {
+						if !nc.IsConnected() {
+							return fmt.Errorf("%s: not connected (%s)", id, nc.Status())
+						}
 					}
 					return nil
 				})
 				return nil
 			},
 			Stop: func(ctx context.Context) error {
-				_ = nc.Drain()
-				for nc.IsDraining() && ctx.Err() == nil {
-					time.Sleep(10 * time.Millisecond)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, nc := range all {
+					_ = nc.Drain()
 				}
-				nc.Close()
+				for _, nc := range all {
+					for nc.IsDraining() && ctx.Err() == nil {
+						time.Sleep(10 * time.Millisecond)
+					}
+					nc.Close()
+				}
 				if srv != nil {
 					srv.Close()
 				}
@@ -249,10 +335,8 @@ func NewTopology(cfg TopologyConfig) Constructor {
 			p.Verifier = topology.NewVerifier(p.JS, p.Log.Named("topology"), p.Registry)
 			p.Registry.MustRegister(topology.NewLagCollector(p.JS))
 			if p.Owner {
-				p.KV = p.JS
 				return topology.Ensure(ctx, p.JS, t)
 			}
-			p.KV = topology.Bind(p.JS, p.Verifier)
 			_, err := p.Verifier.Verify(ctx, t.Objects())
 			return err
 		}}
@@ -267,7 +351,11 @@ func NewSettings(cfg SettingsConfig, topo TopologyConfig) Constructor {
 				if err := cfg.Validate(); err != nil {
 					return err
 				}
-				s, err := orgsettings.Open(ctx, p.KV, topo.StreamReplicas, orgsettings.Plan(cfg.DefaultPlan), p.Log.Named("orgsettings"))
+				kv, err := p.Buckets(Settings)
+				if err != nil {
+					return err
+				}
+				s, err := orgsettings.Open(ctx, kv, topo.StreamReplicas, orgsettings.Plan(cfg.DefaultPlan), p.Log.Named("orgsettings"))
 				if err != nil {
 					return err
 				}
@@ -288,7 +376,11 @@ func NewRecorder() Constructor {
 	return func(p *Process) lifecycle.Stage {
 		return lifecycle.Stage{
 			Start: func(context.Context) error {
-				r, err := producer.New(p.JS)
+				js, err := p.JetStream(Recorder)
+				if err != nil {
+					return err
+				}
+				r, err := producer.New(js)
 				if err != nil {
 					return err
 				}

@@ -67,6 +67,9 @@ func (c ProcessConfig) Logger() (*zap.Logger, error) {
 // BusConfig configures the connection to NATS.
 type BusConfig struct {
 	NATSURL string `envconfig:"AUDIT_NATS_URL" desc:"NATS server or cluster URL(s), comma separated; auditd runs an embedded server when empty, every other binary requires it"`
+	// NATSCreds is the process's NATS identity (package natsauth).
+	NATSCreds string `envconfig:"AUDIT_NATS_CREDS" desc:"required with AUDIT_NATS_URL: the binary's NATS identity, an nkey seed file (auditd nats-creds ROLE -o FILE writes one; roles: ingestor, api for query, webhook-dispatcher, siem-forwarder) or a .creds file; auditd and auditd topology, which connect as several roles, take the directory of every role's <role>.nk (auditd nats-config -dir writes it)"`
+	NATSCA    string `envconfig:"AUDIT_NATS_CA" desc:"PEM CA bundle the NATS server's TLS certificate is checked against; default: the system roots (tls:// URLs)"`
 }
 
 // StoreConfig configures the ClickHouse event store.

@@ -18,6 +18,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/health"
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -54,12 +55,11 @@ type Process struct {
 	// routes on Health.Mux() and add readiness checks.
 	Health *health.Handler
 
-	// Set by Bus.
+	// Set by Bus: JS is the topology role's JetStream context, as the
+	// admin identity in the owner and as the process's own identity
+	// everywhere else. Roles use JetStream(role) and Buckets(role).
 	JS jetstream.JetStream
-	// Set by Topology: KV opens key-value buckets (create-or-update for
-	// the owner, bind-and-verify for everyone else); Verifier reports
-	// drift.
-	KV       jetstream.JetStream
+	// Set by Topology: Verifier reports drift.
 	Verifier *topology.Verifier
 	// Set by Store: Events serves reads; Writer inserts, migrates and
 	// applies plan changes (nil when the process has only a read user).
@@ -72,6 +72,9 @@ type Process struct {
 
 	mu      sync.Mutex
 	conns   func(role string) (*nats.Conn, error)
+	jss     map[natsauth.Role]jetstream.JetStream
+	running map[string]bool
+	first   string
 	addr    net.Addr
 	manager *lifecycle.Manager
 }
@@ -92,8 +95,9 @@ func New(name string, cfg ProcessConfig, httpAddr string, log *zap.Logger) *Proc
 // while stopping: half of AUDIT_SHUTDOWN_TIMEOUT.
 func (p *Process) StageBudget() time.Duration { return p.Config.ShutdownTimeout / 2 }
 
-// Conn returns the NATS connection a role uses. Every role shares the bus
-// connection today; this is the one place to give each role its own.
+// Conn returns the NATS connection a role uses: one per identity
+// (Identity) when the process holds several (auditd), the process's one
+// connection otherwise.
 func (p *Process) Conn(role string) (*nats.Conn, error) {
 	p.mu.Lock()
 	f := p.conns
@@ -155,6 +159,15 @@ func (p *Process) Run(ctx context.Context, targets []string, ctors map[string]Co
 		}
 		s := c(p)
 		s.Name = n
+		p.mu.Lock()
+		if p.running == nil {
+			p.running = map[string]bool{}
+		}
+		p.running[n] = true
+		if p.first == "" && len(targets) > 0 {
+			p.first = targets[0]
+		}
+		p.mu.Unlock()
 		stages = append(stages, s)
 	}
 	m := lifecycle.New(p.Config.ShutdownTimeout, p.Log, stages...)

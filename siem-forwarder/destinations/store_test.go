@@ -40,7 +40,7 @@ func TestStoresShareOneCollection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc2, err := srv.Connect("second")
+	nc2, err := srv.Connect("second", natstest.AdminOptions(t, srv)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
@@ -42,15 +43,16 @@ func (c SIEMConfig) build() (forwarder.BuildOptions, error) {
 	return forwarder.BuildOptions{Hostname: host, AllowCIDRs: allow}, nil
 }
 
-// Role holds the destinations store a process opens once for both of its
-// roles.
+// Role holds the destinations stores of a process's SIEM roles, one per
+// NATS identity (a process running both roles opens two over the same
+// bucket).
 type Role struct {
 	cfg  SIEMConfig
 	seal roles.SealConfig
 	topo roles.TopologyConfig
 
 	mu    sync.Mutex
-	store *destinations.Store
+	store map[natsauth.Role]*destinations.Store
 }
 
 // New returns the SIEM roles of one process.
@@ -58,11 +60,16 @@ func New(cfg SIEMConfig, seal roles.SealConfig, topo roles.TopologyConfig) *Role
 	return &Role{cfg: cfg, seal: seal, topo: topo}
 }
 
-func (r *Role) open(ctx context.Context, p *roles.Process) (*destinations.Store, error) {
+// open returns the store of role's NATS identity, opened once: the
+// forwarder reads destinations and fetches their events as
+// siem-forwarder, the API writes destinations as api; in auditd both
+// stores share the bucket.
+func (r *Role) open(ctx context.Context, p *roles.Process, role string) (*destinations.Store, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.store != nil {
-		return r.store, nil
+	id := p.Identity(role)
+	if s := r.store[id]; s != nil {
+		return s, nil
 	}
 	if r.seal.SecretKeys == "" {
 		return nil, errors.New("AUDIT_SECRET_KEYS is required for SIEM destinations")
@@ -75,11 +82,18 @@ func (r *Role) open(ctx context.Context, p *roles.Process) (*destinations.Store,
 	if err != nil {
 		return nil, fmt.Errorf("AUDIT_SECRET_KEYS: %w", err)
 	}
-	s, err := destinations.Open(ctx, p.KV, box, destinations.Config{Replicas: r.topo.StreamReplicas, AckWait: r.cfg.SIEMAckWait})
+	kv, err := p.Buckets(role)
+	if err != nil {
+		return nil, err
+	}
+	s, err := destinations.Open(ctx, kv, box, destinations.Config{Replicas: r.topo.StreamReplicas, AckWait: r.cfg.SIEMAckWait})
 	if err != nil {
 		return nil, fmt.Errorf("siem destinations: %w", err)
 	}
-	r.store = s
+	if r.store == nil {
+		r.store = map[natsauth.Role]*destinations.Store{}
+	}
+	r.store[id] = s
 	return s, nil
 }
 
@@ -91,7 +105,7 @@ func (r *Role) Forwarder() roles.Constructor {
 		var fwd *forwarder.Forwarder
 		return lifecycle.Stage{
 			Start: func(ctx context.Context) error {
-				store, err := r.open(ctx, p)
+				store, err := r.open(ctx, p, roles.SIEM)
 				if err != nil {
 					return err
 				}
@@ -99,9 +113,13 @@ func (r *Role) Forwarder() roles.Constructor {
 				if err != nil {
 					return err
 				}
+				js, err := p.JetStream(roles.SIEM)
+				if err != nil {
+					return err
+				}
 				fwd, err = forwarder.New(forwarder.Config{BatchSize: r.cfg.SIEMBatchSize, BatchWait: r.cfg.SIEMBatchWait, AckWait: r.cfg.SIEMAckWait,
 					ShutdownTimeout: p.StageBudget(), Build: build},
-					p.JS, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry))
+					js, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry))
 				if err != nil {
 					return fmt.Errorf("siem forwarder: %w", err)
 				}
@@ -121,7 +139,7 @@ func (r *Role) Forwarder() roles.Constructor {
 func (r *Role) API() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{Start: func(ctx context.Context) error {
-			store, err := r.open(ctx, p)
+			store, err := r.open(ctx, p, roles.SIEMAPI)
 			if err != nil {
 				return err
 			}
@@ -145,6 +163,6 @@ func (r *Role) API() roles.Constructor {
 // SIEM role.
 func (r *Role) Provision() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
-		return lifecycle.Stage{Start: func(ctx context.Context) error { _, err := r.open(ctx, p); return err }}
+		return lifecycle.Stage{Start: func(ctx context.Context) error { _, err := r.open(ctx, p, roles.SIEM); return err }}
 	}
 }

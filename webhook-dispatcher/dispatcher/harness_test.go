@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
@@ -44,6 +45,7 @@ type env struct {
 	t        testing.TB
 	dir      string
 	srv      *natsembed.Server
+	keys     natsauth.Keyring
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	settings *orgsettings.Store
@@ -86,9 +88,17 @@ func (e *env) open() {
 	t := e.t
 	ctx := context.Background()
 	var err error
-	e.srv, err = natsembed.Start(natsembed.Config{StoreDir: e.dir})
+	if e.keys == nil {
+		e.keys, err = natsauth.NewKeyring()
+		must(t, err)
+	}
+	users, err := natsauth.ServerUsers(e.keys)
 	must(t, err)
-	e.nc, err = e.srv.Connect("test")
+	e.srv, err = natsembed.Start(natsembed.Config{StoreDir: e.dir, Users: users})
+	must(t, err)
+	admin, err := natsauth.Options(e.keys[natsauth.Admin])
+	must(t, err)
+	e.nc, err = e.srv.Connect("test", admin...)
 	must(t, err)
 	e.js, err = jetstream.New(e.nc)
 	must(t, err)

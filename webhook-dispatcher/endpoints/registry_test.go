@@ -49,7 +49,7 @@ func TestRegistriesShareOneBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	nc2, _ := srv.Connect("second")
+	nc2, _ := srv.Connect("second", natstest.AdminOptions(t, srv)...)
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
 	cfg.Bind = true

@@ -12,7 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 	"github.com/takumo/audit/webhook-dispatcher/eventsource"
@@ -46,15 +49,18 @@ func (c WebhookConfig) Schedule() ([]time.Duration, error) {
 	return out, nil
 }
 
-// Role holds the dispatcher a process opens once for both of its roles.
+// Role holds the dispatchers of a process's webhook roles, one per NATS
+// identity: delivery runs as webhook-dispatcher, the API (which reads the
+// attempt log and writes endpoints) as api; a process running both opens
+// two over the same streams and bucket.
 type Role struct {
 	cfg  WebhookConfig
 	seal roles.SealConfig
 	topo roles.TopologyConfig
 
 	mu    sync.Mutex
-	svc   *service.Service
-	users int
+	svc   map[natsauth.Role]*service.Service
+	users map[natsauth.Role]int
 }
 
 // New returns the webhook roles of one process.
@@ -62,14 +68,15 @@ func New(cfg WebhookConfig, seal roles.SealConfig, topo roles.TopologyConfig) *R
 	return &Role{cfg: cfg, seal: seal, topo: topo}
 }
 
-// open opens the dispatcher, once, for whichever role starts first; the
-// last role to stop closes it.
-func (r *Role) open(ctx context.Context, p *roles.Process) (*service.Service, error) {
+// open opens the dispatcher of role's identity, once; the last role of
+// that identity to stop closes it.
+func (r *Role) open(ctx context.Context, p *roles.Process, role string) (*service.Service, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.svc != nil {
-		r.users++
-		return r.svc, nil
+	id := p.Identity(role)
+	if svc := r.svc[id]; svc != nil {
+		r.users[id]++
+		return svc, nil
 	}
 	if r.seal.SecretKeys == "" {
 		return nil, errors.New("AUDIT_SECRET_KEYS is required for webhooks")
@@ -78,6 +85,20 @@ func (r *Role) open(ctx context.Context, p *roles.Process) (*service.Service, er
 	if err != nil {
 		return nil, err
 	}
+	js, err := p.JetStream(role)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := p.Buckets(role)
+	if err != nil {
+		return nil, err
+	}
+	// The dispatcher's metrics are registered once per process: by
+	// delivery's, or by the API's when delivery runs elsewhere.
+	var reg prometheus.Registerer = p.Registry
+	if role != roles.Webhooks && p.Runs(roles.Webhooks) {
+		reg = nil
+	}
 	svc, err := service.Open(ctx, service.Config{
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, RequestTimeout: r.cfg.WebhookRequestTimeout, EndpointConcurrency: r.cfg.WebhookEndpointConcurrency,
@@ -85,21 +106,25 @@ func (r *Role) open(ctx context.Context, p *roles.Process) (*service.Service, er
 			Replicas: r.topo.StreamReplicas, ShutdownTimeout: p.StageBudget(),
 		},
 		SecretKeys: r.seal.SecretKeys, AllowHTTP: r.cfg.WebhookAllowHTTP, AllowCIDRs: r.cfg.WebhookAllowCIDRs,
-		Require: p.Require, Buckets: p.KV,
-	}, p.JS, p.Settings, p.Recorder, p.Log.Named("webhooks"), p.Registry)
+		Require: p.Require, Buckets: kv,
+	}, js, p.Settings, p.Recorder, p.Log.Named("webhooks"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("webhook dispatcher: %w", err)
 	}
-	r.svc, r.users = svc, 1
+	if r.svc == nil {
+		r.svc, r.users = map[natsauth.Role]*service.Service{}, map[natsauth.Role]int{}
+	}
+	r.svc[id], r.users[id] = svc, 1
 	return svc, nil
 }
 
-func (r *Role) close() error {
+func (r *Role) close(p *roles.Process, role string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.users--; r.users == 0 && r.svc != nil {
-		r.svc.Close()
-		r.svc = nil
+	id := p.Identity(role)
+	if r.users[id]--; r.users[id] == 0 && r.svc[id] != nil {
+		r.svc[id].Close()
+		delete(r.svc, id)
 	}
 	return nil
 }
@@ -111,7 +136,7 @@ func (r *Role) Delivery() roles.Constructor {
 		var svc *service.Service
 		return lifecycle.Stage{
 			Start: func(ctx context.Context) (err error) {
-				svc, err = r.open(ctx, p)
+				svc, err = r.open(ctx, p, roles.Webhooks)
 				return err
 			},
 			Run: func(ctx context.Context) error {
@@ -120,7 +145,7 @@ func (r *Role) Delivery() roles.Constructor {
 				}
 				return nil
 			},
-			Stop: func(context.Context) error { return r.close() },
+			Stop: func(context.Context) error { return r.close(p, roles.Webhooks) },
 		}
 	}
 }
@@ -132,7 +157,7 @@ func (r *Role) API() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{
 			Start: func(ctx context.Context) error {
-				svc, err := r.open(ctx, p)
+				svc, err := r.open(ctx, p, roles.WebhooksAPI)
 				if err != nil {
 					return err
 				}
@@ -143,7 +168,7 @@ func (r *Role) API() roles.Constructor {
 				p.Health.Mux().Handle("/v1/webhooks/", h)
 				return nil
 			},
-			Stop: func(context.Context) error { return r.close() },
+			Stop: func(context.Context) error { return r.close(p, roles.WebhooksAPI) },
 		}
 	}
 }
@@ -154,8 +179,8 @@ func (r *Role) API() roles.Constructor {
 func (r *Role) Provision() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{
-			Start: func(ctx context.Context) error { _, err := r.open(ctx, p); return err },
-			Stop:  func(context.Context) error { return r.close() },
+			Start: func(ctx context.Context) error { _, err := r.open(ctx, p, roles.Webhooks); return err },
+			Stop:  func(context.Context) error { return r.close(p, roles.Webhooks) },
 		}
 	}
 }

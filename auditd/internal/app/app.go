@@ -20,6 +20,7 @@ import (
 	ingestrole "github.com/takumo/audit/ingestor/role"
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/lifecycle"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/tlog/tlogrole"
@@ -66,7 +67,8 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	if listen == "none" {
 		listen = ""
 	}
-	ctors := roles.Shared(cfg.BusConfig, &roles.EmbeddedBus{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen},
+	ctors := roles.Shared(cfg.BusConfig, &roles.EmbeddedBus{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen,
+		KeysDir: filepath.Join(cfg.DataDir, NATSKeysDir), TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey},
 		cfg.TopologyConfig, cfg.SettingsConfig)
 	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, &roles.EmbeddedStore{Lib: cfg.CHDBLib, Dir: filepath.Join(cfg.DataDir, "clickhouse")})
 	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
@@ -79,10 +81,26 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors[roles.Tlog], ctors[roles.TlogAPI] = tl.Writer(), tl.API()
 	ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{Run: func(ctx context.Context) error {
-			return demo.Run(ctx, demo.Config{Rate: cfg.DemoRate}, p.JS, p.Settings, p.Log.Named("demo"))
+			js, err := p.JetStream(roles.Demo)
+			if err != nil {
+				return err
+			}
+			return demo.Run(ctx, demo.Config{Rate: cfg.DemoRate}, js, p.Settings, p.Log.Named("demo"))
 		}}
 	}
 	return ctors
+}
+
+// NATSKeysDir is where the embedded server's identities are kept, under
+// the data directory (natsauth.LoadOrCreateDir: a 0700 directory of 0600
+// seed files, created on first start).
+const NATSKeysDir = "nats-auth"
+
+// NATSKeyring returns the embedded server's identities, creating them if
+// needed: what auditd nats-creds hands to producers in other processes.
+func NATSKeyring(cfg Config) (natsauth.Keyring, error) {
+	k, _, err := natsauth.LoadOrCreateDir(filepath.Join(cfg.DataDir, NATSKeysDir))
+	return k, err
 }
 
 // announce logs where auditd serves once every role has started.
@@ -135,10 +153,12 @@ func logPageLink(log *zap.Logger, base string, cfg Config) {
 }
 
 // ApplyTopology is `auditd topology`: as the topology owner of a separate
-// deployment it creates or updates every stream, consumer and bucket on
-// AUDIT_NATS_URL with cfg's settings, then exits. Run it before the other
-// processes start and after changing a topology setting; they only
-// verify.
+// deployment it connects as the admin identity (AUDIT_NATS_CREDS: admin.nk,
+// or a directory holding every role's seed) and creates or updates every
+// stream, consumer and bucket on AUDIT_NATS_URL with cfg's settings, then
+// exits. Run it before the other processes start and after changing a
+// topology setting; they only verify, and their identities may not do
+// more.
 func ApplyTopology(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if cfg.NATSURL == "" {
 		return errors.New("auditd topology needs AUDIT_NATS_URL")

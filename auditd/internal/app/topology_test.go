@@ -7,17 +7,19 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -56,23 +58,13 @@ func snapshot(t *testing.T, js jetstream.JetStream) map[string]string {
 // each other role with different settings changes none of them and
 // reports the difference as drift.
 func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
+	_, js := natstest.Connect(t, srv, keys[natsauth.Admin])
+	creds := credsDir(t, keys)
 
 	owner := baseConfig(t)
 	owner.NATSURL = srv.ClientURL()
+	owner.NATSCreds = creds
 	owner.IngestAckWait = 45 * time.Second
 	owner.FanoutMaxAge = 48 * time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -95,6 +87,7 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 		t.Run(role, func(t *testing.T) {
 			cfg := baseConfig(t)
 			cfg.NATSURL = srv.ClientURL()
+			cfg.NATSCreds = creds
 			cfg.IngestAckWait = 5 * time.Second
 			cfg.StreamMaxBytes = 2 << 30
 			cfg.FanoutMaxBytes = 1 << 29
@@ -162,26 +155,18 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 // A process that does not own the topology waits for it instead of
 // creating it, and gives up only when asked to stop.
 func TestNonOwnerWaitsForTheTopology(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
 	cfg := baseConfig(t)
 	cfg.NATSURL = srv.ClientURL()
+	cfg.NATSCreds = credsDir(t, keys)
 	p := roles.New("webhook-dispatcher", cfg.ProcessConfig, cfg.HTTPAddr, zaptest.NewLogger(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err = p.Run(ctx, roles.WebhookRoles, Constructors(cfg))
+	err := p.Run(ctx, roles.WebhookRoles, Constructors(cfg))
 	if err != nil && !errors.Is(err, topology.ErrWaiting) {
 		t.Fatalf("Run = %v", err)
 	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, srv, keys[natsauth.Admin])
 	if got := snapshot(t, js); len(got) != 0 {
 		t.Fatalf("a non-owner created %v", slices.Sorted(maps.Keys(got)))
 	}
@@ -195,4 +180,20 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// credsDir writes every identity of keys as a seed file (<role>.nk) in a
+// new directory, as auditd nats-config -dir does, and returns it.
+func credsDir(t *testing.T, keys natsauth.Keyring) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "creds")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for r, id := range keys {
+		if err := natsauth.WriteSeedFile(filepath.Join(dir, natsauth.SeedFile(r)), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -1,0 +1,524 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/takumo/audit/platform/natsauth"
+	"github.com/takumo/audit/platform/natsembed"
+	"github.com/takumo/audit/platform/natstest"
+	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/siem-forwarder/destinations"
+	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
+	"github.com/takumo/audit/webhook-dispatcher/endpoints"
+)
+
+// The names natsauth's permissions refer to are the ones the packages
+// declare.
+func TestPermissionNamesMatchTheTopology(t *testing.T) {
+	for got, want := range map[string]string{
+		natsauth.EventsStream:       topology.EventsStream,
+		natsauth.FanoutStream:       topology.FanoutStream,
+		natsauth.DeadLetterStream:   topology.DeadLetterStream,
+		natsauth.IngestorConsumer:   topology.IngestorConsumer,
+		natsauth.FanoutSource:       topology.FanoutSource,
+		natsauth.EventsSubjects:     topology.EventsSubjects,
+		natsauth.DeliveriesStream:   dispatcher.DeliveriesStream,
+		natsauth.AttemptsStream:     dispatcher.AttemptsStream,
+		natsauth.DeliveriesSubjects: dispatcher.DeliveriesSubjects,
+		natsauth.AttemptsSubjects:   dispatcher.AttemptsSubjects,
+		natsauth.DispatcherConsumer: dispatcher.FanoutConsumer,
+		natsauth.SettingsBucket:     orgsettings.Bucket,
+		natsauth.EndpointsBucket:    endpoints.Bucket,
+		natsauth.DestinationsBucket: destinations.Bucket,
+		natsauth.StatusBucket:       destinations.StatusBucket,
+	} {
+		if got != want {
+			t.Errorf("natsauth has %q where the topology has %q", got, want)
+		}
+	}
+}
+
+// attacker is a connection that records the permission violations the
+// server reports to it.
+type attacker struct {
+	nc   *nats.Conn
+	mu   sync.Mutex
+	errs []string
+}
+
+func newAttacker(t *testing.T, srv *natsembed.Server, id natsauth.Identity) *attacker {
+	t.Helper()
+	a := &attacker{}
+	opts, err := natsauth.Options(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		a.mu.Lock()
+		a.errs = append(a.errs, err.Error())
+		a.mu.Unlock()
+	}))
+	a.nc, err = srv.Connect("attacker/"+string(id.Role), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.nc.Close)
+	return a
+}
+
+func (a *attacker) violated(kind, subject string) bool {
+	want := fmt.Sprintf("Permissions Violation for %s to %q", kind, subject)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.errs {
+		if strings.Contains(e, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// attack is one thing a role must not be able to do.
+type attack struct {
+	name    string
+	sub     bool // a subscription, not a publish
+	request bool // a publish expecting a reply (JetStream API, stored publish)
+	subject string
+	header  nats.Header
+	body    []byte
+}
+
+// try runs at and reports how it ended: "refused" (the server reported a
+// permission violation for the subject), "api error: ..." (it reached
+// JetStream, which refused it), or "done" (it worked).
+func (a *attacker) try(at attack) string {
+	// A refusal arrives as an asynchronous error right after the flush;
+	// a request waits for its reply or its refusal.
+	deadline := time.Now().Add(2 * time.Second)
+	if at.request {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	kind := "Publish"
+	var reply chan *nats.Msg
+	switch {
+	case at.sub:
+		kind = "Subscription"
+		sub, err := a.nc.SubscribeSync(at.subject)
+		if err != nil {
+			return "refused: " + err.Error()
+		}
+		defer sub.Unsubscribe() //nolint:errcheck
+		_ = a.nc.Flush()
+	case at.request:
+		reply = make(chan *nats.Msg, 1)
+		go func() {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			m, err := a.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: at.subject, Header: at.header, Data: at.body})
+			if err == nil {
+				reply <- m
+			}
+		}()
+	default:
+		_ = a.nc.PublishMsg(&nats.Msg{Subject: at.subject, Header: at.header, Data: at.body})
+		_ = a.nc.Flush()
+	}
+	for time.Now().Before(deadline) {
+		if a.violated(kind, at.subject) {
+			return "refused"
+		}
+		select {
+		case m := <-reply:
+			var r struct {
+				Error *struct {
+					Description string `json:"description"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(m.Data, &r) == nil && r.Error != nil {
+				return "api error: " + r.Error.Description
+			}
+			return "done: " + string(m.Data)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return "done (no violation reported)"
+}
+
+func cfgJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// attacks lists what a role must not do, except what its job needs (and
+// the documented residual capabilities).
+func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.StreamConfig) []attack {
+	t.Helper()
+	const api = "$JS.API."
+	req := func(name, subject string, body []byte) attack {
+		return attack{name: name, request: true, subject: subject, body: body}
+	}
+	ev := producer.AuthLogin("org_victim", producer.User("u_1", "Eve", "eve@example.com"), "password")
+	ev.OccurredAt = time.Now().Add(-400 * 24 * time.Hour)
+	evBody := cfgJSON(t, ev)
+	consumerCfg := func(name, filter string) []byte {
+		return cfgJSON(t, map[string]any{"stream_name": "x", "config": jetstream.ConsumerConfig{Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy}})
+	}
+	shrunkFanout := fanoutCfg
+	shrunkFanout.MaxAge = time.Minute
+	shrunkEvents := eventsCfg
+	shrunkEvents.MaxBytes = 1 << 20
+
+	var out []attack
+	// Read every tenant's events.
+	out = append(out,
+		req("create a consumer on AUDIT_EVENTS", api+"CONSUMER.CREATE.AUDIT_EVENTS.evil", consumerCfg("evil", "")),
+		req("create a filtered consumer on AUDIT_EVENTS", api+"CONSUMER.CREATE.AUDIT_EVENTS.evil.audit.events.org_victim.>", consumerCfg("evil", "audit.events.org_victim.>")),
+		req("create an ephemeral consumer on AUDIT_EVENTS", api+"CONSUMER.CREATE.AUDIT_EVENTS", consumerCfg("", "")),
+		req("create a durable on AUDIT_EVENTS (old API)", api+"CONSUMER.DURABLE.CREATE.AUDIT_EVENTS.evil", consumerCfg("evil", "")),
+		req("create an unfiltered consumer on AUDIT_FANOUT", api+"CONSUMER.CREATE.AUDIT_FANOUT.evil", consumerCfg("evil", "")),
+		req("create an ephemeral consumer on AUDIT_FANOUT", api+"CONSUMER.CREATE.AUDIT_FANOUT", consumerCfg("", "")),
+		req("get a message of AUDIT_EVENTS", api+"STREAM.MSG.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)),
+		req("get a message of AUDIT_FANOUT", api+"STREAM.MSG.GET.AUDIT_FANOUT", []byte(`{"seq":1}`)),
+		req("direct get from AUDIT_EVENTS", api+"DIRECT.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)),
+		req("direct get from AUDIT_FANOUT", api+"DIRECT.GET.AUDIT_FANOUT.audit.events.org_victim.auth.login", nil),
+		req("get a dead letter", api+"STREAM.MSG.GET.AUDIT_DEAD_LETTER", []byte(`{"seq":1}`)),
+		attack{name: "subscribe to every event", sub: true, subject: "audit.events.>"},
+		attack{name: "subscribe to the fan-out copy", sub: true, subject: "audit.fanout.deliver"},
+		attack{name: "subscribe to everything", sub: true, subject: ">"},
+	)
+	out = append(out,
+		attack{name: "acknowledge on the fan-out source", subject: "$JS.ACK.AUDIT_EVENTS.fanout.1.1.1.1.1", body: []byte("+ACK")},
+		attack{name: "answer the fan-out source's flow control", subject: "$JS.FC.AUDIT_EVENTS.fanout.1", body: nil},
+	)
+	if r != natsauth.Ingestor {
+		out = append(out, attack{name: "acknowledge on the ingestor's consumer", subject: "$JS.ACK.AUDIT_EVENTS.ingestor.1.1.1.1.1", body: []byte("+ACK")})
+		out = append(out, req("fetch from the ingestor's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.ingestor", []byte(`{"batch":1,"expires":1000000000}`)))
+	}
+	if r != natsauth.Dispatcher {
+		out = append(out,
+			req("fetch from the dispatcher's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_FANOUT.webhook-dispatcher", []byte(`{"batch":1,"expires":1000000000}`)),
+			attack{name: "acknowledge on the dispatcher's consumer", subject: "$JS.ACK.AUDIT_FANOUT.webhook-dispatcher.1.1.1.1.1", body: []byte("+ACK")},
+			req("repoint the dispatcher's consumer", api+"CONSUMER.CREATE.AUDIT_FANOUT.webhook-dispatcher.audit.events.org_victim.>", consumerCfg("webhook-dispatcher", "audit.events.org_victim.>")),
+		)
+	}
+	// Read another role's replies.
+	for _, other := range natsauth.Roles {
+		if other != r && other != natsauth.Admin && other != natsauth.Producer {
+			out = append(out, attack{name: "read " + string(other) + "'s replies", sub: true, subject: other.InboxPrefix() + ".>"})
+		}
+	}
+	// Publish events for any org, back-dated.
+	if r != natsauth.Producer && r != natsauth.API {
+		out = append(out, req("publish a back-dated event for another org", "audit.events.org_victim.auth.login", evBody))
+	}
+	// Write the buckets.
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+		if r == natsauth.API || (r == natsauth.Dispatcher && b == natsauth.EndpointsBucket) || (r == natsauth.Forwarder && b == natsauth.StatusBucket) {
+			continue
+		}
+		key := "$KV." + b + ".org_victim.x"
+		if b == natsauth.SettingsBucket {
+			key = "$KV." + b + ".org_victim"
+		}
+		out = append(out,
+			req("put a key in "+b, key, []byte(`{"org_id":"org_victim","plan":"free","url":"https://evil.example"}`)),
+			attack{name: "delete a key in " + b, request: true, subject: key, header: nats.Header{"KV-Operation": []string{"DEL"}}},
+			attack{name: "purge a key in " + b, request: true, subject: key, header: nats.Header{"KV-Operation": []string{"PURGE"}, "Nats-Rollup": []string{"sub"}}},
+		)
+	}
+	// Make the dispatcher deliver a forged payload.
+	if r != natsauth.Dispatcher && r != natsauth.API {
+		out = append(out, req("publish to the deliveries stream", "audit.webhook.deliveries.org_victim.ep_1", []byte(`{"forged":true}`)))
+	}
+	// Change or remove the topology.
+	out = append(out,
+		req("shrink AUDIT_FANOUT's MaxAge", api+"STREAM.UPDATE.AUDIT_FANOUT", cfgJSON(t, shrunkFanout)),
+		req("shrink AUDIT_EVENTS' MaxBytes", api+"STREAM.UPDATE.AUDIT_EVENTS", cfgJSON(t, shrunkEvents)),
+		req("create a stream", api+"STREAM.CREATE.EVIL", cfgJSON(t, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"audit.>"}})),
+		req("delete the ingestor's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.ingestor", nil),
+		req("delete the fan-out source", api+"CONSUMER.DELETE.AUDIT_EVENTS.fanout", nil),
+		req("delete the dispatcher's consumer", api+"CONSUMER.DELETE.AUDIT_FANOUT.webhook-dispatcher", nil),
+		req("delete AUDIT_EVENTS", api+"STREAM.DELETE.AUDIT_EVENTS", nil),
+		req("delete AUDIT_FANOUT", api+"STREAM.DELETE.AUDIT_FANOUT", nil),
+		req("delete the dead-letter stream", api+"STREAM.DELETE.AUDIT_DEAD_LETTER", nil),
+		req("purge the dead-letter stream", api+"STREAM.PURGE.AUDIT_DEAD_LETTER", nil),
+		req("delete the deliveries stream", api+"STREAM.DELETE.AUDIT_WEBHOOK_DELIVERIES", nil),
+		req("delete a message of AUDIT_EVENTS", api+"STREAM.MSG.DELETE.AUDIT_EVENTS", []byte(`{"seq":1}`)),
+	)
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+		out = append(out,
+			req("purge bucket "+b, api+"STREAM.PURGE.KV_"+b, nil),
+			req("delete bucket "+b, api+"STREAM.DELETE.KV_"+b, nil),
+		)
+	}
+	return out
+}
+
+// busState is everything an attack could change.
+type busState map[string]string
+
+func takeSnapshot(t *testing.T, js jetstream.JetStream) busState {
+	t.Helper()
+	ctx := context.Background()
+	s := busState{}
+	names := js.StreamNames(ctx)
+	for name := range names.Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s["stream "+name] = fmt.Sprintf("%s msgs=%d bytes=%d first=%d last=%d consumers=%d",
+			cfgJSON(t, info.Config), info.State.Msgs, info.State.Bytes, info.State.FirstSeq, info.State.LastSeq, info.State.Consumers)
+		for c := range st.ListConsumers(ctx).Info() {
+			if name == topology.EventsStream && c.Name == topology.FanoutSource {
+				// The server acknowledges the sourced copies on its own
+				// schedule (flow control); only what it delivered counts.
+				s["consumer "+name+"/"+c.Name] = fmt.Sprintf("%s delivered=%d", cfgJSON(t, c.Config), c.Delivered.Stream)
+				continue
+			}
+			s["consumer "+name+"/"+c.Name] = fmt.Sprintf("%s delivered=%d acked=%d pending=%d ackpending=%d",
+				cfgJSON(t, c.Config), c.Delivered.Stream, c.AckFloor.Stream, c.NumPending, c.NumAckPending)
+		}
+		if strings.HasPrefix(name, "KV_") {
+			kv, err := js.KeyValue(ctx, strings.TrimPrefix(name, "KV_"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, err := kv.ListKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range keys.Keys() {
+				e, err := kv.Get(ctx, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s["key "+name+"/"+k] = fmt.Sprintf("rev=%d %s", e.Revision(), e.Value())
+			}
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// With no credentials nobody connects; with each role's credentials every
+// attack outside the role's job is refused by the server, and afterwards
+// every stream's configuration and messages, every consumer and every key
+// are as they were. The same attacks as the admin identity are not
+// refused, so the refusals come from the permissions.
+func TestAttacksOnTheBusAreRefused(t *testing.T) {
+	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
+	ctx := context.Background()
+	admin := keys[natsauth.Admin]
+	_, ajs := natstest.Connect(t, srv, admin)
+	// The topology owner, as the admin identity, declares everything.
+	cfg := baseConfig(t)
+	cfg.NATSURL = srv.ClientURL()
+	cfg.NATSCreds = filepath.Join(t.TempDir(), "admin.nk")
+	if err := natsauth.WriteSeedFile(cfg.NATSCreds, admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyTopology(ctx, cfg, zaptest.NewLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Some content in every stream and bucket.
+	_, pjs := natstest.Connect(t, srv, keys[natsauth.Producer])
+	prod, err := producer.New(pjs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := prod.Emit(ctx, producer.AuthLogin("org_victim", producer.User("u_1", "Ada", "ada@example.com"), "password")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+		kv, err := ajs.KeyValue(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, "org_victim.x", []byte(`{"kept":true}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ajs.Publish(ctx, "audit.dead_letter.ingestor", []byte("dead")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.Publish(ctx, "audit.webhook.deliveries.org_victim.ep_1", []byte("pending")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fan-out copy", func() bool {
+		s, err := ajs.Stream(ctx, topology.FanoutStream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 3
+	})
+	events, err := ajs.Stream(ctx, topology.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanout, err := ajs.Stream(ctx, topology.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventsCfg, fanoutCfg := events.CachedInfo().Config, fanout.CachedInfo().Config
+	before := takeSnapshot(t, ajs)
+
+	// No credentials: no connection, in process or over TCP.
+	if nc, err := srv.Connect("anonymous"); err == nil {
+		nc.Close()
+		t.Error("anonymous in-process connection accepted")
+	}
+	if nc, err := nats.Connect(srv.ClientURL()); err == nil {
+		nc.Close()
+		t.Error("anonymous TCP connection accepted")
+	}
+	// A key the server does not know.
+	stranger, err := natsauth.NewIdentity(natsauth.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts, err := natsauth.Options(stranger); err != nil {
+		t.Fatal(err)
+	} else if nc, err := srv.Connect("stranger", opts...); err == nil {
+		nc.Close()
+		t.Error("unknown nkey accepted")
+	}
+
+	for _, r := range natsauth.Roles[1:] {
+		t.Run(string(r), func(t *testing.T) {
+			a := newAttacker(t, srv, keys[r])
+			for _, at := range attacks(t, r, eventsCfg, fanoutCfg) {
+				if got := a.try(at); got != "refused" {
+					t.Errorf("%s (%s): %s", at.name, at.subject, got)
+				}
+			}
+		})
+	}
+	after := takeSnapshot(t, ajs)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s changed:\n before %s\n after  %s", k, v, after[k])
+		}
+	}
+	for k, v := range after {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s appeared: %s", k, v)
+		}
+	}
+
+	// A role that watches a bucket may create consumers on its stream (a
+	// watch is one), with any deliver subject; pointed at the events or
+	// deliveries subjects they inject nothing: the server delivers a push
+	// consumer's messages only to subscribers, not into streams.
+	for _, c := range []struct {
+		role   natsauth.Role
+		bucket string
+	}{{natsauth.Dispatcher, natsauth.EndpointsBucket}, {natsauth.Forwarder, natsauth.StatusBucket}, {natsauth.Ingestor, natsauth.SettingsBucket}} {
+		_, js := natstest.Connect(t, srv, keys[c.role])
+		for i, subj := range []string{"audit.events.org_victim.auth.login", "audit.webhook.deliveries.org_victim.ep_1"} {
+			if _, err := js.CreateOrUpdateConsumer(ctx, "KV_"+c.bucket, jetstream.ConsumerConfig{
+				Durable: fmt.Sprintf("inject%d", i), DeliverSubject: subj, AckPolicy: jetstream.AckNonePolicy}); err != nil {
+				t.Logf("%s: push consumer on %s refused: %v", c.role, c.bucket, err)
+			}
+		}
+	}
+	time.Sleep(2 * time.Second)
+	injected := takeSnapshot(t, ajs)
+	for _, k := range []string{"stream " + topology.EventsStream, "stream " + dispatcher.DeliveriesStream} {
+		if injected[k] != before[k] {
+			t.Errorf("a push consumer of a bucket wrote into %s:\n before %s\n after  %s", k, before[k], injected[k])
+		}
+	}
+
+	// The dispatcher may record exactly one action.
+	d := newAttacker(t, srv, keys[natsauth.Dispatcher])
+	disabled := cfgJSON(t, producer.AuditWebhookDisabled("org_victim", dispatcher.Actor, producer.Webhook("ep_1", ""), "failing"))
+	if got := d.try(attack{request: true, subject: "audit.events.org_victim.audit.webhook_disabled", body: disabled}); !strings.HasPrefix(got, "done") {
+		t.Errorf("dispatcher recording a disabled webhook: %s", got)
+	}
+
+	// The attacks are real: the admin identity is not refused.
+	adm := newAttacker(t, srv, admin)
+	for _, at := range attacks(t, natsauth.Producer, eventsCfg, fanoutCfg) {
+		if got := adm.try(at); got == "refused" {
+			t.Errorf("admin: %s refused", at.name)
+		}
+	}
+}
+
+// The docker-compose deployment runs NATS with the repository's server
+// configuration and the authorization block auditd nats-config prints:
+// every role a user, JetStream on, no monitoring port, and no NATS port
+// published to the host.
+func TestComposeRunsNATSWithAuthentication(t *testing.T) {
+	base, err := os.ReadFile("../../../deploy/nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := natsauth.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := natsauth.ServerConfig(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := strings.ReplaceAll(string(base), "/data", filepath.Join(dir, "js"))
+	if err := os.WriteFile(filepath.Join(dir, "nats-server.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "auth.conf"), []byte(auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts.Nkeys) != len(natsauth.Roles) || !opts.JetStream || opts.HTTPPort != 0 || opts.NoAuthUser != "" {
+		t.Errorf("users %d, jetstream %v, monitoring port %d, no-auth user %q", len(opts.Nkeys), opts.JetStream, opts.HTTPPort, opts.NoAuthUser)
+	}
+	compose, err := os.ReadFile("../../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []string{"4222:", "8222", "6222"} {
+		if strings.Contains(string(compose), port) {
+			t.Errorf("docker-compose.yml publishes %s", port)
+		}
+	}
+	for _, want := range []string{"nats-server.conf", "auth.conf", "AUDIT_NATS_CREDS: /run/secrets/nats.nk", `command: ["topology"]`, "admin.nk:/run/secrets/nats.nk"} {
+		if !strings.Contains(string(compose), want) {
+			t.Errorf("docker-compose.yml lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+// Package natsauth declares who may do what on the Takumo Audit bus: one
+// NATS identity per role, each with exactly the publish and subscribe
+// permissions the role's code needs, and nothing for anyone else.
+//
+// # Mechanism
+//
+// Every role is an nkey user of one account (the server's default account,
+// which holds the JetStream streams and key-value buckets), with per-user
+// publish and subscribe permissions. One account keeps the streams shared
+// without exports and imports, and nkey seed files work with every NATS
+// tool (nats --nkey <file>). A server configured with these users accepts
+// no anonymous client.
+//
+// The roles and what they may do:
+//
+//   - admin owns the topology: it alone creates, updates and deletes
+//     streams, consumers and buckets (every subject).
+//   - producer publishes events on audit.events.> and receives its
+//     acknowledgements on _INBOX.>. Nothing else.
+//   - ingestor reads AUDIT_EVENTS through its durable consumer (info, next,
+//     ack), publishes its dead letters and reads the org settings bucket.
+//   - webhook-dispatcher reads AUDIT_FANOUT through its durable consumer,
+//     owns the deliveries stream's per-endpoint consumers, publishes
+//     deliveries and attempts, reads the settings bucket, reads and writes
+//     the endpoints bucket (the failure run and the disabled flag live in
+//     the endpoint record) and records one action, audit.webhook_disabled.
+//   - siem-forwarder reads AUDIT_FANOUT through the destinations'
+//     consumers (never the dispatcher's), reads the destinations and
+//     settings buckets, writes the status bucket and publishes dead letters.
+//   - api (query service and management APIs) writes the settings,
+//     endpoints, destinations and status buckets, publishes its own audit
+//     records, creates and deletes SIEM destination consumers, enqueues
+//     webhook replays and reads the attempt log.
+//
+// Every role but the producer receives replies on an inbox of its own
+// (InboxPrefix), so the producer's _INBOX.> cannot see another role's
+// fetched messages.
+//
+// # Residual capabilities
+//
+// NATS permissions match whole subject tokens, and a consumer name is one
+// token, so a role allowed to create consumers with runtime names on a
+// stream can create, update or delete any consumer of that stream except
+// those explicitly denied:
+//
+//   - webhook-dispatcher: any consumer of AUDIT_WEBHOOK_DELIVERIES, a
+//     stream only it reads; it may purge that stream (it does so when an
+//     endpoint is deleted).
+//   - siem-forwarder and api: consumers of AUDIT_FANOUT filtered on one
+//     org's events (the create subject must carry the filter
+//     audit.events.<org>.>, which the server checks against the
+//     configuration), never the dispatcher's consumer. The forwarder
+//     reads every org's events anyway; it may also fetch from and
+//     acknowledge on another destination's consumer.
+//   - the api publishes on the deliveries stream: a replay from the
+//     management API enqueues deliveries. The api also writes the endpoint
+//     records and holds the sealing keys, so this adds nothing it could not
+//     already do.
+//   - webhook-dispatcher writes whole endpoint records (it stores the
+//     failure run and the disabled flag in them), so it could repoint an
+//     endpoint; it holds the endpoints' signing secrets anyway.
+//   - every role reading a bucket may create and delete consumers on that
+//     bucket's stream (a watch is an ephemeral push consumer), with any
+//     deliver subject; they read only that bucket, and the attack suite
+//     checks that such a consumer aimed at the events or deliveries
+//     subjects stores nothing there (the server delivers a push
+//     consumer's messages to subscribers, not into streams).
+//
+// Subjects are derived from nats.go's jetstream package (v1.55) and the
+// server's JetStream API: $JS.API.STREAM.INFO.<stream>, $JS.API.CONSUMER.
+// (INFO|MSG.NEXT|DELETE).<stream>.<consumer>, $JS.API.CONSUMER.CREATE.
+// <stream>.<consumer>[.<filter>], $JS.API.DIRECT.GET.<stream>[.<subject>],
+// $JS.API.STREAM.MSG.GET.<stream>, acknowledgements on $JS.ACK.<stream>.
+// <consumer>.> (and the v2 form $JS.ACK.<domain>.<account>.<stream>.
+// <consumer>.>), flow control replies on $JS.FC.<stream>.>, key-value
+// writes on $KV.<bucket>.<key>. The tests in auditd run every role's code
+// with its own identity against the real topology, and an attack suite
+// checks that everything else is refused.
+package natsauth

@@ -324,7 +324,7 @@ func StoreDescription(cfg StoreConfig, dir string) string {
 
 // NewTopology creates or updates the shared streams and consumers in the
 // owner; every other process waits for them (with backoff) and reports
-// drift. It also sets p.KV and p.Verifier and exports the consumers' lag.
+// drift. It also sets p.Verifier (Buckets uses it) and exports the consumers' lag.
 func NewTopology(cfg TopologyConfig) Constructor {
 	return func(p *Process) lifecycle.Stage {
 		return lifecycle.Stage{Start: func(ctx context.Context) error {

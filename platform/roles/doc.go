@@ -22,7 +22,20 @@
 // `auditd topology` in separate deployments) creates and updates streams,
 // consumers and key-value buckets; every other process only waits for
 // them and reports drift (topology.Verifier) without changing anything.
-// Require is the single place roles declare what they need.
+// Require is the single place roles declare what they need. Non-owners
+// open buckets through topology.Bind (Process.Buckets); this is the one
+// mechanism that keeps a role from creating what it only uses, and the
+// NATS permissions (package natsauth) enforce it on the server.
+//
+// Every role connects with its own NATS identity (Identities,
+// Process.Identity): the topology owner as admin, the ingestor, webhook
+// delivery and SIEM forwarding as themselves, the APIs, org settings and
+// the audit recorder as api beside the query role. Process.Conn,
+// JetStream and Buckets are the only ways a role reaches the bus. A
+// standalone binary holds one identity (AUDIT_NATS_CREDS, a seed file);
+// auditd holds all of them (its embedded server's, or a directory of
+// seeds). In the owner a role's bucket is created as admin and opened on
+// the role's own connection.
 //
 // Shutdown follows one rule everywhere: the whole orderly stop gets
 // AUDIT_SHUTDOWN_TIMEOUT; a delivery role may spend at most half of it

@@ -72,7 +72,7 @@ func TestEveryRoleWorksWithItsOwnIdentity(t *testing.T) {
 		})
 	})
 	// An external nats-server configured with what auditd nats-config
-	// prints, auditd connecting with the seed files of AUDIT_NATS_CREDS_DIR.
+	// prints, auditd connecting with the seed files of the AUDIT_NATS_CREDS directory.
 	t.Run("external", func(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.NATSCreds = filepath.Join(t.TempDir(), "creds")

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"slices"
+	"time"
 
 	"github.com/takumo/audit/schemas"
 )
@@ -399,6 +400,21 @@ func AuditExported(org string, actor schemas.Actor, format string, filter map[st
 func AuditSettingsUpdated(org string, actor schemas.Actor, setting string, from, to any) schemas.Event {
 	return event(org, actor, schemas.ActionAuditSettingsUpdated, schemas.CategoryAudit,
 		orgTarget(org), settingDetails(setting, from, to))
+}
+
+// AuditRetentionReduced records that the org's retention was shortened
+// from fromDays to toDays; entries past the new retention stay readable
+// until heldUntil (the grace period) unless purged.
+func AuditRetentionReduced(org string, actor schemas.Actor, fromDays, toDays int, heldUntil time.Time) schemas.Event {
+	return event(org, actor, schemas.ActionAuditRetentionReduced, schemas.CategoryAudit, orgTarget(org),
+		map[string]any{"from_days": fromDays, "to_days": toDays, "held_until": heldUntil.UTC().Format(time.RFC3339)})
+}
+
+// AuditRetentionPurged records that the grace period of the org's
+// retention cuts was ended: entries older than retentionDays were deleted.
+func AuditRetentionPurged(org string, actor schemas.Actor, retentionDays int) schemas.Event {
+	return event(org, actor, schemas.ActionAuditRetentionPurged, schemas.CategoryAudit, orgTarget(org),
+		map[string]any{"retention_days": retentionDays})
 }
 
 // AuditWebhookCreated records that webhook was created for url (without

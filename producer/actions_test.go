@@ -68,6 +68,8 @@ func constructed() map[string]schemas.Event {
 
 		"audit.exported":                 producer.AuditExported(org, ada, "csv", map[string]any{"action": "member.*", "since": "2026-01-01T00:00:00Z"}, 1250),
 		"audit.settings_updated":         producer.AuditSettingsUpdated(org, ada, "retention_days", 90, 365),
+		"audit.retention_reduced":        producer.AuditRetentionReduced(org, producer.Service("billing"), 365, 7, time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)),
+		"audit.retention_purged":         producer.AuditRetentionPurged(org, producer.Service("operator"), 7),
 		"audit.webhook_created":          producer.AuditWebhookCreated(org, ada, hook, "https://soc.example/hook", []string{"auth.login_failed"}),
 		"audit.webhook_updated":          producer.AuditWebhookUpdated(org, ada, hook, "https://soc.example/hook2", nil),
 		"audit.webhook_deleted":          producer.AuditWebhookDeleted(org, ada, hook),

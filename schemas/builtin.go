@@ -60,6 +60,8 @@ const (
 
 	ActionAuditExported               = "audit.exported"
 	ActionAuditSettingsUpdated        = "audit.settings_updated"
+	ActionAuditRetentionReduced       = "audit.retention_reduced"
+	ActionAuditRetentionPurged        = "audit.retention_purged"
 	ActionAuditWebhookCreated         = "audit.webhook_created"
 	ActionAuditWebhookUpdated         = "audit.webhook_updated"
 	ActionAuditWebhookDeleted         = "audit.webhook_deleted"
@@ -228,6 +230,14 @@ func builtinActions() []ActionSpec {
 			req("rows", TypeInt, "Number of entries exported"),
 		}},
 		{ActionAuditSettingsUpdated, CategoryAudit, "An audit log setting changed", settingFields},
+		{ActionAuditRetentionReduced, CategoryAudit, "The audit log's retention was shortened; older entries are held for a grace period", []Field{
+			req("from_days", TypeInt, "Retention before the change, in days"),
+			req("to_days", TypeInt, "Retention after the change, in days"),
+			req("held_until", TypeString, "RFC 3339 time until which entries past the new retention stay readable, unless purged"),
+		}},
+		{ActionAuditRetentionPurged, CategoryAudit, "The grace period of a retention cut was ended: entries past the retention were deleted", []Field{
+			req("retention_days", TypeInt, "Retention in force, in days; older entries were deleted"),
+		}},
 		{ActionAuditWebhookCreated, CategoryAudit, "An audit webhook endpoint was created", []Field{
 			req("url", TypeString, "Endpoint URL, without credentials"),
 			req("actions", TypeStringList, "Actions the endpoint receives; empty for all"),

@@ -380,6 +380,20 @@ func (s *Store) SetRetention(ctx context.Context, orgID string, days int) error 
 	return nil
 }
 
+// RetentionGrace is how long SetRetention keeps rows whose retention it
+// shortens (Config.RetentionGrace).
+func (s *Store) RetentionGrace() time.Duration { return s.grace }
+
+// HeldUntil is the hold SetRetention would give, at most, to rows whose
+// retention it shortens if called now.
+func (s *Store) HeldUntil() time.Time {
+	hold := s.now().UTC().Add(s.grace).Truncate(time.Second)
+	if hold.After(maxHold) {
+		hold = maxHold
+	}
+	return hold
+}
+
 // maxHold is the latest hold SetRetention sets, inside DateTime's range.
 var maxHold = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
 

@@ -246,7 +246,7 @@ func NewStore(cfg StoreConfig, migrate bool, embed *EmbeddedStore) Constructor {
 			Start: func(ctx context.Context) error {
 				log := p.Log.Named("store")
 				open := func(url, what string) (*eventstore.Store, error) {
-					s, err := server.OpenStore(ctx, server.Config{URL: url, Database: cfg.ClickHouseDB, Cluster: cfg.ClickHouseCluster, Logger: log})
+					s, err := server.OpenStore(ctx, server.Config{URL: url, Database: cfg.ClickHouseDB, Cluster: cfg.ClickHouseCluster, Logger: log, RetentionGrace: cfg.RetentionGrace})
 					if err != nil {
 						return nil, fmt.Errorf("clickhouse server (%s): %w", what, err)
 					}
@@ -289,7 +289,7 @@ func NewStore(cfg StoreConfig, migrate bool, embed *EmbeddedStore) Constructor {
 						return fmt.Errorf("embedded clickhouse: %w", err)
 					}
 					closers = append(closers, func() { _ = sess.Close() })
-					s, err := eventstore.New(embedded.New(sess, embedded.Options{}), eventstore.Config{Database: cfg.ClickHouseDB, Logger: log})
+					s, err := eventstore.New(embedded.New(sess, embedded.Options{}), eventstore.Config{Database: cfg.ClickHouseDB, Logger: log, RetentionGrace: cfg.RetentionGrace})
 					if err != nil {
 						return err
 					}

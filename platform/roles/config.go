@@ -74,10 +74,11 @@ type BusConfig struct {
 
 // StoreConfig configures the ClickHouse event store.
 type StoreConfig struct {
-	ClickHouseURL     string `envconfig:"AUDIT_CLICKHOUSE_URL" desc:"ClickHouse server URL (clickhouse://user:pass@host:9000/db) of a user that may write: the ingestor's inserts and migrations, the query service's plan changes; auditd uses the embedded engine when empty"`
-	ClickHouseReadURL string `envconfig:"AUDIT_CLICKHOUSE_READ_URL" desc:"ClickHouse URL of a read-only user for every read of the query service; default: AUDIT_CLICKHOUSE_URL"`
-	ClickHouseDB      string `envconfig:"AUDIT_CLICKHOUSE_DATABASE" default:"audit" desc:"database that holds the events"`
-	ClickHouseCluster string `envconfig:"AUDIT_CLICKHOUSE_CLUSTER" desc:"ClickHouse cluster name: replicated and distributed tables"`
+	ClickHouseURL     string        `envconfig:"AUDIT_CLICKHOUSE_URL" desc:"ClickHouse server URL (clickhouse://user:pass@host:9000/db) of a user that may write: the ingestor's inserts and migrations, the query service's plan changes; auditd uses the embedded engine when empty"`
+	ClickHouseReadURL string        `envconfig:"AUDIT_CLICKHOUSE_READ_URL" desc:"ClickHouse URL of a read-only user for every read of the query service; default: AUDIT_CLICKHOUSE_URL"`
+	ClickHouseDB      string        `envconfig:"AUDIT_CLICKHOUSE_DATABASE" default:"audit" desc:"database that holds the events"`
+	ClickHouseCluster string        `envconfig:"AUDIT_CLICKHOUSE_CLUSTER" desc:"ClickHouse cluster name: replicated and distributed tables"`
+	RetentionGrace    time.Duration `envconfig:"AUDIT_RETENTION_GRACE" default:"720h" desc:"how long events past a shortened retention stay stored and readable before they expire; a purge with the operator purge key ends it early"`
 }
 
 // TopologyConfig sizes the shared streams and consumers. The topology

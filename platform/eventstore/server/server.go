@@ -39,6 +39,8 @@ type Config struct {
 	ReadTimeout time.Duration
 	// Logger receives the Store's messages; default no-op.
 	Logger *zap.Logger
+	// RetentionGrace is eventstore.Config.RetentionGrace.
+	RetentionGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -111,7 +113,7 @@ func OpenStore(ctx context.Context, cfg Config) (*eventstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := eventstore.New(eng, eventstore.Config{Database: cfg.Database, Cluster: cfg.Cluster, Logger: cfg.Logger})
+	s, err := eventstore.New(eng, eventstore.Config{Database: cfg.Database, Cluster: cfg.Cluster, Logger: cfg.Logger, RetentionGrace: cfg.RetentionGrace})
 	if err != nil {
 		eng.Close()
 		return nil, err

@@ -68,6 +68,7 @@ var secret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 // topology, org settings and a producer, served by httptest.
 type env struct {
 	t        testing.TB
+	db       string
 	store    *eventstore.Store
 	js       jetstream.JetStream
 	settings *orgsettings.Store
@@ -117,13 +118,13 @@ func newEnvDB(t testing.TB, cfg query.Config, db string, cleanup bool) *env {
 		cfg.UnauthenticatedRatePerSecond = 100000
 		cfg.UnauthenticatedRateBurst = 100000
 	}
-	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Settings: settings, Recorder: prod})
+	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Purge: store, Settings: settings, Recorder: prod})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, store: store, js: js, settings: settings, svc: svc, srv: srv}
+	return &env{t: t, db: db, store: store, js: js, settings: settings, svc: svc, srv: srv}
 }
 
 func token(t testing.TB, org string, perms ...string) string {

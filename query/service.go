@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +29,17 @@ type Reader interface {
 }
 
 // RetentionSetter applies a retention change to stored events
-// (*eventstore.Store).
+// (*eventstore.Store). HeldUntil is when the grace period of a cut made
+// now would end.
 type RetentionSetter interface {
 	SetRetention(ctx context.Context, orgID string, days int) error
+	HeldUntil() time.Time
+}
+
+// Purger ends the grace period of an org's retention cuts
+// (*eventstore.Store).
+type Purger interface {
+	Purge(ctx context.Context, orgID string) error
 }
 
 // Settings reads and stores org settings (*orgsettings.Store).
@@ -47,6 +56,7 @@ type Recorder interface {
 var (
 	_ Reader          = (*eventstore.Store)(nil)
 	_ RetentionSetter = (*eventstore.Store)(nil)
+	_ Purger          = (*eventstore.Store)(nil)
 	_ Settings        = (*orgsettings.Store)(nil)
 	_ Recorder        = (*producer.Producer)(nil)
 )
@@ -59,7 +69,10 @@ type Deps struct {
 	// /v1/settings answers 503 (a deployment whose reads use a read-only
 	// database user and no second user for retention).
 	Retention RetentionSetter
-	Settings  Settings
+	// Purge ends grace periods early (POST /v1/orgs/{org}/retention/purge);
+	// without it, or without Config.PurgeKeysPEM, that route refuses.
+	Purge    Purger
+	Settings Settings
 	Recorder  Recorder
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
@@ -69,6 +82,11 @@ type Deps struct {
 // replaced by its default.
 type Config struct {
 	Auth httpapi.AuthConfig
+	// PurgeKeysPEM holds the PEM public keys (Ed25519 or RSA) that verify
+	// purge tokens: the only tokens whose audit.purge permission counts.
+	// None of them may verify user tokens (be in Auth). Empty: purging
+	// is refused.
+	PurgeKeysPEM []byte
 	// DefaultLimit and MaxLimit bound a page of GET /v1/events: 50 and 200.
 	DefaultLimit int
 	MaxLimit     int
@@ -161,6 +179,8 @@ type Service struct {
 	deps   Deps
 	log    *zap.Logger
 	auth   *httpapi.Auth
+	// purgeAuth verifies purge tokens; nil when purging is not configured.
+	purgeAuth *httpapi.Auth
 	router *httpapi.Router
 	routes []route
 	// record is where settings changes meet their audit events.
@@ -171,6 +191,7 @@ type route struct {
 	method, pattern string
 	perm            string // required permission; "" for none (public)
 	planned         bool   // refused on the Free plan
+	purge           bool   // authenticated with the purge keys, not the user keys
 	h               func(w http.ResponseWriter, r *http.Request, c *auditapi.Claims)
 }
 
@@ -193,17 +214,31 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger, auth: auth, router: httpapi.NewRouter()}
+	if len(cfg.PurgeKeysPEM) > 0 {
+		if err := distinctKeys(cfg.Auth.PublicKeysPEM, cfg.PurgeKeysPEM); err != nil {
+			return nil, fmt.Errorf("query: %w", err)
+		}
+		pa := cfg.Auth
+		pa.HMACSecret, pa.PublicKeysPEM = nil, cfg.PurgeKeysPEM
+		s.purgeAuth, err = httpapi.NewAuth(pa, httpapi.RateLimit{PerSecond: 1, Burst: 5}, cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("query: purge keys: %w", err)
+		}
+	}
 	s.record = httpapi.Recorder{Log: deps.Logger, Timeout: 10 * time.Minute, Emit: func(ctx context.Context, ev schemas.Event) error {
 		_, err := deps.Recorder.Emit(ctx, ev)
 		return err
 	}}
 	s.routes = []route{
-		{http.MethodGet, "/v1/events", auditapi.PermRead, true, s.listEvents},
-		{http.MethodGet, "/v1/events/{id}", auditapi.PermRead, true, s.getEvent},
-		{http.MethodGet, "/v1/export", auditapi.PermExport, true, s.export},
-		{http.MethodGet, "/v1/settings", "", false, s.getSettings},
-		{http.MethodPut, "/v1/settings", "", false, s.putSettings},
-		{http.MethodGet, "/v1/openapi.json", "", false, nil},
+		{method: http.MethodGet, pattern: "/v1/events", perm: auditapi.PermRead, planned: true, h: s.listEvents},
+		// A Free org may read the records of its retention cuts: the
+		// handler checks the plan.
+		{method: http.MethodGet, pattern: "/v1/events/{id}", perm: auditapi.PermRead, h: s.getEvent},
+		{method: http.MethodGet, pattern: "/v1/export", perm: auditapi.PermExport, planned: true, h: s.export},
+		{method: http.MethodGet, pattern: "/v1/settings", h: s.getSettings},
+		{method: http.MethodPut, pattern: "/v1/settings", h: s.putSettings},
+		{method: http.MethodPost, pattern: "/v1/orgs/{org}/retention/purge", perm: auditapi.PermPurge, purge: true, h: s.purgeRetention},
+		{method: http.MethodGet, pattern: "/v1/openapi.json"},
 	}
 	for _, rt := range s.routes {
 		s.router.Handle(rt.method, rt.pattern, s.wrap(rt))
@@ -254,7 +289,15 @@ func (s *Service) wrap(rt route) http.Handler {
 			_, _ = w.Write(openAPI)
 			return
 		}
-		c, e := s.auth.Authenticate(r)
+		auth := s.auth
+		if rt.purge {
+			if s.purgeAuth == nil || s.deps.Purge == nil {
+				httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "purging is not enabled in this deployment (no purge key configured)").Write(w)
+				return
+			}
+			auth = s.purgeAuth
+		}
+		c, e := auth.Authenticate(r)
 		if e != nil {
 			e.Write(w)
 			return
@@ -264,18 +307,30 @@ func (s *Service) wrap(rt route) http.Handler {
 			return
 		}
 		if rt.planned {
-			if c.OrgID == "" {
-				httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "an operator token without an org cannot read events").Write(w)
-				return
-			}
-			if p := s.deps.Settings.Get(c.OrgID).Plan; !p.Viewable() {
-				httpapi.Errorf(http.StatusForbidden, auditapi.CodePlan, "the audit log is not available on the Free plan; events are kept for 7 days, so upgrading shows them").Write(w)
+			if e := s.planRefusal(c); e != nil {
+				e.Write(w)
 				return
 			}
 		}
 		rt.h(w, r, c)
 	})
 }
+
+// planRefusal is the answer to a read of events the token's org may not
+// make: none for an org whose plan shows its log.
+func (s *Service) planRefusal(c *auditapi.Claims) *httpapi.Error {
+	if c.OrgID == "" {
+		return httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "an operator token without an org cannot read events")
+	}
+	if p := s.deps.Settings.Get(c.OrgID).Plan; !p.Viewable() {
+		return httpapi.Errorf(http.StatusForbidden, auditapi.CodePlan, "the audit log is not available on the Free plan; events are kept for 7 days, so upgrading shows them")
+	}
+	return nil
+}
+
+// readableOnAnyPlan are the actions an org may read whatever its plan:
+// the records of deletions from its log.
+var readableOnAnyPlan = []string{schemas.ActionAuditRetentionReduced, schemas.ActionAuditRetentionPurged}
 
 // page is the body of GET /v1/events.
 type page struct {
@@ -343,6 +398,11 @@ func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *auditapi.C
 		s.fail(w, badParam(strings.SplitN(r.URL.RawQuery, "=", 2)[0], "unknown parameter"))
 		return
 	}
+	refusal := s.planRefusal(c)
+	if refusal != nil && c.OrgID == "" {
+		refusal.Write(w)
+		return
+	}
 	id := r.PathValue("id")
 	if id == "" || len(id) > eventstore.MaxIDLen {
 		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such event").Write(w)
@@ -357,6 +417,10 @@ func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *auditapi.C
 	}
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if refusal != nil && !slices.Contains(readableOnAnyPlan, e.Action) {
+		refusal.Write(w)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, e)

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/url"
@@ -24,11 +25,17 @@ type settingsView struct {
 	CustomRetentionDays int              `json:"custom_retention_days"`
 	RetentionDays       int              `json:"retention_days"`
 	Viewable            bool             `json:"viewable"`
+	// LastRetentionCut and LastRetentionPurge name the audit records of
+	// the latest cut and purge, which GET /v1/events/{id} shows the org
+	// whatever its plan.
+	LastRetentionCut   *orgsettings.RetentionRecord `json:"last_retention_cut,omitempty"`
+	LastRetentionPurge *orgsettings.RetentionRecord `json:"last_retention_purge,omitempty"`
 }
 
 func view(st orgsettings.Settings) settingsView {
 	return settingsView{OrgID: st.OrgID, Plan: st.Plan, CustomRetentionDays: st.CustomRetentionDays,
-		RetentionDays: st.RetentionDays(), Viewable: st.Plan.Viewable()}
+		RetentionDays: st.RetentionDays(), Viewable: st.Plan.Viewable(),
+		LastRetentionCut: st.LastRetentionCut, LastRetentionPurge: st.LastRetentionPurge}
 }
 
 // settingsUpdate is the body of PUT /v1/settings. Absent fields keep their
@@ -148,26 +155,138 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *auditap
 		(&httpapi.Error{Status: http.StatusBadRequest, Code: auditapi.CodeInvalidBody, Detail: err.Error(), Param: "custom_retention_days"}).Write(w)
 		return
 	}
+	a := actor(r, c)
+	oldDays, newDays := old.RetentionDays(), next.RetentionDays()
+	evs := []schemas.Event{producer.AuditSettingsUpdated(org, a, "retention_days", oldDays, newDays)}
+	if old.Plan != next.Plan {
+		evs = append(evs, producer.AuditSettingsUpdated(org, a, "plan", string(old.Plan), string(next.Plan)))
+	}
+	// A shorter retention is a deletion: events past it are held for the
+	// store's grace period, and the org's log says until when.
+	var cut *orgsettings.RetentionRecord
+	if newDays < oldDays {
+		held := s.deps.Retention.HeldUntil()
+		cut = &orgsettings.RetentionRecord{At: s.cfg.Now().UTC(), FromDays: oldDays, ToDays: newDays, HeldUntil: &held}
+		evs = append(evs, producer.AuditRetentionReduced(org, a, oldDays, newDays, held))
+	}
+	ids, ok := s.recordFirst(w, r, evs...)
+	if !ok {
+		return
+	}
+	if cut != nil {
+		cut.RecordID = ids[len(ids)-1]
+		next.LastRetentionCut = cut
+	}
 	// The change must complete even if the client goes away mid-way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Minute)
 	defer cancel()
 	if err := s.deps.Settings.Put(ctx, next); err != nil {
+		s.log.Error("settings change recorded but not stored; repeat the request", zap.String("org_id", org), zap.Error(err))
 		s.fail(w, err)
 		return
 	}
-	if err := s.deps.Retention.SetRetention(ctx, org, next.RetentionDays()); err != nil {
+	if err := s.deps.Retention.SetRetention(ctx, org, newDays); err != nil {
 		s.log.Error("settings stored but retention not applied; repeat the request", zap.String("org_id", org), zap.Error(err))
 		s.fail(w, err)
 		return
 	}
-	a := actor(r, c)
-	evs := []schemas.Event{producer.AuditSettingsUpdated(org, a, "retention_days", old.RetentionDays(), next.RetentionDays())}
-	if old.Plan != next.Plan {
-		evs = append(evs, producer.AuditSettingsUpdated(org, a, "plan", string(old.Plan), string(next.Plan)))
+	s.log.Info("settings changed", zap.String("org_id", org), zap.String("plan", string(next.Plan)), zap.Int("retention_days", newDays))
+	httpapi.WriteJSON(w, http.StatusOK, view(next))
+}
+
+// recordFirst writes evs, the audit events of a change about to be made,
+// in order, and returns their ids. If one cannot be written it answers
+// 503 change-not-recorded and returns false: the handler must then stop
+// without making the change. (Events written before the failing one stay
+// in the log, recording an attempt.)
+func (s *Service) recordFirst(w http.ResponseWriter, r *http.Request, evs ...schemas.Event) ([]string, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	ids := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		rc, err := s.deps.Recorder.Emit(ctx, ev)
+		if err != nil {
+			s.log.Error("a change was refused: its audit event could not be recorded",
+				zap.String("action", ev.Action), zap.String("org_id", ev.OrgID), zap.Error(err))
+			httpapi.Errorf(http.StatusServiceUnavailable, auditapi.CodeNotRecorded,
+				"the change was not made: its audit event could not be recorded; repeat the request").Write(w)
+			return nil, false
+		}
+		ids = append(ids, rc.EventID)
 	}
-	if !s.record.Record(w, r, evs...) {
+	return ids, true
+}
+
+// purgeAnswer is the body of POST /v1/orgs/{org}/retention/purge.
+type purgeAnswer struct {
+	OrgID         string    `json:"org_id"`
+	RetentionDays int       `json:"retention_days"`
+	RecordID      string    `json:"record_id"`
+	PurgedAt      time.Time `json:"purged_at"`
+}
+
+// purgeRetention ends the grace period of the org's retention cuts: events
+// past the retention in force are deleted now. The token was verified
+// with a purge key (route.purge) and must name the org of the path. The
+// purge is recorded in the org's log first.
+func (s *Service) purgeRetention(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
+	org := r.PathValue("org")
+	if !schemas.ValidOrgID(org) {
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such org").Write(w)
 		return
 	}
-	s.log.Info("settings changed", zap.String("org_id", org), zap.String("plan", string(next.Plan)), zap.Int("retention_days", next.RetentionDays()))
-	httpapi.WriteJSON(w, http.StatusOK, view(next))
+	if c.OrgID != org {
+		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the purge token is for another org").Write(w)
+		return
+	}
+	if len(r.URL.RawQuery) > 0 {
+		s.fail(w, badParam("query", "this route takes no query parameters"))
+		return
+	}
+	st := s.deps.Settings.Get(org)
+	days := st.RetentionDays()
+	ids, ok := s.recordFirst(w, r, producer.AuditRetentionPurged(org, actor(r, c), days))
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Minute)
+	defer cancel()
+	if err := s.deps.Purge.Purge(ctx, org); err != nil {
+		s.log.Error("purge recorded but not completed; repeat the request", zap.String("org_id", org), zap.Error(err))
+		s.fail(w, err)
+		return
+	}
+	at := s.cfg.Now().UTC()
+	st.OrgID = org
+	st.LastRetentionPurge = &orgsettings.RetentionRecord{RecordID: ids[0], At: at, ToDays: days}
+	if err := s.deps.Settings.Put(ctx, st); err != nil {
+		// The purge is done and recorded in the log; only the pointer to
+		// the record in the settings is missing.
+		s.log.Warn("purge done and recorded; its record id not stored in the settings", zap.String("org_id", org), zap.Error(err))
+	}
+	s.log.Warn("retention grace period ended by purge", zap.String("org_id", org), zap.String("subject", c.Subject), zap.Int("retention_days", days))
+	httpapi.WriteJSON(w, http.StatusOK, purgeAnswer{OrgID: org, RetentionDays: days, RecordID: ids[0], PurgedAt: at})
+}
+
+// distinctKeys reports an error when a purge key is also one of the keys
+// user tokens are verified with.
+func distinctKeys(userPEM, purgePEM []byte) error {
+	user := map[string]bool{}
+	for rest := userPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		user[string(b.Bytes)] = true
+	}
+	for rest := purgePEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if user[string(b.Bytes)] {
+			return errors.New("a purge key is also a key user tokens are verified with; the purge keys must be separate")
+		}
+	}
+	return nil
 }

@@ -29,10 +29,15 @@ const (
 	// set the settings, plan included, of any org named in the request.
 	// It grants no access to events.
 	PermOperator = "audit.operator"
+	// PermPurge allows ending the grace period of the org's retention
+	// cuts (deleting events past the retention at once). It counts only
+	// in a token signed with the purge key, which is not a key user
+	// tokens are verified with: a user token claiming it is refused.
+	PermPurge = "audit.purge"
 )
 
 // KnownPermissions lists every permission the servers understand.
-var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator}
+var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator, PermPurge}
 
 // MaxSubjectLen bounds a token's subject: it is the actor id of the
 // changes the token makes.

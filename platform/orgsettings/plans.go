@@ -6,6 +6,7 @@ package orgsettings
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/takumo/audit/schemas"
 )
@@ -65,6 +66,28 @@ type Settings struct {
 	// CustomRetentionDays, for Enterprise only, extends retention beyond the
 	// plan's 365 days. Zero means the plan's retention.
 	CustomRetentionDays int `json:"custom_retention_days,omitempty"`
+	// LastRetentionCut is the latest shortening of the retention, and
+	// LastRetentionPurge the latest early end of a grace period: each
+	// points at its audit record in the org's own log, which the org can
+	// read whatever its plan.
+	LastRetentionCut   *RetentionRecord `json:"last_retention_cut,omitempty"`
+	LastRetentionPurge *RetentionRecord `json:"last_retention_purge,omitempty"`
+}
+
+// RetentionRecord describes a retention cut or purge and names its audit
+// event.
+type RetentionRecord struct {
+	// RecordID is the id of the audit event that records the change
+	// (audit.retention_reduced or audit.retention_purged).
+	RecordID string    `json:"record_id"`
+	At       time.Time `json:"at"`
+	// FromDays and ToDays are the retention before and after a cut; a
+	// purge sets ToDays only (the retention in force).
+	FromDays int `json:"from_days,omitempty"`
+	ToDays   int `json:"to_days"`
+	// HeldUntil, for a cut, is when the grace period ends: events past
+	// the new retention stay readable until then unless purged.
+	HeldUntil *time.Time `json:"held_until,omitempty"`
 }
 
 // RetentionDays is the retention in force for the organization.

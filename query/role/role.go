@@ -36,6 +36,10 @@ type AuthConfig struct {
 	JWTPrivateKeyFile string `envconfig:"AUDIT_JWT_PRIVATE_KEY_FILE" desc:"PEM private key the token subcommand signs with, matching AUDIT_JWT_PUBLIC_KEYS_FILE"`
 	JWTIssuer         string `envconfig:"AUDIT_JWT_ISSUER" desc:"required iss of bearer tokens, when set"`
 	JWTAudience       string `envconfig:"AUDIT_JWT_AUDIENCE" desc:"required aud of bearer tokens, when set"`
+	// The purge key is separate from the user-token keys: a token signed
+	// with those is refused by the purge route whatever it claims.
+	PurgePublicKeysFile string `envconfig:"AUDIT_PURGE_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519 or RSA public keys verifying purge tokens (audit.purge), which end a retention cut's grace period early; none of them may verify user tokens; purging is refused when empty"`
+	PurgePrivateKeyFile string `envconfig:"AUDIT_PURGE_PRIVATE_KEY_FILE" desc:"PEM private key the token subcommand signs purge tokens with (-purge), matching AUDIT_PURGE_PUBLIC_KEYS_FILE; development only, keep it off the servers"`
 }
 
 // Validate reports every invalid setting at once.
@@ -43,6 +47,9 @@ func (c AuthConfig) Validate() error {
 	var errs []error
 	if c.JWTHMACSecret != "" && c.JWTPublicKeysFile != "" {
 		errs = append(errs, errors.New("set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE, not both"))
+	}
+	if c.PurgePublicKeysFile != "" && c.PurgePublicKeysFile == c.JWTPublicKeysFile {
+		errs = append(errs, errors.New("AUDIT_PURGE_PUBLIC_KEYS_FILE must not be AUDIT_JWT_PUBLIC_KEYS_FILE: purge tokens need a key of their own"))
 	}
 	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < 32 {
 		errs = append(errs, fmt.Errorf("AUDIT_JWT_HMAC_SECRET must be at least 32 bytes, got %d", len(c.JWTHMACSecret)))
@@ -99,11 +106,27 @@ func (c AuthConfig) SigningKey(devDir string) (any, error) {
 	return auditapi.DevSecret(devDir)
 }
 
+// PurgeKeys returns the PEM public keys purge tokens are verified with,
+// or nil when AUDIT_PURGE_PUBLIC_KEYS_FILE is not set.
+func (c AuthConfig) PurgeKeys() ([]byte, error) {
+	if c.PurgePublicKeysFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.PurgePublicKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT_PURGE_PUBLIC_KEYS_FILE: %w", err)
+	}
+	return b, nil
+}
+
 // MintCommand is the token subcommand of auditd and query: it parses
 // args, mints a token signed with c's key (the development secret in
 // devDir when devDir is set and no key is configured) and prints it.
+// With -purge it mints a purge token for -org instead, signed with
+// AUDIT_PURGE_PRIVATE_KEY_FILE.
 func MintCommand(name string, c AuthConfig, devDir string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(name+" token", flag.ContinueOnError)
+	purge := fs.Bool("purge", false, "mint a purge token ("+auditapi.PermPurge+") for -org with AUDIT_PURGE_PRIVATE_KEY_FILE")
 	org := fs.String("org", "", "org id the token acts on (required, except for "+auditapi.PermOperator+")")
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
@@ -118,6 +141,9 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 	})
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *purge {
+		return mintPurge(c, *org, *sub, *ttl, perms, out)
 	}
 	if len(perms) == 0 {
 		return errors.New("name at least one -perm (" + strings.Join(auditapi.KnownPermissions, ", ") + ")")
@@ -143,6 +169,33 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 	return err
 }
 
+func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string, out io.Writer) error {
+	if len(perms) > 0 {
+		return errors.New("-purge mints a token with " + auditapi.PermPurge + " only; drop -perm")
+	}
+	if org == "" {
+		return errors.New("-org is required")
+	}
+	if c.PurgePrivateKeyFile == "" {
+		return errors.New("set AUDIT_PURGE_PRIVATE_KEY_FILE (the private key matching AUDIT_PURGE_PUBLIC_KEYS_FILE)")
+	}
+	b, err := os.ReadFile(c.PurgePrivateKeyFile)
+	if err != nil {
+		return fmt.Errorf("AUDIT_PURGE_PRIVATE_KEY_FILE: %w", err)
+	}
+	key, err := auditapi.ParsePrivateKeyPEM(b)
+	if err != nil {
+		return fmt.Errorf("AUDIT_PURGE_PRIVATE_KEY_FILE: %w", err)
+	}
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: sub, Permissions: []string{auditapi.PermPurge}, TTL: ttl,
+		Issuer: c.JWTIssuer, Audience: c.JWTAudience}, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, tok)
+	return err
+}
+
 // New returns the query role: the read API under /v1/ and the log page at
 // /, with tokens verified as auth says (devDir as in Verification). It
 // sets p.Auth for the management APIs.
@@ -159,11 +212,15 @@ func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
 			if dev {
 				p.Log.Warn("bearer tokens are verified with a development secret kept in the data directory; set AUDIT_JWT_HMAC_SECRET or AUDIT_JWT_PUBLIC_KEYS_FILE in production")
 			}
+			purgeKeys, err := auth.PurgeKeys()
+			if err != nil {
+				return err
+			}
 			deps := query.Deps{Events: p.Events, Settings: p.Settings, Recorder: p.Recorder, Logger: p.Log.Named("query")}
 			if p.Writer != nil {
-				deps.Retention = p.Writer
+				deps.Retention, deps.Purge = p.Writer, p.Writer
 			}
-			svc, err := query.New(query.Config{Auth: a, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst}, deps)
+			svc, err := query.New(query.Config{Auth: a, PurgeKeysPEM: purgeKeys, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst}, deps)
 			if err != nil {
 				return err
 			}

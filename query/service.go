@@ -73,7 +73,7 @@ type Deps struct {
 	// without it, or without Config.PurgeKeysPEM, that route refuses.
 	Purge    Purger
 	Settings Settings
-	Recorder  Recorder
+	Recorder Recorder
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
 }
@@ -175,14 +175,14 @@ func (c Config) Validate() error {
 // it is safe for concurrent use and holds no resources of its own (the
 // caller owns and closes the dependencies).
 type Service struct {
-	cfg    Config
-	deps   Deps
-	log    *zap.Logger
-	auth   *httpapi.Auth
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+	auth *httpapi.Auth
 	// purgeAuth verifies purge tokens; nil when purging is not configured.
 	purgeAuth *httpapi.Auth
-	router *httpapi.Router
-	routes []route
+	router    *httpapi.Router
+	routes    []route
 	// record is where settings changes meet their audit events.
 	record httpapi.Recorder
 }

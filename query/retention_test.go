@@ -269,7 +269,7 @@ func TestRetentionPurge(t *testing.T) {
 		t.Fatalf("after the purge: %d events, want 2", len(got.Data))
 	}
 	rec := findRecorded(t, e, "org_p", ans.RecordID)
-	if rec.Action != schemas.ActionAuditRetentionPurged || rec.Actor.ID != "ops_oncall" || rec.Details["retention_days"] != float64(30) {
+	if rec.Action != schemas.ActionAuditRetentionPurged || rec.Actor.ID != "ops_oncall" || rec.Actor.Type != schemas.ActorSvc || rec.Details["retention_days"] != float64(30) {
 		t.Fatalf("record of the purge: %+v", rec)
 	}
 	if st := e.settings.Get("org_p"); st.LastRetentionPurge == nil || st.LastRetentionPurge.RecordID != ans.RecordID {

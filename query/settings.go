@@ -245,7 +245,10 @@ func (s *Service) purgeRetention(w http.ResponseWriter, r *http.Request, c *audi
 	}
 	st := s.deps.Settings.Get(org)
 	days := st.RetentionDays()
-	ids, ok := s.recordFirst(w, r, producer.AuditRetentionPurged(org, actor(r, c), days))
+	// The purge key's holder is an operator: a service actor.
+	a := actor(r, c)
+	a.Type, a.Name = schemas.ActorSvc, c.Subject
+	ids, ok := s.recordFirst(w, r, producer.AuditRetentionPurged(org, a, days))
 	if !ok {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/destination"
+	"github.com/takumo/audit/platform/health"
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -94,7 +95,8 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	}
 	t.Cleanup(eps.Close)
 	hooks, hookHits := counter(t)
-	if _, _, err := eps.Create(ctx, org, endpoints.Spec{URL: hooks.URL}); err != nil {
+	ep, _, err := eps.Create(ctx, org, endpoints.Spec{URL: hooks.URL})
+	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := dispatcher.New(dcfg, p.js, eps, p.settings, nil, guard, dispatcher.WithRegisterer(reg))
@@ -109,7 +111,7 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var siemHits []*atomic.Int64
-	var siemConsumers []string
+	var siemIDs []string
 	for range 2 {
 		srv, hits := counter(t)
 		dd, err := dests.Create(ctx, destinations.Destination{Fields: destination.Fields{OrgID: org}, Name: "hec", Format: "hec", Transport: "https", Address: srv.URL},
@@ -118,7 +120,7 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 			t.Fatal(err)
 		}
 		siemHits = append(siemHits, hits)
-		siemConsumers = append(siemConsumers, destinations.ConsumerName(dd))
+		siemIDs = append(siemIDs, dd.ID)
 	}
 	fwd, err := forwarder.New(forwarder.Config{BatchWait: 20 * time.Millisecond, Build: forwarder.BuildOptions{AllowHTTP: true, AllowCIDRs: allow}},
 		p.js, dests, forwarder.WithRegisterer(reg))
@@ -156,10 +158,12 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	terminated := func(consumer string) float64 {
 		return testutil.ToFloat64(metrics.Poison(consumer, "decode", consume.PoisonTerminated))
 	}
-	readers := append([]string{dispatcher.FanoutConsumer}, siemConsumers...)
+	// The SIEM destinations' consumers share one metrics label, which
+	// names no org or destination: each of the two counts once.
+	readers := map[string]float64{dispatcher.FanoutConsumer: 1, forwarder.ConsumerMetricsName: 2}
 	waitFor(t, "every reader of the copy terminated the poison", 10*time.Second, func() bool {
-		for _, c := range readers {
-			if terminated(c) != 1 {
+		for c, n := range readers {
+			if terminated(c) != n {
 				return false
 			}
 		}
@@ -191,9 +195,28 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	if string(m.Data) != "{not json" {
 		t.Fatalf("dead letter body %q", m.Data)
 	}
-	for _, c := range readers {
+	for c := range readers {
 		if n := testutil.ToFloat64(metrics.Poison(c, "decode", consume.PoisonDeadLettered)); n != 0 {
 			t.Fatalf("%s dead-lettered the poison %v times", c, n)
+		}
+	}
+
+	// /metrics, served on the public listener, names no org, webhook
+	// endpoint or SIEM destination.
+	srv := httptest.NewServer(health.New(reg))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(body), "audit_siem_events_forwarded_total") {
+		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
+	}
+	for _, id := range append([]string{org, ep.ID}, siemIDs...) {
+		if strings.Contains(string(body), id) {
+			t.Errorf("GET /metrics names %q", id)
 		}
 	}
 }

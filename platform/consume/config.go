@@ -8,9 +8,14 @@ import (
 
 // Config tunes an Engine.
 type Config struct {
-	// Name labels metrics and logs, and is the consumer named in dead
-	// letters (topology.DeadLetterSubject). Required.
+	// Name labels logs and is the consumer named in dead letters
+	// (topology.DeadLetterSubject). Required. It labels metrics too,
+	// unless MetricsName is set.
 	Name string
+	// MetricsName, when set, labels the metrics instead of Name: set it
+	// when Name names a tenant (a per-destination consumer), so that
+	// /metrics names no org or destination.
+	MetricsName string
 	// DeadLetter makes this reader copy poison to the dead-letter stream.
 	// Set it only on the reader that sees every message of a stream first
 	// (the ingestor); readers of a copy terminate shared poison without a
@@ -70,6 +75,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.MetricsName == "" {
+		c.MetricsName = c.Name
 	}
 }
 

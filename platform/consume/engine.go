@@ -160,7 +160,7 @@ func (e *Engine[T]) drop(b *batch[T]) {
 // run hands b to the handler until it is settled or hctx ends.
 func (e *Engine[T]) run(ctx context.Context, b *batch[T]) {
 	defer e.drop(b)
-	name := e.cfg.Name
+	name := e.cfg.MetricsName
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(e.cfg.RetryInitial),
 		backoff.WithMaxInterval(e.cfg.RetryMax),
@@ -251,7 +251,7 @@ func (e *Engine[T]) release(b *batch[T]) {
 	for _, m := range b.items {
 		_ = m.Nak()
 	}
-	e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomeReleased).Add(float64(len(b.items)))
+	e.o.m.messages.WithLabelValues(e.cfg.MetricsName, OutcomeReleased).Add(float64(len(b.items)))
 	b.items = nil
 }
 
@@ -283,7 +283,7 @@ func (e *Engine[T]) poison(ctx context.Context, msg jetstream.Msg, p *PoisonErro
 	if err := msg.TermWithReason(truncate(p.Reason, 256)); err != nil {
 		log.Warn("terminating a poison message", zap.Error(err))
 	}
-	e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomePoison).Inc()
+	e.o.m.messages.WithLabelValues(e.cfg.MetricsName, OutcomePoison).Inc()
 	e.settledPoison(p, action)
 	if action == PoisonDeadLettered {
 		log.Warn("message dead-lettered")
@@ -293,7 +293,7 @@ func (e *Engine[T]) poison(ctx context.Context, msg jetstream.Msg, p *PoisonErro
 }
 
 func (e *Engine[T]) settledPoison(p *PoisonError, action string) {
-	e.o.m.poison.WithLabelValues(e.cfg.Name, p.Class, action).Inc()
+	e.o.m.poison.WithLabelValues(e.cfg.MetricsName, p.Class, action).Inc()
 	if e.o.onPoison != nil {
 		e.o.onPoison(p, action)
 	}

@@ -36,7 +36,7 @@ func (e *Engine[T]) keepAlive(ctx context.Context) {
 				}
 			}
 			b.touched = now
-			e.o.m.keepAlives.WithLabelValues(e.cfg.Name).Add(float64(n))
+			e.o.m.keepAlives.WithLabelValues(e.cfg.MetricsName).Add(float64(n))
 		}
 		e.mu.Unlock()
 	}
@@ -128,7 +128,7 @@ func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait ti
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
 		return fmt.Errorf("%s: %w: %w", e.cfg.Name, ErrConsumerGone, err)
 	}
-	e.o.m.fetchErrors.WithLabelValues(e.cfg.Name).Inc()
+	e.o.m.fetchErrors.WithLabelValues(e.cfg.MetricsName).Inc()
 	// A fetch from a consumer that no longer exists may fail in several
 	// ways; ask the server.
 	ictx, icancel := context.WithTimeout(ctx, 5*time.Second)
@@ -149,6 +149,6 @@ func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait ti
 func (e *Engine[T]) releaseLate(msgs <-chan jetstream.Msg) {
 	for m := range msgs {
 		_ = m.Nak()
-		e.o.m.messages.WithLabelValues(e.cfg.Name, OutcomeReleased).Inc()
+		e.o.m.messages.WithLabelValues(e.cfg.MetricsName, OutcomeReleased).Inc()
 	}
 }

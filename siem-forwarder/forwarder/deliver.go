@@ -40,6 +40,7 @@ func (w *worker) consume(ctx context.Context) error {
 	// dead-lettered here.
 	eng, err := consume.New(consume.Config{
 		Name:             destinations.ConsumerName(w.dest),
+		MetricsName:      ConsumerMetricsName,
 		BatchSize:        cfg.BatchSize,
 		BatchWait:        cfg.BatchWait,
 		AckWait:          cfg.AckWait,
@@ -51,7 +52,7 @@ func (w *worker) consume(ctx context.Context) error {
 		consume.WithLogger(w.log),
 		consume.WithMetrics(w.f.cm),
 		consume.WithDeadLetters(w.f.js),
-		consume.WithPoisonHook(func(*consume.PoisonError, string) { w.f.m.dead.WithLabelValues(w.label).Inc() }),
+		consume.WithPoisonHook(func(*consume.PoisonError, string) { w.f.m.dead.Inc() }),
 	)
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func (b *batcher) handle(ctx context.Context, batch []consume.Msg[pending]) erro
 	err := b.send(ctx, b.records)
 	if err != nil {
 		if ctx.Err() == nil {
-			w.f.m.sendErrors.WithLabelValues(w.label).Inc()
+			w.f.m.sendErrors.Inc()
 			w.failed(err)
 			w.refreshLag(ctx)
 		}
@@ -166,7 +167,7 @@ func (b *batcher) send(ctx context.Context, records [][]byte) error {
 	defer cancel()
 	t0 := time.Now()
 	err := b.sender.Send(sctx, records)
-	b.w.f.m.sendSecs.WithLabelValues(b.w.label).Observe(time.Since(t0).Seconds())
+	b.w.f.m.sendSecs.Observe(time.Since(t0).Seconds())
 	if errors.Is(err, transport.ErrTooLarge) && len(records) > 1 {
 		h := len(records) / 2
 		if err := b.send(ctx, records[:h]); err != nil {
@@ -192,8 +193,8 @@ func (b *batcher) delivered(batch []consume.Msg[pending]) {
 	}
 	lag := batch[len(batch)-1].Value.lag
 	now := time.Now().UTC()
-	w.f.m.forwarded.WithLabelValues(w.label).Add(float64(n))
-	w.f.m.lag.WithLabelValues(w.label).Set(float64(lag))
+	w.f.m.forwarded.Add(float64(n))
+	w.f.m.setLag(w.label, lag)
 	w.update(func(s *destinations.Status) {
 		s.State, s.Lag, s.LastError, s.LastErrorAt = "active", lag, "", nil
 		s.Delivered += n

@@ -248,7 +248,7 @@ func (f *Forwarder) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 		f.stop(key, old)
 	}
 	if d.Paused {
-		f.m.lag.WithLabelValues(label(d)).Set(0)
+		f.m.setLag(label(d), 0)
 		st := destinations.Status{OrgID: d.OrgID, DestinationID: d.ID, State: "paused", Instance: f.cfg.Instance, UpdatedAt: time.Now().UTC()}
 		if prev, ok, _ := f.store.GetStatus(ctx, d.OrgID, d.ID); ok {
 			st.LastEventTime, st.LastDeliveredAt, st.Delivered = prev.LastEventTime, prev.LastDeliveredAt, prev.Delivered

@@ -126,7 +126,7 @@ func (w *worker) refreshLag(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	w.f.m.lag.WithLabelValues(w.label).Set(float64(lag))
+	w.f.m.setLag(w.label, lag)
 	w.update(func(s *destinations.Status) { s.Lag = lag })
 }
 

@@ -202,7 +202,9 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	}
 
 	// /metrics, served on the public listener, names no org, webhook
-	// endpoint or SIEM destination.
+	// endpoint or SIEM destination (the stream lag included, as every
+	// process registers it).
+	reg.MustRegister(topology.NewLagCollector(p.js))
 	srv := httptest.NewServer(health.New(reg))
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/metrics")
@@ -211,7 +213,8 @@ func TestOnePoisonMessageOneDeadLetter(t *testing.T) {
 	}
 	body, err := io.ReadAll(res.Body)
 	_ = res.Body.Close()
-	if err != nil || res.StatusCode != 200 || !strings.Contains(string(body), "audit_siem_events_forwarded_total") {
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(body), "audit_siem_events_forwarded_total") ||
+		!strings.Contains(string(body), `audit_consumer_pending{consumer="siem"}`) {
 		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
 	}
 	for _, id := range append([]string{org, ep.ID}, siemIDs...) {

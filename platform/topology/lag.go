@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,11 +77,43 @@ func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 		if name == DeadLetterStream {
 			continue
 		}
+		type lag struct{ pending, ackPending, redelivered uint64 }
+		sums := map[string]*lag{}
+		var labels []string
 		l := s.ListConsumers(ctx)
 		for ci := range l.Info() {
-			ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(ci.NumPending), ci.Name)
-			ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(ci.NumAckPending), ci.Name)
-			ch <- prometheus.MustNewConstMetric(c.redeliver, prometheus.GaugeValue, float64(ci.NumRedelivered), ci.Name)
+			label := consumerLabel(ci.Name)
+			x := sums[label]
+			if x == nil {
+				x = &lag{}
+				sums[label] = x
+				labels = append(labels, label)
+			}
+			x.pending += ci.NumPending
+			x.ackPending += uint64(ci.NumAckPending)
+			x.redelivered += uint64(ci.NumRedelivered)
+		}
+		for _, label := range labels {
+			x := sums[label]
+			ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(x.pending), label)
+			ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(x.ackPending), label)
+			ch <- prometheus.MustNewConstMetric(c.redeliver, prometheus.GaugeValue, float64(x.redelivered), label)
 		}
 	}
+}
+
+// perDestination maps the name prefix of the consumers made one per
+// destination, whose names hold an org id and a destination id (the SIEM
+// forwarder's "siem_<org>_<destination>"), to the label their figures are
+// summed under: /metrics is served on the public listener and names no
+// tenant. A destination's own lag is in its status route.
+var perDestination = map[string]string{"siem_": "siem"}
+
+func consumerLabel(name string) string {
+	for prefix, label := range perDestination {
+		if strings.HasPrefix(name, prefix) {
+			return label
+		}
+	}
+	return name
 }

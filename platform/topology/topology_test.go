@@ -186,6 +186,13 @@ func TestLagCollectorReportsBacklog(t *testing.T) {
 		}
 	}
 	waitForFanout(t, js, 3)
+	// Consumers made one per SIEM destination are summed under one label
+	// that names no org or destination.
+	for _, name := range []string{"siem_org_1_d1", "siem_org_2_d2"} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(topology.NewLagCollector(js))
 	want := `
@@ -193,6 +200,7 @@ func TestLagCollectorReportsBacklog(t *testing.T) {
 # TYPE audit_consumer_pending gauge
 audit_consumer_pending{consumer="fanout"} 0
 audit_consumer_pending{consumer="ingestor"} 3
+audit_consumer_pending{consumer="siem"} 6
 # HELP audit_stream_messages Messages held by the stream.
 # TYPE audit_stream_messages gauge
 audit_stream_messages{stream="AUDIT_DEAD_LETTER"} 0

@@ -106,7 +106,8 @@ func Key(orgID, id string) string { return destination.Key(orgID, id) }
 // ConsumerName is the durable consumer of a destination. Each replay
 // starts a new generation with a consumer of its own, created before the
 // previous one is deleted, so the stream never stops holding the
-// destination's backlog.
+// destination's backlog. The "siem_" prefix is what the stream lag
+// metrics (topology.LagCollector) sum under one label naming no tenant.
 func ConsumerName(d Destination) string {
 	name := "siem_" + d.OrgID + "_" + d.ID
 	if d.Generation > 0 {

@@ -241,6 +241,20 @@ func (f *Forwarder) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 		f.log.Error("unreadable destination", zap.String("destination", key), zap.Error(err))
 		return
 	}
+	// The entry is checked again as the API checked it: a value written
+	// to the bucket by another path never makes the forwarder deliver.
+	sec, err := f.store.Secrets(d)
+	if err == nil {
+		err = d.Validate(sec)
+	}
+	if err != nil {
+		f.m.refused.Inc()
+		f.log.Error("destination refused: its stored configuration is not valid; not delivering", zap.String("destination", key), zap.Error(err))
+		if old != nil {
+			f.stop(key, old)
+		}
+		return
+	}
 	if old != nil {
 		if old.dest.UpdatedAt.Equal(d.UpdatedAt) && old.dest.Generation == d.Generation && old.dest.Paused == d.Paused {
 			return

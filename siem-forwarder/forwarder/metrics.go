@@ -21,6 +21,7 @@ type metrics struct {
 	lag        prometheus.Gauge
 	sendSecs   prometheus.Histogram
 	dead       prometheus.Counter
+	refused    prometheus.Counter
 
 	mu   sync.Mutex
 	lags map[string]uint64 // per destination, summed into lag
@@ -39,10 +40,12 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Help: "Duration of one batch send.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
 		dead: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_siem_dead_lettered_total",
 			Help: "Poison messages SIEM destinations set aside (by class in audit_consume_poison_total)."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_siem_destinations_refused_total",
+			Help: "Stored destinations not delivered to because their configuration failed validation."}),
 		lags: map[string]uint64{},
 	}
 	if r != nil {
-		r.MustRegister(m.forwarded, m.sendErrors, m.lag, m.sendSecs, m.dead)
+		r.MustRegister(m.forwarded, m.sendErrors, m.lag, m.sendSecs, m.dead, m.refused)
 	}
 	return m
 }

@@ -46,8 +46,8 @@ const (
 	// recorded. Routes that record before changing (httpapi.Recorder.Apply)
 	// did not make the change; the detail says which case applies.
 	CodeNotRecorded = "change-not-recorded"
-	// CodeDestinationFailed (502): a destination (SIEM receiver) refused
-	// or did not answer a test delivery.
+	// CodeDestinationFailed (502): a destination (SIEM receiver or webhook
+	// endpoint) refused or did not answer a test delivery.
 	CodeDestinationFailed = "destination-failed"
 	// CodeNotImplemented (501): the deployment does not offer the route
 	// (e.g. webhook replays without the event store).

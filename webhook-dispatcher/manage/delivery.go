@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,7 +27,32 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c caller) {
 		h.fail(w, err)
 		return
 	}
+	if reason := testFailure(at); reason != "" {
+		// The attempt is in the attempt log; the answer says it failed, as
+		// the SIEM test does.
+		httpapi.Errorf(http.StatusBadGateway, auditapi.CodeDestinationFailed, "the endpoint did not accept the test request: %s", reason).Write(w)
+		return
+	}
 	httpapi.WriteJSON(w, http.StatusOK, at)
+}
+
+// testFailure says why a test attempt failed, or "" when the receiver
+// answered 2xx.
+func testFailure(at dispatcher.Attempt) string {
+	switch {
+	case at.Error != "":
+		return at.Error
+	case at.StatusCode < 200 || at.StatusCode > 299:
+		reason := fmt.Sprintf("it answered HTTP %d", at.StatusCode)
+		if r := strings.TrimSpace(at.Response); r != "" {
+			if len(r) > 200 {
+				r = r[:200] + "…"
+			}
+			reason += ": " + r
+		}
+		return reason
+	}
+	return ""
 }
 
 func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request, c caller) {

@@ -26,7 +26,8 @@
 //	PATCH  /endpoints/{id}                 update url, description, filters, enabled
 //	DELETE /endpoints/{id}                 delete
 //	POST   /endpoints/{id}/rotate-secret   new secret; the old one signs too during the overlap
-//	POST   /endpoints/{id}/test            send a test request now and return the attempt
+//	POST   /endpoints/{id}/test            send a test request now and return the attempt;
+//	                                       502 destination-failed if the receiver refuses it
 //	GET    /endpoints/{id}/deliveries      attempt log, newest first (?limit=, at most 1000)
 //	POST   /endpoints/{id}/recover         {"since","until"}: replay stored events of that range
 package manage

@@ -223,6 +223,46 @@ func TestManagementAPI(t *testing.T) {
 		return len(a) == 1 && a[0].(map[string]any)["outcome"] == "test"
 	})
 
+	// A test request the receiver refuses answers 502 destination-failed
+	// with the receiver's answer, as the SIEM test does; the attempt is
+	// logged all the same.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "signature rejected", http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	const otherTok = "org_x:usr_1:audit.manage"
+	code, bad := call(otherTok, "POST", "/endpoints", map[string]any{"url": refusing.URL + "/hook"})
+	if code != 201 {
+		t.Fatalf("create refused endpoint: %d %v", code, bad)
+	}
+	badID := bad["id"].(string)
+	code, p := call(otherTok, "POST", "/endpoints/"+badID+"/test", nil)
+	if detail, _ := p["detail"].(string); code != 502 || problemOf(p) != auditapi.CodeDestinationFailed ||
+		!strings.Contains(detail, "HTTP 401") || !strings.Contains(detail, "signature rejected") {
+		t.Fatalf("refused test: %d %v, want 502 destination-failed naming HTTP 401", code, p)
+	}
+	waitFor(t, func() bool {
+		_, l := call(otherTok, "GET", "/endpoints/"+badID+"/deliveries", nil)
+		a, _ := l["attempts"].([]any)
+		for _, x := range a {
+			if m := x.(map[string]any); m["outcome"] == "test" && m["status_code"] == float64(401) {
+				return true
+			}
+		}
+		return false
+	})
+	// A receiver that does not answer at all.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+	code, _ = call(otherTok, "PATCH", "/endpoints/"+badID, map[string]any{"url": goneURL + "/hook"})
+	if code != 200 {
+		t.Fatalf("update url: %d", code)
+	}
+	if code, p := call(otherTok, "POST", "/endpoints/"+badID+"/test", nil); code != 502 || problemOf(p) != auditapi.CodeDestinationFailed {
+		t.Fatalf("unreachable test: %d %v, want 502 destination-failed", code, p)
+	}
+
 	// Rotate: both secrets sign during the overlap.
 	code, rot := call(tok, "POST", "/endpoints/"+id+"/rotate-secret", nil)
 	if code != 200 || rot["secret"] == secret || rot["previous_secret_expires_at"] == nil {

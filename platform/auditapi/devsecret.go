@@ -22,12 +22,12 @@ const DevSecretFile = "dev-jwt-secret"
 // several processes at once: exactly one creates the file.
 func DevSecret(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, DevSecretFile)
-	b, err := os.ReadFile(path)
+	b, err := ReadDevSecret(dataDir)
 	if err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
+		return b, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("development signing secret: %w", err)
+		return nil, err
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -47,6 +47,22 @@ func DevSecret(dataDir string) ([]byte, error) {
 	defer f.Close()
 	if _, err := f.WriteString(secret + "\n"); err != nil {
 		return nil, fmt.Errorf("development signing secret: %w", err)
+	}
+	return []byte(secret), nil
+}
+
+// ReadDevSecret returns the development signing secret of dataDir without
+// creating it: a tool that signs for a server (auditctl token) must not
+// invent a secret the server does not have. The error wraps
+// fs.ErrNotExist when dataDir holds no secret.
+func ReadDevSecret(dataDir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, DevSecretFile))
+	if err != nil {
+		return nil, fmt.Errorf("development signing secret: %w", err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return nil, fmt.Errorf("development signing secret %s is empty", filepath.Join(dataDir, DevSecretFile))
 	}
 	return []byte(secret), nil
 }

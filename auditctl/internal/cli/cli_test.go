@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -279,6 +283,49 @@ func TestToken(t *testing.T) {
 		if code, _, _ := run(ctx, nil, "", map[string]string{"AUDIT_DATA_DIR": dir}, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// Without a configured key and without an existing development secret,
+// auditctl token fails, says what to set, and creates nothing: a secret
+// of its own would sign tokens no server accepts.
+func TestTokenWithoutKey(t *testing.T) {
+	ctx := context.Background()
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	empty := t.TempDir()
+	for _, env := range []map[string]string{nil, {"AUDIT_DATA_DIR": empty}, {"AUDIT_DATA_DIR": filepath.Join(empty, "missing")}} {
+		code, out, errOut := run(ctx, nil, "", env, "token", "--org", "org_acme", "--perm", "audit.read")
+		if code != 1 || out != "" {
+			t.Errorf("%v: exit %d, stdout %q; want 1 and no token", env, code, out)
+		}
+		for _, w := range []string{"no signing key", "AUDIT_DATA_DIR", "AUDIT_JWT_HMAC_SECRET", "AUDIT_JWT_PRIVATE_KEY_FILE"} {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: %q does not say %q", env, errOut, w)
+			}
+		}
+	}
+	for _, dir := range []string{cwd, empty} {
+		if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+			t.Errorf("%s: %v %v, want it left empty", dir, ents, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(empty, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+	// With the secret in ./data, the default works.
+	key, err := auditapi.DevSecret(filepath.Join(cwd, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(ctx, nil, "", nil, "token", "--org", "org_acme", "--perm", "audit.read")
+	if code != 0 {
+		t.Fatalf("token with ./data: %d %s", code, errOut)
+	}
+	s := newServer(t, key)
+	seed(s, "org_acme", 1)
+	if code, _, errOut := run(ctx, s, strings.TrimSpace(out), nil, "events"); code != 0 {
+		t.Fatalf("events with the token of ./data: %d %s", code, errOut)
 	}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -13,7 +14,9 @@ import (
 // runToken mints a development token with the key the local server
 // verifies with, found as auditd finds it: AUDIT_JWT_PRIVATE_KEY_FILE,
 // AUDIT_JWT_HMAC_SECRET, or the development secret in AUDIT_DATA_DIR
-// (default ./data, as for `make run` from the repository root).
+// (default ./data, as for `make run` from the repository root). It never
+// creates the development secret: without a key it fails and says what to
+// set.
 func runToken(args []string, env Env) error {
 	fs := newFlagSet("token", env)
 	org := fs.String("org", "", "org id the token acts on (required, except for audit.operator)")
@@ -68,5 +71,17 @@ func signingKey(env Env) (any, error) {
 	if dir == "" {
 		dir = "./data"
 	}
-	return auditapi.DevSecret(dir)
+	// The secret is the server's: read it, never create it, or the token
+	// would be signed with a key no server has.
+	key, err := auditapi.ReadDevSecret(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		where := "AUDIT_DATA_DIR=" + dir
+		if env.Getenv("AUDIT_DATA_DIR") == "" {
+			where = "the default data directory " + dir + " (AUDIT_DATA_DIR is not set)"
+		}
+		return nil, fmt.Errorf("no signing key: %s holds no development secret (%s). "+
+			"Set AUDIT_DATA_DIR to the data directory of the running auditd, or AUDIT_JWT_HMAC_SECRET or "+
+			"AUDIT_JWT_PRIVATE_KEY_FILE to the key the server verifies with", where, auditapi.DevSecretFile)
+	}
+	return key, err
 }

@@ -46,9 +46,9 @@ commands:
   auditctl export --format csv|ndjson [filters] > file      every matching event, progress on stderr
   auditctl token --org ORG --perm audit.read[,...] [--ttl 1h]
                                                             mint a development token
-  auditctl webhooks list|get|create|delete|test|rotate-secret|deliveries
+  auditctl webhooks list|get|create|update|delete|test|rotate-secret|deliveries|recover
                                                             manage webhook endpoints (audit.manage)
-  auditctl siem list|get|create|delete|test|status|pause|resume|replay
+  auditctl siem list|get|create|update|delete|test|status|pause|resume|replay
                                                             manage SIEM destinations (audit.manage)
   auditctl verify --export FILE --checkpoint FILE --key VKEY  check an export against signed checkpoints,
                                                             offline (also: verify consistency|inclusion)

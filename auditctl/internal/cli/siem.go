@@ -21,11 +21,13 @@ const siemUsage = `usage:
         [--framing octet-counting|lf] [--action GLOB]... [--hostname H] [--hec-index I] [--hec-sourcetype S]
         [--hec-token T] [--auth-header NAME --auth-value V] [--ca-file F] [--cert-file F --key-file F]
         [--server-name N] [--paused]
+  auditctl siem update ID [any flag of create but --paused]
+                                   change what is given; --FLAG "" clears an optional field or credential
   auditctl siem delete ID
   auditctl siem test ID            send one test event now
   auditctl siem status ID          state, last delivered event time, lag, last error
   auditctl siem pause ID
-  auditctl siem resume ID
+  auditctl siem resume ID          deliver again (re-enable), backlog first
   auditctl siem replay ID --from T deliver again what the stream still holds from T (RFC 3339, YYYY-MM-DD, 24h)
 ADDR is host:port for tcp, tls and udp, an https URL for https. Credentials are write-only: the
 API never shows them. Answers are printed as JSON. Every command needs audit.manage and the
@@ -55,7 +57,7 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 		from                                                                         string
 	)
 	switch sub {
-	case "create":
+	case "create", "update":
 		fs.StringVar(&name, "name", "", "name of the destination")
 		fs.StringVar(&format, "format", "", "syslog, cef, leef, hec, ocsf or ndjson")
 		fs.StringVar(&transport, "transport", "", "tcp, tls or udp (syslog, cef, leef); https (hec, ocsf, ndjson)")
@@ -72,7 +74,9 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 		fs.StringVar(&certFile, "cert-file", "", "PEM client certificate (mutual TLS)")
 		fs.StringVar(&keyFile, "key-file", "", "PEM key of --cert-file")
 		fs.StringVar(&serverName, "server-name", "", "name to verify in the receiver's certificate")
-		fs.BoolVar(&paused, "paused", false, "create it paused")
+		if sub == "create" {
+			fs.BoolVar(&paused, "paused", false, "create it paused")
+		}
 	case "replay":
 		fs.StringVar(&from, "from", "", "replay from this time: RFC 3339, YYYY-MM-DD or a duration back from now (24h)")
 	}
@@ -93,20 +97,33 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 	}
 	var method string
 	var body any
+	// The API replaces the TLS settings as a whole: update keeps those
+	// not given from the destination's current ones.
+	var mergeTLS bool
 	switch sub {
 	case "list", "get":
 		method = http.MethodGet
-	case "create":
-		for flag, v := range map[string]string{"--name": name, "--format": format, "--transport": transport, "--address": address} {
-			if v == "" {
-				return fmt.Errorf("%w: %s is required", errUsage, flag)
+	case "create", "update":
+		// create sends the fields given a value; update those given on
+		// the command line, so that --FLAG "" clears one.
+		set := visited(fs)
+		given := func(flag, v string) bool { return set[flag] && (sub == "update" || v != "") }
+		if sub == "create" {
+			for flag, v := range map[string]string{"--name": name, "--format": format, "--transport": transport, "--address": address} {
+				if v == "" {
+					return fmt.Errorf("%w: %s is required", errUsage, flag)
+				}
 			}
 		}
-		m := map[string]any{"name": name, "format": format, "transport": transport, "address": address}
-		for k, v := range map[string]string{"framing": framing, "hostname": hostname, "hec_index": hecIndex,
-			"hec_sourcetype": hecSourceType, "auth_header": authHeader} {
-			if v != "" {
-				m[k] = v
+		m := map[string]any{}
+		for _, f := range []struct{ flag, key, v string }{
+			{"name", "name", name}, {"format", "format", format}, {"transport", "transport", transport},
+			{"address", "address", address}, {"framing", "framing", framing}, {"hostname", "hostname", hostname},
+			{"hec-index", "hec_index", hecIndex}, {"hec-sourcetype", "hec_sourcetype", hecSourceType},
+			{"auth-header", "auth_header", authHeader},
+		} {
+			if given(f.flag, f.v) {
+				m[f.key] = f.v
 			}
 		}
 		if len(actions) > 0 {
@@ -116,22 +133,26 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 			m["paused"] = true
 		}
 		tls := map[string]any{}
-		if serverName != "" {
+		if given("server-name", serverName) {
 			tls["server_name"] = serverName
 		}
 		creds := map[string]any{}
-		if hecToken != "" {
+		if given("hec-token", hecToken) {
 			creds["token"] = hecToken
 		}
-		if authValue != "" {
+		if given("auth-value", authValue) {
 			creds["auth_value"] = authValue
 		}
 		for _, f := range []struct {
-			file string
-			dst  map[string]any
-			key  string
-		}{{caFile, tls, "ca_pem"}, {certFile, tls, "cert_pem"}, {keyFile, creds, "client_key_pem"}} {
+			flag, file string
+			dst        map[string]any
+			key        string
+		}{{"ca-file", caFile, tls, "ca_pem"}, {"cert-file", certFile, tls, "cert_pem"}, {"key-file", keyFile, creds, "client_key_pem"}} {
+			if !given(f.flag, f.file) {
+				continue
+			}
 			if f.file == "" {
+				f.dst[f.key] = ""
 				continue
 			}
 			b, err := os.ReadFile(f.file)
@@ -142,11 +163,18 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 		}
 		if len(tls) > 0 {
 			m["tls"] = tls
+			mergeTLS = sub == "update"
 		}
 		if len(creds) > 0 {
 			m["credentials"] = creds
 		}
 		method, body = http.MethodPost, m
+		if sub == "update" {
+			if len(m) == 0 {
+				return fmt.Errorf("%w: name what to change (auditctl siem -h lists the flags)", errUsage)
+			}
+			method = http.MethodPatch
+		}
 	case "delete":
 		method = http.MethodDelete
 	case "status":
@@ -172,6 +200,20 @@ func runSIEM(ctx context.Context, args []string, env Env) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
+	}
+	if mergeTLS {
+		var cur struct {
+			TLS map[string]any `json:"tls"`
+		}
+		if err := cl.JSON(ctx, http.MethodGet, path, nil, &cur); err != nil {
+			return notServed(err, "SIEM destination management API", "siem-forwarder/manage")
+		}
+		tls := body.(map[string]any)["tls"].(map[string]any)
+		for k, v := range cur.TLS {
+			if _, ok := tls[k]; !ok {
+				tls[k] = v
+			}
+		}
 	}
 	var out json.RawMessage
 	var dst any = &out

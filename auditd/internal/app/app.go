@@ -112,7 +112,7 @@ func announce(ctx context.Context, p *roles.Process, cfg Config) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	base := "http://" + p.Addr().String()
+	base := pageBase(p.Log, p.Addr())
 	p.Log.Info("auditd ready",
 		zap.String("http", base),
 		zap.String("nats", roles.BusDescription(cfg.BusConfig, cfg.NATSListen)),

@@ -23,10 +23,11 @@ import (
 	"github.com/takumo/audit/query"
 )
 
-// QueryConfig tunes the read API.
+// QueryConfig tunes the read API and the log page.
 type QueryConfig struct {
 	QueryRatePerSecond float64 `envconfig:"AUDIT_QUERY_RATE_PER_SECOND" default:"10" desc:"requests per second each token may make to the read API"`
 	QueryRateBurst     int     `envconfig:"AUDIT_QUERY_RATE_BURST" default:"40" desc:"burst of requests each token may make"`
+	FrameAncestors     string  `envconfig:"AUDIT_FRAME_ANCESTORS" default:"'self'" desc:"CSP frame-ancestors of the log page: the origins of host applications that embed it in a frame, space separated ('self' https://app.example.com); 'none' forbids frames"`
 }
 
 // AuthConfig holds the keys bearer tokens are verified and minted with.
@@ -220,7 +221,8 @@ func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
 			if p.Writer != nil {
 				deps.Retention, deps.Purge = p.Writer, p.Writer
 			}
-			svc, err := query.New(query.Config{Auth: a, PurgeKeysPEM: purgeKeys, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst}, deps)
+			svc, err := query.New(query.Config{Auth: a, PurgeKeysPEM: purgeKeys, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst,
+				FrameAncestors: cfg.FrameAncestors}, deps)
 			if err != nil {
 				return err
 			}

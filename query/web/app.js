@@ -892,7 +892,11 @@
           const at = await (await api(path + '/test', { method: 'POST' })).json();
           say(msg, attemptText('Test', at));
           await loadDeliveries(path, deliveries, msg);
-        } catch (err) { say(msg, err, 'The test was not sent'); }
+        } catch (err) {
+          // A refused test (502) is in the delivery log too.
+          say(msg, err, 'The test delivery failed');
+          await loadDeliveries(path, deliveries, msg);
+        }
       })),
       button('Recent deliveries', 'secondary act-deliveries', async (e) => busy(e.currentTarget, () => loadDeliveries(path, deliveries, msg))),
       button('Rotate secret', 'secondary act-rotate', async (e) => busy(e.currentTarget, async () => {

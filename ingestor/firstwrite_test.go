@@ -12,12 +12,14 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/takumo/audit/ingestor"
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 )
+
+// The package's tests share one embedded ClickHouse session.
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 // A copy of a stored event with other content, published under a fresh
 // message id (past the stream's duplicate detection), is refused by the
@@ -25,21 +27,8 @@ import (
 // conflicting_duplicate, logged and counted; the original stays, the rest
 // of the batch is stored, and an identical copy is dropped quietly.
 func TestConflictingCopyIsDeadLetteredAndTheOriginalKept(t *testing.T) {
-	// The only test of this process on the embedded engine: it owns the
-	// session. A missing library fails it with the setup command.
-	sess, err := chdb.Open(chdb.DefaultLibPath(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	store, err := eventstore.New(embedded.New(sess, embedded.Options{}), eventstore.Config{Database: "ingest_first_write"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := chdbtest.Store(t)
 	ctx := context.Background()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 
 	e := startNATS(t, 30*time.Second)
 	reg := prometheus.NewRegistry()

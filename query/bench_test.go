@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/query"
 )
 
@@ -28,11 +29,11 @@ import (
 func loadSynthetic(tb testing.TB, db string, n, orgs int) {
 	tb.Helper()
 	ctx := context.Background()
-	out, err := session.Query(ctx, "SELECT count() FROM `"+db+"`.events", "TabSeparated")
+	out, err := chdbtest.Session(tb).Query(ctx, "SELECT count() FROM `"+db+"`.events", "TabSeparated")
 	if err == nil && strings.TrimSpace(string(out)) == strconv.Itoa(n) {
 		return
 	}
-	if _, err := session.Query(ctx, "TRUNCATE TABLE IF EXISTS `"+db+"`.events", "TabSeparated"); err != nil {
+	if _, err := chdbtest.Session(tb).Query(ctx, "TRUNCATE TABLE IF EXISTS `"+db+"`.events", "TabSeparated"); err != nil {
 		tb.Fatal(err)
 	}
 	org := "'org_0001'"
@@ -75,14 +76,14 @@ SELECT
   number AS stream_seq,
   toUInt16(365) AS retention_days
 FROM numbers(` + strconv.Itoa(from) + `, ` + strconv.Itoa(size) + `)`
-		if _, err := session.Query(ctx, q, "TabSeparated"); err != nil {
+		if _, err := chdbtest.Session(tb).Query(ctx, q, "TabSeparated"); err != nil {
 			tb.Fatalf("load: %v", err)
 		}
 	}
 	// Let background merges settle, as they would under steady ingestion.
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		out, err := session.Query(ctx, "SELECT count() FROM system.merges WHERE database = '"+db+"'", "TabSeparated")
+		out, err := chdbtest.Session(tb).Query(ctx, "SELECT count() FROM system.merges WHERE database = '"+db+"'", "TabSeparated")
 		if err != nil || strings.TrimSpace(string(out)) == "0" {
 			break
 		}
@@ -92,7 +93,7 @@ FROM numbers(` + strconv.Itoa(from) + `, ` + strconv.Itoa(size) + `)`
 }
 
 func parts(tb testing.TB, db string) string {
-	out, err := session.Query(context.Background(), "SELECT count(), sum(rows) FROM system.parts WHERE database = '"+db+"' AND table = 'events' AND active", "TabSeparated")
+	out, err := chdbtest.Session(tb).Query(context.Background(), "SELECT count(), sum(rows) FROM system.parts WHERE database = '"+db+"' AND table = 'events' AND active", "TabSeparated")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestExportMillion(t *testing.T) {
 		t.Skip("set AUDIT_EXPORT_1M=1 (or run make bench-query) to export 1,000,000 events")
 	}
 	const n = 1_000_000
-	e := newEnvDB(t, query.Config{}, "bench_export_1m", false)
+	e := newEnvDB(t, query.Config{}, "bench_export_1m")
 	loadSynthetic(t, "bench_export_1m", n, 1)
 	tok := reader(t, "org_0001")
 	for _, format := range []string{"ndjson", "csv"} {
@@ -193,12 +194,12 @@ func BenchmarkQuery10M(b *testing.B) {
 		b.Skip("set AUDIT_QUERY_BENCH_DIR to a kept directory (make bench-query does)")
 	}
 	const db = "bench10m"
-	e := newEnvDB(b, query.Config{MaxLimit: 200}, db, false)
+	e := newEnvDB(b, query.Config{MaxLimit: 200}, db)
 	loadSynthetic(b, db, 10_000_000, 1000)
 	b.Logf("active parts, rows: %s", parts(b, db))
 
 	// Org sizes, largest first.
-	out, err := session.Query(context.Background(), "SELECT org_id, count() c FROM `"+db+"`.events GROUP BY org_id ORDER BY c DESC", "TabSeparated")
+	out, err := chdbtest.Session(b).Query(context.Background(), "SELECT org_id, count() c FROM `"+db+"`.events GROUP BY org_id ORDER BY c DESC", "TabSeparated")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,23 +3,20 @@ package query_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/platform/auditapi"
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
@@ -31,36 +28,7 @@ import (
 // The engine allows one session per process: every test shares it and
 // works in a database of its own. AUDIT_QUERY_BENCH_DIR points the session
 // at a kept data directory, for the large benchmarks.
-var (
-	session *chdb.Session
-	dbSeq   atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	dir := os.Getenv("AUDIT_QUERY_BENCH_DIR")
-	keep := dir != ""
-	var err error
-	if keep {
-		err = os.MkdirAll(dir, 0o750)
-	} else {
-		dir, err = os.MkdirTemp("", "audit-query-chdb-")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	session, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "query tests: embedded ClickHouse:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = session.Close()
-	if !keep {
-		_ = os.RemoveAll(dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { chdbtest.MainIn(m, os.Getenv("AUDIT_QUERY_BENCH_DIR")) }
 
 var secret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
@@ -78,24 +46,12 @@ type env struct {
 
 func newEnv(t testing.TB, cfg query.Config) *env {
 	t.Helper()
-	return newEnvDB(t, cfg, fmt.Sprintf("q_%d_%d", os.Getpid(), dbSeq.Add(1)), true)
+	return newEnvDB(t, cfg, chdbtest.Database(t))
 }
 
-func newEnvDB(t testing.TB, cfg query.Config, db string, cleanup bool) *env {
+func newEnvDB(t testing.TB, cfg query.Config, db string) *env {
 	t.Helper()
-	store, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cleanup {
-			_, _ = session.Query(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`", "TabSeparated")
-		}
-		_ = store.Close()
-	})
+	store := chdbtest.StoreOn(t, db)
 	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
 	if err != nil {

@@ -5,10 +5,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/ingestor"
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
@@ -28,41 +24,12 @@ import (
 
 // The engine allows one session per process: every test shares it and
 // works in a database of its own.
-var (
-	session *chdb.Session
-	dbSeq   atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "audit-e2e-chdb-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	session, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: embedded ClickHouse:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = session.Close()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 // newStore returns a migrated store in a fresh database.
 func newStore(t testing.TB) *eventstore.Store {
 	t.Helper()
-	db := fmt.Sprintf("e2e_%d_%d", os.Getpid(), dbSeq.Add(1))
-	s, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return chdbtest.Store(t)
 }
 
 // pipeline is one NATS server with the topology and org settings.

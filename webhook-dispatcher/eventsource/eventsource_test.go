@@ -2,49 +2,23 @@ package eventsource_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/eventsource"
 )
 
-var session *chdb.Session
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventsource-chdb-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if session, err = chdb.Open(chdb.DefaultLibPath(), dir); err != nil {
-		fmt.Fprintln(os.Stderr, "embedded ClickHouse:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = session.Close()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 // Replays read the real store: only the org's events in [since, until),
 // newest first.
 func TestBetweenReadsTheStore(t *testing.T) {
 	ctx := context.Background()
-	store, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: "eventsource_test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := chdbtest.Store(t)
 	base := time.Now().UTC().Truncate(time.Millisecond).Add(-10 * time.Hour)
 	var rows []eventstore.Row
 	var want []string
@@ -72,7 +46,7 @@ func TestBetweenReadsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	err = eventsource.New(store).Between(ctx, "org_a", base.Add(3*time.Hour), base.Add(7*time.Hour), func(e schemas.Event) error {
+	err := eventsource.New(store).Between(ctx, "org_a", base.Add(3*time.Hour), base.Add(7*time.Hour), func(e schemas.Event) error {
 		if e.OrgID != "org_a" {
 			t.Errorf("replay of org_a yielded an event of %s", e.OrgID)
 		}

@@ -4,22 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/takumo/audit/auditctl/internal/cli"
 	"github.com/takumo/audit/platform/auditapi"
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
@@ -38,27 +34,7 @@ import (
 
 // One embedded ClickHouse session per test process; each test works in a
 // database of its own.
-var (
-	session *chdb.Session
-	dbSeq   atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "auditctl-chdb-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	session, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "auditctl tests: embedded ClickHouse:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = session.Close()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 var secret = []byte("auditctl-test-secret-0123456789abcdef")
 
@@ -92,18 +68,8 @@ func newServer(t testing.TB, key []byte) *server { return newServerWith(t, serve
 func newServerWith(t testing.TB, o serverOpts) *server {
 	t.Helper()
 	key := o.key
-	db := fmt.Sprintf("ctl_%d_%d", os.Getpid(), dbSeq.Add(1))
-	store, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = session.Query(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`", "TabSeparated")
-		_ = store.Close()
-	})
+	db := chdbtest.Database(t)
+	store := chdbtest.StoreOn(t, db)
 	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	settings, err := orgsettings.Open(context.Background(), js, 1, orgsettings.Developer, nil)
 	if err != nil {

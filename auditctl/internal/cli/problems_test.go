@@ -15,6 +15,7 @@ import (
 
 	"github.com/takumo/audit/auditctl/internal/client"
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
@@ -176,7 +177,7 @@ func TestEveryProblemIsPrintedHelpfully(t *testing.T) {
 	covered[auditapi.CodeNotRecorded] = true
 
 	// The server failing: its database is gone.
-	if _, err := session.Query(ctx, "DROP DATABASE IF EXISTS `"+broken.db+"`", "TabSeparated"); err != nil {
+	if _, err := chdbtest.Session(t).Query(ctx, "DROP DATABASE IF EXISTS `"+broken.db+"`", "TabSeparated"); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, errOut := run(ctx, broken, read, nil, "events"); code != 1 || !strings.Contains(errOut, "server failed") || !strings.Contains(errOut, "its log has the details") {

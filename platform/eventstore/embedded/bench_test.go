@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/schemas"
@@ -112,7 +113,7 @@ func BenchmarkInsert(b *testing.B) {
 
 func openBenchStore(b *testing.B, opts embedded.Options) *eventstore.Store {
 	db := fmt.Sprintf("bench%d", dbSeq.Add(1))
-	eng := embedded.New(sess, opts)
+	eng := embedded.New(chdbtest.Session(b), opts)
 	s, err := eventstore.New(eng, eventstore.Config{Database: db})
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 )
@@ -45,7 +46,7 @@ func (emptyRows) Close() error      { return nil }
 // remote shards), but every statement it issues must parse, and target the
 // replicated table where it mutates.
 func TestClusterStatementsParse(t *testing.T) {
-	eng := &parseOnly{inner: embedded.New(sess, embedded.Options{})}
+	eng := &parseOnly{inner: embedded.New(chdbtest.Session(t), embedded.Options{})}
 	s, err := eventstore.New(eng, eventstore.Config{Database: "audit", Cluster: "audit_cluster"})
 	if err != nil {
 		t.Fatal(err)

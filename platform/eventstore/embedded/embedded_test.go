@@ -3,43 +3,21 @@ package embedded_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/eventstore/storetest"
 )
 
-// sess is the one engine session of this test process; tests isolate
-// themselves by database name.
-var sess *chdb.Session
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "eventstore-embedded-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// A missing library fails the tests (it never skips them): the
-	// error names the fix.
-	sess, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "embedded engine tests cannot start:", err)
-		return 1
-	}
-	defer sess.Close()
-	return m.Run()
-}
+// The tests share one engine session and isolate themselves by database
+// name. A missing library fails them (it never skips them): the message
+// names the fix.
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 var dbSeq atomic.Int64
 
@@ -58,7 +36,7 @@ func openStore(t *testing.T, opts embedded.Options, cfg eventstore.Config) *even
 		name = name[len(name)-40:]
 	}
 	db, loaded := dbOf.LoadOrStore(t, fmt.Sprintf("t%d_%s", dbSeq.Add(1), name))
-	eng := embedded.New(sess, opts)
+	eng := embedded.New(chdbtest.Session(t), opts)
 	cfg.Database = db.(string)
 	s, err := eventstore.New(eng, cfg)
 	if err != nil {

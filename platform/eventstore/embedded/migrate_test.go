@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/schemas"
@@ -35,7 +36,7 @@ func TestMigrationKeepsStoredEvents(t *testing.T) {
 		ids = append(ids, id)
 	}
 	// Written as the version 2 store wrote them.
-	if err := embedded.New(sess, embedded.Options{}).Insert(ctx, eventstore.Batch{Table: s.Table(), Token: eventstore.DedupToken(ids), Records: recs}); err != nil {
+	if err := embedded.New(chdbtest.Session(t), embedded.Options{}).Insert(ctx, eventstore.Batch{Table: s.Table(), Token: eventstore.DedupToken(ids), Records: recs}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(ctx); err != nil {

@@ -91,48 +91,8 @@ func want(t *testing.T, got []string, n int) {
 	}
 }
 
-func TestSyslogTCP(t *testing.T) {
-	for _, framing := range []syslognet.Framing{syslognet.OctetCounting, syslognet.LF} {
-		t.Run(string(framing), func(t *testing.T) {
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			recv := listen(t, ln, framing == syslognet.LF)
-			s, err := syslognet.New(syslognet.Config{Address: ln.Addr().String(), Framing: framing})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			for range 2 {
-				if err := s.Send(context.Background(), batch); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want(t, recv(6), 6)
-		})
-	}
-}
-
-// TestSyslogReconnect: the receiver closes the connection; the next batch
-// goes over a new one and is not lost.
-func TestSyslogReconnect(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	first := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); first <- c }()
-	s, _ := syslognet.New(syslognet.Config{Address: addr})
-	defer s.Close()
-	if err := s.Send(context.Background(), batch[:1]); err != nil {
-		t.Fatal(err)
-	}
-	(<-first).Close()
-	recv := listen(t, ln, false)
-	time.Sleep(50 * time.Millisecond)
-	if err := s.Send(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
-	want(t, recv(3), 3)
-}
-
-func TestSyslogUDP(t *testing.T) {
+// A record over the UDP limit fails the batch rather than being cut.
+func TestSyslogUDPOversized(t *testing.T) {
 	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
 	defer pc.Close()
 	s, err := syslognet.New(syslognet.Config{Network: "udp", Address: pc.LocalAddr().String()})
@@ -140,17 +100,6 @@ func TestSyslogUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Send(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 65536)
-	for i := range batch {
-		_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil || string(buf[:n]) != string(batch[i]) {
-			t.Fatalf("datagram %d = %q, %v", i, buf[:n], err)
-		}
-	}
 	if err := s.Send(context.Background(), [][]byte{make([]byte, syslognet.MaxDatagram+1)}); err == nil {
 		t.Error("oversized datagram accepted")
 	}
@@ -272,29 +221,6 @@ func TestHEC(t *testing.T) {
 	}
 	if _, err := httpsend.New(httpsend.Config{URL: "http://example.com", HEC: true, Token: "x"}); err == nil {
 		t.Error("plain http accepted")
-	}
-}
-
-func TestGenericHTTPS(t *testing.T) {
-	var got *http.Request
-	var body string
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got, body = r, string(b)
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
-	s, err := httpsend.New(httpsend.Config{URL: srv.URL + "/ingest", AuthHeader: "X-Api-Key", AuthValue: "sekret",
-		TLS: &tls.Config{RootCAs: func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(srv.Certificate()); return p }()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Send(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
-	if got.URL.Path != "/ingest" || got.Header.Get("X-Api-Key") != "sekret" || got.Header.Get("Content-Type") != "application/x-ndjson" ||
-		body != string(batch[0])+"\n"+string(batch[1])+"\n"+string(batch[2])+"\n" {
-		t.Errorf("request %s %v body %q", got.URL, got.Header, body)
 	}
 }
 

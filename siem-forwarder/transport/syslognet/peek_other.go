@@ -6,4 +6,4 @@ import "syscall"
 
 // peerOpen cannot peek on this platform; a closed connection is found by
 // the write that fails.
-func peerOpen(syscall.RawConn) bool { return true }
+func peerOpen(syscall.RawConn) (open, pending bool) { return true, false }

@@ -5,10 +5,10 @@ package syslognet
 import "syscall"
 
 // peerOpen peeks at the socket without blocking: end of stream or a reset
-// means the receiver is gone; pending bytes (a TLS session ticket, say) or
-// nothing to read mean it is still there.
-func peerOpen(rc syscall.RawConn) bool {
-	open := true
+// means the receiver is gone (open false); otherwise pending reports
+// whether bytes wait to be read (a TLS session ticket or alert, say).
+func peerOpen(rc syscall.RawConn) (open, pending bool) {
+	open = true
 	var buf [1]byte
 	_ = rc.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -16,8 +16,10 @@ func peerOpen(rc syscall.RawConn) bool {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
 		case err != nil, n == 0:
 			open = false
+		default:
+			pending = true
 		}
 		return true
 	})
-	return open
+	return open, pending
 }

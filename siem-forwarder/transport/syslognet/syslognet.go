@@ -17,7 +17,11 @@
 // The connection is dialled lazily on the first Send and after any error.
 // Before each batch a stream connection is checked without blocking: if the
 // receiver has closed it (or sent anything, which a syslog receiver never
-// does), it is replaced, so a receiver restart does not swallow a batch.
+// does), it is replaced, so a receiver restart does not swallow a batch. On
+// TLS, pending bytes are read through TLS for a moment: a session ticket
+// keeps the connection, a close_notify replaces it. Cancelling the
+// context of a Send ends a write blocked on a receiver that stopped
+// reading; a Send with a context already done writes nothing.
 // A completed write is the only acknowledgement syslog offers: records in
 // flight when a receiver crashes without closing the connection can be
 // lost, which is inherent to the protocol.
@@ -126,6 +130,9 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	if s.closed {
 		return net.ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("syslognet: %s %s: %w", s.cfg.Network, s.cfg.Address, err)
+	}
 	if s.conn != nil && s.cfg.Network != "udp" && !s.alive() {
 		s.drop()
 	}
@@ -139,6 +146,10 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 		deadline = d
 	}
 	_ = s.conn.SetWriteDeadline(deadline)
+	// Cancellation ends a write blocked on a receiver that stopped reading.
+	conn := s.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
+	defer stop()
 	if s.cfg.Network == "udp" {
 		for _, r := range records {
 			if len(r) > MaxDatagram {
@@ -165,6 +176,9 @@ func (s *Sender) Send(ctx context.Context, records [][]byte) error {
 	s.buf = b
 	if _, err := s.conn.Write(b); err != nil {
 		s.drop()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return fmt.Errorf("syslognet: %s %s: %w", s.cfg.Network, s.cfg.Address, netguard.Sanitize(err))
 	}
 	if cap(s.buf) > 8<<20 {
@@ -184,7 +198,23 @@ func (s *Sender) alive() bool {
 	if err != nil {
 		return false
 	}
-	return peerOpen(rc)
+	open, pending := peerOpen(rc)
+	if !open || !pending {
+		return open
+	}
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return false // a syslog receiver never sends
+	}
+	// Pending bytes on TLS are a session ticket (the connection lives) or
+	// a close_notify alert (the receiver closed it): read them through TLS
+	// for a moment. A timeout leaves the connection usable.
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+	var b [1]byte
+	_, err = tc.Read(b[:])
+	_ = tc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Sender) dial(ctx context.Context) error {

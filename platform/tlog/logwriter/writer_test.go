@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/natsembed"
@@ -27,32 +25,12 @@ import (
 	"github.com/takumo/audit/schemas"
 )
 
-var sess *chdb.Session
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "logwriter-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	sess, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "logwriter tests cannot start:", err)
-		return 1
-	}
-	defer sess.Close()
-	return m.Run()
-}
-
-var dbSeq atomic.Int64
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 func openStore(t testing.TB) (*treestore.Store, eventstore.Engine, string) {
 	t.Helper()
-	db := fmt.Sprintf("lw%d", dbSeq.Add(1))
-	eng := embedded.New(sess, embedded.Options{})
+	db := chdbtest.Database(t)
+	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
 	es, err := eventstore.New(eng, eventstore.Config{Database: db})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +38,6 @@ func openStore(t testing.TB) (*treestore.Store, eventstore.Engine, string) {
 	if err := es.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`") })
 	s, err := treestore.New(eng, treestore.Config{Database: db})
 	if err != nil {
 		t.Fatal(err)

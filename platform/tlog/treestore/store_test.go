@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,39 +13,19 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"github.com/takumo/audit/platform/chdb"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/treestore"
 )
 
-var sess *chdb.Session
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "treestore-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	sess, err = chdb.Open(chdb.DefaultLibPath(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "treestore tests cannot start:", err)
-		return 1
-	}
-	defer sess.Close()
-	return m.Run()
-}
-
-var dbSeq atomic.Int64
+func TestMain(m *testing.M) { chdbtest.Main(m) }
 
 func open(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 	t.Helper()
-	db := fmt.Sprintf("ts%d", dbSeq.Add(1))
-	eng := embedded.New(sess, embedded.Options{})
+	db := chdbtest.Database(t)
+	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
 	es, err := eventstore.New(eng, eventstore.Config{Database: db})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +33,6 @@ func open(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 	if err := es.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = eng.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`") })
 	s, err := treestore.New(eng, treestore.Config{Database: db})
 	if err != nil {
 		t.Fatal(err)

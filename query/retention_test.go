@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/httpapi"
@@ -121,7 +122,7 @@ func TestRetentionCutGracePeriod(t *testing.T) {
 
 	// The same cut 31 days ago: the grace period is over, the events past
 	// the retention are gone.
-	past, err := eventstore.New(embedded.New(session, embedded.Options{}), eventstore.Config{Database: e.db,
+	past, err := eventstore.New(embedded.New(chdbtest.Session(t), embedded.Options{}), eventstore.Config{Database: e.db,
 		Now: func() time.Time { return time.Now().Add(-31 * 24 * time.Hour) }})
 	if err != nil {
 		t.Fatal(err)

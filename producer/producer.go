@@ -87,10 +87,11 @@ type Producer struct {
 	errs  []error
 }
 
-// RetryPolicy bounds how a publish is retried. Each attempt waits at most
-// AttemptTimeout for JetStream's acknowledgement: an attempt lost with a
-// broker that restarted or a stream leader that moved is abandoned and
-// sent again with the same message id, which the stream stores once.
+// RetryPolicy bounds how a publish is retried. The first attempt waits at
+// most AttemptTimeout for JetStream's acknowledgement, each later one twice
+// as long as the one before, up to 8 times AttemptTimeout: an attempt lost
+// with a broker that restarted or a stream leader that moved is abandoned
+// and sent again with the same message id, which the stream stores once.
 // Between failed attempts the delay grows from Initial by Multiplier up to
 // Max, with jitter. Emit retries until its context ends; without a
 // deadline on the context, and for EmitAsync, for at most MaxElapsed.
@@ -263,18 +264,20 @@ func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) 
 	if err != nil {
 		return Receipt{}, err
 	}
-	return p.publish(ctx, ev.ID, msg)
+	return p.publish(ctx, ev.ID, msg, 1)
 }
 
-func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg) (Receipt, error) {
+// publish sends msg until JetStream acknowledges it, numbering attempts
+// from first.
+func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg, first int) (Receipt, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.retry.MaxElapsed)
 		defer cancel()
 	}
 	delay := p.retry.Initial
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, p.retry.AttemptTimeout)
+	for attempt := first; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.attemptTimeout(attempt))
 		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
@@ -305,6 +308,14 @@ func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg) (Recei
 		}
 		delay = min(time.Duration(float64(delay)*p.retry.Multiplier), p.retry.Max)
 	}
+}
+
+// attemptTimeout is how long attempt n waits for its acknowledgement:
+// AttemptTimeout, doubling with each attempt up to 8 times it, so that a
+// broker too loaded to answer in time is not sent the same event ever more
+// often.
+func (p *Producer) attemptTimeout(n int) time.Duration {
+	return p.retry.AttemptTimeout << min(n-1, 3)
 }
 
 // EmitAsync validates ev and starts publishing it, returning the event id
@@ -341,7 +352,8 @@ func (p *Producer) retryAsync(msg *nats.Msg, first error) {
 	id := msg.Header.Get(jetstream.MsgIDHeader)
 	var err error = &PublishError{EventID: id, Attempts: 1, Err: first}
 	if transient(first) {
-		_, err = p.publish(context.Background(), id, msg)
+		// The asynchronous publish was the first attempt.
+		_, err = p.publish(context.Background(), id, msg, 2)
 	}
 	if err != nil {
 		p.errMu.Lock()

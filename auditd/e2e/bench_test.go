@@ -13,6 +13,8 @@ import (
 	"github.com/takumo/audit/auditd/internal/demo"
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/natsauth"
+	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -100,7 +102,10 @@ func runEndToEnd(b *testing.B, n int) float64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			prod, err := producer.New(p.js)
+			// Each producer has its own connection with the producer
+			// identity, as a service emitting events would.
+			_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Producer])
+			prod, err := producer.New(js)
 			if err != nil {
 				b.Error(err)
 				return

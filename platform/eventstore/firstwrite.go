@@ -134,10 +134,14 @@ func keyListSQL(param string) string {
 // event on disk holds its id until it is deleted.
 func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) (map[idKey][]string, error) {
 	// Two plain sets, which the primary key (org_id, id) prunes with; a
-	// pair of one org and another's id is dropped below.
+	// pair of one org and another's id is dropped below. The id set is
+	// the PREWHERE: it discards nearly every row read (ids are new), so
+	// the other columns are read only for the few stored copies; left to
+	// itself the engine would pick the org condition, which discards
+	// nothing. Measured: about 40 % less time for a batch of 20,000 ids.
 	ids := keyList(len(recs), func(i int) string { return recs[i].ID })
 	rows, err := s.eng.Query(ctx, "SELECT org_id, id, hex(raw_sha256) FROM "+s.ids+
-		" WHERE org_id IN (SELECT arrayJoin("+keyListSQL("orgs")+")) AND id IN (SELECT arrayJoin("+keyListSQL("ids")+"))",
+		" PREWHERE id IN (SELECT arrayJoin("+keyListSQL("ids")+")) WHERE org_id IN (SELECT arrayJoin("+keyListSQL("orgs")+"))",
 		P("orgs", keyList(len(orgs), func(i int) string { return orgs[i] })), P("ids", ids))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)

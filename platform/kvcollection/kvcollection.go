@@ -48,7 +48,8 @@ type Config[T any] struct {
 	// Bucket configures the bucket; Create uses all of it, Bind its name.
 	Bucket jetstream.KeyValueConfig
 	// Decode reads a stored value (default: encoding/json). A record it
-	// refuses is logged and left out of the cache.
+	// refuses is logged and left out of the cache, and so is the key's
+	// earlier value: the cache never keeps what the bucket replaced.
 	Decode func(key string, value []byte) (T, error)
 	// Encode writes a value (default: encoding/json).
 	Encode func(T) ([]byte, error)
@@ -215,8 +216,13 @@ func (c *Collection[T]) apply(key string, value []byte, rev uint64, deleted bool
 	delete(c.gone, key)
 	v, err := c.cfg.Decode(key, value)
 	if err != nil {
+		// The bucket no longer holds the value cached before: the key
+		// is absent until a valid revision comes.
 		c.log.Error("ignoring an invalid record", zap.String("key", key), zap.Uint64("revision", rev), zap.Error(err))
-		return false
+		_, had := c.cache[key]
+		delete(c.cache, key)
+		c.gone[key] = rev
+		return had
 	}
 	c.cache[key] = Entry[T]{Key: key, Value: v, Revision: rev}
 	return true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -91,6 +92,12 @@ func Open(ctx context.Context, js KeyValueCreator, box *secretbox.Box, cfg Confi
 			}
 			if ep.Key() != key {
 				return record{}, fmt.Errorf("endpoint %s stored under key %q", ep.Key(), key)
+			}
+			// The entry is checked again as the API checked it: a value
+			// written to the bucket by another path is never delivered to.
+			spec := Spec{ID: ep.ID, URL: ep.URL, Description: ep.Description, Filters: slices.Clone(ep.Filters)}
+			if err := validate(&spec, cfg.CheckURL); err != nil {
+				return record{}, fmt.Errorf("stored endpoint refused, not delivering to it: %w", err)
 			}
 			return record{ep: ep, keys: openAll(box, ep, log)}, nil
 		},

@@ -50,7 +50,7 @@ var Deps = map[string][]string{
 	Recorder:    {Topology},
 	Ingestor:    {Store, Settings},
 	Webhooks:    {Settings, Recorder},
-	SIEM:        {Topology},
+	SIEM:        {Settings},
 	Query:       {Store, Settings, Recorder},
 	WebhooksAPI: {Query},
 	SIEMAPI:     {Query},

@@ -89,7 +89,12 @@ func (w *worker) decode(msg jetstream.Msg) (pending, error) {
 	if err != nil {
 		return pending{}, err
 	}
-	return pending{ev: ev, ok: w.dest.Matches(ev.Action), lag: md.NumPending}, nil
+	ok := w.dest.Matches(ev.Action)
+	if ok && w.f.plans != nil && !w.f.plans.Get(ev.OrgID).Plan.HasEnterpriseFeatures() {
+		ok = false
+		w.f.m.skippedPlan.Inc()
+	}
+	return pending{ev: ev, ok: ok, lag: md.NumPending}, nil
 }
 
 // batcher encodes and sends batches for one subscription.

@@ -45,6 +45,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 )
 
@@ -138,6 +139,7 @@ type Forwarder struct {
 	cfg   Config
 	js    Stream
 	store *destinations.Store
+	plans Plans
 	log   *zap.Logger
 	m     *metrics
 	cm    *consume.Metrics
@@ -151,6 +153,18 @@ type Option func(*Forwarder)
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(f *Forwarder) { f.log = l } }
+
+// Plans tells which plan an organization is on (orgsettings.Store).
+type Plans interface {
+	Get(orgID string) orgsettings.Settings
+}
+
+// WithPlans makes the forwarder deliver only the events of organizations
+// whose plan includes SIEM export: an event of an org on another plan is
+// acknowledged without being sent (counted in
+// audit_siem_skipped_plan_total), as a webhook is not sent. Without it
+// every destination's events are sent.
+func WithPlans(p Plans) Option { return func(f *Forwarder) { f.plans = p } }
 
 // WithRegisterer registers the forwarder's metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option {

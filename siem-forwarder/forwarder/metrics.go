@@ -16,12 +16,13 @@ const ConsumerMetricsName = "siem"
 // destination's own figures (lag, delivered, last error) are in its status
 // route, which only the org can read.
 type metrics struct {
-	forwarded  prometheus.Counter
-	sendErrors prometheus.Counter
-	lag        prometheus.Gauge
-	sendSecs   prometheus.Histogram
-	dead       prometheus.Counter
-	refused    prometheus.Counter
+	forwarded   prometheus.Counter
+	sendErrors  prometheus.Counter
+	lag         prometheus.Gauge
+	sendSecs    prometheus.Histogram
+	dead        prometheus.Counter
+	refused     prometheus.Counter
+	skippedPlan prometheus.Counter
 
 	mu   sync.Mutex
 	lags map[string]uint64 // per destination, summed into lag
@@ -42,10 +43,12 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Help: "Poison messages SIEM destinations set aside (by class in audit_consume_poison_total)."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_siem_destinations_refused_total",
 			Help: "Stored destinations not delivered to because their configuration failed validation."}),
+		skippedPlan: prometheus.NewCounter(prometheus.CounterOpts{Name: "audit_siem_skipped_plan_total",
+			Help: "Events not sent because their organization's plan does not include SIEM export."}),
 		lags: map[string]uint64{},
 	}
 	if r != nil {
-		r.MustRegister(m.forwarded, m.sendErrors, m.lag, m.sendSecs, m.dead, m.refused)
+		r.MustRegister(m.forwarded, m.sendErrors, m.lag, m.sendSecs, m.dead, m.refused, m.skippedPlan)
 	}
 	return m
 }

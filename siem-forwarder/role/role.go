@@ -119,7 +119,7 @@ func (r *Role) Forwarder() roles.Constructor {
 				}
 				fwd, err = forwarder.New(forwarder.Config{BatchSize: r.cfg.SIEMBatchSize, BatchWait: r.cfg.SIEMBatchWait, AckWait: r.cfg.SIEMAckWait,
 					ShutdownTimeout: p.StageBudget(), Build: build},
-					js, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry))
+					js, store, forwarder.WithLogger(p.Log.Named("siem")), forwarder.WithRegisterer(p.Registry), forwarder.WithPlans(p.Settings))
 				if err != nil {
 					return fmt.Errorf("siem forwarder: %w", err)
 				}

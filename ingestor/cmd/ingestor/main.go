@@ -8,10 +8,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	ingestrole "github.com/takumo/audit/ingestor/role"
+	"go.uber.org/zap"
+
 	"github.com/takumo/audit/platform/roles"
 )
 
@@ -35,22 +35,10 @@ func main() {
 
 func run(args []string) error {
 	var cfg Config
-	if len(args) > 0 {
-		fmt.Println("usage: ingestor\n\nConfigure it with AUDIT_* environment variables:")
-		return roles.Usage(os.Stdout, &cfg)
-	}
-	if err := roles.Load(&cfg); err != nil {
-		return err
-	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
-	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, nil)
-	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
-	return roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.IngestorRoles, ctors)
+	return roles.Command("ingestor", &cfg, args, func(ctx context.Context, log *zap.Logger) error {
+		ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
+		ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, nil)
+		ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
+		return roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.IngestorRoles, ctors)
+	})
 }

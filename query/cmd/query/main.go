@@ -12,8 +12,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/roles"
 	queryrole "github.com/takumo/audit/query/role"
@@ -45,24 +45,15 @@ func main() {
 
 func run(args []string) error {
 	var cfg Config
-	if len(args) > 0 && args[0] != "token" {
-		fmt.Println("usage: query | query token --org ORG --perm PERM ...\n\nConfigure it with AUDIT_* environment variables:")
-		return roles.Usage(os.Stdout, &cfg)
-	}
-	if err := roles.Load(&cfg); err != nil {
-		return err
-	}
-	if len(args) > 0 {
+	if len(args) > 0 && args[0] == "token" {
+		if err := roles.Load(&cfg); err != nil {
+			return err
+		}
 		return queryrole.MintCommand("query", cfg.AuthConfig, "", args[1:], os.Stdout)
 	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return roles.New("query", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, Targets(cfg), Constructors(cfg))
+	return roles.Command("query | query token --org ORG --perm PERM ...", &cfg, args, func(ctx context.Context, log *zap.Logger) error {
+		return roles.New("query", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, Targets(cfg), Constructors(cfg))
+	})
 }
 
 // Targets are the roles cmd/query runs: the management APIs only with

@@ -8,8 +8,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/roles"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
@@ -21,6 +21,7 @@ type Config struct {
 	roles.ProcessConfig
 	roles.BusConfig
 	roles.TopologyConfig
+	roles.SettingsConfig
 	roles.SealConfig
 	siemrole.SIEMConfig
 }
@@ -34,21 +35,9 @@ func main() {
 
 func run(args []string) error {
 	var cfg Config
-	if len(args) > 0 {
-		fmt.Println("usage: siem-forwarder\n\nConfigure it with AUDIT_* environment variables:")
-		return roles.Usage(os.Stdout, &cfg)
-	}
-	if err := roles.Load(&cfg); err != nil {
-		return err
-	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, roles.SettingsConfig{})
-	ctors[roles.SIEM] = siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig).Forwarder()
-	return roles.New("siem-forwarder", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.SIEMRoles, ctors)
+	return roles.Command("siem-forwarder", &cfg, args, func(ctx context.Context, log *zap.Logger) error {
+		ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
+		ctors[roles.SIEM] = siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig).Forwarder()
+		return roles.New("siem-forwarder", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.SIEMRoles, ctors)
+	})
 }

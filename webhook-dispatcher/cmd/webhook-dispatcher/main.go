@@ -9,8 +9,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/roles"
 	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
@@ -36,21 +36,9 @@ func main() {
 
 func run(args []string) error {
 	var cfg Config
-	if len(args) > 0 {
-		fmt.Println("usage: webhook-dispatcher\n\nConfigure it with AUDIT_* environment variables:")
-		return roles.Usage(os.Stdout, &cfg)
-	}
-	if err := roles.Load(&cfg); err != nil {
-		return err
-	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
-	ctors[roles.Webhooks] = webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig).Delivery()
-	return roles.New("webhook-dispatcher", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.WebhookRoles, ctors)
+	return roles.Command("webhook-dispatcher", &cfg, args, func(ctx context.Context, log *zap.Logger) error {
+		ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
+		ctors[roles.Webhooks] = webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig).Delivery()
+		return roles.New("webhook-dispatcher", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.WebhookRoles, ctors)
+	})
 }

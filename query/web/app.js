@@ -620,6 +620,7 @@
   // and the commitments; none of its answers is taken as a verdict.
 
   const PINS_KEY = 'takumo-audit.pinned-keys';
+  const SEEN_KEY = 'takumo-audit.checkpoints'; // log origin -> the largest checkpoint verified here
   const COMMITMENT = /^hmac-sha256:[0-9a-f]{64}$/;
   // An entry the log does not hold this long after it was received is not
   // waited for: the writer signs every few seconds.
@@ -629,6 +630,7 @@
     keys: null, // {current, all, origin} as served
     ckpt: null, // the verified checkpoint, or null
     ckptError: '', // why there is none
+    broken: false, // the checkpoint failed a check (signature, consistency): entries fail
     untrusted: null, // a served key that signed the checkpoint but is not pinned
     ready: null, // promise of the first load
     queue: [], // rows waiting for a check
@@ -775,6 +777,7 @@
   async function loadCheckpoint() {
     integ.ckpt = null;
     integ.ckptError = '';
+    integ.broken = false;
     integ.untrusted = null;
     try {
       if (!integ.keys) {
@@ -823,6 +826,7 @@
         return;
       }
     } catch (err) {
+      integ.broken = err.name !== 'NotSupportedError';
       integ.ckptError = err.name === 'NotSupportedError'
         ? 'This browser\'s WebCrypto has no Ed25519, so the checkpoint signature cannot be checked here.'
         : 'The checkpoint does not verify: ' + err.message + '.';
@@ -835,16 +839,96 @@
     try { root = b64(lines[2] || ''); } catch (e) { root = null; }
     const org = (st.claims && st.claims.org_id) || '';
     if (!Number.isSafeInteger(size) || !root || root.length !== 32) {
+      integ.broken = true;
       integ.ckptError = 'The checkpoint body is malformed.';
       return;
     }
     if (!origin.endsWith('/' + org) || (integ.keys.origin && origin !== integ.keys.origin)) {
+      integ.broken = true;
       integ.ckptError = 'The checkpoint is for the log ' + origin + ', not this organization\'s.';
       return;
     }
     if (firstUse) pinKey(opened.key.vkey);
+    // The log only grows: the new checkpoint must extend the last one this
+    // browser verified for this log.
+    const seen = seenCheckpoints()[origin];
+    let prior = null;
+    if (seen && Number.isSafeInteger(seen.size) && typeof seen.root === 'string') {
+      const why = await inconsistency(seen, size, root);
+      if (why) {
+        integ.broken = true;
+        integ.ckptError = why;
+        return;
+      }
+      prior = seen.size;
+    }
+    if (!seen || size >= seen.size) rememberCheckpoint(origin, size, root);
     const lm = new Date(res.headers.get('Last-Modified') || '');
-    integ.ckpt = { origin, size, root, key: opened.key, note, firstUse, signedAt: isNaN(lm.getTime()) ? null : lm };
+    integ.ckpt = { origin, size, root, key: opened.key, note, firstUse, prior, signedAt: isNaN(lm.getTime()) ? null : lm };
+  }
+
+  function seenCheckpoints() {
+    try {
+      const v = JSON.parse(localStorage.getItem(SEEN_KEY) || '{}');
+      return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+    } catch (e) { return {}; }
+  }
+
+  function rememberCheckpoint(origin, size, root) {
+    const all = seenCheckpoints();
+    all[origin] = { size, root: btoa(String.fromCharCode(...root)) };
+    try { localStorage.setItem(SEEN_KEY, JSON.stringify(all)); } catch (e) { /* storage disabled: nothing remembered */ }
+  }
+
+  // inconsistency checks that the tree of size and root extends the one
+  // seen before (RFC 9162 §2.1.4.2 with the server's consistency proof)
+  // and says why not, or returns ''.
+  async function inconsistency(seen, size, root) {
+    let old;
+    try { old = b64(seen.root); } catch (e) { return ''; }
+    const was = 'the checkpoint of size ' + seen.size.toLocaleString() + ' this browser verified before';
+    if (size < seen.size) return 'The log is smaller than ' + was + ': entries were removed from it.';
+    if (size === seen.size) return same(old, root) ? '' : 'The log has a different root than ' + was + ' at the same size: its history was rewritten.';
+    if (seen.size === 0) return '';
+    let proof;
+    try {
+      const p = await (await call('/v1/integrity/consistency?size1=' + seen.size + '&size2=' + size)).json();
+      proof = (Array.isArray(p.hashes) ? p.hashes : []).map(b64);
+    } catch (err) {
+      if (err.status === 401) throw err;
+      return 'No proof that the log extends ' + was + ': ' + err.message;
+    }
+    if (!(await consistent(seen.size, size, old, root, proof))) {
+      return 'The log does not extend ' + was + ': its history was rewritten.';
+    }
+    return '';
+  }
+
+  // consistent is RFC 9162 §2.1.4.2: whether proof shows that the tree of
+  // size2 leaves and root2 extends the tree of size1 leaves and root1
+  // (0 < size1 < size2).
+  async function consistent(size1, size2, root1, root2, proof) {
+    const path = [...proof];
+    if (!path.length) return false;
+    if (Number.isInteger(Math.log2(size1))) path.unshift(root1);
+    let fn = size1 - 1;
+    let sn = size2 - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    let fr = path[0];
+    let sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && same(fr, root1) && same(sr, root2);
   }
 
   // showCheckpoint writes the integrity panel from the last load.
@@ -866,7 +950,9 @@
       fact(facts, 'Log', c.origin);
       status.className = 'seal verified';
       status.textContent = '\u2713 Signature verified in this browser (Ed25519, ' +
-        (c.firstUse ? 'key pinned now, on first use' : 'pinned key') + ').';
+        (c.firstUse ? 'key pinned now, on first use' : 'pinned key') + ')' +
+        (c.prior === null ? '.' : c.prior === c.size ? '; the same checkpoint as this browser verified before.'
+          : '; consistent with the checkpoint of size ' + c.prior.toLocaleString() + ' this browser verified before.');
     } else {
       status.className = integ.ckptError ? 'seal failed' : 'seal';
       status.textContent = integ.ckptError ? '\u2717 ' + visible(integ.ckptError) : '';
@@ -959,7 +1045,7 @@
       while (integ.queue.length && seq === st.seq) {
         const batch = integ.queue.splice(0, 10).filter((tr) => tr.isConnected);
         if (!integ.ckpt) {
-          for (const tr of batch) setSeal(tr, 'pending', integ.ckptError || 'No verified checkpoint to check against.');
+          for (const tr of batch) setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
           continue;
         }
         await checkBatch(batch, integ.ckpt);

@@ -19,6 +19,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/producer"
 )
 
@@ -79,21 +80,23 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const total = 70
 	g := demo.NewGenerator(14)
-	for n := 0; n < total; {
-		ev := g.Next()
-		if ev.OrgID != "org_acme" {
-			continue
+	emit := func(count int) {
+		t.Helper()
+		for n := 0; n < count; {
+			ev := g.Next()
+			if ev.OrgID != "org_acme" {
+				continue
+			}
+			if _, err := prod.Emit(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			n++
 		}
-		if _, err := prod.Emit(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-		n++
 	}
-	if err := prod.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	const total = 70
+	emit(total)
+	defer prod.Close(context.Background()) //nolint:errcheck
 	call := func(path string) (int, []byte) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -106,22 +109,26 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 		return res.StatusCode, b
 	}
 	// A checkpoint of all of them.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if code, note := call("/v1/integrity/checkpoint"); code == 200 {
-			var size int
-			if lines := strings.Split(string(note), "\n"); len(lines) > 2 {
-				fmt.Sscan(lines[1], &size)
+	signed := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if code, note := call("/v1/integrity/checkpoint"); code == 200 {
+				var size int
+				if lines := strings.Split(string(note), "\n"); len(lines) > 2 {
+					fmt.Sscan(lines[1], &size)
+				}
+				if size == n {
+					return
+				}
 			}
-			if size == total {
-				break
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint of %d entries within 60s", n)
 			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of the %d entries within 60s", total)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	signed(total)
 	var served struct {
 		Current string `json:"current"`
 	}
@@ -195,6 +202,10 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One more entry is logged, and the page opened again: the new
+	// checkpoint must extend the one this browser verified before.
+	emit(1)
+	signed(total + 1)
 	b.open(base, tok)
 	b.wait("the first page again", `document.querySelectorAll('#rows tr.entry').length === 50`, 30*time.Second)
 	row := func(id string) string {
@@ -209,15 +220,16 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 			t.Errorf("the entry with an edited %s reads %q", what, got)
 		}
 	}
-	if got := js[string](b, `document.getElementById('ckpt-status').textContent`); !strings.Contains(got, "pinned key") || strings.Contains(got, "first use") {
-		t.Errorf("on the second visit the checkpoint status reads %q, want the pinned key", got)
+	if got := js[string](b, `document.getElementById('ckpt-status').textContent`); !strings.Contains(got, "pinned key") || strings.Contains(got, "first use") ||
+		!strings.Contains(got, "consistent with the checkpoint of size 70 this browser verified before") {
+		t.Errorf("on the second visit the checkpoint status reads %q, want the pinned key and consistency with size 70", got)
 	}
-	js[chromedp.Void](b, `window.scrollTo(0, 0)`)
+	js[chromedp.Void](b, `document.getElementById('integrity').scrollIntoView({block: 'start'})`)
 	b.wait("the other entries on screen verified", onScreen+`.every((tr) => tr.dataset.integrity === 'verified' || tr.dataset.integrity === 'failed')`, 30*time.Second)
 	if bad := js[[]string](b, `[...document.querySelectorAll('#rows tr.entry[data-integrity="failed"]')].map((tr) => tr.dataset.eventId).sort()`); len(bad) != 2 || !slices.Contains(bad, ids[0]) || !slices.Contains(bad, ids[1]) {
 		t.Errorf("failed entries %q, want exactly the two edited %q", bad, ids)
 	}
-	b.screenshot("log-integrity-failed-desktop.png", "#integrity")
+	b.screenshot("log-integrity-failed-desktop.png", "")
 
 	// At phone width the check is a line of its own in each card.
 	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(1)))
@@ -228,5 +240,32 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	js[chromedp.Void](b, row(ids[0])+`.scrollIntoView({block: 'start'})`)
 	b.screenshot("log-integrity-failed-phone.png", "")
 	b.do(chromedp.EmulateViewport(1280, 800))
+	b.noProblems()
+
+	// A browser that remembers a different history of this log (another
+	// root at size 70) is told the log was rewritten, and no entry
+	// verifies.
+	js[chromedp.Void](b, `localStorage.setItem('takumo-audit.checkpoints', JSON.stringify({'audit.test/org_acme': {size: 70, root: btoa('x'.repeat(32))}}))`)
+	b.open(base, tok)
+	b.wait("the rewritten history", `document.getElementById('ckpt-status').textContent.includes('does not extend the checkpoint of size 70 this browser verified before')`, 30*time.Second)
+	b.wait("entries failed", onScreen+`.every((tr) => tr.dataset.integrity === 'failed') && !!document.querySelector('#rows tr.entry[data-integrity="failed"] .why')`, 30*time.Second)
+
+	// A checkpoint signed by a key this browser has not pinned is not
+	// trusted until the admin trusts the key.
+	_, other, err := tlog.GenerateKey("other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oj, _ := json.Marshal([]string{other})
+	js[chromedp.Void](b, fmt.Sprintf(`localStorage.setItem('takumo-audit.pinned-keys', %q); localStorage.removeItem('takumo-audit.checkpoints')`, oj))
+	b.open(base, tok)
+	b.wait("the untrusted key", `!document.getElementById('ckpt-trust').hidden`, 30*time.Second)
+	if got := js[string](b, `document.getElementById('ckpt-status').textContent`); !strings.Contains(got, "which this browser has not pinned") || !strings.Contains(got, keyID) {
+		t.Errorf("untrusted key shown as %q", got)
+	}
+	b.wait("entries pending", onScreen+`.every((tr) => tr.dataset.integrity === 'pending')`, 30*time.Second)
+	b.click("#ckpt-trust")
+	b.wait("the trusted key", `document.getElementById('ckpt-status').textContent.includes('Signature verified')`, 30*time.Second)
+	b.wait("entries checked again", row(ids[0])+`?.dataset.integrity === 'failed' && `+onScreen+`.every((tr) => ['verified', 'failed'].includes(tr.dataset.integrity))`, 30*time.Second)
 	b.noProblems()
 }

@@ -1023,10 +1023,28 @@
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-  // call is api() that waits out a 429 (the proofs share the token's
-  // request budget with the log).
+  // The proofs share the token's request budget with the log (by default
+  // 10 requests a second, bursts of 40): the checks take at most half of
+  // it, so that reading and filtering the log stay answered.
+  const budget = { tokens: 15, max: 15, perSecond: 5, at: Date.now() };
+
+  async function slot() {
+    for (;;) {
+      const now = Date.now();
+      budget.tokens = Math.min(budget.max, budget.tokens + (now - budget.at) / 1000 * budget.perSecond);
+      budget.at = now;
+      if (budget.tokens >= 1) {
+        budget.tokens -= 1;
+        return;
+      }
+      await sleep((1 - budget.tokens) / budget.perSecond * 1000);
+    }
+  }
+
+  // call is api() within the checks' budget; it waits out a 429.
   async function call(path) {
     for (let i = 0; ; i++) {
+      await slot();
       try {
         return await api(path);
       } catch (err) {

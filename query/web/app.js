@@ -954,8 +954,8 @@
         (c.prior === null ? '.' : c.prior === c.size ? '; the same checkpoint as this browser verified before.'
           : '; consistent with the checkpoint of size ' + c.prior.toLocaleString() + ' this browser verified before.');
     } else {
-      status.className = integ.ckptError ? 'seal failed' : 'seal';
-      status.textContent = integ.ckptError ? '\u2717 ' + visible(integ.ckptError) : '';
+      status.className = integ.broken ? 'seal failed' : 'seal pending';
+      status.textContent = integ.ckptError ? (integ.broken ? '\u2717 ' : '') + visible(integ.ckptError) : '';
     }
     show($('ckpt-trust'), !!integ.untrusted);
     if (integ.untrusted) $('ckpt-trust').textContent = 'Trust key ' + integ.untrusted.name + '+' + integ.untrusted.id;

@@ -1054,14 +1054,17 @@
     }
   }
 
+  // runChecks works through the queue, ten rows at a time. Rows of an
+  // earlier walk are gone from the page and skipped; the checkpoint is
+  // awaited before each batch, as it may be read again meanwhile.
   async function runChecks() {
     if (integ.running) return;
     integ.running = true;
-    const seq = st.seq;
     try {
-      await integ.ready;
-      while (integ.queue.length && seq === st.seq) {
+      while (integ.queue.length) {
+        await integ.ready;
         const batch = integ.queue.splice(0, 10).filter((tr) => tr.isConnected);
+        if (!batch.length) continue;
         if (!integ.ckpt) {
           for (const tr of batch) setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
           continue;
@@ -1073,7 +1076,7 @@
     } finally {
       integ.running = false;
     }
-    if (seq === st.seq) scheduleRecheck();
+    scheduleRecheck();
   }
 
   // scheduleRecheck reads the checkpoint again a little later when some

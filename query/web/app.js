@@ -991,7 +991,6 @@
     td.replaceChildren(seal);
     if (reason) td.append(el('span', 'sub why', reason));
     td.title = reason || '';
-    integritySummary();
   }
 
   // watchRow queues a row's check once it comes near the viewport: only
@@ -1067,9 +1066,11 @@
         if (!batch.length) continue;
         if (!integ.ckpt) {
           for (const tr of batch) setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
+          integritySummary();
           continue;
         }
         await checkBatch(batch, integ.ckpt);
+        integritySummary(); // once a batch, not once a row: it is a live region
       }
     } catch (err) {
       if (err.status === 401) failed(err);

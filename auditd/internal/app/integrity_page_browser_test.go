@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap/zaptest"
 
@@ -157,7 +160,8 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	b.open(base, tok)
 	b.wait("the first page", `document.querySelectorAll('#rows tr.entry').length === 50`, 30*time.Second)
 	b.wait("the verified checkpoint", `document.getElementById('ckpt-status').textContent.includes('Signature verified')`, 30*time.Second)
-	if got := js[string](b, `document.getElementById('integrity').innerText`); !strings.Contains(got, keyID) || !strings.Contains(got, "key pinned now, on first use") {
+	if got := js[string](b, `document.getElementById('integrity').innerText`); !strings.Contains(got, keyID) || !strings.Contains(got, "key pinned now, on first use") ||
+		!strings.Contains(got, "Entries in the log\n70") || !strings.Contains(got, "Signed") {
 		t.Errorf("integrity panel %q: want key %s pinned on first use", got, keyID)
 	}
 	// The entries on screen verify; those below the fold wait until they
@@ -182,6 +186,32 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	js[chromedp.Void](b, `window.scrollTo(0, 0)`)
 	b.screenshot("log-integrity-desktop.png", "")
 	b.noProblems()
+
+	// The org admin downloads the checkpoint the page verified and the
+	// verifier keys, for auditctl verify: the checkpoint opens with them.
+	downloads := t.TempDir()
+	b.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+		return err
+	}))
+	b.click("#ckpt-download")
+	b.click("#keys-download")
+	note := downloaded(t, filepath.Join(downloads, "org_acme-checkpoint-70.txt"))
+	var got struct {
+		All    []string `json:"all"`
+		Origin string   `json:"origin"`
+	}
+	if err := json.Unmarshal(downloaded(t, filepath.Join(downloads, "org_acme-verifier-keys.json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tlog.NewVerifiers(got.All...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := vs.OpenCheckpoint(note, got.Origin); err != nil || c.Size != total || got.Origin != "audit.test/org_acme" {
+		t.Errorf("downloaded checkpoint: size %d, origin %q, %v", c.Size, got.Origin, err)
+	}
 
 	// The operator edits two logged entries in the store: one's IP address
 	// (a committed personal field), the other's outcome.
@@ -284,4 +314,20 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	b.wait("the trusted key", `document.getElementById('ckpt-status').textContent.includes('Signature verified')`, 30*time.Second)
 	b.wait("entries checked again", row(ids[0])+`?.dataset.integrity === 'failed' && `+onScreen+`.every((tr) => ['verified', 'failed'].includes(tr.dataset.integrity))`, 30*time.Second)
 	b.noProblems()
+}
+
+// downloaded waits for a file the browser saves.
+func downloaded(t *testing.T, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("download %s: %v", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

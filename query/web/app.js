@@ -1084,7 +1084,11 @@
   // entries were not in it yet, and checks them again.
   function scheduleRecheck() {
     const waiting = [...document.querySelectorAll('#rows tr.entry[data-integrity="pending"]')].filter((tr) => tr.dataset.retry === '1');
-    if (!waiting.length || integ.rechecks >= 24 || integ.recheck) return;
+    if (!waiting.length || integ.recheck) return;
+    if (integ.rechecks >= 24) {
+      for (const tr of waiting) setSeal(tr, 'pending', 'Still not in a signed checkpoint; reload the page to check again.');
+      return;
+    }
     integ.rechecks++;
     const seq = st.seq;
     integ.recheck = setTimeout(async () => {

@@ -11,6 +11,10 @@
 // with unicode-bidi: isolate — and zero-width and bidi control characters
 // are shown as visible marks such as ⟨U+202E⟩, so a value can never
 // reorder or hide the text around it.
+//
+// Integrity: the entries on screen are checked here, with WebCrypto,
+// against the signed checkpoint (see "integrity" below); the server's
+// answers are the material of the check, never its verdict.
 'use strict';
 
 (function () {
@@ -631,6 +635,7 @@
     ckpt: null, // the verified checkpoint, or null
     ckptError: '', // why there is none
     broken: false, // the checkpoint failed a check (signature, consistency): entries fail
+    waiting: false, // the log has no signed checkpoint yet: entries are checked again
     untrusted: null, // a served key that signed the checkpoint but is not pinned
     ready: null, // promise of the first load
     queue: [], // rows waiting for a check
@@ -778,6 +783,7 @@
     integ.ckpt = null;
     integ.ckptError = '';
     integ.broken = false;
+    integ.waiting = false;
     integ.untrusted = null;
     try {
       if (!integ.keys) {
@@ -799,7 +805,8 @@
       res = await api('/v1/integrity/checkpoint');
     } catch (err) {
       if (err.status === 401) throw err;
-      integ.ckptError = err.code === 'not-found' ? 'The log has no signed checkpoint yet; entries are checked once it has one.' : err.message;
+      integ.waiting = err.code === 'not-found';
+      integ.ckptError = integ.waiting ? 'The log has no signed checkpoint yet; entries are checked once it has one.' : err.message;
       return;
     }
     const note = await res.text();
@@ -1065,7 +1072,10 @@
         const batch = integ.queue.splice(0, 10).filter((tr) => tr.isConnected);
         if (!batch.length) continue;
         if (!integ.ckpt) {
-          for (const tr of batch) setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
+          for (const tr of batch) {
+            tr.dataset.retry = integ.waiting ? '1' : '';
+            setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
+          }
           integritySummary();
           continue;
         }

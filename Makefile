@@ -86,11 +86,12 @@ chromium:
 
 ## screenshots: regenerate the log page's screenshots (desktop 1280x800,
 ## phone 390x844) into docs/screenshots/ with the browser tests: the log
-## (query) and the settings screens (auditd, with the management APIs).
+## (query), the settings screens and the integrity column (auditd, with the
+## management and integrity APIs).
 screenshots: chdb chromium
 	@mkdir -p docs/screenshots
 	cd query && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_SCREENSHOTS_DIR="$(CURDIR)/docs/screenshots" \
 		$(GO) test -count=1 -run '^(TestLogPageInBrowser|TestLogPageIsolatesBidiText)$$' -v . | grep -E '^(---|ok|FAIL)|screenshots'
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_SCREENSHOTS_DIR="$(CURDIR)/docs/screenshots" \
-		$(GO) test -count=1 -run '^TestSettingsPageInBrowser$$' -v ./internal/app/ | grep -E '^(---|ok|FAIL)'
+		$(GO) test -count=1 -run '^(TestSettingsPageInBrowser|TestLogPageVerifiesEntriesInBrowser)$$' -v ./internal/app/ | grep -E '^(---|ok|FAIL)'
 

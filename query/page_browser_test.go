@@ -237,6 +237,11 @@ func TestLogPageInBrowser(t *testing.T) {
 	if evalJS[bool](b, `document.getElementById('export').hidden`) {
 		t.Error("export hidden for a token with audit.export")
 	}
+	// This service alone serves no integrity proofs (auditd's tlog-api
+	// role does): the page offers no integrity panel or column.
+	if !evalJS[bool](b, `document.getElementById('integrity').hidden && document.getElementById('th-integrity').hidden && !document.querySelector('#rows td.integrity')`) {
+		t.Error("integrity shown by a server that serves no proofs")
+	}
 	b.wait("the plan badge", `document.getElementById('plan').textContent === 'Enterprise · kept 365 days'`)
 	title := evalJS[string](b, `document.querySelector('#rows time').title`)
 	if !strings.HasSuffix(title, " UTC") || !strings.HasPrefix(title, evs[0].OccurredAt.Format("2006-01-02 15:04")) {

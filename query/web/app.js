@@ -11,6 +11,10 @@
 // with unicode-bidi: isolate — and zero-width and bidi control characters
 // are shown as visible marks such as ⟨U+202E⟩, so a value can never
 // reorder or hide the text around it.
+//
+// Integrity: the entries on screen are checked here, with WebCrypto,
+// against the signed checkpoint (see "integrity" below); the server's
+// answers are the material of the check, never its verdict.
 'use strict';
 
 (function () {
@@ -203,6 +207,8 @@
     show($('plan'), false);
     show($('export'), can('audit.export'));
     show($('views'), canManage());
+    integ.keys = null;
+    integ.available = false;
     showView('log');
     loadPlan();
     await startWalk();
@@ -269,6 +275,8 @@
     show($('entries'), true);
     show($('filters'), true);
     $('export-msg').textContent = '';
+    resetIntegrity();
+    integ.ready = loadCheckpoint().catch(() => { /* a refused token shows on the entries request */ }).then(showCheckpoint);
     await loadPage(st.seq);
   }
 
@@ -281,12 +289,16 @@
     if (st.cursor) p.set('cursor', st.cursor);
     try {
       const page = await (await api('/v1/events?' + p.toString())).json();
+      // The integrity column shows only where the server serves proofs.
+      await integ.ready;
       if (seq !== st.seq) return;
       const data = Array.isArray(page.data) ? page.data : [];
       const rows = $('rows');
       for (const ev of data) {
         rememberActor(ev.actor);
-        rows.append(...renderEntry(ev, st.shown++));
+        const [tr, more] = renderEntry(ev, st.shown++);
+        rows.append(tr, more);
+        watchRow(tr, ev);
       }
       st.cursor = page.next_cursor || null;
       show($('older'), !!st.cursor);
@@ -497,7 +509,7 @@
     more.id = panelId;
     more.hidden = true;
     const cell = el('td');
-    cell.colSpan = 4;
+    cell.colSpan = 5;
     more.append(cell);
     let built = false;
     toggle.addEventListener('click', () => {
@@ -512,6 +524,12 @@
     });
 
     tr.append(action, actor, time, details);
+    if (integ.available) {
+      const seal = el('td', 'integrity');
+      seal.dataset.label = 'Integrity';
+      tr.append(seal);
+    }
+    tr.dataset.eventId = String(ev.id || '');
     return [tr, more];
   }
 
@@ -595,12 +613,677 @@
     return pre;
   }
 
+  // ---- integrity: each entry on screen checked against a signed checkpoint ----
+  //
+  // The page checks, in this browser and with WebCrypto, what the server
+  // says about its log: the latest checkpoint's Ed25519 signature (C2SP
+  // signed note) with a pinned verifier key; for each entry on screen, the
+  // RFC 6962 leaf hash recomputed from the entry as shown (its personal
+  // fields committed again under their salts), and the inclusion path from
+  // that leaf up to the checkpoint's root. The server supplies the proof
+  // and the commitments; none of its answers is taken as a verdict.
+
+  const PINS_KEY = 'takumo-audit.pinned-keys';
+  const SEEN_KEY = 'takumo-audit.checkpoints'; // log origin -> the largest checkpoint verified here
+  const COMMITMENT = /^hmac-sha256:[0-9a-f]{64}$/;
+  // An entry the log does not hold this long after it was received is not
+  // waited for: the writer signs every few seconds.
+  const LOG_GRACE_MS = 5 * 60e3;
+  const integ = {
+    available: false, // the server serves /v1/integrity
+    keys: null, // {current, all, origin} as served
+    ckpt: null, // the verified checkpoint, or null
+    ckptError: '', // why there is none
+    broken: false, // the checkpoint failed a check (signature, consistency): entries fail
+    waiting: false, // the log has no signed checkpoint yet: entries are checked again
+    untrusted: null, // a served key that signed the checkpoint but is not pinned
+    ready: null, // promise of the first load
+    queue: [], // rows waiting for a check
+    running: false,
+    observer: null,
+    recheck: 0, // timer of the next check of pending rows
+    rechecks: 0,
+  };
+
+  const enc = new TextEncoder();
+
+  function b64(s) {
+    const bin = atob(String(s));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function hex(u) {
+    return [...u].map((x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  function unhex(s) {
+    if (!/^([0-9a-f]{2})*$/i.test(s)) return null;
+    const out = new Uint8Array(s.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+    return out;
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+
+  function same(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  async function sha256(u) {
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', u));
+  }
+
+  // RFC 6962: leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || l || r).
+  const leafHash = (data) => sha256(concat(Uint8Array.of(0), data));
+  const nodeHash = (l, r) => sha256(concat(Uint8Array.of(1), l, r));
+
+  // rootFromInclusion is RFC 9162 §2.1.3.2: the root that the leaf hash at
+  // index and its inclusion path lead to in a tree of size leaves, or null
+  // when the path does not fit the tree. Integers, not 32-bit bit
+  // operations, so sizes above 2^31 work.
+  async function rootFromInclusion(index, size, leaf, path) {
+    if (!(index < size)) return null;
+    let fn = index;
+    let sn = size - 1;
+    let r = leaf;
+    for (const p of path) {
+      if (sn === 0) return null;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await nodeHash(p, r);
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 ? r : null;
+  }
+
+  // canonical is RFC 8785 (JCS) for values from JSON.parse: members sorted
+  // by UTF-16 code units, strings and numbers as ECMAScript writes them.
+  function canonical(v) {
+    if (v === null || typeof v !== 'object') return JSON.stringify(v);
+    if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
+    return '{' + Object.keys(v).filter((k) => v[k] !== undefined).sort()
+      .map((k) => JSON.stringify(k) + ':' + canonical(v[k])).join(',') + '}';
+  }
+
+  // A verifier key is "<name>+<8 hex digits>+<base64(0x01 || Ed25519 public key)>";
+  // the 8 digits are the first 4 bytes of SHA-256(name || "\n" || key).
+  async function parseVerifierKey(vkey) {
+    const m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(vkey));
+    if (!m) return null;
+    let key;
+    try { key = b64(m[3]); } catch (e) { return null; }
+    if (key.length !== 33 || key[0] !== 1) return null;
+    const h = await sha256(concat(enc.encode(m[1] + '\n'), key));
+    if (hex(h.slice(0, 4)) !== m[2]) return null;
+    return { vkey: String(vkey), name: m[1], id: m[2], pub: key.slice(1) };
+  }
+
+  function pinnedKeys() {
+    try {
+      const v = JSON.parse(localStorage.getItem(PINS_KEY) || '[]');
+      return Array.isArray(v) ? v.filter((k) => typeof k === 'string') : [];
+    } catch (e) { return []; }
+  }
+
+  function pinKey(vkey) {
+    const ks = pinnedKeys();
+    if (!ks.includes(vkey)) ks.push(vkey);
+    try { localStorage.setItem(PINS_KEY, JSON.stringify(ks)); } catch (e) { /* storage disabled: nothing is pinned */ }
+  }
+
+  // openNote verifies a C2SP signed note (golang.org/x/mod/sumdb/note)
+  // with the keys given and returns its text and the key that signed it.
+  async function openNote(note, keys) {
+    const i = note.lastIndexOf('\n\n');
+    if (i < 0) throw new Error('the checkpoint is not a signed note');
+    const text = note.slice(0, i + 1);
+    const sigs = note.slice(i + 2).split('\n').filter((l) => l !== '');
+    for (const line of sigs) {
+      const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
+      if (!m) throw new Error('the checkpoint has a malformed signature line');
+      let sig;
+      try { sig = b64(m[2]); } catch (e) { continue; }
+      if (sig.length !== 68) continue;
+      const id = hex(sig.slice(0, 4));
+      for (const k of keys) {
+        if (k.name !== m[1] || k.id !== id) continue;
+        const pub = await crypto.subtle.importKey('raw', k.pub, { name: 'Ed25519' }, false, ['verify']);
+        if (await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig.slice(4), enc.encode(text))) return { text, key: k };
+        throw new Error('the signature of key ' + k.name + '+' + k.id + ' does not verify');
+      }
+    }
+    const signers = sigs.map((l) => {
+      const [, name, sig] = l.split(' ');
+      try { return name + '+' + hex(b64(sig).slice(0, 4)); } catch (e) { return name; }
+    });
+    return { text, key: null, signers };
+  }
+
+  function ed25519Supported() {
+    return !!(window.crypto && crypto.subtle);
+  }
+
+  // loadCheckpoint reads the verifier keys and the latest checkpoint and
+  // verifies it. The key that may sign is a key pinned in this browser;
+  // on first use the served keys are pinned (trust on first use), and a
+  // later checkpoint signed by a key not pinned is shown as such until the
+  // admin trusts it.
+  async function loadCheckpoint() {
+    integ.ckpt = null;
+    integ.ckptError = '';
+    integ.broken = false;
+    integ.waiting = false;
+    integ.untrusted = null;
+    try {
+      if (!integ.keys) {
+        integ.keys = await (await api('/v1/integrity/keys')).json();
+      }
+      integ.available = true;
+    } catch (err) {
+      if (err.status === 401) throw err;
+      integ.available = false;
+      integ.ckptError = err.status === 404 ? '' : err.message;
+      return;
+    }
+    if (!ed25519Supported()) {
+      integ.ckptError = 'This browser offers no WebCrypto here (it needs an HTTPS page), so the entries cannot be checked.';
+      return;
+    }
+    let res;
+    try {
+      res = await api('/v1/integrity/checkpoint');
+    } catch (err) {
+      if (err.status === 401) throw err;
+      integ.waiting = err.code === 'not-found';
+      integ.ckptError = integ.waiting ? 'The log has no signed checkpoint yet; entries are checked once it has one.' : err.message;
+      return;
+    }
+    const note = await res.text();
+    const served = (await Promise.all((Array.isArray(integ.keys.all) ? integ.keys.all : []).map(parseVerifierKey))).filter(Boolean);
+    let pins = pinnedKeys();
+    let firstUse = false;
+    if (!pins.length && served.length) {
+      firstUse = true;
+      pins = served.map((k) => k.vkey);
+    }
+    const pinned = (await Promise.all(pins.map(parseVerifierKey))).filter(Boolean);
+    let opened;
+    try {
+      opened = await openNote(note, pinned);
+      if (!opened.key) {
+        const other = await openNote(note, served);
+        if (other.key) {
+          integ.untrusted = other.key;
+          integ.ckptError = 'The checkpoint is signed by key ' + other.key.name + '+' + other.key.id +
+            ', which this browser has not pinned. If your organization was told of a new signing key, compare its id and trust it.';
+        } else {
+          integ.ckptError = 'The checkpoint is not signed by any key this browser trusts (signed by ' + (opened.signers || []).join(', ') + ').';
+        }
+        return;
+      }
+    } catch (err) {
+      integ.broken = err.name !== 'NotSupportedError';
+      integ.ckptError = err.name === 'NotSupportedError'
+        ? 'This browser\'s WebCrypto has no Ed25519, so the checkpoint signature cannot be checked here.'
+        : 'The checkpoint does not verify: ' + err.message + '.';
+      return;
+    }
+    const lines = opened.text.split('\n');
+    const origin = lines[0];
+    const size = /^\d+$/.test(lines[1] || '') ? Number(lines[1]) : NaN;
+    let root = null;
+    try { root = b64(lines[2] || ''); } catch (e) { root = null; }
+    const org = (st.claims && st.claims.org_id) || '';
+    if (!Number.isSafeInteger(size) || !root || root.length !== 32) {
+      integ.broken = true;
+      integ.ckptError = 'The checkpoint body is malformed.';
+      return;
+    }
+    if (!origin.endsWith('/' + org) || (integ.keys.origin && origin !== integ.keys.origin)) {
+      integ.broken = true;
+      integ.ckptError = 'The checkpoint is for the log ' + origin + ', not this organization\'s.';
+      return;
+    }
+    if (firstUse) pinKey(opened.key.vkey);
+    // The log only grows: the new checkpoint must extend the last one this
+    // browser verified for this log.
+    const seen = seenCheckpoints()[origin];
+    let prior = null;
+    if (seen && Number.isSafeInteger(seen.size) && typeof seen.root === 'string') {
+      const why = await inconsistency(seen, size, root);
+      if (why) {
+        integ.broken = true;
+        integ.ckptError = why;
+        return;
+      }
+      prior = seen.size;
+    }
+    if (!seen || size >= seen.size) rememberCheckpoint(origin, size, root);
+    const lm = new Date(res.headers.get('Last-Modified') || '');
+    integ.ckpt = { origin, size, root, key: opened.key, note, firstUse, prior, signedAt: isNaN(lm.getTime()) ? null : lm };
+  }
+
+  function seenCheckpoints() {
+    try {
+      const v = JSON.parse(localStorage.getItem(SEEN_KEY) || '{}');
+      return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+    } catch (e) { return {}; }
+  }
+
+  function rememberCheckpoint(origin, size, root) {
+    const all = seenCheckpoints();
+    all[origin] = { size, root: btoa(String.fromCharCode(...root)) };
+    try { localStorage.setItem(SEEN_KEY, JSON.stringify(all)); } catch (e) { /* storage disabled: nothing remembered */ }
+  }
+
+  // inconsistency checks that the tree of size and root extends the one
+  // seen before (RFC 9162 §2.1.4.2 with the server's consistency proof)
+  // and says why not, or returns ''.
+  async function inconsistency(seen, size, root) {
+    let old;
+    try { old = b64(seen.root); } catch (e) { return ''; }
+    const was = 'the checkpoint of size ' + seen.size.toLocaleString() + ' this browser verified before';
+    if (size < seen.size) return 'The log is smaller than ' + was + ': entries were removed from it.';
+    if (size === seen.size) return same(old, root) ? '' : 'The log has a different root than ' + was + ' at the same size: its history was rewritten.';
+    if (seen.size === 0) return '';
+    let proof;
+    try {
+      const p = await (await call('/v1/integrity/consistency?size1=' + seen.size + '&size2=' + size)).json();
+      proof = (Array.isArray(p.hashes) ? p.hashes : []).map(b64);
+    } catch (err) {
+      if (err.status === 401) throw err;
+      return 'No proof that the log extends ' + was + ': ' + err.message;
+    }
+    if (!(await consistent(seen.size, size, old, root, proof))) {
+      return 'The log does not extend ' + was + ': its history was rewritten.';
+    }
+    return '';
+  }
+
+  // consistent is RFC 9162 §2.1.4.2: whether proof shows that the tree of
+  // size2 leaves and root2 extends the tree of size1 leaves and root1
+  // (0 < size1 < size2).
+  async function consistent(size1, size2, root1, root2, proof) {
+    const path = [...proof];
+    if (!path.length) return false;
+    if (Number.isInteger(Math.log2(size1))) path.unshift(root1);
+    let fn = size1 - 1;
+    let sn = size2 - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    let fr = path[0];
+    let sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && same(fr, root1) && same(sr, root2);
+  }
+
+  // showCheckpoint writes the integrity panel from the last load.
+  function showCheckpoint() {
+    show($('integrity'), integ.available || !!integ.ckptError);
+    $('entries').classList.toggle('with-integrity', integ.available);
+    show($('th-integrity'), integ.available);
+    const facts = $('ckpt-facts');
+    facts.replaceChildren();
+    const c = integ.ckpt;
+    const status = $('ckpt-status');
+    if (c) {
+      fact(facts, 'Entries in the log', c.size.toLocaleString());
+      if (c.signedAt) {
+        const t = timeNode(c.signedAt.toISOString());
+        fact(facts, 'Signed', t);
+      }
+      fact(facts, 'Key', vals(el('span'), [c.key.name + '+' + c.key.id]));
+      fact(facts, 'Log', c.origin);
+      status.className = 'seal verified';
+      status.textContent = '\u2713 Signature verified in this browser (Ed25519, ' +
+        (c.firstUse ? 'key pinned now, on first use' : 'pinned key') + ')' +
+        (c.prior === null ? '.' : c.prior === c.size ? '; the same checkpoint as this browser verified before.'
+          : '; consistent with the checkpoint of size ' + c.prior.toLocaleString() + ' this browser verified before.');
+    } else {
+      status.className = integ.broken ? 'seal failed' : 'seal pending';
+      status.textContent = integ.ckptError ? (integ.broken ? '\u2717 ' : '') + visible(integ.ckptError) : '';
+    }
+    show($('ckpt-trust'), !!integ.untrusted);
+    if (integ.untrusted) $('ckpt-trust').textContent = 'Trust key ' + integ.untrusted.name + '+' + integ.untrusted.id;
+    show($('ckpt-download'), !!c);
+    show($('keys-download'), !!integ.keys);
+    integritySummary();
+  }
+
+  function integritySummary() {
+    const n = { verified: 0, failed: 0, pending: 0, checking: 0, unchecked: 0 };
+    for (const tr of document.querySelectorAll('#rows tr.entry')) {
+      const s = tr.dataset.integrity;
+      if (s in n) n[s]++;
+    }
+    const parts = [n.verified + ' verified', n.failed + ' failed'];
+    if (n.pending) parts.push(n.pending + ' pending');
+    if (n.checking) parts.push(n.checking + ' being checked');
+    let text = 'Entries: ' + parts.join(', ') + '.';
+    if (n.unchecked) text += ' ' + n.unchecked + (n.unchecked === 1 ? ' entry is' : ' entries are') + ' checked when scrolled to.';
+    $('integ-summary').textContent = integ.available && (n.verified + n.failed + n.pending + n.checking + n.unchecked) ? text : '';
+  }
+
+  // setSeal shows an entry's state in words: Verified, Failed or Pending,
+  // with the reason.
+  function setSeal(tr, state, reason) {
+    const td = tr.querySelector('td.integrity');
+    if (!td) return;
+    tr.dataset.integrity = state;
+    const label = {
+      verified: '\u2713 Verified', failed: '\u2717 Failed', pending: '\u2026 Pending', checking: 'Checking\u2026', unchecked: 'Not checked yet',
+    }[state];
+    const seal = el('span', 'seal ' + state, label);
+    td.replaceChildren(seal);
+    if (reason) td.append(el('span', 'sub why', reason));
+    td.title = reason || '';
+  }
+
+  // watchRow queues a row's check once it comes near the viewport: only
+  // entries on screen are checked.
+  function watchRow(tr, ev) {
+    if (!integ.available) return;
+    tr.__ev = ev;
+    setSeal(tr, 'unchecked', 'Checked once it is on screen.');
+    if (!integ.observer) {
+      integ.observer = new IntersectionObserver((items) => {
+        for (const it of items) {
+          if (!it.isIntersecting) continue;
+          integ.observer.unobserve(it.target);
+          setSeal(it.target, 'checking', '');
+          integ.queue.push(it.target);
+        }
+        runChecks();
+      }, { rootMargin: '200px 0px' });
+    }
+    integ.observer.observe(tr);
+  }
+
+  function resetIntegrity() {
+    if (integ.observer) integ.observer.disconnect();
+    integ.queue = [];
+    clearTimeout(integ.recheck);
+    integ.rechecks = 0;
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // The proofs share the token's request budget with the log (by default
+  // 10 requests a second, bursts of 40): the checks take at most half of
+  // it, so that reading and filtering the log stay answered.
+  const budget = { tokens: 15, max: 15, perSecond: 5, at: Date.now() };
+
+  async function slot() {
+    for (;;) {
+      const now = Date.now();
+      budget.tokens = Math.min(budget.max, budget.tokens + (now - budget.at) / 1000 * budget.perSecond);
+      budget.at = now;
+      if (budget.tokens >= 1) {
+        budget.tokens -= 1;
+        return;
+      }
+      await sleep((1 - budget.tokens) / budget.perSecond * 1000);
+    }
+  }
+
+  // call is api() within the checks' budget; it waits out a 429.
+  async function call(path) {
+    for (let i = 0; ; i++) {
+      await slot();
+      try {
+        return await api(path);
+      } catch (err) {
+        if (err.status !== 429 || i >= 5) throw err;
+        await sleep(1000 * (err.retryAfter || 1));
+      }
+    }
+  }
+
+  // runChecks works through the queue, ten rows at a time. Rows of an
+  // earlier walk are gone from the page and skipped; the checkpoint is
+  // awaited before each batch, as it may be read again meanwhile.
+  async function runChecks() {
+    if (integ.running) return;
+    integ.running = true;
+    try {
+      while (integ.queue.length) {
+        await integ.ready;
+        const batch = integ.queue.splice(0, 10).filter((tr) => tr.isConnected);
+        if (!batch.length) continue;
+        if (!integ.ckpt) {
+          for (const tr of batch) {
+            tr.dataset.retry = integ.waiting ? '1' : '';
+            setSeal(tr, integ.broken ? 'failed' : 'pending', integ.ckptError || 'No verified checkpoint to check against.');
+          }
+          integritySummary();
+          continue;
+        }
+        await checkBatch(batch, integ.ckpt);
+        integritySummary(); // once a batch, not once a row: it is a live region
+      }
+    } catch (err) {
+      if (err.status === 401) failed(err);
+    } finally {
+      integ.running = false;
+    }
+    scheduleRecheck();
+  }
+
+  // scheduleRecheck reads the checkpoint again a little later when some
+  // entries were not in it yet, and checks them again.
+  function scheduleRecheck() {
+    const waiting = [...document.querySelectorAll('#rows tr.entry[data-integrity="pending"]')].filter((tr) => tr.dataset.retry === '1');
+    if (!waiting.length || integ.recheck) return;
+    if (integ.rechecks >= 24) {
+      for (const tr of waiting) setSeal(tr, 'pending', 'Still not in a signed checkpoint; reload the page to check again.');
+      return;
+    }
+    integ.rechecks++;
+    const seq = st.seq;
+    integ.recheck = setTimeout(async () => {
+      integ.recheck = 0;
+      if (seq !== st.seq) return;
+      try {
+        integ.ready = loadCheckpoint();
+        await integ.ready;
+      } catch (err) {
+        if (err.status === 401) { failed(err); return; }
+      }
+      showCheckpoint();
+      for (const tr of waiting) setSeal(tr, 'checking', '');
+      integ.queue.push(...waiting);
+      runChecks();
+    }, 3000);
+  }
+
+  class Mismatch extends Error {}
+
+  // committedEvent returns the envelope as the log committed it: the
+  // entry's members (only those of the v1 envelope, as the server writes
+  // them), its personal fields replaced by their commitments — recomputed
+  // under the subject's salt where the plaintext is shown, taken as logged
+  // where it was erased.
+  async function committedEvent(ev, integrity) {
+    const cs = integrity && integrity.commitments && typeof integrity.commitments === 'object' ? integrity.commitments : {};
+    const salts = integrity && integrity.salts && typeof integrity.salts === 'object' ? integrity.salts : {};
+    const used = new Set();
+    const commit = async (subject, path, key, value) => {
+      const want = typeof cs[key] === 'string' ? cs[key] : '';
+      if (want) used.add(key);
+      if (want && !COMMITMENT.test(want)) throw new Mismatch('the commitment logged for ' + key + ' is malformed.');
+      if (value === undefined || value === null || value === '') return want || undefined;
+      if (COMMITMENT.test(value)) {
+        if (want && want !== value) throw new Mismatch('its ' + key + ' does not match the commitment logged for it.');
+        return value;
+      }
+      const salt = typeof salts[subject] === 'string' ? unhex(salts[subject]) : null;
+      if (!salt) throw new Mismatch('its ' + key + ' is shown but the server gave no salt to check it against.');
+      const k = await crypto.subtle.importKey('raw', salt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      const mac = new Uint8Array(await crypto.subtle.sign('HMAC', k, concat(enc.encode(path), Uint8Array.of(0), enc.encode(String(value)))));
+      const c = 'hmac-sha256:' + hex(mac);
+      if (want && want !== c) throw new Mismatch('its ' + key + ' does not match the commitment logged for it: it was changed after it was logged.');
+      return c;
+    };
+    const s = (v) => (typeof v === 'string' ? v : '');
+    const opt = (v) => (s(v) === '' ? undefined : s(v));
+    const a = ev.actor && typeof ev.actor === 'object' ? ev.actor : {};
+    const actor = { type: s(a.type), id: s(a.id) };
+    for (const [f, path] of [['name', 'actor.name'], ['email', 'actor.email'], ['ip', 'actor.ip'], ['user_agent', 'actor.user_agent']]) {
+      actor[f] = await commit(s(a.id), path, path, a[f]);
+    }
+    const targets = [];
+    const ts = Array.isArray(ev.targets) ? ev.targets : [];
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i] && typeof ts[i] === 'object' ? ts[i] : {};
+      targets.push({ type: s(t.type), id: s(t.id), name: await commit(s(t.id), 'targets.name', 'targets.' + i + '.name', t.name) });
+    }
+    for (const k of Object.keys(cs)) {
+      if (!used.has(k)) throw new Mismatch('a commitment was logged for ' + k + ', which the entry does not have.');
+    }
+    const c = ev.context && typeof ev.context === 'object' ? ev.context : {};
+    return {
+      id: s(ev.id), org_id: s(ev.org_id), action: s(ev.action), category: s(ev.category),
+      occurred_at: s(ev.occurred_at), received_at: opt(ev.received_at),
+      actor, targets, outcome: s(ev.outcome), reason: opt(ev.reason),
+      details: ev.details && typeof ev.details === 'object' ? ev.details : {},
+      context: { request_id: opt(c.request_id), trace_id: opt(c.trace_id), source: opt(c.source) },
+    };
+  }
+
+  // checkBatch checks up to ten rows: an inclusion proof for each, then
+  // the logged commitments and salts of their indices (one export request
+  // per run of nearby indices), then each leaf and path.
+  async function checkBatch(rows, c) {
+    const proofs = await Promise.all(rows.map(async (tr) => {
+      const ev = tr.__ev;
+      try {
+        const p = await (await call('/v1/integrity/inclusion?event_id=' + encodeURIComponent(ev.id) + '&tree_size=' + c.size)).json();
+        return Number.isSafeInteger(p.log_index) && p.tree_size === c.size && Array.isArray(p.hashes) ? p : { bad: 'The server\'s inclusion proof is malformed.' };
+      } catch (err) {
+        if (err.status === 401) throw err;
+        return { err };
+      }
+    }));
+    const byIndex = new Map();
+    const idx = proofs.filter((p) => p && !p.err && !p.bad).map((p) => p.log_index).sort((x, y) => x - y);
+    const runs = [];
+    for (const i of idx) {
+      const r = runs[runs.length - 1];
+      if (r && i - r[0] < 200) r[1] = i + 1;
+      else runs.push([i, i + 1]);
+    }
+    await Promise.all(runs.map(async ([b, e]) => {
+      try {
+        const text = await (await call('/v1/integrity/export?begin=' + b + '&end=' + e)).text();
+        for (const line of text.split('\n')) {
+          if (!line) continue;
+          try {
+            const x = JSON.parse(line);
+            if (x && Number.isSafeInteger(x.log_index)) byIndex.set(x.log_index, x);
+          } catch (e2) { /* a line that is not JSON: its entry finds nothing */ }
+        }
+      } catch (err) {
+        if (err.status === 401) throw err;
+      }
+    }));
+    for (let k = 0; k < rows.length; k++) {
+      const tr = rows[k];
+      const p = proofs[k];
+      tr.dataset.retry = '';
+      if (p.bad) { setSeal(tr, 'failed', p.bad); continue; }
+      if (p.err) {
+        const ev = tr.__ev;
+        const received = new Date(ev.received_at || ev.occurred_at).getTime();
+        const notLogged = p.err.code === 'not-found' || (p.err.status === 400 && p.err.parameter === 'tree_size');
+        if (notLogged && !(Date.now() - received > LOG_GRACE_MS)) {
+          tr.dataset.retry = '1';
+          setSeal(tr, 'pending', 'Not in a signed checkpoint yet; checked again shortly.');
+        } else if (notLogged) {
+          setSeal(tr, 'failed', 'The entry is not in the organization\'s log, although it was received ' +
+            Math.round((Date.now() - received) / 60e3) + ' minutes ago: it was added to the store without being logged, or the log writer is far behind.');
+        } else {
+          tr.dataset.retry = '1';
+          setSeal(tr, 'pending', 'Could not be checked: ' + p.err.message);
+        }
+        continue;
+      }
+      await checkOne(tr, p, byIndex.get(p.log_index), c);
+    }
+  }
+
+  async function checkOne(tr, p, x, c) {
+    const ev = tr.__ev;
+    const at = ' (log index ' + p.log_index + ')';
+    if (!x || x.id !== ev.id) {
+      setSeal(tr, 'failed', 'The server did not give the commitments logged for this entry' + at + '.');
+      return;
+    }
+    try {
+      if (!ev.received_at) throw new Mismatch('the entry has no received_at, which its leaf commits to.');
+      const committed = await committedEvent(ev, x.integrity);
+      const leaf = await leafHash(enc.encode(canonical(committed)));
+      let path;
+      try { path = p.hashes.map(b64); } catch (e) { throw new Mismatch('the inclusion proof is malformed.'); }
+      const root = await rootFromInclusion(p.log_index, p.tree_size, leaf, path);
+      if (root && same(root, c.root)) {
+        setSeal(tr, 'verified', 'In the signed log at index ' + p.log_index.toLocaleString() + ' of ' + c.size.toLocaleString() + '.');
+        return;
+      }
+      let stored = null;
+      try { stored = p.leaf_hash ? b64(p.leaf_hash) : null; } catch (e) { stored = null; }
+      if (stored && !same(stored, leaf)) {
+        throw new Mismatch('its content does not hash to the leaf logged at index ' + p.log_index + ': it was changed after it was logged.');
+      }
+      throw new Mismatch('its inclusion proof' + at + ' does not lead to the signed root: the stored log does not match the checkpoint.');
+    } catch (err) {
+      if (!(err instanceof Mismatch)) throw err;
+      setSeal(tr, 'failed', err.message.charAt(0).toUpperCase() + err.message.slice(1));
+    }
+  }
+
+  // download saves text as a file from a blob URL.
+  function download(text, name, type) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    const link = el('a');
+    link.href = url;
+    link.download = name;
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60e3);
+  }
+
   // ---- export ----
+
+  function safeName(name) {
+    return name.replace(/[^A-Za-z0-9._-]/g, '_');
+  }
 
   function filenameFrom(disposition, format) {
     const m = /filename="([^"]+)"/.exec(disposition || '');
-    const name = m ? m[1] : 'audit-log.' + format;
-    return name.replace(/[^A-Za-z0-9._-]/g, '_');
+    return safeName(m ? m[1] : 'audit-log.' + format);
   }
 
   function size(n) {
@@ -1149,6 +1832,18 @@
       if (!st.loading && st.cursor) loadPage(st.seq);
     });
     for (const b of document.querySelectorAll('#export button')) b.addEventListener('click', () => exportAs(b.dataset.format));
+    $('ckpt-trust').addEventListener('click', () => {
+      if (!integ.untrusted) return;
+      pinKey(integ.untrusted.vkey);
+      startWalk();
+    });
+    $('ckpt-download').addEventListener('click', () => {
+      const c = integ.ckpt;
+      if (c) download(c.note, safeName((st.claims.org_id || 'org') + '-checkpoint-' + c.size + '.txt'), 'text/plain');
+    });
+    $('keys-download').addEventListener('click', () => {
+      if (integ.keys) download(JSON.stringify(integ.keys, null, 2) + '\n', safeName((st.claims.org_id || 'org') + '-verifier-keys.json'), 'application/json');
+    });
 
     // A host application that embeds the page in a frame may hand it a
     // token by postMessage: {type: "takumo-audit:token", token: "..."}.

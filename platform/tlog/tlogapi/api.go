@@ -4,7 +4,7 @@
 // and the edges a verifier needs for a range of log indices. The org
 // always comes from the token.
 //
-//	GET /v1/integrity/checkpoint                       latest signed checkpoint (text/plain, the signed note)
+//	GET /v1/integrity/checkpoint                       latest signed checkpoint (text/plain, the signed note; Last-Modified: when it was signed)
 //	GET /v1/integrity/keys                             verifier keys (JSON)
 //	GET /v1/integrity/inclusion?event_id=&tree_size=   tlog.InclusionProofData (JSON)
 //	GET /v1/integrity/consistency?size1=&size2=        tlog.ConsistencyProofData (JSON)
@@ -140,6 +140,10 @@ func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// When it was signed: the signed note itself holds no time.
+	if !c.SignedAt.IsZero() {
+		w.Header().Set("Last-Modified", c.SignedAt.UTC().Format(http.TimeFormat))
+	}
 	_, _ = w.Write(c.Note)
 }
 

@@ -27,6 +27,13 @@
 //   - siem-forwarder reads AUDIT_FANOUT through the destinations'
 //     consumers (never the dispatcher's), reads the destinations and
 //     settings buckets, writes the status bucket and publishes dead letters.
+//   - signed checkpoints (audit.checkpoints.<org>.<key_id>, bound by
+//     AUDIT_FANOUT) are published by the log writer, which runs in the
+//     topology owner's process with the admin identity; no other role may
+//     publish them. The dispatcher and the forwarder read them through
+//     their AUDIT_FANOUT consumers. A checkpoint forged by a holder of the
+//     admin seed still fails the customer's signature check: the signing
+//     key is not on the bus.
 //   - api (query service and management APIs) writes the settings,
 //     endpoints, destinations and status buckets, publishes its own audit
 //     records, creates and deletes SIEM destination consumers, enqueues
@@ -47,8 +54,8 @@
 //     stream only it reads; it may purge that stream (it does so when an
 //     endpoint is deleted).
 //   - siem-forwarder and api: consumers of AUDIT_FANOUT filtered on one
-//     org's events (the create subject must carry the filter
-//     audit.events.<org>.>, which the server checks against the
+//     org's events and checkpoints (the create subject must carry the
+//     filter audit.*.<org>.>, which the server checks against the
 //     configuration), never the dispatcher's consumer. The forwarder
 //     reads every org's events anyway; it may also fetch from and
 //     acknowledge on another destination's consumer.

@@ -59,10 +59,14 @@ const (
 	DestinationsBucket = "AUDIT_SIEM_DESTINATIONS"
 	StatusBucket       = "AUDIT_SIEM_STATUS"
 
-	EventsSubjects     = "audit.events.>"
-	DeliveriesSubjects = "audit.webhook.deliveries.>"
-	AttemptsSubjects   = "audit.webhook.attempts.>"
-	deadLetterPrefix   = "audit.dead_letter."
+	EventsSubjects = "audit.events.>"
+	// CheckpointsSubjects are the signed checkpoints the log writer
+	// publishes into AUDIT_FANOUT; no role but admin (the process running
+	// the log writer) may publish there.
+	CheckpointsSubjects = "audit.checkpoints.>"
+	DeliveriesSubjects  = "audit.webhook.deliveries.>"
+	AttemptsSubjects    = "audit.webhook.attempts.>"
+	deadLetterPrefix    = "audit.dead_letter."
 	// webhookDisabledAction is the one action the dispatcher records.
 	webhookDisabledAction = "audit.webhook_disabled"
 )
@@ -117,8 +121,9 @@ func kvRead(bucket string) []string {
 func kvWrite(bucket string) string { return "$KV." + bucket + ".>" }
 
 // fanoutByOrg is creating consumers on AUDIT_FANOUT filtered on one org's
-// events (the SIEM destinations' consumers).
-var fanoutByOrg = jsAPI + "CONSUMER.CREATE." + FanoutStream + ".*.audit.events.*.>"
+// events and checkpoints, audit.*.<org_id>.> (the SIEM destinations'
+// consumers).
+var fanoutByOrg = jsAPI + "CONSUMER.CREATE." + FanoutStream + ".*.audit.*.*.>"
 
 // dispatcherOnFanout denies every action on the dispatcher's consumer of
 // AUDIT_FANOUT to the roles that manage SIEM consumers there.

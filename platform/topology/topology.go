@@ -14,7 +14,10 @@
 // AUDIT_FANOUT copies every event for the optional consumers — the webhook
 // dispatcher and SIEM destinations — with limits retention, so their
 // backlog can never hold AUDIT_EVENTS: only the ingestor and the copy into
-// AUDIT_FANOUT do.
+// AUDIT_FANOUT do. It also binds the subjects the log writer publishes
+// signed checkpoints on (audit.checkpoints.<org_id>.<key_id>, package
+// platform/tlog/witness), so the same consumers deliver them to the orgs'
+// witnesses.
 //
 // AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
 // the reason and its origin in headers. It keeps them until an operator
@@ -28,6 +31,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/takumo/audit/platform/tlog/witness"
 )
 
 // Names of the streams, subjects and durable consumers.
@@ -49,6 +54,9 @@ const (
 	FanoutSource = "fanout"
 	// fanoutDeliverSubject carries the sourced events to the fan-out stream.
 	fanoutDeliverSubject = "audit.fanout.deliver"
+	// CheckpointsSubjects are the signed checkpoints the log writer
+	// publishes into AUDIT_FANOUT.
+	CheckpointsSubjects = witness.Subjects
 )
 
 // Headers set on dead-lettered messages.
@@ -230,7 +238,8 @@ func (c Config) FanoutSourceConsumerConfig() jetstream.ConsumerConfig {
 func (c Config) FanoutStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        FanoutStream,
-		Description: "Takumo Audit events for webhooks and SIEM destinations; the oldest go when it is full",
+		Description: "Takumo Audit events and signed checkpoints for webhooks and SIEM destinations; the oldest go when it is full",
+		Subjects:    []string{CheckpointsSubjects},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxBytes:    c.FanoutMaxBytes,

@@ -280,6 +280,9 @@ func streamDrift(want, have jetstream.StreamConfig) []Drift {
 func consumerDrift(want, have jetstream.ConsumerConfig) []Drift {
 	var d []Drift
 	d = cmp(d, "filter_subject", want.FilterSubject, have.FilterSubject)
+	if !slices.Equal(want.FilterSubjects, have.FilterSubjects) {
+		d = append(d, Drift{Field: "filter_subjects", Want: fmt.Sprint(want.FilterSubjects), Have: fmt.Sprint(have.FilterSubjects)})
+	}
 	d = cmp(d, "ack_policy", want.AckPolicy, have.AckPolicy)
 	if want.AckWait != 0 {
 		d = cmp(d, "ack_wait", want.AckWait, have.AckWait)

@@ -33,10 +33,19 @@ func (s *Store) ConsumerConfig(d Destination, start *time.Time) jetstream.Consum
 }
 
 // EnsureConsumer creates d's consumer if it does not exist, starting with
-// the next event. An existing consumer keeps its position.
+// the next event. An existing consumer keeps its position; one that
+// selects only the org's events (made before checkpoints were delivered)
+// is widened to FilterSubject, from its position on.
 func (s *Store) EnsureConsumer(ctx context.Context, d Destination) (jetstream.Consumer, error) {
 	c, err := s.js.Consumer(ctx, topology.FanoutStream, ConsumerName(d))
 	if err == nil {
+		cfg := c.CachedInfo().Config
+		if cfg.FilterSubject == legacyFilterSubject(d.OrgID) && len(cfg.FilterSubjects) == 0 {
+			cfg.FilterSubject = FilterSubject(d.OrgID)
+			if c, err = s.js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, cfg); err != nil {
+				return nil, fmt.Errorf("destinations: widen the consumer of %s to checkpoints: %w", d.ID, err)
+			}
+		}
 		return c, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -116,8 +116,16 @@ func ConsumerName(d Destination) string {
 	return name
 }
 
-// FilterSubject selects every event of the org.
-func FilterSubject(orgID string) string { return schemas.SubjectPrefix + "." + orgID + ".>" }
+// FilterSubject selects every event and every signed checkpoint of the
+// org in AUDIT_FANOUT: "audit.*.<org_id>.>", which matches
+// audit.events.<org_id>.<action> and audit.checkpoints.<org_id>.<key_id>
+// (the only subjects the stream holds). One filter keeps the org in the
+// consumer-create subject, which is what the bus permissions check.
+func FilterSubject(orgID string) string { return "audit.*." + orgID + ".>" }
+
+// legacyFilterSubject is the filter of consumers created before signed
+// checkpoints were delivered (events only); EnsureConsumer widens it.
+func legacyFilterSubject(orgID string) string { return schemas.SubjectPrefix + "." + orgID + ".>" }
 
 // Decode reads a KV entry.
 func Decode(e jetstream.KeyValueEntry) (Destination, error) {

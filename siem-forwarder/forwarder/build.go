@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/netguard"
+	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/format/cef"
@@ -19,11 +20,22 @@ import (
 	"github.com/takumo/audit/siem-forwarder/transport/syslognet"
 )
 
-// Format encodes one event as one record, without framing.
+// Format encodes one event, or one signed checkpoint, as one record,
+// without framing.
 type Format interface {
 	Name() string
 	Append(b []byte, ev schemas.Event) ([]byte, error)
+	AppendCheckpoint(b []byte, r witness.Record) ([]byte, error)
 }
+
+var (
+	_ Format                = (*syslog.Format)(nil)
+	_ Format                = (*hec.Format)(nil)
+	_ Format                = (*ocsf.Format)(nil)
+	_ Format                = (*ndjson.Format)(nil)
+	_ syslog.CheckpointBody = (*cef.Format)(nil)
+	_ syslog.CheckpointBody = (*leef.Format)(nil)
+)
 
 // Sender delivers a batch of records; nil means the receiver accepted it.
 type Sender interface {

@@ -9,16 +9,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/siem-forwarder/destinations"
 	"github.com/takumo/audit/siem-forwarder/transport"
 )
 
-// pending is one decoded event of a destination's batch.
+// pending is one decoded event, or signed checkpoint (ckpt set), of a
+// destination's batch.
 type pending struct {
-	ev  schemas.Event
-	ok  bool // false: filtered out, acknowledged with the batch
-	lag uint64
+	ev   schemas.Event
+	ckpt *witness.Record
+	ok   bool // false: filtered out, acknowledged with the batch
+	lag  uint64
 }
 
 // consume runs one subscription to the destination's consumer on the
@@ -84,7 +87,17 @@ func (w *worker) consume(ctx context.Context) error {
 // decode reads one message of the destination's consumer. Undecodable
 // messages are poison the ingestor dead-letters; this reader terminates
 // its copy.
+//
+// A signed checkpoint is taken when the destination's action filters
+// select witness.Type, as they would an action.
 func (w *worker) decode(msg jetstream.Msg) (pending, error) {
+	if witness.IsSubject(msg.Subject()) {
+		r, md, err := consume.DecodeCheckpoint(msg)
+		if err != nil {
+			return pending{}, err
+		}
+		return pending{ckpt: &r, ok: r.OrgID == w.dest.OrgID && w.dest.Matches(witness.Type), lag: md.NumPending}, nil
+	}
 	ev, md, err := consume.DecodeEvent(msg)
 	if err != nil {
 		return pending{}, err
@@ -144,7 +157,13 @@ func (b *batcher) encode(batch []consume.Msg[pending]) error {
 			continue
 		}
 		start := len(b.buf)
-		out, err := b.format.Append(b.buf, m.Value.ev)
+		var out []byte
+		var err error
+		if m.Value.ckpt != nil {
+			out, err = b.format.AppendCheckpoint(b.buf, *m.Value.ckpt)
+		} else {
+			out, err = b.format.Append(b.buf, m.Value.ev)
+		}
 		if err != nil {
 			b.buf = b.buf[:start]
 			errs = append(errs, consume.AtMessage(i, &consume.PoisonError{
@@ -192,8 +211,10 @@ func (b *batcher) delivered(batch []consume.Msg[pending]) {
 	for i := range batch {
 		if batch[i].Value.ok {
 			n++
-			t := batch[i].Value.ev.OccurredAt.UTC()
-			last = &t
+			if batch[i].Value.ckpt == nil {
+				t := batch[i].Value.ev.OccurredAt.UTC()
+				last = &t
+			}
 		}
 	}
 	lag := batch[len(batch)-1].Value.lag

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/platform/consume"
+	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 )
@@ -42,40 +43,69 @@ func (d *Dispatcher) fanout(ctx context.Context, cons jetstream.Consumer) error 
 	return nil
 }
 
-// decodeFanout reads one event. Undecodable messages are poison the
-// ingestor dead-letters; the fan-out counts and terminates its copy.
-func decodeFanout(msg jetstream.Msg) (schemas.Event, error) {
+// item is one message of AUDIT_FANOUT: an event, or a signed checkpoint
+// when ckpt is set.
+type item struct {
+	ev   schemas.Event
+	ckpt *witness.Record
+}
+
+// decodeFanout reads one event or signed checkpoint. Undecodable messages
+// are poison the ingestor dead-letters (events) or nobody does
+// (checkpoints); the fan-out counts and terminates its copy.
+func decodeFanout(msg jetstream.Msg) (item, error) {
+	if witness.IsSubject(msg.Subject()) {
+		r, _, err := consume.DecodeCheckpoint(msg)
+		return item{ckpt: &r}, err
+	}
 	ev, _, err := consume.DecodeEvent(msg)
-	return ev, err
+	return item{ev: ev}, err
 }
 
 // fanBatch publishes the delivery messages of a batch of events and waits
 // until the stream stored every one of them. A failed publish fails the
 // batch, which the engine retries: the stream drops the copies it already
 // holds (deduplicated by "<event_id>.<endpoint_id>").
-func (d *Dispatcher) fanBatch(ctx context.Context, batch []consume.Msg[schemas.Event]) error {
+//
+// A signed checkpoint goes like an event whose action is witness.Type
+// ("audit.checkpoint"): to every enabled endpoint of an Enterprise org
+// whose filters select that type, with the record's id as webhook-id.
+func (d *Dispatcher) fanBatch(ctx context.Context, batch []consume.Msg[item]) error {
 	var futs []jetstream.PubAckFuture
 	counts := map[string]int{}
 	var errs []error
 	for i, m := range batch {
-		ev := m.Value
-		if !d.plans.Get(ev.OrgID).Plan.HasEnterpriseFeatures() {
+		ev := m.Value.ev
+		org, action, id, kind := ev.OrgID, ev.Action, ev.ID, KindEvent
+		var received time.Time
+		if c := m.Value.ckpt; c != nil {
+			org, action, id, kind, received = c.OrgID, witness.Type, c.ID(), KindCheckpoint, c.SignedAt
+		} else {
+			received = *ev.ReceivedAt
+		}
+		if !d.plans.Get(org).Plan.HasEnterpriseFeatures() {
 			counts["not_entitled"]++
 			continue
 		}
-		eps := d.reg.Matching(ev.OrgID, ev.Action)
+		eps := d.reg.Matching(org, action)
 		if len(eps) == 0 {
 			counts["unmatched"]++
 			continue
 		}
-		body, err := EncodeBody(ev)
+		var body []byte
+		var err error
+		if m.Value.ckpt != nil {
+			body, err = EncodeCheckpointBody(*m.Value.ckpt)
+		} else {
+			body, err = EncodeBody(ev)
+		}
 		if err != nil {
 			errs = append(errs, consume.AtMessage(i, &consume.PoisonError{Class: "encode", Reason: "encode: " + err.Error(), Local: true, Err: err}))
 			continue
 		}
 		counts["matched"]++
 		for _, ep := range eps {
-			fut, err := d.js.PublishMsgAsync(deliveryMsg(ep, ev.ID, ev.ID+"."+ep.ID, KindEvent, *ev.ReceivedAt, body))
+			fut, err := d.js.PublishMsgAsync(deliveryMsg(ep, id, id+"."+ep.ID, kind, received, body))
 			if err != nil {
 				d.m.fanoutFailure.Inc()
 				return consume.Transient(fmt.Errorf("storing a delivery message: %w", err), 0)
@@ -133,4 +163,19 @@ func EncodeBody(ev schemas.Event) ([]byte, error) {
 	b = append(b, `","data":`...)
 	b = append(b, data...)
 	return append(b, '}'), nil
+}
+
+// EncodeCheckpointBody returns the webhook body of a signed checkpoint:
+// {"type": "audit.checkpoint", "timestamp": <signed_at, RFC 3339>,
+// "data": <the witness.Record>}.
+func EncodeCheckpointBody(r witness.Record) ([]byte, error) {
+	ts, err := schemas.FormatTime(r.SignedAt)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		Type      string         `json:"type"`
+		Timestamp string         `json:"timestamp"`
+		Data      witness.Record `json:"data"`
+	}{witness.Type, ts, r})
 }

@@ -44,8 +44,9 @@ const (
 
 // Delivery kinds.
 const (
-	KindEvent   = "event"
-	KindRecover = "recover"
+	KindEvent      = "event"
+	KindRecover    = "recover"
+	KindCheckpoint = "checkpoint"
 )
 
 func deliverySubject(org, endpoint string) string {
@@ -109,15 +110,15 @@ func TopologyObjects(cfg Config) (topology.Objects, error) {
 			Replicas:          cfg.Replicas,
 		}},
 		Consumers: []topology.Consumer{{Stream: topology.FanoutStream, Config: jetstream.ConsumerConfig{
-			Durable:       FanoutConsumer,
-			Description:   "Takumo Audit webhook dispatcher: events into per-endpoint deliveries",
-			DeliverPolicy: jetstream.DeliverNewPolicy,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       fanoutAckWait,
-			MaxDeliver:    -1,
-			MaxAckPending: 20_000,
-			FilterSubject: topology.EventsSubjects,
-			Replicas:      cfg.Replicas,
+			Durable:        FanoutConsumer,
+			Description:    "Takumo Audit webhook dispatcher: events and signed checkpoints into per-endpoint deliveries",
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        fanoutAckWait,
+			MaxDeliver:     -1,
+			MaxAckPending:  20_000,
+			FilterSubjects: []string{topology.EventsSubjects, topology.CheckpointsSubjects},
+			Replicas:       cfg.Replicas,
 		}}},
 	}, nil
 }

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/transparency-dev/merkle/compact"
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -135,6 +137,9 @@ func (c Config) Validate() error {
 type orgState struct {
 	r      *compact.Range
 	signed uint64
+	// published is the size of the last checkpoint published to the
+	// org's witnesses (0 after loading: the latest is published again).
+	published uint64
 }
 
 // Writer appends events to the orgs' logs. Run it once; Checkpoint is safe
@@ -609,12 +614,13 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 	return out, fresh, nil
 }
 
-// checkpointAll signs a checkpoint for every org whose tree grew.
+// checkpointAll signs a checkpoint for every org whose tree grew, and
+// publishes again a signed checkpoint whose publication failed.
 func (w *Writer) checkpointAll(ctx context.Context) {
 	w.mu.Lock()
 	var orgs []string
 	for org, st := range w.orgs {
-		if st.r.End() > st.signed {
+		if st.r.End() > st.signed || st.published < st.signed {
 			orgs = append(orgs, org)
 		}
 	}
@@ -663,7 +669,11 @@ func (w *Writer) Checkpoint(ctx context.Context, org string) (treestore.StoredCh
 		return treestore.StoredCheckpoint{}, errors.New("logwriter: empty log")
 	}
 	if size == signed {
-		return w.store.LatestCheckpoint(ctx, org)
+		c, err := w.store.LatestCheckpoint(ctx, org)
+		if err == nil {
+			w.publish(ctx, st, c)
+		}
+		return c, err
 	}
 	stored, err := tlog.Root(ctx, w.store, org, size)
 	if err != nil {
@@ -686,5 +696,41 @@ func (w *Writer) Checkpoint(ctx context.Context, org string) (treestore.StoredCh
 	}
 	w.mu.Unlock()
 	w.log.Debug("checkpoint signed", zap.String("org_id", org), zap.Uint64("size", size))
+	w.publish(ctx, st, c)
 	return c, nil
+}
+
+// publish sends a stored checkpoint to the org's witnesses: one
+// witness.Record on witness.Subject, deduplicated by the record's id. A
+// failure is logged and the next checkpointAll publishes again; a
+// checkpoint superseded meanwhile is covered by the newer one.
+func (w *Writer) publish(ctx context.Context, st *orgState, c treestore.StoredCheckpoint) {
+	w.mu.Lock()
+	done := st.published >= c.Size
+	w.mu.Unlock()
+	if done {
+		return
+	}
+	rec := witness.FromNote(c.Org, tlog.Origin(w.cfg.Deployment, c.Org), c.Size, c.KeyHash, c.SignedAt, c.Note)
+	body, err := rec.Encode()
+	if err != nil {
+		w.log.Error("checkpoint record not published", zap.String("org_id", c.Org), zap.Error(err))
+		return
+	}
+	msg := nats.NewMsg(witness.Subject(rec.OrgID, rec.KeyID))
+	msg.Header.Set(jetstream.MsgIDHeader, rec.ID())
+	msg.Data = body
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := w.js.PublishMsg(pctx, msg); err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("checkpoint not published to the witnesses; retrying at the next interval", zap.String("org_id", c.Org), zap.Uint64("size", c.Size), zap.Error(err))
+		}
+		return
+	}
+	w.mu.Lock()
+	if st.published < c.Size {
+		st.published = c.Size
+	}
+	w.mu.Unlock()
 }

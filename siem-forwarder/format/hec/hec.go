@@ -30,7 +30,8 @@ type Options struct {
 
 // Format encodes HEC envelopes. It is immutable and safe for concurrent use.
 type Format struct {
-	meta []byte // ,"host":...,"source":...,"sourcetype":...,"index":...
+	meta     []byte // ,"host":...,"source":...,"sourcetype":...,"index":...
+	ckptMeta []byte // the same with the checkpoints' sourcetype
 }
 
 // New returns a Format.
@@ -41,20 +42,23 @@ func New(o Options) *Format {
 	if o.SourceType == "" {
 		o.SourceType = "takumo:audit"
 	}
-	var m []byte
-	add := func(k, v string) {
-		if v == "" {
-			return
+	meta := func(sourcetype string) []byte {
+		var m []byte
+		add := func(k, v string) {
+			if v == "" {
+				return
+			}
+			q, _ := json.Marshal(v)
+			m = append(m, `,"`+k+`":`...)
+			m = append(m, q...)
 		}
-		q, _ := json.Marshal(v)
-		m = append(m, `,"`+k+`":`...)
-		m = append(m, q...)
+		add("host", o.Host)
+		add("source", o.Source)
+		add("sourcetype", sourcetype)
+		add("index", o.Index)
+		return m
 	}
-	add("host", o.Host)
-	add("source", o.Source)
-	add("sourcetype", o.SourceType)
-	add("index", o.Index)
-	return &Format{meta: m}
+	return &Format{meta: meta(o.SourceType), ckptMeta: meta(o.SourceType + CheckpointSourceTypeSuffix)}
 }
 
 // Name is "hec".
@@ -66,6 +70,12 @@ type fields struct {
 	Action   string `json:"action"`
 	Category string `json:"category,omitempty"`
 	Outcome  string `json:"outcome,omitempty"`
+}
+
+// appendTime appends epoch seconds with milliseconds.
+func appendTime(b []byte, ms int64) []byte {
+	b = strconv.AppendInt(b, ms/1000, 10)
+	return append(b, '.', byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10))
 }
 
 // Append appends one envelope to b.
@@ -83,8 +93,7 @@ func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
 	if ms < 0 {
 		return b, fmt.Errorf("hec: occurred_at before 1970")
 	}
-	b = strconv.AppendInt(b, ms/1000, 10)
-	b = append(b, '.', byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10))
+	b = appendTime(b, ms)
 	b = append(b, f.meta...)
 	b = append(b, `,"event":`...)
 	b = append(b, js...)

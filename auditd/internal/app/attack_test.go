@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/siem-forwarder/destinations"
@@ -31,21 +34,22 @@ import (
 // declare.
 func TestPermissionNamesMatchTheTopology(t *testing.T) {
 	for got, want := range map[string]string{
-		natsauth.EventsStream:       topology.EventsStream,
-		natsauth.FanoutStream:       topology.FanoutStream,
-		natsauth.DeadLetterStream:   topology.DeadLetterStream,
-		natsauth.IngestorConsumer:   topology.IngestorConsumer,
-		natsauth.FanoutSource:       topology.FanoutSource,
-		natsauth.EventsSubjects:     topology.EventsSubjects,
-		natsauth.DeliveriesStream:   dispatcher.DeliveriesStream,
-		natsauth.AttemptsStream:     dispatcher.AttemptsStream,
-		natsauth.DeliveriesSubjects: dispatcher.DeliveriesSubjects,
-		natsauth.AttemptsSubjects:   dispatcher.AttemptsSubjects,
-		natsauth.DispatcherConsumer: dispatcher.FanoutConsumer,
-		natsauth.SettingsBucket:     orgsettings.Bucket,
-		natsauth.EndpointsBucket:    endpoints.Bucket,
-		natsauth.DestinationsBucket: destinations.Bucket,
-		natsauth.StatusBucket:       destinations.StatusBucket,
+		natsauth.EventsStream:        topology.EventsStream,
+		natsauth.FanoutStream:        topology.FanoutStream,
+		natsauth.DeadLetterStream:    topology.DeadLetterStream,
+		natsauth.IngestorConsumer:    topology.IngestorConsumer,
+		natsauth.FanoutSource:        topology.FanoutSource,
+		natsauth.EventsSubjects:      topology.EventsSubjects,
+		natsauth.CheckpointsSubjects: topology.CheckpointsSubjects,
+		natsauth.DeliveriesStream:    dispatcher.DeliveriesStream,
+		natsauth.AttemptsStream:      dispatcher.AttemptsStream,
+		natsauth.DeliveriesSubjects:  dispatcher.DeliveriesSubjects,
+		natsauth.AttemptsSubjects:    dispatcher.AttemptsSubjects,
+		natsauth.DispatcherConsumer:  dispatcher.FanoutConsumer,
+		natsauth.SettingsBucket:      orgsettings.Bucket,
+		natsauth.EndpointsBucket:     endpoints.Bucket,
+		natsauth.DestinationsBucket:  destinations.Bucket,
+		natsauth.StatusBucket:        destinations.StatusBucket,
 	} {
 		if got != want {
 			t.Errorf("natsauth has %q where the topology has %q", got, want)
@@ -170,7 +174,26 @@ func cfgJSON(t *testing.T, v any) []byte {
 
 // attacks lists what a role must not do, except what its job needs (and
 // the documented residual capabilities).
-func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.StreamConfig) []attack {
+// forgedCheckpoint is a checkpoint of org_victim's log that claims an
+// empty-looking root, signed by a key that is not the deployment's.
+func forgedCheckpoint(t *testing.T) witness.Record {
+	t.Helper()
+	skey, _, err := tlog.GenerateKey("takumo-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := s.Sign(tlog.Origin("takumo-audit", "org_victim"), 1, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return witness.FromNote("org_victim", tlog.Origin("takumo-audit", "org_victim"), 1, s.KeyHash(), time.Now(), note)
+}
+
+func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.StreamConfig, forged witness.Record) []attack {
 	t.Helper()
 	const api = "$JS.API."
 	req := func(name, subject string, body []byte) attack {
@@ -244,6 +267,12 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 			attack{name: "delete a key in " + b, request: true, subject: key, header: nats.Header{"KV-Operation": []string{"DEL"}}},
 			attack{name: "purge a key in " + b, request: true, subject: key, header: nats.Header{"KV-Operation": []string{"PURGE"}, "Nats-Rollup": []string{"sub"}}},
 		)
+	}
+	// Send a forged checkpoint to the org's witnesses, and read another
+	// org's checkpoints.
+	out = append(out, req("publish a forged checkpoint", witness.Subject("org_victim", forged.KeyID), cfgJSON(t, forged)))
+	if r != natsauth.Forwarder && r != natsauth.API {
+		out = append(out, req("create a consumer of another org's checkpoints", api+"CONSUMER.CREATE.AUDIT_FANOUT.evil.audit.checkpoints.org_victim.>", consumerCfg("evil", "audit.checkpoints.org_victim.>")))
 	}
 	// Make the dispatcher deliver a forged payload.
 	if r != natsauth.Dispatcher && r != natsauth.API {
@@ -413,10 +442,28 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 		t.Error("unknown nkey accepted")
 	}
 
+	// A forged checkpoint is refused on the bus, and would not verify
+	// anyway: the deployment's signing key is not on the bus.
+	forged := forgedCheckpoint(t)
+	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, "takumo-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tlog.NewVerifiers(signer.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vs.OpenCheckpoint([]byte(forged.Note), forged.Origin); !errors.Is(err, tlog.ErrBadCheckpoint) {
+		t.Errorf("a checkpoint signed by another key verified: %v", err)
+	}
 	for _, r := range natsauth.Roles[1:] {
 		t.Run(string(r), func(t *testing.T) {
 			a := newAttacker(t, srv, keys[r])
-			for _, at := range attacks(t, r, eventsCfg, fanoutCfg) {
+			for _, at := range attacks(t, r, eventsCfg, fanoutCfg, forged) {
 				if got := a.try(at); got != "refused" {
 					t.Errorf("%s (%s): %s", at.name, at.subject, got)
 				}
@@ -468,7 +515,7 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 
 	// The attacks are real: the admin identity is not refused.
 	adm := newAttacker(t, srv, admin)
-	for _, at := range attacks(t, natsauth.Producer, eventsCfg, fanoutCfg) {
+	for _, at := range attacks(t, natsauth.Producer, eventsCfg, fanoutCfg, forged) {
 		if got := adm.try(at); got == "refused" {
 			t.Errorf("admin: %s refused", at.name)
 		}

@@ -138,7 +138,8 @@ type orgState struct {
 	r      *compact.Range
 	signed uint64
 	// published is the size of the last checkpoint published to the
-	// org's witnesses (0 after loading: the latest is published again).
+	// org's witnesses; below signed after a failed publication, which
+	// checkpointAll retries.
 	published uint64
 }
 

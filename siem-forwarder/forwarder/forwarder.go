@@ -1,7 +1,8 @@
 // Package forwarder streams audit events to SIEM destinations.
 //
 // Each destination has its own durable consumer on AUDIT_FANOUT filtered to
-// audit.events.<org_id>.> (see package destinations), so each resumes from
+// audit.*.<org_id>.> — the org's events and its signed checkpoints (see
+// packages destinations and platform/tlog/witness) — so each resumes from
 // its own position after a restart or an outage and a slow destination
 // never holds back another. A Forwarder watches the destinations bucket and
 // runs one delivery loop per active destination, starting, restarting and
@@ -9,7 +10,9 @@
 // deleted, without a restart.
 //
 // A loop collects events into a batch until BatchSize events or BatchWait
-// has passed, encodes the events its action filter accepts, sends the batch
+// has passed, encodes the events its action filter accepts (a signed
+// checkpoint counts as the action "audit.checkpoint" and is encoded by the
+// format's AppendCheckpoint), sends the batch
 // and only then acknowledges every message of it (at least once; receivers
 // deduplicate on the event id every format carries). While the destination
 // fails, the same batch is retried with exponential backoff and kept from

@@ -16,7 +16,11 @@
 //     between redelivers the events and the duplicates are dropped by the
 //     stream. An undecodable message is counted (with its class), logged
 //     and terminated; the ingestor, which reads every message first,
-//     dead-letters it once.
+//     dead-letters it once. The consumer also reads the signed checkpoints
+//     the log writer publishes into AUDIT_FANOUT (platform/tlog/witness):
+//     each goes like an event whose action is "audit.checkpoint", with the
+//     body {"type": "audit.checkpoint", "timestamp": <signed_at>, "data":
+//     <the record>}, kind "checkpoint" and webhook-id the record's id.
 //
 //  2. Delivery. Each endpoint has its own durable consumer (a "lane") on
 //     its subject, shared by every instance, with its own bound on

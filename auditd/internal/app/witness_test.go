@@ -209,7 +209,16 @@ func TestWitnesses(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer receiver.Close()
-	code, body := call("POST", "/v1/webhooks/endpoints", manage, `{"url":"`+receiver.URL+`/witness","filters":["audit.checkpoint"]}`)
+	// The demo puts org_acme on the Enterprise plan shortly after start.
+	var code int
+	var body []byte
+	for {
+		code, body = call("POST", "/v1/webhooks/endpoints", manage, `{"url":"`+receiver.URL+`/witness","filters":["audit.checkpoint"]}`)
+		if code != http.StatusForbidden || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	var created struct{ Secret string }
 	if code != http.StatusCreated || json.Unmarshal(body, &created) != nil {
 		t.Fatalf("create endpoint = %d %s", code, body)

@@ -89,25 +89,32 @@ func (w *worker) consume(ctx context.Context) error {
 // its copy.
 //
 // A signed checkpoint is taken when the destination's action filters
-// select witness.Type, as they would an action.
+// select witness.Type, as they would an action, and on the same plan.
 func (w *worker) decode(msg jetstream.Msg) (pending, error) {
 	if witness.IsSubject(msg.Subject()) {
 		r, md, err := consume.DecodeCheckpoint(msg)
 		if err != nil {
 			return pending{}, err
 		}
-		return pending{ckpt: &r, ok: r.OrgID == w.dest.OrgID && w.dest.Matches(witness.Type), lag: md.NumPending}, nil
+		ok := r.OrgID == w.dest.OrgID && w.dest.Matches(witness.Type) && w.entitled(r.OrgID)
+		return pending{ckpt: &r, ok: ok, lag: md.NumPending}, nil
 	}
 	ev, md, err := consume.DecodeEvent(msg)
 	if err != nil {
 		return pending{}, err
 	}
-	ok := w.dest.Matches(ev.Action)
-	if ok && w.f.plans != nil && !w.f.plans.Get(ev.OrgID).Plan.HasEnterpriseFeatures() {
-		ok = false
-		w.f.m.skippedPlan.Inc()
-	}
+	ok := w.dest.Matches(ev.Action) && w.entitled(ev.OrgID)
 	return pending{ev: ev, ok: ok, lag: md.NumPending}, nil
+}
+
+// entitled reports whether the org's plan includes SIEM export, counting
+// what it skips.
+func (w *worker) entitled(org string) bool {
+	if w.f.plans != nil && !w.f.plans.Get(org).Plan.HasEnterpriseFeatures() {
+		w.f.m.skippedPlan.Inc()
+		return false
+	}
+	return true
 }
 
 // batcher encodes and sends batches for one subscription.

@@ -65,6 +65,11 @@ func TestDeliveryFollowsThePlan(t *testing.T) {
 	waitFor(t, 10*time.Second, "three events skipped on Pro", func() bool {
 		return counterValue(t, reg, "audit_siem_skipped_plan_total") == 3
 	})
+	// A signed checkpoint follows the same plan check.
+	e.publishCheckpoint(t, "org_plan", 5)
+	waitFor(t, 10*time.Second, "the checkpoint skipped on Pro", func() bool {
+		return counterValue(t, reg, "audit_siem_skipped_plan_total") == 4
+	})
 	if n := len(r.records()); n != 2 {
 		t.Fatalf("%d records after the move to Pro, want the 2 sent before", n)
 	}

@@ -93,3 +93,58 @@ func TestCheckpointsArePublished(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckpointPublicationIsRetried: while the bus refuses checkpoint
+// records, the log goes on growing and signing; once it accepts them
+// again, the latest signed checkpoint is published.
+func TestCheckpointPublicationIsRetried(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg := topology.Config{}
+	cfg.SetDefaults()
+	without := cfg.FanoutStreamConfig()
+	without.Subjects = nil
+	if _, err := e.js.UpdateStream(ctx, without); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, e.writer("w1", nil))
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	e.publish("acme", 0, 10)
+	waitSize(t, e.store, "acme", 10)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := e.store.LatestCheckpoint(ctx, "acme"); err == nil && c.Size == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint signed while publication fails")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Longer than the client's own publish retries (2 × 250 ms).
+	time.Sleep(time.Second)
+	if _, err := e.js.UpdateStream(ctx, cfg.FanoutStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := e.js.Stream(ctx, topology.FanoutStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := st.GetLastMsgForSubject(ctx, witness.Subjects); err == nil {
+			r, err := witness.DecodeMessage(m.Subject, m.Data)
+			if err != nil || r.TreeSize != 10 {
+				t.Fatalf("published %+v, %v", r, err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the signed checkpoint was not published once the bus accepted it")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -153,10 +153,13 @@ type Writer struct {
 	accept AcceptFunc
 	log    *zap.Logger
 
-	mu    sync.Mutex // guards orgs
-	orgs  map[string]*orgState
-	salts map[treestore.Key][]byte // cache, writer goroutine only
-	lease *lease
+	mu   sync.Mutex // guards orgs and pubPause
+	orgs map[string]*orgState
+	// pubPause: after a failed publication, none is tried before this
+	// time, so that a bus refusing them never slows the log down.
+	pubPause time.Time
+	salts    map[treestore.Key][]byte // cache, writer goroutine only
+	lease    *lease
 }
 
 // New returns a Writer. accept decides which messages are logged.
@@ -703,13 +706,14 @@ func (w *Writer) Checkpoint(ctx context.Context, org string) (treestore.StoredCh
 
 // publish sends a stored checkpoint to the org's witnesses: one
 // witness.Record on witness.Subject, deduplicated by the record's id. A
-// failure is logged and the next checkpointAll publishes again; a
-// checkpoint superseded meanwhile is covered by the newer one.
+// failure is logged, no publication is tried for one checkpoint interval,
+// and then checkpointAll publishes again; a checkpoint superseded
+// meanwhile is covered by the newer one.
 func (w *Writer) publish(ctx context.Context, st *orgState, c treestore.StoredCheckpoint) {
 	w.mu.Lock()
-	done := st.published >= c.Size
+	skip := st.published >= c.Size || time.Now().Before(w.pubPause)
 	w.mu.Unlock()
-	if done {
+	if skip {
 		return
 	}
 	rec := witness.FromNote(c.Org, tlog.Origin(w.cfg.Deployment, c.Org), c.Size, c.KeyHash, c.SignedAt, c.Note)
@@ -725,6 +729,9 @@ func (w *Writer) publish(ctx context.Context, st *orgState, c treestore.StoredCh
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, msg); err != nil {
 		if ctx.Err() == nil {
+			w.mu.Lock()
+			w.pubPause = time.Now().Add(w.cfg.CheckpointInterval)
+			w.mu.Unlock()
 			w.log.Warn("checkpoint not published to the witnesses; retrying at the next interval", zap.String("org_id", c.Org), zap.Uint64("size", c.Size), zap.Error(err))
 		}
 		return

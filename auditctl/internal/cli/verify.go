@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/witness"
 )
 
 const verifyUsage = `usage:
@@ -25,6 +26,9 @@ const verifyUsage = `usage:
 --key (repeatable, or AUDIT_TLOG_VERIFIER_KEYS comma separated) is a checkpoint verifier
 key "<name>+<hash>+<base64>"; list every key the log has used so checkpoints signed
 before a rotation verify. --origin checks the log's origin "<deployment>/<org>".
+A checkpoint file is the signed note, or a checkpoint record as a webhook or SIEM
+destination received it (the webhook body, the JSON record or HEC/OCSF object
+holding it, or the note in base64 as CEF and LEEF carry it).
 `
 
 // runVerify checks exports, checkpoints and proofs offline: it reads only
@@ -243,7 +247,7 @@ func openCheckpoint(vs *tlog.Verifiers, path, origin string) (tlog.Checkpoint, e
 	if err != nil {
 		return tlog.Checkpoint{}, err
 	}
-	c, err := vs.OpenCheckpoint(b, origin)
+	c, err := vs.OpenCheckpoint(witness.ExtractNote(b), origin)
 	if err != nil {
 		return tlog.Checkpoint{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -106,6 +107,20 @@ func TestVerifyCommand(t *testing.T) {
 		"--key", vkey, "--origin", "audit.test/acme")
 	if code != 0 || !strings.HasPrefix(out, "verified: 25 events, indices 0..24, consistent with checkpoint size 25, root ") {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+
+	// A checkpoint kept as a webhook delivered it, or as CEF and LEEF carry
+	// it (base64), is accepted as well.
+	note, _ := os.ReadFile(p("new.ckpt"))
+	body, _ := json.Marshal(map[string]any{"type": "audit.checkpoint", "timestamp": "2026-06-01T00:00:00.000Z",
+		"data": map[string]any{"org_id": "acme", "origin": "audit.test/acme", "tree_size": 25, "note": string(note)}})
+	os.WriteFile(p("webhook.json"), body, 0o644)
+	os.WriteFile(p("cef-cs4.txt"), []byte(base64.StdEncoding.EncodeToString(note)+"\n"), 0o644)
+	for _, f := range []string{"webhook.json", "cef-cs4.txt"} {
+		out, code := runCLI(t, "verify", "--export", p("export.ndjson"), "--checkpoint", p(f), "--key", vkey)
+		if code != 0 || !strings.HasPrefix(out, "verified: 25 events") {
+			t.Fatalf("%s: exit %d:\n%s", f, code, out)
+		}
 	}
 
 	// The operator edits one row: the first bad index is named.

@@ -180,3 +180,44 @@ func FromNote(org, origin string, size uint64, keyHash uint32, signedAt time.Tim
 	}
 	return r
 }
+
+// ExtractNote returns the signed note a saved checkpoint holds, whatever
+// form the customer kept it in: the note itself; a record as delivered in
+// JSON — a webhook body ("data"), a witness.Record or NDJSON line
+// ("note"), a Splunk HEC envelope ("event"), an OCSF object
+// ("unmapped.checkpoint"); or the note in base64, as CEF (cs4) and LEEF
+// (checkpointNoteBase64) carry it. Anything else is returned unchanged,
+// for the verifier to refuse.
+func ExtractNote(b []byte) []byte {
+	t := strings.TrimSpace(string(b))
+	if strings.HasPrefix(t, "{") {
+		var v struct {
+			Note string `json:"note"`
+			Data struct {
+				Note string `json:"note"`
+			} `json:"data"`
+			Event struct {
+				Note string `json:"note"`
+			} `json:"event"`
+			Unmapped struct {
+				Checkpoint struct {
+					Note string `json:"note"`
+				} `json:"checkpoint"`
+			} `json:"unmapped"`
+		}
+		if json.Unmarshal([]byte(t), &v) == nil {
+			for _, n := range []string{v.Note, v.Data.Note, v.Event.Note, v.Unmapped.Checkpoint.Note} {
+				if n != "" {
+					return []byte(n)
+				}
+			}
+		}
+		return b
+	}
+	if !strings.ContainsAny(t, "\n ") {
+		if d, err := base64.StdEncoding.DecodeString(t); err == nil && strings.Contains(string(d), "\n\n\u2014 ") {
+			return d
+		}
+	}
+	return b
+}

@@ -86,3 +86,25 @@ func TestInvalidRecords(t *testing.T) {
 		t.Errorf("not JSON: %v", err)
 	}
 }
+
+func TestExtractNote(t *testing.T) {
+	r, vs := signed(t)
+	rec, _ := r.Encode()
+	forms := map[string]string{
+		"the note":       r.Note,
+		"a record":       string(rec),
+		"a webhook body": `{"type":"audit.checkpoint","timestamp":"2026-06-01T00:00:00.123Z","data":` + string(rec) + `}`,
+		"an HEC envelope": `{"time":1780272000.123,"sourcetype":"takumo:audit:checkpoint","event":` + string(rec) +
+			`,"fields":{"event_id":"` + r.ID() + `"}}`,
+		"an OCSF object":        `{"class_uid":1008,"unmapped":{"action":"audit.checkpoint","checkpoint":` + string(rec) + `}}`,
+		"base64 (CEF and LEEF)": r.NoteBase64() + "\n",
+	}
+	for name, f := range forms {
+		if c, err := vs.OpenCheckpoint(witness.ExtractNote([]byte(f)), r.Origin); err != nil || c.Size != 7 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if got := witness.ExtractNote([]byte(`{"unrelated":true}`)); string(got) != `{"unrelated":true}` {
+		t.Errorf("JSON without a note: %q", got)
+	}
+}

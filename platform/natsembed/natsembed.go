@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -35,6 +36,29 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files; with both set the listener
 	// requires TLS (in-process connections do not use the listener).
 	TLSCert, TLSKey string
+	// Cluster joins the server to a NATS cluster; nil runs it alone.
+	// A clustered server needs a client listener (Listen) and a unique
+	// ServerName.
+	Cluster *Cluster
+}
+
+// Cluster is the route configuration of one node of a NATS cluster. Every
+// node has the same Name and route credentials and lists the routes of the
+// others (listing its own is harmless). JetStream replicates streams over
+// these routes, so a stream with 3 replicas needs 3 nodes.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node. Required.
+	Name string
+	// Listen is host:port for routes from the other nodes. Required; port
+	// 0 picks a free port (then only this node can dial the others).
+	Listen string
+	// Routes are the other nodes' route addresses, host:port.
+	Routes []string
+	// Username and Password authenticate routes in both directions: a node
+	// accepts a route only with them, and presents them when it dials.
+	// Both or neither (neither: any process that reaches the route port
+	// may join the cluster, acceptable on loopback only).
+	Username, Password string
 }
 
 // Server is a running embedded NATS server. Close is safe to call more
@@ -73,22 +97,20 @@ func Start(cfg Config) (*Server, error) {
 	if opts.ServerName == "" {
 		opts.ServerName = "auditd"
 	}
+	if cfg.Cluster != nil {
+		if err := cluster(opts, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
 	} else {
-		host, port, err := net.SplitHostPort(cfg.Listen)
+		host, p, err := splitListen(cfg.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("natsembed: listen address %q: %w", cfg.Listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("natsembed: listen port %q: %w", port, err)
-		}
-		if p == 0 {
-			p = server.RANDOM_PORT // the server reads 0 as its default port
 		}
 		opts.Host, opts.Port = host, p
 	}
@@ -102,6 +124,77 @@ func Start(cfg Config) (*Server, error) {
 		return nil, errors.New("natsembed: server not ready after 30s (is the listen address in use?)")
 	}
 	return &Server{srv: srv}, nil
+}
+
+// cluster fills the route options of a clustered node.
+func cluster(opts *server.Options, cfg Config) error {
+	c := cfg.Cluster
+	if c.Name == "" {
+		return errors.New("natsembed: a cluster needs a name")
+	}
+	if cfg.Listen == "" {
+		return errors.New("natsembed: a clustered server needs a client listener (clients fail over between nodes)")
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return errors.New("natsembed: set both the route username and password, or neither")
+	}
+	host, port, err := splitListen(c.Listen)
+	if err != nil {
+		return fmt.Errorf("natsembed: route listen address: %w", err)
+	}
+	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port, Username: c.Username, Password: c.Password}
+	for _, r := range c.Routes {
+		u := &url.URL{Scheme: "nats-route", Host: r}
+		if c.Username != "" {
+			u.User = url.UserPassword(c.Username, c.Password)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
+}
+
+// splitListen parses host:port; port 0 asks for any free port.
+func splitListen(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", port, err)
+	}
+	if p == 0 {
+		p = server.RANDOM_PORT // the server reads 0 as its default port
+	}
+	return host, p, nil
+}
+
+// Name is the server's name (Config.ServerName): what JetStream reports
+// as a stream's leader or replica.
+func (s *Server) Name() string { return s.srv.Name() }
+
+// RouteAddr is the address the server accepts routes on, nil when it is
+// not clustered.
+func (s *Server) RouteAddr() net.Addr {
+	if a := s.srv.ClusterAddr(); a != nil {
+		return a
+	}
+	return nil
+}
+
+// ClientAddr is the address of the client listener, nil without one.
+func (s *Server) ClientAddr() net.Addr { return s.srv.Addr() }
+
+// JetStreamReady reports whether the server's JetStream is enabled and,
+// in a cluster, whether the JetStream meta group has a leader.
+func (s *Server) JetStreamReady() bool {
+	if !s.srv.JetStreamEnabled() {
+		return false
+	}
+	if !s.srv.JetStreamIsClustered() {
+		return true
+	}
+	return s.srv.JetStreamIsCurrent()
 }
 
 // Connect opens a client connection in process; opts must carry an

@@ -12,7 +12,7 @@ export AUDIT_HTTP_ADDR ?= 127.0.0.1:8080
 export AUDIT_DATA_DIR  ?= $(CURDIR)/data
 
 
-.PHONY: all run build chdb test vet staticcheck fmt-check build-standalone bench clean
+.PHONY: all run build chdb test vet staticcheck fmt-check build-standalone bench bench-cluster faults clean
 
 all: build
 
@@ -59,11 +59,27 @@ build-standalone:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done
 
 ## bench: producer vs raw JetStream publish, recovery after a broker restart,
-## and the end-to-end pipeline.
+## the end-to-end pipeline, and the pipeline on a 3-node cluster (R3) next
+## to a single server (R1).
 bench: chdb
 	cd producer && $(GO) test -run '^$$' -bench 'EmitAsyncVsRaw|Prepare' -benchtime 200000x ./...
 	cd producer && $(GO) test -run '^$$' -bench BrokerRestart -benchtime 1x ./...
-	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./...
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench 'EndToEnd$$' -benchtime 1x -timeout 30m ./...
+	$(MAKE) --no-print-directory bench-cluster
+
+## bench-cluster: end-to-end rate on a 3-node NATS cluster with R3 streams
+## next to a single server with R1, in the same run.
+bench-cluster: chdb
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench 'EndToEndCluster$$' -benchtime 1x -timeout 30m ./e2e/
+
+## faults: the fault-injection suite's long form — the 3-node cluster
+## scenarios, broker restarts, a store outage, a full stream, dead and slow
+## webhook and SIEM receivers, producer clock jumps, and kill -9 of the
+## auditd binary under load — writing its table into docs/faults.md.
+## make test runs the quick form (everything but the kill -9).
+faults: chdb
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_FAULTS_LONG=1 AUDIT_FAULTS_REPORT="$(CURDIR)/docs/faults.md" \
+		$(GO) test -count=1 -timeout 20m -run '^(TestClusterFaults|TestFault.*)$$' -v ./e2e/ | grep -E '^(---|ok|FAIL|panic)|_test.go:'
 
 clean:
 	rm -rf $(BIN)

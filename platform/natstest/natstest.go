@@ -1,7 +1,8 @@
 // Package natstest starts an embedded NATS server with JetStream for tests,
 // in the style of net/http/httptest: everything it starts is stopped when
 // the test ends. The server authenticates every client like production
-// (package natsauth); Start connects as the admin identity.
+// (package natsauth); Start connects as the admin identity. StartCluster
+// starts a multi-node cluster whose nodes can be stopped and restarted.
 package natstest
 
 import (

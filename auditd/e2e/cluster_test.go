@@ -128,7 +128,7 @@ func TestClusterFaults(t *testing.T) {
 	l := startLoad(t, producers, func() jetstream.JetStream {
 		_, js := c.Connect(t, c.Keys[natsauth.Producer], producer.ConnectOptions()...)
 		return js
-	}, generators(producers, orgs), time.Minute, 2*time.Millisecond)
+	}, generators(producers, orgs), time.Minute, 5*time.Millisecond)
 	defer l.Stop()
 
 	t.Log("load started")

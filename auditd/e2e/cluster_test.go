@@ -256,6 +256,6 @@ func TestClusterFaults(t *testing.T) {
 	}
 	report(t, faultRow{Scenario: "3-node cluster: stream leader, follower, ingestor mid-batch, everything restarted",
 		Acked: res.Acked, Stored: res.Stored, Duplicates: res.Duplicates, Lost: res.Lost,
-		Recovery: worst, Note: fmt.Sprintf("producers resumed after: %s; webhook and SIEM receivers got every %s event after each fault (%d and %d repeats)",
-			strings.Join(resumes, ", "), hookOrg, hook.duplicates(), siem.duplicates())})
+		Recovery: worst, Note: fmt.Sprintf("producers resumed after: %s; webhook and SIEM receivers got every %s event after each fault (%d and %d repeats); after the full restart auditd's roles started at attempt %d (the topology owner times out while streams elect leaders)",
+			strings.Join(resumes, ", "), hookOrg, hook.duplicates(), siem.duplicates(), a.attempts)})
 }

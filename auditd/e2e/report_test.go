@@ -48,9 +48,13 @@ func report(t testing.TB, row faultRow) {
 	b.WriteString(faultsPreamble)
 	b.WriteString("| Scenario | Acknowledged | Stored | Duplicated | Lost | Recovery | Notes |\n|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range reportRows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s | %s |\n", r.Scenario, r.Acked, r.Stored, r.Duplicates, r.Lost, seconds(r.Recovery), r.Note)
+		rec := "—"
+		if r.Recovery > 0 {
+			rec = seconds(r.Recovery)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s | %s |\n", r.Scenario, r.Acked, r.Stored, r.Duplicates, r.Lost, rec, r.Note)
 	}
-	fmt.Fprintf(&b, "\nGenerated %s by `make faults` (Go test `auditd/e2e`, `-run Fault`).\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "\nGenerated %s by `make faults` (Go tests `TestClusterFaults` and `TestFault*` in `auditd/e2e`).\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Errorf("fault report: %v", err)
 	}

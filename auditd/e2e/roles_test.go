@@ -142,7 +142,9 @@ func sharedStore(s *eventstore.Store) roles.Constructor {
 type process struct {
 	*roles.Process
 	cfg    app.Config
-	cancel context.CancelFunc
+	// attempts is how many starts it took (startProcess).
+	attempts int
+	cancel   context.CancelFunc
 	done   chan error
 	once   sync.Once
 	err    error
@@ -163,6 +165,7 @@ func startProcess(t testing.TB, name string, cfg app.Config, store *eventstore.S
 	for attempt := 1; attempt <= 3; attempt++ {
 		var p *process
 		if p, err = tryStart(t, name, cfg, store, owner, targets); err == nil {
+			p.attempts = attempt
 			return p
 		}
 		t.Logf("%s failed to start (attempt %d): %v", name, attempt, err)

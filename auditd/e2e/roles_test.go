@@ -141,13 +141,13 @@ func sharedStore(s *eventstore.Store) roles.Constructor {
 // process is a set of auditd's roles running in the test process.
 type process struct {
 	*roles.Process
-	cfg    app.Config
+	cfg app.Config
 	// attempts is how many starts it took (startProcess).
 	attempts int
 	cancel   context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
+	done     chan error
+	once     sync.Once
+	err      error
 }
 
 // allRoles are auditd's roles without the demo and the transparency log.

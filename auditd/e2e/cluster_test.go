@@ -198,7 +198,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	after("ingestor killed mid-batch", time.Now())
 	stopB()
-	ncB, stopB = standaloneIngestor(t, c, store, settings, cfg.IngestAckWait)
+	_, stopB = standaloneIngestor(t, c, store, settings, cfg.IngestAckWait)
 
 	// Everything stops and starts again: both processes, all three nodes.
 	stopB()

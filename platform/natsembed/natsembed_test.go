@@ -90,3 +90,28 @@ func TestTLSListener(t *testing.T) {
 	}
 	natstest.Connect(t, srv, keys[natsauth.Admin])
 }
+
+// A clustered server needs a name for its cluster, a client listener to
+// fail over to, and both route credentials or neither.
+func TestClusterConfigIsChecked(t *testing.T) {
+	keys, err := natsauth.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := natsauth.ServerUsers(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]natsembed.Config{
+		"no cluster name":   {Listen: "127.0.0.1:0", Cluster: &natsembed.Cluster{Listen: "127.0.0.1:0"}},
+		"no client listen":  {Cluster: &natsembed.Cluster{Name: "c", Listen: "127.0.0.1:0"}},
+		"half credentials":  {Listen: "127.0.0.1:0", Cluster: &natsembed.Cluster{Name: "c", Listen: "127.0.0.1:0", Username: "route"}},
+		"bad route address": {Listen: "127.0.0.1:0", Cluster: &natsembed.Cluster{Name: "c", Listen: "nowhere"}},
+	} {
+		cfg.StoreDir, cfg.Users = t.TempDir(), users
+		if srv, err := natsembed.Start(cfg); err == nil {
+			srv.Close()
+			t.Errorf("%s: server started", name)
+		}
+	}
+}

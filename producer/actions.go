@@ -35,6 +35,7 @@ const (
 	targetInvoice         = "invoice"
 	targetWebhook         = "webhook"
 	targetSIEMDestination = "siem_destination"
+	targetServiceKey      = "service_key"
 )
 
 // Actors.
@@ -464,6 +465,20 @@ func AuditSIEMDestinationUpdated(org string, actor schemas.Actor, destination sc
 func AuditSIEMDestinationDeleted(org string, actor schemas.Actor, destination schemas.Target) schemas.Event {
 	return event(org, actor, schemas.ActionAuditSIEMDestinationDeleted, schemas.CategoryAudit,
 		targets(destination, targetSIEMDestination), nil)
+}
+
+// AuditServiceKeyCreated records that a service key was issued to service,
+// limited to orgs (["*"] for every org) and to the action filters actions
+// (empty for every action).
+func AuditServiceKeyCreated(org string, actor schemas.Actor, key schemas.Target, service string, orgs, actions []string) schemas.Event {
+	return event(org, actor, schemas.ActionAuditServiceKeyCreated, schemas.CategoryAudit,
+		targets(key, targetServiceKey), map[string]any{"service": service, "orgs": list(orgs), "actions": list(actions)})
+}
+
+// AuditServiceKeyRevoked records that service's key was revoked.
+func AuditServiceKeyRevoked(org string, actor schemas.Actor, key schemas.Target, service string) schemas.Event {
+	return event(org, actor, schemas.ActionAuditServiceKeyRevoked, schemas.CategoryAudit,
+		targets(key, targetServiceKey), map[string]any{"service": service})
 }
 
 // helpers

@@ -77,6 +77,8 @@ func constructed() map[string]schemas.Event {
 		"audit.siem_destination_created": producer.AuditSIEMDestinationCreated(org, ada, siem, "cef"),
 		"audit.siem_destination_updated": producer.AuditSIEMDestinationUpdated(org, ada, siem, "ocsf"),
 		"audit.siem_destination_deleted": producer.AuditSIEMDestinationDeleted(org, producer.Service("admin-api"), siem),
+		"audit.service_key_created":      producer.AuditServiceKeyCreated(org, producer.Service("admin-api"), schemas.Target{ID: "sk_1"}, "billing", []string{org}, nil),
+		"audit.service_key_revoked":      producer.AuditServiceKeyRevoked(org, producer.Service("admin-api"), schemas.Target{ID: "sk_1"}, "billing"),
 	}
 }
 

@@ -77,6 +77,7 @@ type Producer struct {
 	now     func() time.Time
 	retry   RetryPolicy
 	onError func(schemas.Event, error)
+	source  string
 
 	window   chan struct{} // one token per event in flight
 	inflight sync.WaitGroup
@@ -118,6 +119,15 @@ type Option func(*Producer)
 // WithCatalog validates against c instead of the built-in catalog, so
 // host applications can add their own actions.
 func WithCatalog(c *schemas.Catalog) Option { return func(p *Producer) { p.catalog = c } }
+
+// WithSource names the service writing through this producer: it fills
+// context.source of every event that has none, so each stored event says
+// which service wrote it. The HTTP ingest API fills the same field from
+// the service key a request was made with ("<service>/<key id>"), so the
+// same event written both ways is stored with the same bytes when the
+// producer's source is the same string. It must be at most
+// schemas.MaxContextLen bytes, or events are refused as invalid.
+func WithSource(source string) Option { return func(p *Producer) { p.source = source } }
 
 // WithMaxInFlight bounds EmitAsync's unacknowledged events (default 4000).
 // EmitAsync blocks while the window is full.
@@ -237,6 +247,9 @@ func (p *Producer) Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error) {
 	}
 	if ev.Outcome == "" {
 		ev.Outcome = schemas.OutcomeSuccess
+	}
+	if ev.Context.Source == "" {
+		ev.Context.Source = p.source
 	}
 	ev.ReceivedAt = nil
 	body, err := p.catalog.Encode(&ev)

@@ -69,6 +69,8 @@ const (
 	ActionAuditSIEMDestinationCreated = "audit.siem_destination_created"
 	ActionAuditSIEMDestinationUpdated = "audit.siem_destination_updated"
 	ActionAuditSIEMDestinationDeleted = "audit.siem_destination_deleted"
+	ActionAuditServiceKeyCreated      = "audit.service_key_created"
+	ActionAuditServiceKeyRevoked      = "audit.service_key_revoked"
 )
 
 func builtinCategories() []string {
@@ -86,14 +88,29 @@ func opt(name string, t FieldType, desc string) Field {
 	return Field{Name: name, Type: t, Description: desc}
 }
 
+// builtin is a built-in action spec as written below.
+type builtin struct {
+	name, category, description string
+	details                     []Field
+}
+
 // builtinActions returns the built-in action specs, freshly allocated.
 func builtinActions() []ActionSpec {
+	list := builtinList()
+	out := make([]ActionSpec, len(list))
+	for i, b := range list {
+		out[i] = ActionSpec{Name: b.name, Category: b.category, Description: b.description, Details: b.details}
+	}
+	return out
+}
+
+func builtinList() []builtin {
 	settingFields := []Field{
 		req("setting", TypeString, "Name of the setting that changed"),
 		opt("from", TypeAny, "Previous value, when it is not secret"),
 		opt("to", TypeAny, "New value, when it is not secret"),
 	}
-	return []ActionSpec{
+	return []builtin{
 		// organization
 		{ActionOrganizationRenamed, CategoryOrganization, "The organization's display name changed", []Field{
 			req("from", TypeString, "Previous name"),
@@ -257,5 +274,13 @@ func builtinActions() []ActionSpec {
 			req("format", TypeString, "Wire format after the change"),
 		}},
 		{ActionAuditSIEMDestinationDeleted, CategoryAudit, "A SIEM export destination was deleted", nil},
+		{ActionAuditServiceKeyCreated, CategoryAudit, "A service key for the HTTP ingest API was created", []Field{
+			req("service", TypeString, "Name of the service the key is issued to"),
+			req("orgs", TypeStringList, "Organizations the key may write for; [\"*\"] for every one"),
+			req("actions", TypeStringList, "Action filters the key may write; empty for all"),
+		}},
+		{ActionAuditServiceKeyRevoked, CategoryAudit, "A service key for the HTTP ingest API was revoked", []Field{
+			req("service", TypeString, "Name of the service the key was issued to"),
+		}},
 	}
 }

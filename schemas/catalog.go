@@ -80,6 +80,10 @@ type ActionSpec struct {
 	// Details lists the keys the action's details may carry. Keys not
 	// listed are allowed too, within the details limits.
 	Details []Field `json:"details"`
+	// Targets, when not empty, lists the target types events of the action
+	// may name (lower snake case, e.g. "deployment"); a target of another
+	// type is refused. Empty allows any type.
+	Targets []string `json:"targets,omitempty"`
 }
 
 // Field returns the spec's field named name.
@@ -96,6 +100,7 @@ func (s ActionSpec) Field(name string) (Field, bool) {
 // change the other's copy.
 func (s ActionSpec) clone() ActionSpec {
 	s.Details = append([]Field{}, s.Details...)
+	s.Targets = slices.Clone(s.Targets)
 	for i := range s.Details {
 		s.Details[i].Enum = slices.Clone(s.Details[i].Enum)
 	}
@@ -210,6 +215,17 @@ func checkSpec(spec ActionSpec) error {
 			if v == "" || slices.Contains(f.Enum[:j], v) {
 				return fmt.Errorf("%w: field %q: enum values must be non-empty and distinct", ErrInvalidSpec, f.Name)
 			}
+		}
+	}
+	if len(spec.Targets) > MaxTargets {
+		return fmt.Errorf("%w: %d target types, limit is %d", ErrInvalidSpec, len(spec.Targets), MaxTargets)
+	}
+	for i, t := range spec.Targets {
+		switch {
+		case len(t) > MaxTargetTypeLen || !isLowerSnake(t):
+			return fmt.Errorf("%w: targets[%d]: %q must be lower snake case, at most %d bytes", ErrInvalidSpec, i, t, MaxTargetTypeLen)
+		case slices.Contains(spec.Targets[:i], t):
+			return fmt.Errorf("%w: targets[%d]: duplicate target type %q", ErrInvalidSpec, i, t)
 		}
 	}
 	return nil

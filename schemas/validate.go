@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,6 +162,13 @@ func (c *Catalog) Encode(e *Event) ([]byte, error) {
 
 	v.actor(&e.Actor)
 	v.targets(e.Targets)
+	if known && len(spec.Targets) > 0 {
+		for i, t := range e.Targets[:min(len(e.Targets), MaxTargets)] {
+			if t.Type != "" && !slices.Contains(spec.Targets, t.Type) {
+				v.add("targets["+strconv.Itoa(i)+"].type", "%s takes targets of type %s, not %q", e.Action, strings.Join(spec.Targets, ", "), truncate(t.Type))
+			}
+		}
+	}
 
 	switch e.Outcome {
 	case OutcomeSuccess:

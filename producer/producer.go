@@ -280,6 +280,18 @@ func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) 
 	return p.publish(ctx, ev.ID, msg, 1)
 }
 
+// Publish publishes a message Prepare returned for the event with the
+// given id, exactly as Emit does after Prepare: with the id as
+// Nats-Msg-Id, retried as the policy says, returning once JetStream has
+// stored it (or recognised a duplicate: Receipt.Duplicate). It lets a
+// caller validate a batch first and publish what is valid.
+func (p *Producer) Publish(ctx context.Context, id string, msg *nats.Msg) (Receipt, error) {
+	if p.closed.Load() {
+		return Receipt{}, ErrClosed
+	}
+	return p.publish(ctx, id, msg, 1)
+}
+
 // publish sends msg until JetStream acknowledges it, numbering attempts
 // from first.
 func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg, first int) (Receipt, error) {

@@ -280,6 +280,18 @@ func (s *Service) Authorize(r *http.Request, perm string) (orgID, subject string
 	return s.auth.Authorize(r, perm)
 }
 
+// Claims authenticates r's bearer token and spends one request of its
+// budget, like Authorize, and returns its claims for routes whose
+// permission rules need more than one permission (the service keys
+// routes take audit.manage or audit.operator).
+func (s *Service) Claims(r *http.Request) (*auditapi.Claims, error) {
+	c, e := s.auth.Authenticate(r)
+	if e != nil {
+		return nil, e
+	}
+	return c, nil
+}
+
 // wrap adds authentication, the rate limit, the permission and the plan
 // check in front of a route's handler.
 func (s *Service) wrap(rt route) http.Handler {

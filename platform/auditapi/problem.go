@@ -37,6 +37,9 @@ const (
 	CodeConflict = "conflict"
 	// CodeTooLarge (413): the request body is too large.
 	CodeTooLarge = "request-too-large"
+	// CodeUnsupportedMediaType (415): the body is not of the content type
+	// the route takes (application/json for POST /v1/events).
+	CodeUnsupportedMediaType = "unsupported-media-type"
 	// CodeURITooLong (414): the query string is too long.
 	CodeURITooLong = "uri-too-long"
 	// CodeRateLimited (429): the token's request budget is spent; the
@@ -62,27 +65,28 @@ const (
 // Codes lists every problem code.
 var Codes = []string{
 	CodeUnauthorized, CodeForbidden, CodePlan, CodeNotFound, CodeMethodNotAllowed, CodeInvalidParameter,
-	CodeInvalidBody, CodeConflict, CodeTooLarge, CodeURITooLong, CodeRateLimited, CodeNotRecorded,
+	CodeInvalidBody, CodeConflict, CodeTooLarge, CodeUnsupportedMediaType, CodeURITooLong, CodeRateLimited, CodeNotRecorded,
 	CodeDestinationFailed, CodeNotImplemented, CodeUnavailable, CodeInternal,
 }
 
 var titles = map[string]string{
-	CodeUnauthorized:      "Missing, invalid or expired bearer token",
-	CodeForbidden:         "Permission denied",
-	CodePlan:              "Not available on the organization's plan",
-	CodeNotFound:          "Not found",
-	CodeMethodNotAllowed:  "Method not allowed",
-	CodeInvalidParameter:  "Invalid parameter",
-	CodeInvalidBody:       "Invalid request body",
-	CodeConflict:          "Conflict",
-	CodeTooLarge:          "Request too large",
-	CodeURITooLong:        "URI too long",
-	CodeRateLimited:       "Too many requests",
-	CodeNotRecorded:       "Change not recorded",
-	CodeDestinationFailed: "Destination failed",
-	CodeNotImplemented:    "Not implemented",
-	CodeUnavailable:       "Service unavailable",
-	CodeInternal:          "Internal error",
+	CodeUnauthorized:         "Missing, invalid or expired bearer token",
+	CodeForbidden:            "Permission denied",
+	CodePlan:                 "Not available on the organization's plan",
+	CodeNotFound:             "Not found",
+	CodeMethodNotAllowed:     "Method not allowed",
+	CodeInvalidParameter:     "Invalid parameter",
+	CodeInvalidBody:          "Invalid request body",
+	CodeConflict:             "Conflict",
+	CodeTooLarge:             "Request too large",
+	CodeUnsupportedMediaType: "Unsupported media type",
+	CodeURITooLong:           "URI too long",
+	CodeRateLimited:          "Too many requests",
+	CodeNotRecorded:          "Change not recorded",
+	CodeDestinationFailed:    "Destination failed",
+	CodeNotImplemented:       "Not implemented",
+	CodeUnavailable:          "Service unavailable",
+	CodeInternal:             "Internal error",
 }
 
 // Title is the fixed title of code ("" for an unknown code).

@@ -34,10 +34,14 @@ const (
 	// in a token signed with the purge key, which is not a key user
 	// tokens are verified with: a user token claiming it is refused.
 	PermPurge = "audit.purge"
+	// PermWrite allows writing events for the token's org through the
+	// HTTP ingest API (POST /v1/events). Services usually write with a
+	// service key instead; no other permission allows writing.
+	PermWrite = "audit.write"
 )
 
 // KnownPermissions lists every permission the servers understand.
-var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator, PermPurge}
+var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator, PermPurge, PermWrite}
 
 // MaxSubjectLen bounds a token's subject: it is the actor id of the
 // changes the token makes.

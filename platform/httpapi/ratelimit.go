@@ -57,3 +57,20 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	}
 	return true, 0
 }
+
+// Limiter is a set of token buckets, one per key, all with one rate and
+// burst: the request budgets the APIs spend from. Idle buckets are
+// dropped. Safe for concurrent use.
+type Limiter struct{ l *limiter }
+
+// NewLimiter returns a Limiter allowing perSecond requests a second per
+// key on average, in bursts of burst.
+func NewLimiter(perSecond float64, burst int) *Limiter {
+	return &Limiter{l: newLimiter(perSecond, burst)}
+}
+
+// Allow takes one request from key's bucket at now. When the bucket is
+// empty it returns false and how long until a request would be allowed.
+func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	return l.l.allow(key, now)
+}

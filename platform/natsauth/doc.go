@@ -35,7 +35,9 @@
 //     admin seed still fails the customer's signature check: the signing
 //     key is not on the bus.
 //   - api (query service and management APIs) writes the settings,
-//     endpoints, destinations and status buckets, publishes its own audit
+//     endpoints, destinations and status buckets and the service keys
+//     bucket (AUDIT_SERVICE_KEYS: the HTTP ingest API's keys, stored
+//     hashed; no other role reads or writes it), publishes its own audit
 //     records, creates and deletes SIEM destination consumers, enqueues
 //     webhook replays and reads the attempt log.
 //

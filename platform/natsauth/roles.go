@@ -58,6 +58,7 @@ const (
 	EndpointsBucket    = "AUDIT_WEBHOOK_ENDPOINTS"
 	DestinationsBucket = "AUDIT_SIEM_DESTINATIONS"
 	StatusBucket       = "AUDIT_SIEM_STATUS"
+	ServiceKeysBucket  = "AUDIT_SERVICE_KEYS"
 
 	EventsSubjects = "audit.events.>"
 	// CheckpointsSubjects are the signed checkpoints the log writer
@@ -221,7 +222,7 @@ func PermissionsOf(r Role) (Permissions, error) {
 			jsAPI+"CONSUMER.DELETE."+AttemptsStream+".*",
 			jsAPI+"CONSUMER.MSG.NEXT."+AttemptsStream+".*",
 		)
-		for _, b := range []string{SettingsBucket, EndpointsBucket, DestinationsBucket, StatusBucket} {
+		for _, b := range []string{SettingsBucket, EndpointsBucket, DestinationsBucket, StatusBucket, ServiceKeysBucket} {
 			p.PublishAllow = append(p.PublishAllow, kvWrite(b))
 			p.PublishAllow = append(p.PublishAllow, kvRead(b)...)
 		}

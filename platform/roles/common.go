@@ -18,12 +18,14 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/eventstore/server"
+	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
 )
 
 // NewOps serves p.Health on p.HTTPAddr. It starts first and stops last.
@@ -335,7 +337,15 @@ func NewTopology(cfg TopologyConfig) Constructor {
 			p.Verifier = topology.NewVerifier(p.JS, p.Log.Named("topology"), p.Registry)
 			p.Registry.MustRegister(topology.NewLagCollector(p.JS))
 			if p.Owner {
-				return topology.Ensure(ctx, p.JS, t)
+				if err := topology.Ensure(ctx, p.JS, t); err != nil {
+					return err
+				}
+				// The service keys of the HTTP ingest API: only the api
+				// identity reads and writes them (package natsauth).
+				if _, err := p.JS.CreateOrUpdateKeyValue(ctx, ingestapi.KeysBucketConfig(t.Replicas)); err != nil {
+					return fmt.Errorf("topology: bucket %s: %w", ingestapi.KeysBucket, err)
+				}
+				return nil
 			}
 			_, err := p.Verifier.Verify(ctx, t.Objects())
 			return err
@@ -389,6 +399,27 @@ func NewRecorder() Constructor {
 			},
 			Stop: func(ctx context.Context) error { return p.Recorder.Close(ctx) },
 		}
+	}
+}
+
+// NewCatalog loads the action catalog: the built-in actions, plus those of
+// cfg.CatalogFile when set. A bad file stops start-up with the file, line
+// and problem.
+func NewCatalog(cfg CatalogConfig) Constructor {
+	return func(p *Process) lifecycle.Stage {
+		return lifecycle.Stage{Start: func(context.Context) error {
+			if cfg.CatalogFile == "" {
+				p.Catalog = schemas.NewCatalog()
+				return nil
+			}
+			c, err := schemas.ReadCatalogFile(cfg.CatalogFile)
+			if err != nil {
+				return fmt.Errorf("AUDIT_CATALOG_FILE: %w", err)
+			}
+			p.Catalog = c
+			p.Log.Info("action catalog loaded", zap.String("file", cfg.CatalogFile), zap.Int("actions", len(c.Actions())))
+			return nil
+		}}
 	}
 }
 

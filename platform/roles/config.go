@@ -114,6 +114,11 @@ func (c SettingsConfig) Validate() error {
 	return nil
 }
 
+// CatalogConfig names the catalog file of host actions.
+type CatalogConfig struct {
+	CatalogFile string `envconfig:"AUDIT_CATALOG_FILE" desc:"JSON file of host actions added to the built-in catalog (name, category, description, details, target types); a bad file stops start-up naming its line"`
+}
+
 // SealConfig holds the keys sealing webhook secrets and SIEM credentials.
 type SealConfig struct {
 	SecretKeys string `envconfig:"AUDIT_SECRET_KEYS" desc:"keys sealing webhook signing secrets and SIEM destination credentials at rest: id:base64key[,id:base64key...], the first sealing; every process that serves or delivers webhooks or SIEM needs the same set; auditd keeps a development key in the data directory when empty"`

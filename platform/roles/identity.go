@@ -26,6 +26,7 @@ var Identities = map[string]natsauth.Role{
 	SIEM:        natsauth.Forwarder,
 	SIEMAPI:     natsauth.API,
 	Query:       natsauth.API,
+	Ingest:      natsauth.Producer,
 	Demo:        natsauth.Producer,
 }
 

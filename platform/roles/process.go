@@ -22,6 +22,7 @@ import (
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
 )
 
 // Constructor returns the lifecycle stage of one role in p. It runs before
@@ -69,6 +70,8 @@ type Process struct {
 	Settings *orgsettings.Store
 	Recorder *producer.Producer
 	Auth     Authorizer
+	// Set by Catalog: the action catalog events are validated against.
+	Catalog *schemas.Catalog
 
 	mu      sync.Mutex
 	conns   func(role string) (*nats.Conn, error)

@@ -33,6 +33,13 @@ const (
 	Tlog = "tlog"
 	// TlogAPI serves /v1/integrity: checkpoints and proofs.
 	TlogAPI = "tlog-api"
+	// Catalog loads the action catalog: the built-in actions and those of
+	// AUDIT_CATALOG_FILE. Every role that validates events uses it.
+	Catalog = "catalog"
+	// Ingest serves the HTTP ingest API (POST /v1/events), the service
+	// keys routes (/v1/service-keys) and GET /v1/catalog. It publishes as
+	// the producer identity and reads the keys as the api.
+	Ingest = "ingest"
 	// Demo emits demo events (auditd only).
 	Demo = "demo"
 )
@@ -48,13 +55,15 @@ var Deps = map[string][]string{
 	Topology:    {Bus},
 	Settings:    {Topology},
 	Recorder:    {Topology},
-	Ingestor:    {Store, Settings},
+	Catalog:     {Ops},
+	Ingestor:    {Store, Settings, Catalog},
 	Webhooks:    {Settings, Recorder},
 	SIEM:        {Settings},
 	Query:       {Store, Settings, Recorder},
 	WebhooksAPI: {Query},
 	SIEMAPI:     {Query},
-	Tlog:        {Store, Topology},
+	Tlog:        {Store, Topology, Catalog},
+	Ingest:      {Query, Catalog},
 	TlogAPI:     {Query},
 	Demo:        {Settings, Ingestor},
 }
@@ -62,9 +71,9 @@ var Deps = map[string][]string{
 // Standalone role sets: what each binary runs. auditd runs them all.
 var (
 	IngestorRoles      = []string{Ingestor}
-	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI}
+	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI, Ingest}
 	WebhookRoles       = []string{Webhooks}
 	SIEMRoles          = []string{SIEM}
-	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Tlog, TlogAPI, Demo}
+	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Tlog, TlogAPI, Ingest, Demo}
 	TopologyOwnerRoles = []string{Topology}
 )

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
@@ -50,6 +51,7 @@ func TestPermissionNamesMatchTheTopology(t *testing.T) {
 		natsauth.EndpointsBucket:     endpoints.Bucket,
 		natsauth.DestinationsBucket:  destinations.Bucket,
 		natsauth.StatusBucket:        destinations.StatusBucket,
+		natsauth.ServiceKeysBucket:   ingestapi.KeysBucket,
 	} {
 		if got != want {
 			t.Errorf("natsauth has %q where the topology has %q", got, want)
@@ -254,7 +256,7 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		out = append(out, req("publish a back-dated event for another org", "audit.events.org_victim.auth.login", evBody))
 	}
 	// Write the buckets.
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
 		if r == natsauth.API || (r == natsauth.Dispatcher && b == natsauth.EndpointsBucket) || (r == natsauth.Forwarder && b == natsauth.StatusBucket) {
 			continue
 		}
@@ -293,7 +295,16 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("delete the deliveries stream", api+"STREAM.DELETE.AUDIT_WEBHOOK_DELIVERIES", nil),
 		req("delete a message of AUDIT_EVENTS", api+"STREAM.MSG.DELETE.AUDIT_EVENTS", []byte(`{"seq":1}`)),
 	)
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+	// Read the service keys' hashes, or plant a key of one's own.
+	if r != natsauth.API {
+		out = append(out,
+			req("direct get from the service keys", api+"DIRECT.GET.KV_"+natsauth.ServiceKeysBucket+".$KV."+natsauth.ServiceKeysBucket+".sk_x", nil),
+			req("get a message of the service keys", api+"STREAM.MSG.GET.KV_"+natsauth.ServiceKeysBucket, []byte(`{"seq":1}`)),
+			req("watch the service keys", api+"CONSUMER.CREATE.KV_"+natsauth.ServiceKeysBucket, consumerCfg("", "")),
+			req("plant a service key", "$KV."+natsauth.ServiceKeysBucket+".sk_01EVIL", []byte(`{"id":"sk_01EVIL","service":"evil","orgs":["*"],"hash":"00"}`)),
+		)
+	}
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
 		out = append(out,
 			req("purge bucket "+b, api+"STREAM.PURGE.KV_"+b, nil),
 			req("delete bucket "+b, api+"STREAM.DELETE.KV_"+b, nil),
@@ -387,7 +398,7 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
 		kv, err := ajs.KeyValue(ctx, b)
 		if err != nil {
 			t.Fatal(err)

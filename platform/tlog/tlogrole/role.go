@@ -18,7 +18,6 @@ import (
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/tlogapi"
 	"github.com/takumo/audit/platform/tlog/treestore"
-	"github.com/takumo/audit/schemas"
 )
 
 // TlogConfig configures the log writer and the integrity API.
@@ -92,7 +91,7 @@ func (r *Roles) Writer() roles.Constructor {
 				if err != nil {
 					return err
 				}
-				w, err = logwriter.New(p.JS, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+				w, err = logwriter.New(p.JS, trees, signer, logwriter.Accept(p.Catalog), logwriter.Config{
 					Deployment:         r.cfg.TlogDeployment,
 					CheckpointInterval: r.cfg.TlogCheckpointInterval,
 					LeaseTTL:           r.cfg.TlogLeaseTTL,

@@ -39,13 +39,14 @@ func run(args []string) error {
 		cmd = args[0]
 	}
 	switch cmd {
-	case "", "token", "topology", "nats-creds", "nats-config":
+	case "", "token", "topology", "nats-creds", "nats-config", "actions-doc":
 	case "-h", "--help", "help":
 		fmt.Println("usage: auditd                          run Takumo Audit\n" +
 			"       auditd token ...                mint a bearer token (auditd token -h)\n" +
 			"       auditd topology                 as the admin identity (AUDIT_NATS_CREDS), create or update streams, consumers and buckets on AUDIT_NATS_URL, then exit\n" +
 			"       auditd nats-creds ROLE [-o F]   print (or write to F, mode 0600) a role's nkey seed of the embedded server, e.g. producer\n" +
-			"       auditd nats-config [-dir D]     print the nats-server authorization block of every role; -dir keeps the roles' seeds in D\n\n" +
+			"       auditd nats-config [-dir D]     print the nats-server authorization block of every role; -dir keeps the roles' seeds in D\n" +
+			"       auditd actions-doc              print the action catalog in use (built-in and AUDIT_CATALOG_FILE) as Markdown\n\n" +
 			"Configure it with AUDIT_* environment variables:")
 		return roles.Usage(os.Stdout, &cfg)
 	default:
@@ -62,6 +63,13 @@ func run(args []string) error {
 		return queryrole.MintCommand("auditd", cfg.AuthConfig, cfg.DataDir, args[1:], os.Stdout)
 	case "nats-creds", "nats-config":
 		return natsCommand(cfg, cmd, args[1:], os.Stdout)
+	case "actions-doc":
+		doc, err := app.ActionsDoc(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(os.Stdout, doc)
+		return err
 	}
 	log, err := cfg.Logger()
 	if err != nil {

@@ -612,7 +612,7 @@ func (a *API) compare(ctx context.Context, it *item, wait bool) bool {
 // catalog serves the catalog in use: every action, built-in and host.
 func (a *API) catalog(w http.ResponseWriter, r *http.Request) {
 	type body struct {
-		Categories []string              `json:"categories"`
+		Categories []string             `json:"categories"`
 		Actions    []schemas.ActionSpec `json:"actions"`
 	}
 	w.Header().Set("Cache-Control", "no-cache")

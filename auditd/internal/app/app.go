@@ -19,12 +19,14 @@ import (
 	"github.com/takumo/audit/auditd/internal/demo"
 	ingestrole "github.com/takumo/audit/ingestor/role"
 	"github.com/takumo/audit/platform/auditapi"
+	ingestapirole "github.com/takumo/audit/platform/ingestapi/ingestrole"
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/tlog/tlogrole"
 	queryrole "github.com/takumo/audit/query/role"
+	"github.com/takumo/audit/schemas"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
 	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
 )
@@ -71,7 +73,9 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 		KeysDir: filepath.Join(cfg.DataDir, NATSKeysDir), TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey},
 		cfg.TopologyConfig, cfg.SettingsConfig)
 	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, &roles.EmbeddedStore{Lib: cfg.CHDBLib, Dir: filepath.Join(cfg.DataDir, "clickhouse")})
+	ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
 	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
+	ctors[roles.Ingest] = ingestapirole.New(cfg.IngestAPIConfig, cfg.TopologyConfig)
 	ctors[roles.Query] = queryrole.New(cfg.QueryConfig, cfg.AuthConfig, cfg.DataDir)
 	hooks := webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig)
 	ctors[roles.Webhooks], ctors[roles.WebhooksAPI] = hooks.Delivery(), hooks.API()
@@ -89,6 +93,23 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 		}}
 	}
 	return ctors
+}
+
+// ActionsDoc renders the action catalog auditd runs with — the built-in
+// actions and those of AUDIT_CATALOG_FILE — as the Markdown of
+// docs/actions.md.
+func ActionsDoc(cfg Config) (string, error) {
+	c := schemas.NewCatalog()
+	intro := "The actions this deployment accepts: the built-in actions of the v1 envelope"
+	if cfg.CatalogFile != "" {
+		var err error
+		if c, err = schemas.ReadCatalogFile(cfg.CatalogFile); err != nil {
+			return "", fmt.Errorf("AUDIT_CATALOG_FILE: %w", err)
+		}
+		intro += " and the host's, from `" + filepath.Base(cfg.CatalogFile) + "`"
+	}
+	intro += ", generated with `auditd actions-doc`. Details marked *required* must be present; other keys are allowed within the published limits."
+	return c.Markdown("Action catalog", intro), nil
 }
 
 // NATSKeysDir is where the embedded server's identities are kept, under

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	ingestrole "github.com/takumo/audit/ingestor/role"
+	ingestapirole "github.com/takumo/audit/platform/ingestapi/ingestrole"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/tlog/tlogrole"
 	queryrole "github.com/takumo/audit/query/role"
@@ -32,7 +33,9 @@ type Config struct {
 	roles.TopologyConfig
 	roles.SettingsConfig
 	roles.SealConfig
+	roles.CatalogConfig
 	ingestrole.IngestConfig
+	ingestapirole.IngestAPIConfig
 	queryrole.QueryConfig
 	queryrole.AuthConfig
 	webhookrole.WebhookConfig

@@ -23,6 +23,7 @@ type Config struct {
 	roles.StoreConfig
 	roles.TopologyConfig
 	roles.SettingsConfig
+	roles.CatalogConfig
 	ingestrole.IngestConfig
 }
 
@@ -39,6 +40,7 @@ func run(args []string) error {
 		ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
 		ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, nil)
 		ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
+		ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
 		return roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.IngestorRoles, ctors)
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/ingestapi/ingestrole"
 	"github.com/takumo/audit/platform/roles"
 	queryrole "github.com/takumo/audit/query/role"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
@@ -30,10 +31,12 @@ type Config struct {
 	roles.TopologyConfig
 	roles.SettingsConfig
 	roles.SealConfig
+	roles.CatalogConfig
 	queryrole.QueryConfig
 	queryrole.AuthConfig
 	webhookrole.WebhookConfig
 	siemrole.SIEMConfig
+	ingestrole.IngestAPIConfig
 }
 
 func main() {
@@ -56,11 +59,12 @@ func run(args []string) error {
 	})
 }
 
-// Targets are the roles cmd/query runs: the management APIs only with
+// Targets are the roles cmd/query runs: the read API and the HTTP ingest
+// API, and the webhook and SIEM management APIs only with
 // AUDIT_SECRET_KEYS.
 func Targets(cfg Config) []string {
 	if cfg.SecretKeys == "" {
-		return []string{roles.Query}
+		return []string{roles.Query, roles.Ingest}
 	}
 	return roles.QueryRoles
 }
@@ -70,6 +74,8 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
 	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, false, nil)
 	ctors[roles.Query] = queryrole.New(cfg.QueryConfig, cfg.AuthConfig, "")
+	ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
+	ctors[roles.Ingest] = ingestrole.New(cfg.IngestAPIConfig, cfg.TopologyConfig)
 	ctors[roles.WebhooksAPI] = webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig).API()
 	ctors[roles.SIEMAPI] = siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig).API()
 	return ctors

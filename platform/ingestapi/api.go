@@ -387,12 +387,17 @@ type item struct {
 	ev   schemas.Event
 	msg  *nats.Msg
 	hash [32]byte
+	// filled is set when the server chose occurred_at: a retry of the
+	// event is then compared with its first copy at the first copy's time.
+	filled bool
+	in     schemas.Event // the event as sent, source set
 }
 
 // process validates, authorizes and publishes a decoded batch and builds
 // the answer.
 func (a *API) process(ctx context.Context, p principal, req auditapi.IngestRequest) *answer {
 	items := make([]item, len(req.Events))
+	reqNow := a.cfg.Now()
 	var forbidden []string
 	for i, raw := range req.Events {
 		it := &items[i]
@@ -421,6 +426,10 @@ func (a *API) process(ctx context.Context, p principal, req auditapi.IngestReque
 			problems = append(problems, fmt.Sprintf("context.source: set by the server to %q for this credential; leave it out", p.source))
 		}
 		ev.ReceivedAt = nil
+		it.in, it.filled = ev, ev.OccurredAt.IsZero()
+		if it.filled {
+			ev.OccurredAt = reqNow // one time for the whole request
+		}
 		full, msg, err := a.d.Publisher.Prepare(ev)
 		if err != nil {
 			var ve *schemas.ValidationError
@@ -547,7 +556,8 @@ func (a *API) publish(ctx context.Context, it *item) {
 	// An id older than the stream's duplicate window (or from the future)
 	// may have been stored long ago: the stream would take it again and
 	// the ingestor refuse it, so look first.
-	if t, ok := schemas.IDTime(it.ev.ID); ok && (now.Sub(t) > a.cfg.DuplicateWindow-time.Minute || t.After(now.Add(time.Minute))) {
+	margin := min(a.cfg.DuplicateWindow/10, time.Minute)
+	if t, ok := schemas.IDTime(it.ev.ID); ok && (now.Sub(t) > a.cfg.DuplicateWindow-margin || t.After(now.Add(margin))) {
 		if a.compare(ctx, it, false) {
 			return
 		}
@@ -561,7 +571,7 @@ func (a *API) publish(ctx context.Context, it *item) {
 	it.res.Seq = rc.Seq
 	if !rc.Duplicate {
 		it.res.Status = auditapi.IngestAccepted
-		a.recent.add(it.ev.OrgID, it.ev.ID, it.hash, now)
+		a.recent.add(it.ev.OrgID, it.ev.ID, it.hash, it.ev.OccurredAt, now)
 		return
 	}
 	if !a.compare(ctx, it, true) {
@@ -574,8 +584,17 @@ func (a *API) publish(ctx context.Context, it *item) {
 // copy was not found (wait: keep looking for a while, the first copy may
 // still be on its way to the store).
 func (a *API) compare(ctx context.Context, it *item, wait bool) bool {
-	decide := func(first [32]byte) bool {
-		if first == it.hash {
+	decide := func(first [32]byte, firstAt time.Time) bool {
+		mine := it.hash
+		if it.filled && !firstAt.Equal(it.ev.OccurredAt) {
+			// The server chose this copy's time: compare at the first's.
+			ev := it.in
+			ev.ID, ev.OccurredAt = it.ev.ID, firstAt
+			if _, msg, err := a.d.Publisher.Prepare(ev); err == nil {
+				mine = sha256.Sum256(msg.Data)
+			}
+		}
+		if first == mine {
 			it.res.Status = auditapi.IngestDuplicate
 		} else {
 			it.res.Status, it.res.Seq = auditapi.IngestConflict, 0
@@ -583,8 +602,8 @@ func (a *API) compare(ctx context.Context, it *item, wait bool) bool {
 		}
 		return true
 	}
-	if h, ok := a.recent.get(it.ev.OrgID, it.ev.ID); ok {
-		return decide(h)
+	if h, at, ok := a.recent.get(it.ev.OrgID, it.ev.ID); ok {
+		return decide(h, at)
 	}
 	if a.d.Stored == nil {
 		return false
@@ -593,7 +612,11 @@ func (a *API) compare(ctx context.Context, it *item, wait bool) bool {
 	for {
 		raw, err := a.d.Stored.GetRaw(ctx, it.ev.OrgID, it.ev.ID)
 		if err == nil {
-			return decide(sha256.Sum256(raw))
+			var at time.Time
+			if first, derr := schemas.Decode(raw); derr == nil {
+				at = first.OccurredAt
+			}
+			return decide(sha256.Sum256(raw), at)
 		}
 		if !errors.Is(err, eventstore.ErrNotFound) {
 			a.log.Warn("stored event lookup failed", zap.String("event_id", it.ev.ID), zap.Error(err))
@@ -602,8 +625,8 @@ func (a *API) compare(ctx context.Context, it *item, wait bool) bool {
 		if !wait || time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
-		if h, ok := a.recent.get(it.ev.OrgID, it.ev.ID); ok {
-			return decide(h)
+		if h, at, ok := a.recent.get(it.ev.OrgID, it.ev.ID); ok {
+			return decide(h, at)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -111,31 +111,32 @@ type recentIDs struct {
 }
 
 type recentID struct {
-	hash [32]byte
-	at   time.Time
+	hash       [32]byte
+	occurredAt time.Time
+	at         time.Time
 }
 
 func newRecentIDs(max int, ttl time.Duration) *recentIDs {
 	return &recentIDs{max: max, ttl: ttl, m: map[string]recentID{}, order: list.New()}
 }
 
-func (r *recentIDs) add(org, id string, hash [32]byte, now time.Time) {
+func (r *recentIDs) add(org, id string, hash [32]byte, occurredAt, now time.Time) {
 	k := org + "\x00" + id
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.m[k]; ok {
 		return
 	}
-	r.m[k] = recentID{hash: hash, at: now}
+	r.m[k] = recentID{hash: hash, occurredAt: occurredAt, at: now}
 	r.order.PushBack(k)
 	for r.order.Len() > r.max || (r.order.Len() > 0 && now.Sub(r.m[r.order.Front().Value.(string)].at) > r.ttl) {
 		delete(r.m, r.order.Remove(r.order.Front()).(string))
 	}
 }
 
-func (r *recentIDs) get(org, id string) ([32]byte, bool) {
+func (r *recentIDs) get(org, id string) ([32]byte, time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.m[org+"\x00"+id]
-	return e.hash, ok
+	return e.hash, e.occurredAt, ok
 }

@@ -50,6 +50,8 @@ commands:
                                                             manage webhook endpoints (audit.manage)
   auditctl siem list|get|create|update|delete|test|status|pause|resume|replay
                                                             manage SIEM destinations (audit.manage)
+  auditctl service-keys list|get|create|revoke              manage the HTTP ingest API's service keys
+                                                            (audit.manage, or audit.operator for any orgs)
   auditctl verify --export FILE --checkpoint FILE --key VKEY  check an export against signed checkpoints,
                                                             offline (also: verify consistency|inclusion)
   auditctl help                                             this text
@@ -120,6 +122,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runWebhooks(ctx, rest, env)
 	case "siem":
 		return runSIEM(ctx, rest, env)
+	case "service-keys":
+		return runServiceKeys(ctx, rest, env)
 	case "verify":
 		return runVerify(rest, env)
 	}

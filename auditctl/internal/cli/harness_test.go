@@ -17,6 +17,7 @@ import (
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/secretbox"
@@ -120,8 +121,26 @@ func newServerWith(t testing.TB, o serverOpts) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The HTTP ingest API and its service keys, mounted as auditd mounts
+	// them (the admin identity stands in for the api and the producer).
+	if _, err := js.CreateOrUpdateKeyValue(context.Background(), ingestapi.KeysBucketConfig(1)); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ingestapi.OpenKeys(context.Background(), js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keys.Close)
+	ingest, err := ingestapi.New(ingestapi.Config{}, ingestapi.Deps{Auth: svc, Keys: keys, Publisher: prod, Catalog: schemas.NewCatalog(), Stored: store,
+		Recorder: httpapi.Recorder{Emit: func(ctx context.Context, ev schemas.Event) error { _, err := prod.Emit(ctx, ev); return err }}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", svc.Handler())
+	for _, pattern := range ingestapi.Routes {
+		mux.Handle(pattern, ingest.Handler())
+	}
 	mux.Handle("/v1/webhooks/", hooksAPI)
 	mux.Handle("/v1/siem/", siemAPI)
 	srv := httptest.NewServer(mux)

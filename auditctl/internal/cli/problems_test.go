@@ -130,6 +130,10 @@ func TestEveryProblemIsPrintedHelpfully(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeCl, err := client.New(s.url, mint(t, "org_acme", auditapi.PermWrite), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	noSettings := newServerWith(t, serverOpts{noRetention: true})
 	noSettingsCl, err := client.New(noSettings.url, manage, nil)
 	if err != nil {
@@ -143,6 +147,7 @@ func TestEveryProblemIsPrintedHelpfully(t *testing.T) {
 		want         []string
 	}{
 		{auditapi.CodeMethodNotAllowed, cl, http.MethodDelete, "/v1/events", nil, []string{"does not accept", "versions"}},
+		{auditapi.CodeUnsupportedMediaType, writeCl, http.MethodPost, "/v1/events", nil, []string{"content type", "application/json"}},
 		{auditapi.CodeNotImplemented, noReplayCl, http.MethodPost, "/v1/webhooks/endpoints/" + ep.ID + "/recover", map[string]any{"since": time.Now().Add(-time.Hour)}, []string{"does not offer", "event store"}},
 		{auditapi.CodeUnavailable, noSettingsCl, http.MethodPut, "/v1/settings", map[string]any{"custom_retention_days": 400}, []string{"cannot answer now", "retry"}},
 	} {

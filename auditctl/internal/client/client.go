@@ -105,6 +105,8 @@ func (e *APIError) Error() string {
 		return "conflict: " + d
 	case auditapi.CodeTooLarge:
 		return "the request is too large (" + d + "): send less, e.g. shorter certificates or fewer filters"
+	case auditapi.CodeUnsupportedMediaType:
+		return "the server does not take this body's content type (" + d + "): send JSON with Content-Type: application/json"
 	case auditapi.CodeURITooLong:
 		return "the query is too long (" + d + "): use fewer or shorter filters"
 	case auditapi.CodeRateLimited:

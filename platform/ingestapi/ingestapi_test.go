@@ -39,16 +39,17 @@ func (c claims) Claims(r *http.Request) (*auditapi.Claims, error) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	admin  jetstream.JetStream
 	events jetstream.Stream
+	prod   jetstream.JetStream // the producer identity's
 }
 
 // newEnv runs the API over an embedded NATS server with the topology, the
 // keys bucket, the api identity for the keys and the producer identity
 // for events.
-func newEnv(t *testing.T, cfg ingestapi.Config) *env {
+func newEnv(t testing.TB, cfg ingestapi.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	srv, _, ajs := natstest.StartWithTopology(t, topology.Config{})
@@ -86,7 +87,7 @@ func newEnv(t *testing.T, cfg ingestapi.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, url: hs.URL, admin: ajs, events: st}
+	return &env{t: t, url: hs.URL, admin: ajs, events: st, prod: prodJS}
 }
 
 func (e *env) token(org string, perms ...string) string {

@@ -139,6 +139,11 @@ func New(cfg Config, d Deps) (*API, error) {
 // read API on one listener.
 var Routes = []string{"POST /v1/events", "/v1/catalog", "/v1/service-keys", "/v1/service-keys/"}
 
+// Operations are the method and path of every operation Handler serves,
+// as the OpenAPI document (query/openapi.json) lists them.
+var Operations = []string{"POST /v1/events", "GET /v1/catalog", "POST /v1/service-keys", "GET /v1/service-keys",
+	"GET /v1/service-keys/{id}", "DELETE /v1/service-keys/{id}"}
+
 // Handler serves the routes.
 func (a *API) Handler() http.Handler {
 	rt := httpapi.NewRouter()

@@ -481,4 +481,11 @@ func TestCatalogRoute(t *testing.T) {
 	if r := e.do("POST", "/v1/catalog", "", "", nil); r.status != 405 {
 		t.Fatalf("POST /v1/catalog: %d", r.status)
 	}
+	// Every documented operation reaches a handler.
+	for _, op := range ingestapi.Operations {
+		m, p, _ := strings.Cut(op, " ")
+		if r := e.do(m, strings.ReplaceAll(p, "{id}", "sk_x"), "", "", nil); r.status == 405 || (r.status == 404 && r.problem(t).Detail == "no such resource") {
+			t.Errorf("%s is not routed: %d", op, r.status)
+		}
+	}
 }

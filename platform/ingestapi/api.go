@@ -39,7 +39,7 @@ type Authenticator interface {
 // connected as the producer identity.
 type Publisher interface {
 	Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error)
-	Publish(ctx context.Context, id string, msg *nats.Msg) (producer.Receipt, error)
+	PublishBatch(ctx context.Context, ids []string, msgs []*nats.Msg) ([]producer.Receipt, []error)
 }
 
 // Stored reads an event's stored canonical bytes (eventstore.Store), to
@@ -245,6 +245,7 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	failed bool // some events were not acknowledged
 }
 
 func (an *answer) write(w http.ResponseWriter) {
@@ -302,6 +303,17 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 		e.Write(w)
 		return
 	}
+	evs := make([]decoded, len(req.Events))
+	for i, raw := range req.Events {
+		evs[i].ev, evs[i].err = schemas.Decode(raw)
+		if evs[i].err != nil {
+			var probe struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(raw, &probe)
+			evs[i].ev.ID = probe.ID
+		}
+	}
 	// Retries: the same Idempotency-Key (or, when every event carries its
 	// id, the same body) from the same writer gets the first answer.
 	key := r.Header.Get("Idempotency-Key")
@@ -315,16 +327,18 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case key != "":
 		scope = p.id + "\x00key\x00" + key
-	case allHaveIDs(req.Events):
+	case allHaveIDs(evs):
 		scope = p.id + "\x00body\x00" + bodySum
 	}
 	if scope == "" {
-		a.process(r.Context(), p, req).write(w)
+		a.process(r.Context(), p, evs).write(w)
 		return
 	}
 	an, e := a.idem.do(scope, bodySum, func() (*answer, bool) {
-		an := a.process(r.Context(), p, req)
-		return an, an.status < 500 && !failedAny(an)
+		an := a.process(r.Context(), p, evs)
+		// An answer with events to send again is not kept: the retry
+		// must really try again.
+		return an, an.status < 500 && !an.failed
 	})
 	if e != nil {
 		e.Write(w)
@@ -367,23 +381,21 @@ func decodeBatch(body []byte, req *auditapi.IngestRequest) *httpapi.Error {
 	return nil
 }
 
+// decoded is one event of a request as decoded (shape only).
+type decoded struct {
+	ev  schemas.Event
+	err error
+}
+
 // allHaveIDs reports whether every event names its id, so that the body
 // alone identifies a retry.
-func allHaveIDs(evs []json.RawMessage) bool {
-	for _, raw := range evs {
-		var probe struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &probe) != nil || probe.ID == "" {
+func allHaveIDs(evs []decoded) bool {
+	for _, d := range evs {
+		if d.ev.ID == "" {
 			return false
 		}
 	}
 	return true
-}
-
-func failedAny(an *answer) bool {
-	var resp auditapi.IngestResponse
-	return json.Unmarshal(an.body, &resp) == nil && resp.Failed > 0
 }
 
 // item is one event on its way through a request.
@@ -400,16 +412,17 @@ type item struct {
 
 // process validates, authorizes and publishes a decoded batch and builds
 // the answer.
-func (a *API) process(ctx context.Context, p principal, req auditapi.IngestRequest) *answer {
-	items := make([]item, len(req.Events))
+func (a *API) process(ctx context.Context, p principal, evs []decoded) *answer {
+	items := make([]item, len(evs))
 	reqNow := a.cfg.Now()
 	var forbidden []string
-	for i, raw := range req.Events {
+	for i, d := range evs {
 		it := &items[i]
 		it.res.Index = i
-		ev, err := schemas.Decode(raw)
-		if err != nil {
-			it.res.Status, it.res.Errors = auditapi.IngestInvalid, []string{err.Error()}
+		ev := d.ev
+		if d.err != nil {
+			it.res.ID = ev.ID
+			it.res.Status, it.res.Errors = auditapi.IngestInvalid, []string{d.err.Error()}
 			continue
 		}
 		it.res.ID = ev.ID
@@ -462,7 +475,7 @@ func (a *API) process(ctx context.Context, p principal, req auditapi.IngestReque
 	first := map[string]int{}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PublishTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
+	var todo []*item
 	for i := range items {
 		it := &items[i]
 		if it.msg == nil {
@@ -472,13 +485,9 @@ func (a *API) process(ctx context.Context, p principal, req auditapi.IngestReque
 			continue
 		}
 		first[it.ev.ID] = i
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.publish(pctx, it)
-		}()
+		todo = append(todo, it)
 	}
-	wg.Wait()
+	a.publish(pctx, todo)
 	for i := range items {
 		it := &items[i]
 		if it.msg == nil {
@@ -522,11 +531,15 @@ func (a *API) process(ctx context.Context, p principal, req auditapi.IngestReque
 	case stored == len(items):
 		return jsonAnswer(http.StatusOK, resp)
 	case stored > 0:
-		return jsonAnswer(http.StatusMultiStatus, resp)
+		an := jsonAnswer(http.StatusMultiStatus, resp)
+		an.failed = resp.Failed > 0
+		return an
 	case resp.Failed > 0:
 		e := httpapi.Errorf(http.StatusServiceUnavailable, auditapi.CodeUnavailable, "no event could be stored now; send them again with the same ids")
 		e.RetryAfter = time.Second
-		return problemAnswer(e, resp.Results)
+		an := problemAnswer(e, resp.Results)
+		an.failed = true
+		return an
 	case resp.Rejected > 0 && len(errs) > 0 && countStatus(resp.Results, auditapi.IngestConflict) == len(items):
 		return problemAnswer(&httpapi.Error{Status: http.StatusConflict, Code: auditapi.CodeConflict,
 			Detail: "every event conflicts with an event stored first under its id; nothing was stored", Errors: errs}, resp.Results)
@@ -555,33 +568,53 @@ func jsonAnswer(status int, v any) *answer {
 	return rec.answer()
 }
 
-// publish stores one valid event, or finds it already stored.
-func (a *API) publish(ctx context.Context, it *item) {
+// publish stores the valid events of a request, or finds them already
+// stored, filling in each one's result.
+func (a *API) publish(ctx context.Context, items []*item) {
 	now := a.cfg.Now()
-	// An id older than the stream's duplicate window (or from the future)
-	// may have been stored long ago: the stream would take it again and
-	// the ingestor refuse it, so look first.
 	margin := min(a.cfg.DuplicateWindow/10, time.Minute)
-	if t, ok := schemas.IDTime(it.ev.ID); ok && (now.Sub(t) > a.cfg.DuplicateWindow-margin || t.After(now.Add(margin))) {
-		if a.compare(ctx, it, false) {
-			return
+	ids, msgs, sent := make([]string, 0, len(items)), make([]*nats.Msg, 0, len(items)), make([]*item, 0, len(items))
+	for _, it := range items {
+		// An id older than the stream's duplicate window (or from the
+		// future) may have been stored long ago: the stream would take it
+		// again and the ingestor refuse it, so look first.
+		if t, ok := schemas.IDTime(it.ev.ID); ok && (now.Sub(t) > a.cfg.DuplicateWindow-margin || t.After(now.Add(margin))) {
+			if a.compare(ctx, it, false) {
+				continue
+			}
 		}
+		ids, msgs, sent = append(ids, it.ev.ID), append(msgs, it.msg), append(sent, it)
 	}
-	rc, err := a.d.Publisher.Publish(ctx, it.ev.ID, it.msg)
-	if err != nil {
-		a.log.Warn("an ingested event could not be published", zap.String("event_id", it.ev.ID), zap.String("org_id", it.ev.OrgID), zap.Error(err))
-		it.res.Status, it.res.Detail = auditapi.IngestFailed, "the event stream did not acknowledge the event in time; send it again with the same id"
+	if len(sent) == 0 {
 		return
 	}
-	it.res.Seq = rc.Seq
-	if !rc.Duplicate {
-		it.res.Status = auditapi.IngestAccepted
-		a.recent.add(it.ev.OrgID, it.ev.ID, it.hash, it.ev.OccurredAt, now)
-		return
+	receipts, errs := a.d.Publisher.PublishBatch(ctx, ids, msgs)
+	var dups []*item
+	for i, it := range sent {
+		if err := errs[i]; err != nil {
+			a.log.Warn("an ingested event could not be published", zap.String("event_id", it.ev.ID), zap.String("org_id", it.ev.OrgID), zap.Error(err))
+			it.res.Status, it.res.Detail = auditapi.IngestFailed, "the event stream did not acknowledge the event in time; send it again with the same id"
+			continue
+		}
+		it.res.Seq = receipts[i].Seq
+		if !receipts[i].Duplicate {
+			it.res.Status = auditapi.IngestAccepted
+			a.recent.add(it.ev.OrgID, it.ev.ID, it.hash, it.ev.OccurredAt, now)
+			continue
+		}
+		dups = append(dups, it)
 	}
-	if !a.compare(ctx, it, true) {
-		it.res.Status, it.res.Detail = auditapi.IngestDuplicate, "an event with this id was written first; this copy was not stored again (its content could not be compared yet)"
+	var wg sync.WaitGroup
+	for _, it := range dups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !a.compare(ctx, it, true) {
+				it.res.Status, it.res.Detail = auditapi.IngestDuplicate, "an event with this id was written first; this copy was not stored again (its content could not be compared yet)"
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // compare decides a repeated id from the first copy: duplicate when the

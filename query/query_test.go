@@ -24,8 +24,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/takumo/audit/platform/auditapi"
-	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"

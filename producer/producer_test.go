@@ -326,3 +326,45 @@ func TestProducerDependsOnlyOnSchemasAndNATS(t *testing.T) {
 		}
 	}
 }
+
+// PublishBatch stores each prepared event once, answers each with its
+// sequence, flags the ids the stream already holds, and fills
+// context.source from WithSource.
+func TestPublishBatch(t *testing.T) {
+	srv := startServer(t)
+	js := connect(t, srv)
+	st := createStream(t, js)
+	p, err := producer.New(js, producer.WithSource("billing/sk_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	var msgs []*nats.Msg
+	for i := range 50 {
+		ev, m, err := p.Prepare(producer.AuthLogin("org_a", producer.User(fmt.Sprintf("u_%d", i), "", ""), "password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Context.Source != "billing/sk_1" {
+			t.Fatalf("source %q", ev.Context.Source)
+		}
+		ids, msgs = append(ids, ev.ID), append(msgs, m)
+	}
+	ctx := context.Background()
+	first, errs := p.PublishBatch(ctx, ids, msgs)
+	for i := range first {
+		if errs[i] != nil || first[i].Duplicate || first[i].Seq == 0 || first[i].EventID != ids[i] {
+			t.Fatalf("event %d: %+v %v", i, first[i], errs[i])
+		}
+	}
+	again, errs := p.PublishBatch(ctx, ids[:5], msgs[:5])
+	for i := range again {
+		if errs[i] != nil || !again[i].Duplicate || again[i].Seq != first[i].Seq {
+			t.Fatalf("re-sent %d: %+v %v", i, again[i], errs[i])
+		}
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs != 50 {
+		t.Fatalf("%d stored (%v)", info.State.Msgs, err)
+	}
+}

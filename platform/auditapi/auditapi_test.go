@@ -27,7 +27,7 @@ func TestMintChecks(t *testing.T) {
 		{"negative ttl", func(s *auditapi.TokenSpec) { s.TTL = -time.Minute }, "lifetime must be positive"},
 		{"no org", func(s *auditapi.TokenSpec) { s.OrgID = "" }, "org is required"},
 		{"bad org", func(s *auditapi.TokenSpec) { s.OrgID = "org a" }, "must match"},
-		{"unknown permission", func(s *auditapi.TokenSpec) { s.Permissions = []string{"audit.write"} }, `unknown permission "audit.write"`},
+		{"unknown permission", func(s *auditapi.TokenSpec) { s.Permissions = []string{"audit.delete"} }, `unknown permission "audit.delete"`},
 		{"no subject", func(s *auditapi.TokenSpec) { s.Subject = "" }, "subject is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -186,6 +186,18 @@ func (c *Catalog) LoadFile(name string, data []byte) error {
 	return nil
 }
 
+// CatalogDocTitle and CatalogDocIntro head docs/actions.md, the built-in
+// catalog as Markdown (`auditd actions-doc` prints the same document, with
+// a catalog file's actions added when one is configured).
+const (
+	CatalogDocTitle = "Action catalog"
+	CatalogDocIntro = "The built-in actions of the v1 envelope, generated from `schemas.NewCatalog()` " +
+		"(`cd schemas && go test -run TestActionsDoc -update-docs`). Host applications add their own " +
+		"with `Catalog.Register` in Go, or without Go in a catalog file (`AUDIT_CATALOG_FILE`, see the README); " +
+		"`auditd actions-doc` writes this document for the built-in and the file's actions together. " +
+		"Details marked *required* must be present; other keys are allowed within the published limits."
+)
+
 // Markdown renders the catalog as a Markdown document: a title, the intro
 // paragraph, then one table per category listing each action, its
 // description, its details (type, enum, required) and, when restricted,

@@ -99,17 +99,17 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 // actions and those of AUDIT_CATALOG_FILE — as the Markdown of
 // docs/actions.md.
 func ActionsDoc(cfg Config) (string, error) {
-	c := schemas.NewCatalog()
-	intro := "The actions this deployment accepts: the built-in actions of the v1 envelope"
-	if cfg.CatalogFile != "" {
-		var err error
-		if c, err = schemas.ReadCatalogFile(cfg.CatalogFile); err != nil {
-			return "", fmt.Errorf("AUDIT_CATALOG_FILE: %w", err)
-		}
-		intro += " and the host's, from `" + filepath.Base(cfg.CatalogFile) + "`"
+	if cfg.CatalogFile == "" {
+		return schemas.NewCatalog().Markdown(schemas.CatalogDocTitle, schemas.CatalogDocIntro), nil
 	}
-	intro += ", generated with `auditd actions-doc`. Details marked *required* must be present; other keys are allowed within the published limits."
-	return c.Markdown("Action catalog", intro), nil
+	c, err := schemas.ReadCatalogFile(cfg.CatalogFile)
+	if err != nil {
+		return "", fmt.Errorf("AUDIT_CATALOG_FILE: %w", err)
+	}
+	intro := "The actions this deployment accepts: the built-in actions of the v1 envelope and the host's, from `" +
+		filepath.Base(cfg.CatalogFile) + "`, generated with `auditd actions-doc`. " +
+		"Details marked *required* must be present; other keys are allowed within the published limits."
+	return c.Markdown(schemas.CatalogDocTitle, intro), nil
 }
 
 // NATSKeysDir is where the embedded server's identities are kept, under

@@ -192,3 +192,31 @@ func TestBadCatalogFileStopsStartUp(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// auditd actions-doc prints docs/actions.md for the built-in catalog, and
+// adds a catalog file's actions to it.
+func TestActionsDoc(t *testing.T) {
+	var cfg Config
+	doc, err := ActionsDoc(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../../../docs/actions.md")
+	if err != nil || doc != string(want) {
+		t.Fatalf("auditd actions-doc differs from docs/actions.md (%v)", err)
+	}
+	cfg.CatalogFile = filepath.Join(t.TempDir(), "hosts.json")
+	if err := os.WriteFile(cfg.CatalogFile, []byte(`{"categories": ["deployment"], "actions": [{"name": "deployment.started",
+		"category": "deployment", "description": "A deployment started", "targets": ["service"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc, err = ActionsDoc(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"## deployment", "| `deployment.started` | A deployment started | —<br>targets: `service` |", "| `member.invited` |", "hosts.json"} {
+		if !strings.Contains(doc, w) {
+			t.Errorf("the document lacks %q", w)
+		}
+	}
+}

@@ -468,7 +468,7 @@ func AuditSIEMDestinationDeleted(org string, actor schemas.Actor, destination sc
 }
 
 // AuditServiceKeyCreated records that a service key was issued to service,
-// limited to orgs (["*"] for every org) and to the action filters actions
+// limited to orgs and to the action filters actions
 // (empty for every action).
 func AuditServiceKeyCreated(org string, actor schemas.Actor, key schemas.Target, service string, orgs, actions []string) schemas.Event {
 	return event(org, actor, schemas.ActionAuditServiceKeyCreated, schemas.CategoryAudit,

@@ -276,7 +276,7 @@ func builtinList() []builtin {
 		{ActionAuditSIEMDestinationDeleted, CategoryAudit, "A SIEM export destination was deleted", nil},
 		{ActionAuditServiceKeyCreated, CategoryAudit, "A service key for the HTTP ingest API was created", []Field{
 			req("service", TypeString, "Name of the service the key is issued to"),
-			req("orgs", TypeStringList, "Organizations the key may write for; [\"*\"] for every one"),
+			req("orgs", TypeStringList, "Organizations the key may write for"),
 			req("actions", TypeStringList, "Action filters the key may write; empty for all"),
 		}},
 		{ActionAuditServiceKeyRevoked, CategoryAudit, "A service key for the HTTP ingest API was revoked", []Field{

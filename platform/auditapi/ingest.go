@@ -77,8 +77,8 @@ type ServiceKeySpec struct {
 	// [a-z0-9_-]. It is written, with the key id, into context.source of
 	// every event the key writes.
 	Service string `json:"service"`
-	// Orgs the key may write for; ["*"] for every org (operator tokens
-	// only). An audit.manage token may only name its own org.
+	// Orgs the key may write for (at most 100; an operator token may name
+	// any, an audit.manage token only its own org, the default).
 	Orgs []string `json:"orgs"`
 	// Actions are action filters (schemas/actionfilter) the key may
 	// write; empty for every action.

@@ -30,7 +30,8 @@
 // Every role connects with its own NATS identity (Identities,
 // Process.Identity): the topology owner as admin, the ingestor, webhook
 // delivery and SIEM forwarding as themselves, the APIs, org settings and
-// the audit recorder as api beside the query role. Process.Conn,
+// the audit recorder as api beside the query role, the HTTP ingest role's
+// events and the demo as producer (its service keys as api). Process.Conn,
 // JetStream and Buckets are the only ways a role reaches the bus. A
 // standalone binary holds one identity (AUDIT_NATS_CREDS, a seed file);
 // auditd holds all of them (its embedded server's, or a directory of

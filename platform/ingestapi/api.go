@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -267,7 +268,7 @@ func problemAnswer(e *httpapi.Error, results []auditapi.IngestResult) *answer {
 		}
 		rec.Header().Set("Content-Type", "application/problem+json")
 		if e.RetryAfter > 0 {
-			rec.Header().Set("Retry-After", strconv.Itoa(max(1, int(e.RetryAfter.Round(time.Second)/time.Second))))
+			rec.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 		}
 		rec.WriteHeader(e.Status)
 		enc := json.NewEncoder(rec)

@@ -19,7 +19,17 @@ import (
 // detail value encoding/json cannot marshal, a non-finite number). It is
 // safe for concurrent use as long as e's Details are not being modified.
 func Canonical(e Event) ([]byte, error) {
-	b, err := appendCanonicalEvent(make([]byte, 0, 1024), &e)
+	b, err := appendCanonicalEvent(make([]byte, 0, 1024), &e, false)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: canonical event: %w", err)
+	}
+	return b, nil
+}
+
+// CanonicalStored is Canonical with received_at, when set: the RFC 8785
+// form of the event as stored, Canonicalize(json.Marshal(e)).
+func CanonicalStored(e Event) ([]byte, error) {
+	b, err := appendCanonicalEvent(make([]byte, 0, 1024), &e, true)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: canonical event: %w", err)
 	}
@@ -29,9 +39,9 @@ func Canonical(e Event) ([]byte, error) {
 // appendCanonicalEvent writes the envelope directly, members already in
 // RFC 8785 order (UTF-16 code units of their names), so the common case
 // needs no reflection and no re-parse. It produces exactly the bytes of
-// Canonicalize(json.Marshal(e)) without received_at; a test keeps the two
-// in step.
-func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
+// Canonicalize(json.Marshal(e)), without received_at unless received; a
+// test keeps the two in step.
+func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
 	t := e.OccurredAt.UTC()
 	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, fmt.Errorf("occurred_at: year %d outside 0000-9999", y)
@@ -70,6 +80,15 @@ func appendCanonicalEvent(b []byte, e *Event) ([]byte, error) {
 	if e.Reason != "" {
 		w.b = append(w.b, `,"reason":`...)
 		w.b = appendJSONString(w.b, e.Reason)
+	}
+	if received && e.ReceivedAt != nil {
+		r := e.ReceivedAt.UTC()
+		if y := r.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("received_at: year %d outside 0000-9999", y)
+		}
+		w.b = append(w.b, `,"received_at":"`...)
+		w.b = appendTime(w.b, r)
+		w.b = append(w.b, '"')
 	}
 	w.b = append(w.b, `,"targets":[`...)
 	for i := range e.Targets {

@@ -273,6 +273,29 @@ func TestCanonicalEventMatchesGeneralPath(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("event %d:\n got %s\nwant %s", i, got, want)
 		}
+		// The stored form: received_at included when set.
+		for _, at := range []time.Time{now.Add(1500 * time.Millisecond), time.Date(1, 2, 3, 4, 5, 6, 7, time.FixedZone("x", 3600))} {
+			e.ReceivedAt = &at
+			raw, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Canonicalize(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := CanonicalStored(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("event %d stored:\n got %s\nwant %s", i, got, want)
+			}
+		}
+		e.ReceivedAt = nil
+		if got, err := CanonicalStored(e); err != nil || string(got) != string(want) {
+			t.Errorf("event %d stored without received_at: %s, %v", i, got, err)
+		}
 	}
 }
 

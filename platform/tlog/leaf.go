@@ -4,9 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 
@@ -104,6 +104,12 @@ func Subjects(e *schemas.Event) []string {
 // erased subject's fields are stored as their commitments).
 func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 	c := Commitments{}
+	// One keyed HMAC per subject, reset between its fields.
+	var (
+		macSubject string
+		mac        hash.Hash
+		sum        [sha256.Size]byte
+	)
 	field := func(subject, path, key string, v *string) error {
 		if *v == "" {
 			return nil
@@ -112,11 +118,19 @@ func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 			c[key] = *v
 			return nil
 		}
-		salt, ok := salts[subject]
-		if !ok {
-			return fmt.Errorf("%w %q (%s)", ErrNoSalt, subject, key)
+		if mac == nil || macSubject != subject {
+			salt, ok := salts[subject]
+			if !ok {
+				return fmt.Errorf("%w %q (%s)", ErrNoSalt, subject, key)
+			}
+			mac, macSubject = hmac.New(sha256.New, salt), subject
+		} else {
+			mac.Reset()
 		}
-		*v = Commitment(salt, path, *v)
+		mac.Write([]byte(path))
+		mac.Write([]byte{0})
+		mac.Write([]byte(*v))
+		*v = CommitmentPrefix + hex.EncodeToString(mac.Sum(sum[:0]))
 		c[key] = *v
 		return nil
 	}
@@ -197,11 +211,8 @@ func LeafData(committed schemas.Event) ([]byte, error) {
 	if committed.ReceivedAt == nil {
 		return nil, errors.New("tlog: leaf of an event without received_at")
 	}
-	raw, err := json.Marshal(committed)
-	if err != nil {
-		return nil, fmt.Errorf("tlog: leaf data: %w", err)
-	}
-	b, err := schemas.Canonicalize(raw)
+	// The direct encoder: the bytes of Canonicalize(json.Marshal(e)).
+	b, err := schemas.CanonicalStored(committed)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: leaf data: %w", err)
 	}

@@ -182,7 +182,9 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 		Durable:       c.Consumer,
 		Description:   "Takumo Audit log writer: events into the orgs' Merkle trees",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		// One active writer appends in stream order: acknowledging the
+		// last message of a batch acknowledges the whole batch.
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 4 * c.BatchSize,
@@ -400,8 +402,10 @@ func (w *Writer) append(ctx context.Context, msgs []jetstream.Msg) error {
 	if err := w.retry(ctx, func() error { return w.write(ctx, evs, keys) }); err != nil {
 		return err
 	}
-	for _, m := range msgs {
-		_ = m.Ack()
+	// msgs are in stream order (AckAllPolicy: the last one acknowledges
+	// them all).
+	if len(msgs) > 0 {
+		_ = msgs[len(msgs)-1].Ack()
 	}
 	w.log.Debug("batch logged", zap.Int("messages", len(msgs)), zap.Int("events", len(evs)))
 	return nil

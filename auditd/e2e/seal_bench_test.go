@@ -1,0 +1,373 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/auditd/internal/demo"
+	"github.com/takumo/audit/ingestor"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/natsauth"
+	"github.com/takumo/audit/platform/natstest"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/producer"
+	"github.com/takumo/audit/schemas"
+)
+
+// envInt reads a positive integer from the environment, def when unset.
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// sealer is a log writer running beside the ingestor, as auditd runs
+// them: its own connection (the topology owner's identity), its own
+// durable consumer on the events stream, the tree tables in the event
+// store's database.
+type sealer struct {
+	w     *logwriter.Writer
+	trees *treestore.Store
+	js    jetstream.JetStream
+	stop  func() error
+}
+
+func startSealer(b *testing.B, p *pipeline, store *eventstore.Store, interval time.Duration) *sealer {
+	b.Helper()
+	skey, _, err := tlog.GenerateKey("audit.bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := p.srv.Connect("tlog", natstest.AdminOptions(b, p.srv)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+		Deployment: "audit.bench", CheckpointInterval: interval, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var res error
+	stop := func() error {
+		once.Do(func() { cancel(); res = <-done; nc.Close() })
+		return res
+	}
+	b.Cleanup(func() { _ = stop() })
+	return &sealer{w: w, trees: trees, js: js, stop: stop}
+}
+
+// drained reports whether the writer has logged (and acknowledged) every
+// message up to stream sequence last.
+func (s *sealer) drained(b *testing.B, last uint64) bool {
+	b.Helper()
+	c, err := s.js.Consumer(context.Background(), "AUDIT_EVENTS", "tlog")
+	if err != nil {
+		return false // not created yet
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.AckFloor.Stream >= last
+}
+
+// pipelineRun is one run of producers → stream → ingestor (→ log writer).
+type pipelineRun struct {
+	events   uint64
+	elapsed  time.Duration
+	produced time.Duration
+}
+
+func (r pipelineRun) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
+
+// runPipeline emits n events with two producers as fast as they go and
+// waits until the ingestor stored all of them and, when sealing, the log
+// writer logged all of them. The stored and logged counts are checked.
+func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
+	p := newPipeline(b, 60*time.Second)
+	store := newStore(b)
+	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
+	var s *sealer
+	if seal {
+		s = startSealer(b, p, store, 10*time.Second)
+	}
+	ctx := context.Background()
+	const producers = 2
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Producer])
+			prod, err := producer.New(js)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			g := demo.NewGenerator(uint64(w + 1))
+			for range n / producers {
+				if _, err := prod.EmitAsync(ctx, g.Next()); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			if err := prod.Close(ctx); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	produced := time.Since(start)
+	want := uint64(n / producers * producers)
+	for {
+		c := p.consumer(b)
+		if c.Delivered.Stream >= want && c.NumPending == 0 && c.NumAckPending == 0 && (s == nil || s.drained(b, want)) {
+			break
+		}
+		if time.Since(start) > 20*time.Minute {
+			b.Fatalf("pipeline did not drain: %+v", c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	if err := stop(); err != nil {
+		b.Fatal(err)
+	}
+	var stored, logged uint64
+	for _, o := range demo.Orgs {
+		stored += count(b, store, o.ID)
+		if s != nil {
+			size, err := s.trees.Size(ctx, o.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			logged += size
+		}
+	}
+	if stored != want {
+		b.Fatalf("stored %d events, emitted %d", stored, want)
+	}
+	if s != nil {
+		if err := s.stop(); err != nil {
+			b.Fatal(err)
+		}
+		if logged != want {
+			b.Fatalf("logged %d events, stored %d", logged, want)
+		}
+	}
+	return pipelineRun{events: want, elapsed: elapsed, produced: produced}
+}
+
+// BenchmarkSealing measures the cost of the transparency log on the
+// pipeline: the end-to-end run of BenchmarkEndToEnd without the log
+// writer, then with it running beside the ingestor (as auditd runs them;
+// the clock stops when both have stored every event), alternated
+// AUDIT_SEAL_ROUNDS times (default 2) in one process. It reports the
+// medians and sealed/unsealed, the ratio of the two rates.
+// AUDIT_SEAL_EVENTS sets the events per run (default 200,000).
+func BenchmarkSealing(b *testing.B) {
+	n := envInt(b, "AUDIT_SEAL_EVENTS", 200_000)
+	rounds := envInt(b, "AUDIT_SEAL_ROUNDS", 2)
+	for range b.N {
+		var off, on, ratios []float64
+		for r := range rounds {
+			u := runPipeline(b, n, false)
+			s := runPipeline(b, n, true)
+			off, on = append(off, u.rate()), append(on, s.rate())
+			ratios = append(ratios, s.rate()/u.rate())
+			b.Logf("round %d: unsealed %.0f events/s (%s), sealed %.0f events/s (%s): %.3f", r+1,
+				u.rate(), u.elapsed.Round(time.Millisecond), s.rate(), s.elapsed.Round(time.Millisecond), s.rate()/u.rate())
+		}
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(median(off), "unsealed_events/s")
+		b.ReportMetric(median(on), "sealed_events/s")
+		b.ReportMetric(median(ratios), "sealed/unsealed")
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// timedStore records when each event's insert returned: the time it was
+// stored.
+type timedStore struct {
+	*eventstore.Store
+	mu     sync.Mutex
+	stored map[string]time.Time
+}
+
+func (s *timedStore) Insert(ctx context.Context, rows []eventstore.Row) error {
+	if err := s.Store.Insert(ctx, rows); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	for _, r := range rows {
+		if _, ok := s.stored[r.Event.ID]; !ok {
+			s.stored[r.Event.ID] = now
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// BenchmarkCheckpointLatency measures, for every event, the time from its
+// storage (the ingestor's insert returned) to the signing of the first
+// checkpoint of its org that includes it, with the ingestor and the log
+// writer running beside each other under a steady load (AUDIT_CKPT_RATE
+// events/s, default 1,000, over the demo orgs) for AUDIT_CKPT_SECONDS
+// (default 60) per checkpoint interval: the default 10s and 1s.
+func BenchmarkCheckpointLatency(b *testing.B) {
+	rate := envInt(b, "AUDIT_CKPT_RATE", 1000)
+	secs := envInt(b, "AUDIT_CKPT_SECONDS", 60)
+	for _, interval := range []time.Duration{10 * time.Second, time.Second} {
+		b.Run(fmt.Sprintf("interval=%s", interval), func(b *testing.B) {
+			for range b.N {
+				p50, p99, n := checkpointLatency(b, rate, time.Duration(secs)*time.Second, interval)
+				b.ReportMetric(0, "ns/op")
+				b.ReportMetric(p50.Seconds()*1000, "p50_ms")
+				b.ReportMetric(p99.Seconds()*1000, "p99_ms")
+				b.ReportMetric(float64(n), "events")
+			}
+		})
+	}
+}
+
+func checkpointLatency(b *testing.B, rate int, d, interval time.Duration) (p50, p99 time.Duration, n int) {
+	p := newPipeline(b, 60*time.Second)
+	store := &timedStore{Store: newStore(b), stored: map[string]time.Time{}}
+	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
+	s := startSealer(b, p, store.Store, interval)
+	ctx := context.Background()
+	_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Producer])
+	prod, err := producer.New(js)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := demo.NewGenerator(7)
+	tick := time.NewTicker(10 * time.Millisecond)
+	per := rate / 100
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < d {
+		<-tick.C
+		due := int(time.Since(start).Seconds()*float64(rate)) - sent
+		for range min(due, 10*per+1) {
+			if _, err := prod.EmitAsync(ctx, g.Next()); err != nil {
+				b.Fatal(err)
+			}
+			sent++
+		}
+	}
+	tick.Stop()
+	if err := prod.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	// Every event stored and included in a checkpoint.
+	deadline := time.Now().Add(3*interval + time.Minute)
+	for {
+		done := true
+		for _, o := range demo.Orgs {
+			size, _ := s.trees.Size(ctx, o.ID)
+			c, err := s.trees.LatestCheckpoint(ctx, o.ID)
+			if size == 0 && err != nil {
+				continue
+			}
+			if err != nil || c.Size < size || size < count(b, store.Store, o.ID) {
+				done = false
+			}
+		}
+		store.mu.Lock()
+		all := len(store.stored) >= sent
+		store.mu.Unlock()
+		if done && all {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("events not all checkpointed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.stop(); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	for _, o := range demo.Orgs {
+		cps, err := s.trees.Checkpoints(ctx, o.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size, err := s.trees.Size(ctx, o.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		leaves, err := s.trees.Leaves(ctx, o.ID, 0, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ci := 0
+		for _, l := range leaves {
+			for ci < len(cps) && cps[ci].Size <= l.Index {
+				ci++
+			}
+			if ci == len(cps) {
+				b.Fatalf("org %s: leaf %d in no checkpoint", o.ID, l.Index)
+			}
+			st, ok := store.stored[l.EventID]
+			if !ok {
+				b.Fatalf("org %s: leaf %d (event %s) was never stored", o.ID, l.Index, l.EventID)
+			}
+			// A checkpoint signed before the ingestor's insert returned
+			// included the event from the moment it was stored.
+			lat = append(lat, max(0, cps[ci].SignedAt.Sub(st)))
+		}
+	}
+	if len(lat) != sent {
+		b.Fatalf("%d latencies for %d events", len(lat), sent)
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+}

@@ -34,6 +34,8 @@ type Store interface {
 	WriteNodes(ctx context.Context, token string, nodes []treestore.Node) error
 	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
 	PutCheckpoint(ctx context.Context, c treestore.StoredCheckpoint) error
+	Roots(ctx context.Context, sizes map[string]uint64) (map[string][]byte, error)
+	PutCheckpoints(ctx context.Context, cs []treestore.StoredCheckpoint) error
 }
 
 var _ Store = (*treestore.Store)(nil)
@@ -622,20 +624,101 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 	return out, fresh, nil
 }
 
+// checkpointBatch bounds the orgs whose stored roots are read, and whose
+// checkpoints are stored, in one query.
+const checkpointBatch = 1000
+
 // checkpointAll signs a checkpoint for every org whose tree grew, and
-// publishes again a signed checkpoint whose publication failed.
+// publishes again a signed checkpoint whose publication failed. Per group
+// of orgs, one query reads their stored roots and one INSERT stores their
+// checkpoints. A group that fails is retried org by org, so that one org's
+// inconsistent tree does not hold up the others' checkpoints.
 func (w *Writer) checkpointAll(ctx context.Context) {
+	type grown struct {
+		org  string
+		st   *orgState
+		size uint64
+		root []byte
+	}
+	var (
+		all       []grown
+		republish []string
+	)
 	w.mu.Lock()
-	var orgs []string
 	for org, st := range w.orgs {
-		if st.r.End() > st.signed || st.published < st.signed {
-			orgs = append(orgs, org)
+		if size := st.r.End(); size <= st.signed {
+			if st.published < st.signed {
+				republish = append(republish, org)
+			}
+		} else {
+			root, err := st.r.GetRootHash(nil)
+			if err != nil {
+				w.log.Error("checkpoint not signed", zap.String("org_id", org), zap.Error(err))
+				continue
+			}
+			all = append(all, grown{org: org, st: st, size: size, root: root})
 		}
 	}
 	w.mu.Unlock()
-	for _, org := range orgs {
+	for _, org := range republish {
 		if _, err := w.Checkpoint(ctx, org); err != nil && ctx.Err() == nil {
-			w.log.Error("checkpoint not signed", zap.String("org_id", org), zap.Error(err))
+			w.log.Error("checkpoint not published", zap.String("org_id", org), zap.Error(err))
+		}
+	}
+	for len(all) > 0 && ctx.Err() == nil {
+		group := all[:min(len(all), checkpointBatch)]
+		all = all[len(group):]
+		sizes := make(map[string]uint64, len(group))
+		for _, g := range group {
+			sizes[g.org] = g.size
+		}
+		stored, err := w.store.Roots(ctx, sizes)
+		var cs []treestore.StoredCheckpoint
+		if err == nil {
+			now := time.Now().UTC()
+			for _, g := range group {
+				if !bytes.Equal(stored[g.org], g.root) {
+					w.log.Error("checkpoint not signed", zap.String("org_id", g.org),
+						zap.Error(fmt.Errorf("logwriter: the stored tree of size %d does not rebuild the writer's root", g.size)))
+					continue
+				}
+				msg, serr := w.signer.Sign(tlog.Origin(w.cfg.Deployment, g.org), g.size, g.root)
+				if serr != nil {
+					err = serr
+					break
+				}
+				cs = append(cs, treestore.StoredCheckpoint{Org: g.org, Size: g.size, Root: g.root, Note: msg, KeyHash: w.signer.KeyHash(), SignedAt: now})
+			}
+		}
+		if err == nil {
+			err = w.store.PutCheckpoints(ctx, cs)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("signing a group of checkpoints failed; signing them one by one", zap.Int("orgs", len(group)), zap.Error(err))
+			for _, g := range group {
+				if _, err := w.Checkpoint(ctx, g.org); err != nil && ctx.Err() == nil {
+					w.log.Error("checkpoint not signed", zap.String("org_id", g.org), zap.Error(err))
+				}
+			}
+			continue
+		}
+		sts := make([]*orgState, len(cs))
+		w.mu.Lock()
+		for i, c := range cs {
+			if st := w.orgs[c.Org]; st != nil && st.signed < c.Size {
+				st.signed = c.Size
+			}
+			sts[i] = w.orgs[c.Org]
+		}
+		w.mu.Unlock()
+		w.log.Debug("checkpoints signed", zap.Int("orgs", len(cs)))
+		for i, c := range cs {
+			if sts[i] != nil {
+				w.publish(ctx, sts[i], c)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog"
 )
 
 // OrgTree is what a writer needs to resume an org's log: its size, the
@@ -61,67 +62,17 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 		return nil, fmt.Errorf("treestore: sizes: %w", err)
 	}
 
-	type key struct {
-		org string
-		id  compact.NodeID
-	}
-	var ids strings.Builder
-	want := 0
+	sizes := make(map[string]uint64, len(out))
 	for org, t := range out {
-		for _, id := range compact.RangeNodes(0, t.Size, nil) {
-			ids.WriteString(tsv.Replace(org))
-			ids.WriteByte('\t')
-			ids.WriteString(strconv.FormatUint(uint64(id.Level), 10))
-			ids.WriteByte('\t')
-			ids.WriteString(strconv.FormatUint(id.Index, 10))
-			ids.WriteByte('\n')
-			want++
-		}
+		sizes[org] = t.Size
 	}
-	got := map[key][]byte{}
-	if want > 0 {
-		rows, err := s.eng.Query(ctx, "SELECT org_id, level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
-			" WHERE (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
-			" GROUP BY org_id, level, idx", eventstore.P("ids", ids.String()))
-		if err != nil {
-			return nil, fmt.Errorf("treestore: right edges: %w", err)
-		}
-		for rows.Next() {
-			var (
-				org    string
-				level  uint8
-				idx, n uint64
-				h      string
-			)
-			if err := rows.Scan(&org, &level, &idx, &h, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("treestore: right edges: %w", err)
-			}
-			if n != 1 {
-				rows.Close()
-				return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
-			}
-			b, err := hex.DecodeString(h)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("treestore: right edges: %w", err)
-			}
-			got[key{org, compact.NewNodeID(uint(level), idx)}] = b
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("treestore: right edges: %w", err)
-		}
+	ranges, err := s.rangeHashes(ctx, sizes)
+	if err != nil {
+		return nil, err
 	}
-	for org, t := range out {
-		for _, id := range compact.RangeNodes(0, t.Size, nil) {
-			h, ok := got[key{org, id}]
-			if !ok {
-				return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
-			}
-			t.Range = append(t.Range, h)
-		}
+	for org, hs := range ranges {
+		t := out[org]
+		t.Range = hs
 		out[org] = t
 	}
 
@@ -170,6 +121,100 @@ func (s *Store) Unsigned(ctx context.Context) ([]string, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("treestore: unsigned orgs: %w", err)
+	}
+	return out, nil
+}
+
+// rangeHashes reads, in one query, the hashes of the compact range
+// [0, size) of each org of sizes (left to right, as compact.RangeNodes
+// lists them). A missing node, or one stored with two hashes, is an error
+// wrapping ErrCorrupt.
+func (s *Store) rangeHashes(ctx context.Context, sizes map[string]uint64) (map[string][][]byte, error) {
+	type key struct {
+		org string
+		id  compact.NodeID
+	}
+	var ids strings.Builder
+	want := 0
+	for org, size := range sizes {
+		for _, id := range compact.RangeNodes(0, size, nil) {
+			ids.WriteString(tsv.Replace(org))
+			ids.WriteByte('\t')
+			ids.WriteString(strconv.FormatUint(uint64(id.Level), 10))
+			ids.WriteByte('\t')
+			ids.WriteString(strconv.FormatUint(id.Index, 10))
+			ids.WriteByte('\n')
+			want++
+		}
+	}
+	got := make(map[key][]byte, want)
+	if want > 0 {
+		rows, err := s.eng.Query(ctx, "SELECT org_id, level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
+			" WHERE (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
+			" GROUP BY org_id, level, idx", eventstore.P("ids", ids.String()))
+		if err != nil {
+			return nil, fmt.Errorf("treestore: right edges: %w", err)
+		}
+		for rows.Next() {
+			var (
+				org    string
+				level  uint8
+				idx, n uint64
+				h      string
+			)
+			if err := rows.Scan(&org, &level, &idx, &h, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("treestore: right edges: %w", err)
+			}
+			if n != 1 {
+				rows.Close()
+				return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
+			}
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("treestore: right edges: %w", err)
+			}
+			got[key{org, compact.NewNodeID(uint(level), idx)}] = b
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("treestore: right edges: %w", err)
+		}
+	}
+	out := make(map[string][][]byte, len(sizes))
+	for org, size := range sizes {
+		var hs [][]byte
+		for _, id := range compact.RangeNodes(0, size, nil) {
+			h, ok := got[key{org, id}]
+			if !ok {
+				return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
+			}
+			hs = append(hs, h)
+		}
+		out[org] = hs
+	}
+	return out, nil
+}
+
+// Roots returns the root hash of each org's stored tree at the size given
+// in sizes (each at least 1), reading the nodes of all of them in one
+// query.
+func (s *Store) Roots(ctx context.Context, sizes map[string]uint64) (map[string][]byte, error) {
+	ranges, err := s.rangeHashes(ctx, sizes)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(ranges))
+	for org, hs := range ranges {
+		r, err := tlog.NewRange(0, sizes[org], hs)
+		if err != nil {
+			return nil, fmt.Errorf("treestore: org %s: %w", org, err)
+		}
+		if out[org], err = r.GetRootHash(nil); err != nil {
+			return nil, fmt.Errorf("treestore: org %s: %w", org, err)
+		}
 	}
 	return out, nil
 }

@@ -399,6 +399,35 @@ func (s *Store) PutCheckpoint(ctx context.Context, c StoredCheckpoint) error {
 	return nil
 }
 
+// PutCheckpoints stores signed checkpoints in one INSERT.
+func (s *Store) PutCheckpoints(ctx context.Context, cs []StoredCheckpoint) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(tsv.Replace(c.Org))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(c.Size, 10))
+		b.WriteByte('\t')
+		b.WriteString(hex.EncodeToString(c.Root))
+		b.WriteByte('\t')
+		b.WriteString(tsv.Replace(string(c.Note)))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(uint64(c.KeyHash), 10))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatInt(c.SignedAt.UnixMilli(), 10))
+		b.WriteByte('\n')
+	}
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.checkpoints+" (org_id, size, root, note, key_hash, signed_at) "+
+		"SELECT o, n, unhex(r), t, k, fromUnixTimestamp64Milli(m, 'UTC') FROM format(TabSeparated, 'o String, n UInt64, r String, t String, k UInt32, m Int64', {data:String})",
+		eventstore.P("data", b.String()))
+	if err != nil {
+		return fmt.Errorf("treestore: put %d checkpoints: %w", len(cs), err)
+	}
+	return nil
+}
+
 // LatestCheckpoint returns the org's checkpoint of the largest size, or
 // ErrNotFound.
 func (s *Store) LatestCheckpoint(ctx context.Context, org string) (StoredCheckpoint, error) {

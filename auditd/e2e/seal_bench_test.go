@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/platform/tlog/treestore/treestoretest"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -111,14 +114,52 @@ type pipelineRun struct {
 	produced time.Duration
 }
 
+// scalar runs a query returning one number in the store's database.
+func scalar(b *testing.B, store *eventstore.Store, q string) uint64 {
+	b.Helper()
+	out, err := store.Engine().Query(context.Background(), strings.ReplaceAll(q, "FROM ", "FROM `"+store.Database()+"`."))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	var v uint64
+	if !out.Next() {
+		b.Fatalf("%s: no row", q)
+	}
+	if err := out.Scan(&v); err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
 func (r pipelineRun) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
+
+// runOptions varies a pipeline run.
+type runOptions struct {
+	// org, when set, picks the org of each event (from the producer's
+	// random source); by default the demo generator's orgs.
+	org func(r *rand.Rand) string
+	// setup runs on the store before anything starts.
+	setup func(store *eventstore.Store)
+	// ingested, when set, is told when the ingestor has stored every event.
+	ingested *time.Duration
+}
 
 // runPipeline emits n events with two producers as fast as they go and
 // waits until the ingestor stored all of them and, when sealing, the log
 // writer logged all of them. The stored and logged counts are checked.
 func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
+	return runPipelineWith(b, n, seal, runOptions{})
+}
+
+func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 	p := newPipeline(b, 60*time.Second)
 	store := newStore(b)
+	if o.setup != nil {
+		o.setup(store)
+	}
+	// Leaves (and events) present before the run.
+	logged0, stored0 := scalar(b, store, "SELECT count() FROM tlog_nodes WHERE level = 0"), scalar(b, store, "SELECT count() FROM events")
 	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
 	var s *sealer
 	if seal {
@@ -139,8 +180,13 @@ func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
 				return
 			}
 			g := demo.NewGenerator(uint64(w + 1))
+			r := rand.New(rand.NewPCG(uint64(w), 42))
 			for range n / producers {
-				if _, err := prod.EmitAsync(ctx, g.Next()); err != nil {
+				ev := g.Next()
+				if o.org != nil {
+					ev.OrgID = o.org(r)
+				}
+				if _, err := prod.EmitAsync(ctx, ev); err != nil {
 					b.Error(err)
 					return
 				}
@@ -155,7 +201,11 @@ func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
 	want := uint64(n / producers * producers)
 	for {
 		c := p.consumer(b)
-		if c.Delivered.Stream >= want && c.NumPending == 0 && c.NumAckPending == 0 && (s == nil || s.drained(b, want)) {
+		ingested := c.Delivered.Stream >= want && c.NumPending == 0 && c.NumAckPending == 0
+		if ingested && o.ingested != nil && *o.ingested == 0 {
+			*o.ingested = time.Since(start)
+		}
+		if ingested && (s == nil || s.drained(b, want)) {
 			break
 		}
 		if time.Since(start) > 20*time.Minute {
@@ -167,17 +217,8 @@ func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
-	var stored, logged uint64
-	for _, o := range demo.Orgs {
-		stored += count(b, store, o.ID)
-		if s != nil {
-			size, err := s.trees.Size(ctx, o.ID)
-			if err != nil {
-				b.Fatal(err)
-			}
-			logged += size
-		}
-	}
+	stored := scalar(b, store, "SELECT count() FROM events") - stored0
+	logged := scalar(b, store, "SELECT count() FROM tlog_nodes WHERE level = 0") - logged0
 	if stored != want {
 		b.Fatalf("stored %d events, emitted %d", stored, want)
 	}
@@ -370,4 +411,44 @@ func checkpointLatency(b *testing.B, rate int, d, interval time.Duration) (p50, 
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+}
+
+// BenchmarkSealingManyOrgs measures whether the log writer keeps pace
+// with ingestion when events come from AUDIT_SEAL_ORGS organizations
+// (default 10,000) at once, one of which already has a tree of
+// AUDIT_SEAL_BIG_EVENTS events (default 10,000,000, generated directly in
+// the tree store's tables before the run) and gets one event in ten.
+// AUDIT_SEAL_EVENTS events (default 200,000) go through the pipeline
+// without and then with the writer. It reports both rates, their ratio,
+// when the ingestor had stored everything and how long after that the
+// writer had logged everything in the sealed run.
+func BenchmarkSealingManyOrgs(b *testing.B) {
+	n := envInt(b, "AUDIT_SEAL_EVENTS", 200_000)
+	orgs := envInt(b, "AUDIT_SEAL_ORGS", 10_000)
+	big := envInt(b, "AUDIT_SEAL_BIG_EVENTS", 10_000_000)
+	pick := func(r *rand.Rand) string {
+		if r.IntN(10) == 0 {
+			return "org_big"
+		}
+		return fmt.Sprintf("org_%05d", 1+r.IntN(orgs-1))
+	}
+	for range b.N {
+		u := runPipelineWith(b, n, false, runOptions{org: pick})
+		var ingested time.Duration
+		s := runPipelineWith(b, n, true, runOptions{org: pick, ingested: &ingested, setup: func(store *eventstore.Store) {
+			start := time.Now()
+			if err := treestoretest.Synthesize(context.Background(), store.Engine(), store.Database(), "org_big", uint64(big)); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("org_big: %d events generated in the tree store in %s", big, time.Since(start).Round(time.Millisecond))
+		}})
+		b.Logf("%d orgs: unsealed %.0f events/s (%s); sealed %.0f events/s: ingested in %s, logged %s later",
+			orgs, u.rate(), u.elapsed.Round(time.Millisecond), s.rate(), ingested.Round(time.Millisecond), (s.elapsed - ingested).Round(time.Millisecond))
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(u.rate(), "unsealed_events/s")
+		b.ReportMetric(s.rate(), "sealed_events/s")
+		b.ReportMetric(s.rate()/u.rate(), "sealed/unsealed")
+		b.ReportMetric(float64(n)/ingested.Seconds(), "sealed_ingest_events/s")
+		b.ReportMetric((s.elapsed - ingested).Seconds(), "writer_lag_s")
+	}
 }

@@ -122,6 +122,11 @@ var migrations = []migration{
 		name:    "transparency log",
 		stmts:   tlogTables,
 	},
+	{
+		version: 5,
+		name:    "transparency log leaves by event id",
+		stmts:   tlogLeavesByEvent,
+	},
 }
 
 // holdColumnDDL adds the grace-period column: a row is kept at least until
@@ -257,6 +262,42 @@ func tlogTables(l layout) []string {
 				"\nENGINE = Distributed("+l.cluster+", "+strings.Trim(l.db, "`")+", "+t.name+"_local, cityHash64(org_id))")
 	}
 	return out
+}
+
+// tlogLeavesByEvent creates the key table of the log's leaves by event id,
+// fed by a materialized view on every insert into tlog_nodes: finding an
+// event's leaf (the log writer's check that an event is not logged yet,
+// an inclusion proof by event id) is a primary-key read instead of a scan
+// of the org's leaves. Like the tree, it has no TTL.
+func tlogLeavesByEvent(l layout) []string {
+	const cols = `(
+    org_id LowCardinality(String),
+    event_id String,
+    idx UInt64
+)`
+	const tail = "\nORDER BY (org_id, event_id)\nSETTINGS index_granularity = 1024"
+	sel := func(from string) string {
+		return "SELECT org_id, event_id, idx FROM " + l.db + "." + from + " WHERE level = 0"
+	}
+	if !l.clustered {
+		return []string{
+			"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_leaves_by_event " + cols + "\nENGINE = MergeTree" + tail,
+			"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_leaves_by_event_mv TO " + l.db + ".tlog_leaves_by_event AS " +
+				sel("tlog_nodes"),
+			// Leaves stored before the view existed (a copy is harmless:
+			// readers take the smallest index).
+			"INSERT INTO " + l.db + ".tlog_leaves_by_event " + sel("tlog_nodes"),
+		}
+	}
+	return []string{
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_leaves_by_event_local" + l.onCluster + " " + cols +
+			"\nENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/tlog_leaves_by_event_local', '{replica}')" + tail,
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_leaves_by_event" + l.onCluster + " AS " + l.db + ".tlog_leaves_by_event_local" +
+			"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", tlog_leaves_by_event_local, cityHash64(org_id))",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_leaves_by_event_mv" + l.onCluster + " TO " + l.db + ".tlog_leaves_by_event_local AS " +
+			sel("tlog_nodes_local"),
+		"INSERT INTO " + l.db + ".tlog_leaves_by_event " + sel("tlog_nodes"),
+	}
 }
 
 // actorTableDDL is the key-only table that orders each org's events by

@@ -33,8 +33,8 @@ type Config struct {
 
 // Store reads and writes the transparency log tables.
 type Store struct {
-	eng                       eventstore.Engine
-	nodes, checkpoints, salts string
+	eng                                eventstore.Engine
+	nodes, byEvent, checkpoints, salts string
 }
 
 var _ tlog.NodeReader = (*Store)(nil)
@@ -53,7 +53,8 @@ func New(eng eventstore.Engine, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("treestore: invalid database name %q", cfg.Database)
 	}
 	db := "`" + cfg.Database + "`"
-	return &Store{eng: eng, nodes: db + ".tlog_nodes", checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts"}, nil
+	return &Store{eng: eng, nodes: db + ".tlog_nodes", byEvent: db + ".tlog_leaves_by_event",
+		checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts"}, nil
 }
 
 // Node is one stored hash of a complete subtree. Level-0 nodes are leaves
@@ -211,16 +212,26 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 	if len(keys) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
+	// Two plain sets, which the key table's primary key (org_id,
+	// event_id) prunes with; a pair of one org and another's id is
+	// dropped below.
+	var orgs, ids strings.Builder
+	seen := map[string]bool{}
+	want := make(map[Key]bool, len(keys))
 	for _, k := range keys {
-		b.WriteString(tsv.Replace(k.Org))
-		b.WriteByte('\t')
-		b.WriteString(tsv.Replace(k.EventID))
-		b.WriteByte('\n')
+		want[k] = true
+		if !seen[k.Org] {
+			seen[k.Org] = true
+			orgs.WriteString(tsv.Replace(k.Org))
+			orgs.WriteByte('\n')
+		}
+		ids.WriteString(tsv.Replace(k.EventID))
+		ids.WriteByte('\n')
 	}
-	rows, err := s.eng.Query(ctx, "SELECT org_id, event_id, min(idx) FROM "+s.nodes+
-		" WHERE level = 0 AND (org_id, event_id) IN (SELECT o, e FROM format(TabSeparated, 'o String, e String', {keys:String}))"+
-		" GROUP BY org_id, event_id", eventstore.P("keys", b.String()))
+	rows, err := s.eng.Query(ctx, "SELECT org_id, event_id, min(idx) FROM "+s.byEvent+
+		" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"+
+		" AND event_id IN (SELECT e FROM format(TabSeparated, 'e String', {ids:String}))"+
+		" GROUP BY org_id, event_id", eventstore.P("orgs", orgs.String()), eventstore.P("ids", ids.String()))
 	if err != nil {
 		return nil, fmt.Errorf("treestore: logged: %w", err)
 	}
@@ -233,7 +244,9 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 		if err := rows.Scan(&k.Org, &k.EventID, &idx); err != nil {
 			return nil, fmt.Errorf("treestore: logged: %w", err)
 		}
-		out[k] = idx
+		if want[k] {
+			out[k] = idx
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("treestore: logged: %w", err)
@@ -251,7 +264,9 @@ type Leaf struct {
 
 // LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
 func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
-	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id = {id:String} ORDER BY idx LIMIT 1",
+	// The key table gives the index, the tree its leaf.
+	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id = {id:String}"+
+		" AND idx = (SELECT min(idx) FROM "+s.byEvent+" WHERE org_id = {org:String} AND event_id = {id:String}) ORDER BY idx LIMIT 1",
 		eventstore.P("org", org), eventstore.P("id", eventID))
 	if err != nil {
 		return Leaf{}, err

@@ -125,8 +125,10 @@ func synthesize(b *testing.B, eng eventstore.Engine, trees *treestore.Store, db,
 	if err := treestoretest.Synthesize(ctx, eng, db, org, n); err != nil {
 		b.Fatal(err)
 	}
-	if err := eng.Exec(ctx, "OPTIMIZE TABLE `"+db+"`.tlog_nodes FINAL"); err != nil {
-		b.Fatal(err)
+	for _, t := range []string{"tlog_nodes", "tlog_leaves_by_event"} {
+		if err := eng.Exec(ctx, "OPTIMIZE TABLE `"+db+"`."+t+" FINAL"); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.Logf("generated %d leaves in %s", n, time.Since(start).Round(time.Millisecond))
 	want, err := treestoretest.Root(n)
@@ -161,10 +163,11 @@ func synthesize(b *testing.B, eng eventstore.Engine, trees *treestore.Store, db,
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
-// nodeBytes is the size on disk of the tlog_nodes table's active parts.
+// nodeBytes is the size on disk of the tree: the active parts of tlog_nodes
+// and of its key table by event id.
 func nodeBytes(b *testing.B, db string) uint64 {
 	out, err := chdbtest.Session(b).Query(context.Background(),
-		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '"+db+"' AND table = 'tlog_nodes' AND active", "TabSeparated")
+		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '"+db+"' AND table IN ('tlog_nodes', 'tlog_leaves_by_event') AND active", "TabSeparated")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -129,16 +129,23 @@ func (s *Store) Nodes(ctx context.Context, org string, ids []compact.NodeID) ([]
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	// The ids are numbers, written into the query as a literal set: the
+	// primary key prunes with it as with a bound set, and the query plans
+	// faster than with a subquery.
 	var b strings.Builder
-	for _, id := range ids {
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
 		b.WriteString(strconv.FormatUint(uint64(id.Level), 10))
-		b.WriteByte('\t')
+		b.WriteByte(',')
 		b.WriteString(strconv.FormatUint(id.Index, 10))
-		b.WriteByte('\n')
+		b.WriteByte(')')
 	}
 	rows, err := s.eng.Query(ctx, "SELECT level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
-		" WHERE org_id = {org:String} AND (level, idx) IN (SELECT l, i FROM format(TabSeparated, 'l UInt8, i UInt64', {ids:String}))"+
-		" GROUP BY level, idx", eventstore.P("org", org), eventstore.P("ids", b.String()))
+		" WHERE org_id = {org:String} AND (level, idx) IN ("+b.String()+")"+
+		" GROUP BY level, idx", eventstore.P("org", org))
 	if err != nil {
 		return nil, fmt.Errorf("treestore: read nodes: %w", err)
 	}

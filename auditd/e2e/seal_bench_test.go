@@ -41,6 +41,22 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
+// benchLogger is the writer's logger: none, or the debug log into the file
+// AUDIT_SEAL_LOG names.
+func benchLogger(b *testing.B) *zap.Logger {
+	f := os.Getenv("AUDIT_SEAL_LOG")
+	if f == "" {
+		return zap.NewNop()
+	}
+	cfg := zap.NewDevelopmentConfig()
+	cfg.OutputPaths = []string{f}
+	l, err := cfg.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
 // sealer is a log writer running beside the ingestor, as auditd runs
 // them: its own connection (the topology owner's identity), its own
 // durable consumer on the events stream, the tree tables in the event
@@ -75,7 +91,7 @@ func startSealer(b *testing.B, p *pipeline, store *eventstore.Store, interval ti
 		b.Fatal(err)
 	}
 	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
-		Deployment: "audit.bench", CheckpointInterval: interval, Logger: zap.NewNop()})
+		Deployment: "audit.bench", CheckpointInterval: interval, Logger: benchLogger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -57,10 +57,12 @@ type Config struct {
 	// Stream and Consumer: the events stream and the writer's durable
 	// consumer on it. Defaults "AUDIT_EVENTS" and "tlog".
 	Stream, Consumer string
-	// BatchSize bounds the messages appended per INSERT; default 1000,
-	// at most 16384 (one INSERT stays one part).
+	// BatchSize bounds the messages appended per INSERT; default 10000,
+	// at most 16384 (one INSERT stays one part). Each batch costs a few
+	// queries whatever its size, so large batches keep the writer's share
+	// of the engine small.
 	BatchSize int
-	// BatchWait is how long a batch collects; default 200ms.
+	// BatchWait is how long a batch collects; default 500ms.
 	BatchWait time.Duration
 	// AckWait of the consumer; default 30s.
 	AckWait time.Duration
@@ -87,10 +89,10 @@ func (c *Config) SetDefaults() {
 		c.Consumer = "tlog"
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 10000
 	}
 	if c.BatchWait == 0 {
-		c.BatchWait = 200 * time.Millisecond
+		c.BatchWait = 500 * time.Millisecond
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -443,15 +445,25 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 			w.mu.Unlock()
 		}
 	}()
+	// Time spent in each step, for the debug log.
+	var steps [6]time.Duration
+	mark := time.Now()
+	step := func(i int) {
+		now := time.Now()
+		steps[i] = now.Sub(mark)
+		mark = now
+	}
 	done, err := w.store.Logged(ctx, keys)
 	if err != nil {
 		return err
 	}
+	step(0)
 	// Org states, loaded from the store when first needed (all orgs new
 	// to this writer in one go).
 	if err := w.loadOrgs(ctx, evs); err != nil {
 		return err
 	}
+	step(1)
 	next := map[string]*compact.Range{}
 	w.mu.Lock()
 	for _, e := range evs {
@@ -471,6 +483,7 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	if err != nil {
 		return err
 	}
+	step(2)
 	var nodes []treestore.Node
 	for _, e := range evs {
 		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
@@ -492,9 +505,11 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 			return err
 		}
 	}
+	step(3)
 	if err := w.store.PutSalts(ctx, newSalts); err != nil {
 		return err
 	}
+	step(4)
 	for _, s := range newSalts {
 		w.salts[treestore.Key{Org: s.Org, EventID: s.Subject}] = s.Salt
 	}
@@ -504,6 +519,9 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	if err := w.store.WriteNodes(ctx, token(nodes), nodes); err != nil {
 		return err
 	}
+	step(5)
+	w.log.Debug("batch written", zap.Int("events", len(evs)), zap.Int("orgs", len(next)), zap.Int("new_salts", len(newSalts)),
+		zap.Int("nodes", len(nodes)), zap.Durations("logged,orgs,salts,hash,put_salts,write_nodes", steps[:]))
 	w.mu.Lock()
 	for org, r := range next {
 		w.orgs[org].r = r
@@ -666,6 +684,7 @@ func (w *Writer) checkpointAll(ctx context.Context) {
 		}
 	}
 	for len(all) > 0 && ctx.Err() == nil {
+		t0 := time.Now()
 		group := all[:min(len(all), checkpointBatch)]
 		all = all[len(group):]
 		sizes := make(map[string]uint64, len(group))
@@ -714,7 +733,7 @@ func (w *Writer) checkpointAll(ctx context.Context) {
 			sts[i] = w.orgs[c.Org]
 		}
 		w.mu.Unlock()
-		w.log.Debug("checkpoints signed", zap.Int("orgs", len(cs)))
+		w.log.Debug("checkpoints signed", zap.Int("orgs", len(cs)), zap.Duration("took", time.Since(t0)))
 		for i, c := range cs {
 			if sts[i] != nil {
 				w.publish(ctx, sts[i], c)

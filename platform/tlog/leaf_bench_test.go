@@ -1,0 +1,22 @@
+package tlog_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/takumo/audit/platform/tlog"
+)
+
+// BenchmarkLeaf is the log writer's work per event: the commitments and
+// the leaf hash.
+func BenchmarkLeaf(b *testing.B) {
+	ev := testEvent(1)
+	ev.Actor.UserAgent = "Mozilla/5.0 (X11; Linux x86_64)"
+	salts := tlog.Salts{ev.Actor.ID: bytes.Repeat([]byte{1}, 32), ev.Targets[0].ID: bytes.Repeat([]byte{2}, 32)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := tlog.Leaf(ev, salts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

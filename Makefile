@@ -59,14 +59,15 @@ build-standalone:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done
 
 ## bench: producer vs raw JetStream publish, recovery after a broker restart,
-## the end-to-end pipeline, and the pipeline on a 3-node cluster (R3) next
-## to a single server (R1).
+## the end-to-end pipeline, the pipeline on a 3-node cluster (R3) next to a
+## single server (R1), and the transparency log (bench-tlog).
 bench: chdb
 	cd producer && $(GO) test -run '^$$' -bench 'EmitAsyncVsRaw|Prepare' -benchtime 200000x ./...
 	cd producer && $(GO) test -run '^$$' -bench BrokerRestart -benchtime 1x ./...
 	cd platform && $(GO) test -run '^$$' -bench IngestHTTP -benchtime 100000x ./ingestapi/
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench 'EndToEnd$$' -benchtime 1x -timeout 30m ./...
 	$(MAKE) --no-print-directory bench-cluster
+	$(MAKE) --no-print-directory bench-tlog
 
 ## bench-cluster: end-to-end rate on a 3-node NATS cluster with R3 streams
 ## next to a single server with R1, in the same run.
@@ -81,6 +82,23 @@ bench-cluster: chdb
 faults: chdb
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_FAULTS_LONG=1 AUDIT_FAULTS_REPORT="$(CURDIR)/docs/faults.md" \
 		$(GO) test -count=1 -timeout 20m -run '^(TestClusterFaults|TestFault.*)$$' -v ./e2e/ | grep -E '^(---|ok|FAIL|panic)|_test.go:'
+
+## bench-tlog: the transparency log (docs/integrity.md, "Measured"): the log
+## writer alone over 100,000 events; the pipeline without and with the writer
+## (sealed/unsealed, same process); checkpoint latency at the 10s and 1s
+## intervals; 10,000 orgs at once, one with a 10,000,000-event tree; and
+## inclusion proofs at 10,000,000 events. That tree is generated once into
+## $(TLOG_BENCH_DIR) (about 1.3 GB), so reruns skip it.
+TLOG_BENCH_DIR ?= $(or $(AUDIT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/takumo-audit)/bench/tlog
+.PHONY: bench-tlog
+bench-tlog: chdb
+	cd platform && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' -bench '^BenchmarkWriter$$' -benchtime 100000x ./tlog/logwriter/
+	cd platform && $(GO) test -count=1 -run '^$$' -bench '^BenchmarkLeaf$$' -benchtime 200000x ./tlog/
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' \
+		-bench '^(BenchmarkSealing|BenchmarkCheckpointLatency|BenchmarkSealingManyOrgs)$$' -benchtime 1x -timeout 60m ./e2e/
+	mkdir -p "$(TLOG_BENCH_DIR)"
+	cd platform && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_TLOG_BENCH_DIR="$(TLOG_BENCH_DIR)" \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkInclusion10M$$' -benchtime 1x -timeout 60m ./tlog/tlogapi/
 
 clean:
 	rm -rf $(BIN)

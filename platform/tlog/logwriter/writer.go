@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -243,6 +244,8 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(w.cfg.CheckpointInterval)
 	defer tick.Stop()
+	signing := make(chan struct{}, 1)
+	defer func() { signing <- struct{}{} }() // the round under way ends first
 	var batch []jetstream.Msg
 	deadline := time.Now().Add(w.cfg.BatchWait)
 	stalledSince := time.Time{}
@@ -255,7 +258,16 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		select {
 		case <-tick.C:
-			w.checkpointAll(lctx)
+			// Signing runs beside the appends (a round over thousands of
+			// orgs takes a while); a tick during a round is skipped.
+			select {
+			case signing <- struct{}{}:
+				go func() {
+					defer func() { <-signing }()
+					w.checkpointAll(lctx)
+				}()
+			default:
+			}
 		default:
 		}
 		want := w.cfg.BatchSize - len(batch)
@@ -542,8 +554,15 @@ func cloneHashes(hs [][]byte) [][]byte {
 // the same nodes is stored once.
 func token(nodes []treestore.Node) string {
 	h := sha256.New()
+	var b []byte
 	for _, n := range nodes {
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%x\x00%s\n", n.Org, n.Level, n.Index, n.Hash, n.EventID)
+		b = append(b[:0], n.Org...)
+		b = append(b, 0, n.Level)
+		b = binary.BigEndian.AppendUint64(b, n.Index)
+		b = append(b, n.Hash...)
+		b = append(b, n.EventID...)
+		b = append(b, 0)
+		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

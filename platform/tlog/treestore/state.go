@@ -134,9 +134,11 @@ func (s *Store) rangeHashes(ctx context.Context, sizes map[string]uint64) (map[s
 		org string
 		id  compact.NodeID
 	}
-	var ids strings.Builder
+	var ids, orgs strings.Builder
 	want := 0
 	for org, size := range sizes {
+		orgs.WriteString(tsv.Replace(org))
+		orgs.WriteByte('\n')
 		for _, id := range compact.RangeNodes(0, size, nil) {
 			ids.WriteString(tsv.Replace(org))
 			ids.WriteByte('\t')
@@ -149,9 +151,11 @@ func (s *Store) rangeHashes(ctx context.Context, sizes map[string]uint64) (map[s
 	}
 	got := make(map[key][]byte, want)
 	if want > 0 {
+		// The org set lets the primary key skip every other org.
 		rows, err := s.eng.Query(ctx, "SELECT org_id, level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
-			" WHERE (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
-			" GROUP BY org_id, level, idx", eventstore.P("ids", ids.String()))
+			" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"+
+			" AND (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
+			" GROUP BY org_id, level, idx", eventstore.P("orgs", orgs.String()), eventstore.P("ids", ids.String()))
 		if err != nil {
 			return nil, fmt.Errorf("treestore: right edges: %w", err)
 		}

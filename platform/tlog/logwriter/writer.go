@@ -246,7 +246,10 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer tick.Stop()
 	signing := make(chan struct{}, 1)
 	defer func() { signing <- struct{}{} }() // the round under way ends first
-	var batch []jetstream.Msg
+	var (
+		batch   []jetstream.Msg
+		pending jetstream.MessageBatch // requested while the last batch was written
+	)
 	deadline := time.Now().Add(w.cfg.BatchWait)
 	stalledSince := time.Time{}
 	for {
@@ -270,19 +273,22 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 		default:
 		}
-		want := w.cfg.BatchSize - len(batch)
-		wait := time.Until(deadline)
-		if wait < 10*time.Millisecond {
-			wait = 10 * time.Millisecond
-		}
-		mb, err := cons.Fetch(want, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			if lctx.Err() != nil {
+		mb := pending
+		pending = nil
+		if mb == nil {
+			want := w.cfg.BatchSize - len(batch)
+			wait := time.Until(deadline)
+			if wait < 10*time.Millisecond {
+				wait = 10 * time.Millisecond
+			}
+			if mb, err = cons.Fetch(want, jetstream.FetchMaxWait(wait)); err != nil {
+				if lctx.Err() != nil {
+					continue
+				}
+				w.log.Warn("fetching messages", zap.Error(err))
+				sleep(lctx, 100*time.Millisecond)
 				continue
 			}
-			w.log.Warn("fetching messages", zap.Error(err))
-			sleep(lctx, 100*time.Millisecond)
-			continue
 		}
 		fetched := 0
 		for msg := range mb.Messages() {
@@ -312,6 +318,11 @@ func (w *Writer) Run(ctx context.Context) error {
 			stalledSince = time.Time{}
 		}
 		if len(batch) > 0 && (len(batch) >= w.cfg.BatchSize || !time.Now().Before(deadline)) {
+			// The next messages are requested before the batch is
+			// written, so that they arrive while it is.
+			if next, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.BatchWait)); err == nil {
+				pending = next
+			}
 			if err := w.append(lctx, batch); err != nil {
 				if lctx.Err() != nil {
 					continue

@@ -11,8 +11,10 @@
 //
 // Secrets are sealed with platform/secretbox (bound to the endpoint's key)
 // before they are stored, and opened only in memory, where they are held
-// as destination.Secret. During a rotation the previous secret stays in
-// force, and both sign, until its expiry.
+// as destination.Secret. During a rotation the previous secrets stay in
+// force, and all sign, until their expiry; a rotation never lets an older
+// secret sign longer than its overlap, so an overlap of 0 revokes every
+// older secret at once.
 //
 // Every instance keeps a cache of the whole bucket current through a watch
 // (platform/kvcollection), so a change made by any instance is seen by all

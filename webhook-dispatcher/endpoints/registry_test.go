@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +128,77 @@ func TestRegistriesShareOneBucket(t *testing.T) {
 	waitFor(t, "a to see the delete", func() bool { _, ok := a.Get("org_1", ep.ID); return !ok })
 	if err := a.Delete(ctx, "org_1", ep.ID); !errors.Is(err, endpoints.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestRotationLimitsEveryOlderSecret: a rotation bounds how long every
+// older secret signs, not only the one it replaces. Rotating with a 1 h
+// overlap and then with a 10 min one leaves both older secrets 10 min; an
+// emergency rotation (overlap 0) stops every older secret at once.
+func TestRotationLimitsEveryOlderSecret(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	box, err := secretbox.New(secretbox.Key{ID: "k1", Key: bytes.Repeat([]byte{5}, secretbox.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	reg, err := endpoints.Open(ctx, js, box, endpoints.Config{CheckURL: netguard.New(netguard.Webhooks(false, nil)).CheckURL, Now: clock}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ep, s1, err := reg.Create(ctx, "org_1", endpoints.Spec{URL: "https://hooks.example.com/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := func(at time.Time) []string {
+		var out []string
+		for _, k := range reg.SigningKeys("org_1", ep.ID, at) {
+			out = append(out, k.Reveal())
+		}
+		return out
+	}
+	rotate := func(overlap time.Duration) string {
+		t.Helper()
+		got, s, err := reg.Rotate(ctx, "org_1", ep.ID, overlap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the rotation in the cache", func() bool {
+			k := reg.SigningKeys("org_1", ep.ID, clock())
+			return len(k) > 0 && k[0].Reveal() == s.Reveal() && len(got.Secrets) > 0
+		})
+		return s.Reveal()
+	}
+	same := func(got []string, want ...string) bool { return strings.Join(got, " ") == strings.Join(want, " ") }
+
+	s2 := rotate(time.Hour)
+	advance(time.Minute)
+	s3 := rotate(10 * time.Minute)
+	if got := signers(clock()); !same(got, s3, s2, s1.Reveal()) {
+		t.Fatalf("after two rotations %d secrets sign, want the three", len(got))
+	}
+	// The 10 min overlap also bounds s1, which had 59 min left.
+	if got := signers(clock().Add(11 * time.Minute)); !same(got, s3) {
+		t.Fatalf("11 min after a 10 min rotation %d secrets sign, want only the newest", len(got))
+	}
+
+	s4 := rotate(time.Hour)
+	advance(time.Minute)
+	s5 := rotate(0)
+	if got := signers(clock()); !same(got, s5) {
+		t.Fatalf("right after an emergency rotation %d secrets sign, want only the new one", len(got))
+	}
+	if got, _ := reg.Get("org_1", ep.ID); len(got.Secrets) != 1 {
+		t.Fatalf("the endpoint keeps %d secrets after an emergency rotation, want 1", len(got.Secrets))
+	}
+	for _, old := range []string{s1.Reveal(), s2, s3, s4} {
+		if slices.Contains(signers(clock()), old) {
+			t.Fatal("an older secret still signs after an emergency rotation")
+		}
 	}
 }

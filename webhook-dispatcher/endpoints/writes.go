@@ -116,8 +116,11 @@ func (r *Registry) Disable(ctx context.Context, org, id, reason string) (Endpoin
 	})
 }
 
-// Rotate makes a new current secret; the previous current one keeps
-// signing for overlap. It returns the new secret.
+// Rotate makes a new current secret. Every older secret — the current
+// one and those still in force from earlier rotations — keeps signing for
+// overlap at most: a secret whose own expiry comes sooner keeps it, and an
+// overlap of 0 (an emergency rotation) stops every older secret at once.
+// It returns the new secret.
 func (r *Registry) Rotate(ctx context.Context, org, id string, overlap time.Duration) (Endpoint, signing.Secret, error) {
 	secret, err := signing.NewSecret()
 	if err != nil {
@@ -125,13 +128,14 @@ func (r *Registry) Rotate(ctx context.Context, org, id string, overlap time.Dura
 	}
 	ep, err := r.Update(ctx, org, id, func(ep *Endpoint) error {
 		now := r.cfg.Now().UTC()
-		exp := now.Add(overlap)
+		limit := now.Add(overlap)
 		kept := []SealedSecret{{Sealed: seal(r.box, org, id, secret), CreatedAt: now}}
-		for i, s := range ep.Secrets {
-			if i == 0 {
+		for _, s := range ep.Secrets {
+			if s.ExpiresAt == nil || s.ExpiresAt.After(limit) {
+				exp := limit
 				s.ExpiresAt = &exp
 			}
-			if s.ExpiresAt != nil && s.ExpiresAt.After(now) && len(kept) <= maxPrevious {
+			if s.ExpiresAt.After(now) && len(kept) <= maxPrevious {
 				kept = append(kept, s)
 			}
 		}

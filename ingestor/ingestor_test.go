@@ -162,8 +162,11 @@ func TestBatchesByTimeAndSize(t *testing.T) {
 	}
 	waitFor(t, "250 events stored", 10*time.Second, func() bool { return store.count() == 250 })
 	// Two full batches of 100 and a partial one released by the timer.
-	if store.inserts < 3 {
-		t.Fatalf("inserts = %d, want at least 3 (size-bound and time-bound batches)", store.inserts)
+	store.mu.Lock()
+	inserts := store.inserts
+	store.mu.Unlock()
+	if inserts < 3 {
+		t.Fatalf("inserts = %d, want at least 3 (size-bound and time-bound batches)", inserts)
 	}
 	waitFor(t, "every message acknowledged", 5*time.Second, func() bool {
 		info := consumerInfo(t, e.js)
@@ -321,6 +324,12 @@ func TestGracefulStopFlushesLastBatch(t *testing.T) {
 
 func TestCrashBeforeAckRedeliversEverything(t *testing.T) {
 	e := startNATS(t, 2*time.Second)
+	// The events are in the stream before the first instance starts, so
+	// its first batch holds all of them however slowly they were
+	// published (a batch closes BatchWait after its first message).
+	for i := range 100 {
+		publish(t, e.js, event("org_c", i))
+	}
 	// The first instance stores its batch, then "crashes" before acking:
 	// its connection is closed and its insert never returns.
 	nc1, err := e.srv.Connect("crashing", natstest.AdminOptions(t, e.srv)...)
@@ -336,20 +345,21 @@ func TestCrashBeforeAckRedeliversEverything(t *testing.T) {
 	}
 	go func() { _ = ing1.Run(context.Background()) }()
 
-	for i := range 100 {
-		publish(t, e.js, event("org_c", i))
-	}
-	waitFor(t, "first instance stored the batch", 5*time.Second, func() bool { return crashing.count() == 100 })
+	waitFor(t, "first instance stored the batch", 10*time.Second, func() bool { return crashing.count() == 100 })
 	nc1.Close()
 
 	store := newMemStore()
 	run(t, e, store, ingestor.Config{BatchSize: 100, BatchWait: 50 * time.Millisecond, AckWait: 2 * time.Second})
 	waitFor(t, "redelivery to the second instance", 10*time.Second, func() bool { return store.count() == 100 })
+	crashing.mu.Lock()
+	store.mu.Lock()
 	for id := range crashing.rows {
 		if _, ok := store.rows[id]; !ok {
-			t.Fatalf("event %s lost in the crash", id)
+			t.Errorf("event %s lost in the crash", id)
 		}
 	}
+	store.mu.Unlock()
+	crashing.mu.Unlock()
 	close(crashing.block)
 }
 

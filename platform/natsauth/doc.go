@@ -23,7 +23,8 @@
 //     owns the deliveries stream's per-endpoint consumers, publishes
 //     deliveries and attempts, reads the settings bucket, reads and writes
 //     the endpoints bucket (the failure run and the disabled flag live in
-//     the endpoint record) and records one action, audit.webhook_disabled.
+//     the endpoint record) and the retries bucket (each pending delivery's
+//     schedule position), and records one action, audit.webhook_disabled.
 //   - siem-forwarder reads AUDIT_FANOUT through the destinations'
 //     consumers (never the dispatcher's), reads the destinations and
 //     settings buckets, writes the status bucket and publishes dead letters.

@@ -59,6 +59,7 @@ const (
 	DestinationsBucket = "AUDIT_SIEM_DESTINATIONS"
 	StatusBucket       = "AUDIT_SIEM_STATUS"
 	ServiceKeysBucket  = "AUDIT_SERVICE_KEYS"
+	RetriesBucket      = "AUDIT_WEBHOOK_RETRIES"
 
 	EventsSubjects = "audit.events.>"
 	// CheckpointsSubjects are the signed checkpoints the log writer
@@ -179,9 +180,11 @@ func PermissionsOf(r Role) (Permissions, error) {
 			"$JS.ACK.*.*."+DeliveriesStream+".>",
 			jsAPI+"STREAM.PURGE."+DeliveriesStream,
 			kvWrite(EndpointsBucket),
+			kvWrite(RetriesBucket),
 			"audit.events.*."+webhookDisabledAction,
 		)
 		p.PublishAllow = append(p.PublishAllow, kvRead(EndpointsBucket)...)
+		p.PublishAllow = append(p.PublishAllow, kvRead(RetriesBucket)...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(SettingsBucket)...)
 		return p, nil
 	case Forwarder:
@@ -221,6 +224,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 			jsAPI+"CONSUMER.INFO."+AttemptsStream+".*",
 			jsAPI+"CONSUMER.DELETE."+AttemptsStream+".*",
 			jsAPI+"CONSUMER.MSG.NEXT."+AttemptsStream+".*",
+			// The management API checks that the dispatcher's objects
+			// exist; it never reads or writes retry positions.
+			streamInfo("KV_"+RetriesBucket),
 		)
 		for _, b := range []string{SettingsBucket, EndpointsBucket, DestinationsBucket, StatusBucket, ServiceKeysBucket} {
 			p.PublishAllow = append(p.PublishAllow, kvWrite(b))

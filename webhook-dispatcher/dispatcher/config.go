@@ -24,6 +24,11 @@ type Config struct {
 	Jitter float64
 	// RequestTimeout bounds one attempt, response body included (15 s).
 	RequestTimeout time.Duration
+	// AckWait is how long a delivery handed to an instance may go without
+	// an answer before the server hands it out again (default
+	// RequestTimeout + 15 s; at least RequestTimeout + 500 ms). A delivery
+	// that waited for a free request slot is kept alive before its request.
+	AckWait time.Duration
 	// EndpointConcurrency is how many requests one endpoint receives at
 	// once (default 4).
 	EndpointConcurrency int
@@ -73,6 +78,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 15 * time.Second
+	}
+	if c.AckWait == 0 {
+		c.AckWait = c.RequestTimeout + 15*time.Second
 	}
 	if c.FanoutBatchSize == 0 {
 		c.FanoutBatchSize = 1000
@@ -140,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("request timeout must be at least 100ms, got %s", c.RequestTimeout))
+	}
+	if c.AckWait < c.RequestTimeout+500*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ack wait (%s) must be at least the request timeout (%s) + 500ms", c.AckWait, c.RequestTimeout))
 	}
 	if c.EndpointConcurrency < 1 || c.MaxConcurrency < c.EndpointConcurrency {
 		errs = append(errs, fmt.Errorf("concurrency must satisfy 1 <= endpoint (%d) <= max (%d)", c.EndpointConcurrency, c.MaxConcurrency))

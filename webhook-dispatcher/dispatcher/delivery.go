@@ -34,14 +34,16 @@ type result struct {
 
 func (r result) ok() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
 
-// deliver makes one attempt of one delivery message and settles it.
-func (d *Dispatcher) deliver(org, id string, m jetstream.Msg) {
+// deliver makes one attempt of one delivery message and settles it or
+// schedules its retry. The attempt number is the delivery's position in
+// the schedule, kept in RetriesBucket between attempts.
+func (d *Dispatcher) deliver(org, id string, m jetstream.Msg, arrived time.Time) {
+	settled := true
 	md, err := m.Metadata()
 	if err != nil {
 		_ = m.Term()
 		return
 	}
-	attempt := int(md.NumDelivered)
 	webhookID := m.Headers().Get(hdrEventID)
 	kind := m.Headers().Get(hdrKind)
 	ep, ok := d.reg.Get(org, id)
@@ -49,6 +51,15 @@ func (d *Dispatcher) deliver(org, id string, m jetstream.Msg) {
 		_ = m.Term() // endpoint deleted
 		return
 	}
+	key := retryKey(org, id, md.Sequence.Stream)
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	attempt := d.retries.attempt(actx, key, webhookID, md.NumDelivered)
+	acancel()
+	defer func() {
+		if settled {
+			d.retries.settled(key, attempt)
+		}
+	}()
 	rec := Attempt{EndpointID: id, MessageID: webhookID, Kind: kind, Attempt: attempt}
 	if !ep.Enabled || !d.plans.Get(org).Plan.HasEnterpriseFeatures() {
 		rec.Time = d.now().UTC()
@@ -67,6 +78,11 @@ func (d *Dispatcher) deliver(org, id string, m jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout+5*time.Second)
 	defer cancel()
 	d.sem <- struct{}{}
+	if time.Since(arrived) > (d.cfg.AckWait-d.cfg.RequestTimeout)/2 {
+		// It waited for a request slot: restart its ack wait, so the
+		// server does not hand it out again while its request runs.
+		_ = m.InProgress()
+	}
 	d.m.inflight.Inc()
 	res := d.send(ctx, ep, webhookID, m.Data())
 	d.m.inflight.Dec()
@@ -131,6 +147,8 @@ func (d *Dispatcher) deliver(org, id string, m jetstream.Msg) {
 	next := rec.Time.Add(delay)
 	rec.Outcome, rec.NextRetry = OutcomeRetry, &next
 	d.finish(org, rec, "")
+	settled = false
+	d.retries.record(ctx, key, webhookID, attempt)
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("scheduling a retry failed; the server redelivers after the ack wait", zap.Error(err))
 	}

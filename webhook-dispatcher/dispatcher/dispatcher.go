@@ -56,6 +56,8 @@ type Dispatcher struct {
 	cm     *consume.Metrics
 	sem    chan struct{}
 	now    func() time.Time
+	// retries is bound by Run, before any delivery.
+	retries retryState
 
 	mu    sync.Mutex
 	lanes map[string]*lane
@@ -114,6 +116,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatcher: consumer %s (run EnsureTopology first): %w", FanoutConsumer, err)
 	}
+	kv, err := d.js.KeyValue(ctx, RetriesBucket)
+	if err != nil {
+		return fmt.Errorf("dispatcher: bucket %s (run EnsureTopology first): %w", RetriesBucket, err)
+	}
+	d.retries = retryState{kv: kv, log: d.log}
 	changes := d.reg.Changes()
 	laneCtx, stopLanes := context.WithCancel(context.Background())
 	defer stopLanes()

@@ -29,8 +29,12 @@
 //     or dead endpoint fills only its own lane; other endpoints' lanes and
 //     the fan-out never wait for it. A failed attempt is negatively
 //     acknowledged with the schedule's delay, so the retry waits on the
-//     server and survives any dispatcher restart; the attempt number is
-//     the server's delivery count. A success is acknowledged (with the
+//     server and survives any dispatcher restart. The attempt number —
+//     the position in the schedule — is stored in the bucket
+//     AUDIT_WEBHOOK_RETRIES before the retry is scheduled and read back at
+//     the next delivery, so a restart neither skips nor repeats a step
+//     (the server's delivery count also counts messages a stopping
+//     instance released unattempted). A success is acknowledged (with the
 //     server's confirmation) before the next message of that slot is
 //     taken.
 //

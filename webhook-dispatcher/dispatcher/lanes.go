@@ -72,6 +72,12 @@ func (d *Dispatcher) cleanup(l *lane) {
 	}
 }
 
+// taken is a delivery handed to this instance, with when it arrived.
+type taken struct {
+	jetstream.Msg
+	at time.Time
+}
+
 func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consumer) {
 	defer close(l.done)
 	it, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.EndpointConcurrency))
@@ -80,18 +86,19 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consum
 		return
 	}
 	go func() { <-ctx.Done(); it.Drain() }()
-	msgs := make(chan jetstream.Msg)
+	msgs := make(chan taken)
 	var wg sync.WaitGroup
 	for range d.cfg.EndpointConcurrency {
 		wg.Go(func() {
 			for m := range msgs {
-				d.deliver(l.org, l.id, m)
+				d.deliver(l.org, l.id, m.Msg, m.at)
 			}
 		})
 	}
 	defer func() { close(msgs); wg.Wait() }()
 	for {
 		m, err := it.Next()
+		at := time.Now()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return
@@ -107,7 +114,7 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consum
 			continue
 		}
 		select {
-		case msgs <- m:
+		case msgs <- taken{Msg: m, at: at}:
 		case <-ctx.Done():
 			_ = m.Nak()
 		}

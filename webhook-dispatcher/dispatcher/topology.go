@@ -30,7 +30,19 @@ const (
 	// FanoutConsumer is the durable consumer of AUDIT_FANOUT every
 	// dispatcher instance shares.
 	FanoutConsumer = "webhook-dispatcher"
+	// RetriesBucket holds the retry position of each delivery that failed
+	// and waits for its next attempt: the key "<org_id>.<endpoint_id>.
+	// <stream sequence>" holds the attempts made. JetStream's delivery
+	// count also counts deliveries no attempt followed (a message released
+	// by a stopping instance), so the schedule position is read from here.
+	RetriesBucket = "AUDIT_WEBHOOK_RETRIES"
 )
+
+// retryStateTTL is how long a retry position outlives its last write:
+// longer than the longest wait between two attempts (10 h, or a
+// Retry-After of up to MaxRetryAfter). Positions of deliveries that
+// settled are deleted at once; the TTL only clears what a crash left.
+const retryStateTTL = 7 * 24 * time.Hour
 
 // fanoutAckWait is the fan-out consumer's ack wait.
 const fanoutAckWait = 30 * time.Second
@@ -71,13 +83,15 @@ func laneConsumer(org, endpoint string) string {
 type TopologyManager interface {
 	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
 	CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error)
+	CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 }
 
 var _ TopologyManager = (jetstream.JetStream)(nil)
 
-// TopologyObjects lists the dispatcher's streams and its durable consumer
-// on AUDIT_FANOUT, which starts with the events published after it is
-// first created. The shared streams must exist (topology.Ensure).
+// TopologyObjects lists the dispatcher's streams, its durable consumer on
+// AUDIT_FANOUT, which starts with the events published after it is first
+// created, and the retry-position bucket. The shared streams must exist
+// (topology.Ensure).
 func TopologyObjects(cfg Config) (topology.Objects, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -120,6 +134,14 @@ func TopologyObjects(cfg Config) (topology.Objects, error) {
 			FilterSubjects: []string{topology.EventsSubjects, topology.CheckpointsSubjects},
 			Replicas:       cfg.Replicas,
 		}}},
+		Buckets: []jetstream.KeyValueConfig{{
+			Bucket:      RetriesBucket,
+			Description: "Takumo Audit webhook deliveries: attempts made by each delivery waiting for a retry",
+			History:     1,
+			TTL:         retryStateTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		}},
 	}, nil
 }
 
@@ -140,6 +162,11 @@ func EnsureTopology(ctx context.Context, js TopologyManager, cfg Config) error {
 			return fmt.Errorf("dispatcher: consumer %s: %w", c.Config.Durable, err)
 		}
 	}
+	for _, b := range objs.Buckets {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("dispatcher: bucket %s: %w", b.Bucket, err)
+		}
+	}
 	return nil
 }
 
@@ -149,7 +176,7 @@ func (c Config) laneConsumerConfig(org, endpoint string) jetstream.ConsumerConfi
 		Description:   "Takumo Audit webhook deliveries of " + org + "/" + endpoint,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.RequestTimeout + 15*time.Second,
+		AckWait:       c.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: c.EndpointMaxPending,
 		FilterSubject: deliverySubject(org, endpoint),

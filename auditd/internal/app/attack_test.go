@@ -52,6 +52,7 @@ func TestPermissionNamesMatchTheTopology(t *testing.T) {
 		natsauth.DestinationsBucket:  destinations.Bucket,
 		natsauth.StatusBucket:        destinations.StatusBucket,
 		natsauth.ServiceKeysBucket:   ingestapi.KeysBucket,
+		natsauth.RetriesBucket:       dispatcher.RetriesBucket,
 	} {
 		if got != want {
 			t.Errorf("natsauth has %q where the topology has %q", got, want)
@@ -256,8 +257,8 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		out = append(out, req("publish a back-dated event for another org", "audit.events.org_victim.auth.login", evBody))
 	}
 	// Write the buckets.
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
-		if r == natsauth.API || (r == natsauth.Dispatcher && b == natsauth.EndpointsBucket) || (r == natsauth.Forwarder && b == natsauth.StatusBucket) {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket} {
+		if (r == natsauth.API && b != natsauth.RetriesBucket) || (r == natsauth.Dispatcher && (b == natsauth.EndpointsBucket || b == natsauth.RetriesBucket)) || (r == natsauth.Forwarder && b == natsauth.StatusBucket) {
 			continue
 		}
 		key := "$KV." + b + ".org_victim.x"
@@ -304,7 +305,7 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 			req("plant a service key", "$KV."+natsauth.ServiceKeysBucket+".sk_01EVIL", []byte(`{"id":"sk_01EVIL","service":"evil","orgs":["*"],"hash":"00"}`)),
 		)
 	}
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket} {
 		out = append(out,
 			req("purge bucket "+b, api+"STREAM.PURGE.KV_"+b, nil),
 			req("delete bucket "+b, api+"STREAM.DELETE.KV_"+b, nil),
@@ -398,7 +399,7 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket} {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket} {
 		kv, err := ajs.KeyValue(ctx, b)
 		if err != nil {
 			t.Fatal(err)

@@ -127,6 +127,7 @@ type Ingestor struct {
 	log       *zap.Logger
 	m         *metrics
 	cm        *consume.Metrics
+	notify    consume.Notifier
 }
 
 // Option configures an Ingestor.
@@ -147,6 +148,11 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // WithConsumeMetrics counts the engine's metrics into m instead, for a
 // process that registers one consume.Metrics for all its readers.
 func WithConsumeMetrics(m *consume.Metrics) Option { return func(i *Ingestor) { i.cm = m } }
+
+// WithNotifier tells n when the ingestor's consumer is lost and found
+// again (topology.Verifier: log, audit_topology_missing, a notice to the
+// topology owner).
+func WithNotifier(n consume.Notifier) Option { return func(i *Ingestor) { i.notify = n } }
 
 // New returns an ingestor. The stream and its consumer must exist
 // (topology.Ensure).
@@ -178,8 +184,9 @@ func New(cfg Config, js Stream, store Store, retention Retention, opts ...Option
 }
 
 // Run consumes until ctx is cancelled, then stops fetching, flushes the
-// batches in hand (within ShutdownTimeout) and returns. It returns nil
-// after a clean stop, or the error that stopped it (a deleted consumer).
+// batches in hand (within ShutdownTimeout) and returns nil. A consumer
+// deleted while it runs does not stop it: it logs an error, waits for the
+// topology owner to recreate the consumer and reads on from it.
 func (i *Ingestor) Run(ctx context.Context) error {
 	cons, err := i.js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
 	if err != nil {
@@ -198,6 +205,9 @@ func (i *Ingestor) Run(ctx context.Context) error {
 		consume.WithLogger(i.log),
 		consume.WithMetrics(i.cm),
 		consume.WithDeadLetters(i.js),
+		consume.WithRebind("consumer "+topology.EventsStream+"/"+topology.IngestorConsumer, func(ctx context.Context) (consume.Consumer, error) {
+			return i.js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+		}, i.notify),
 		consume.WithPoisonHook(func(p *consume.PoisonError, action string) {
 			if action == consume.PoisonDeadLettered {
 				i.m.deadLettered.WithLabelValues(p.Class).Inc()

@@ -32,7 +32,7 @@ func New(cfg IngestConfig, topo roles.TopologyConfig) roles.Constructor {
 					return err
 				}
 				ing, err = ingestor.New(ingestor.Config{BatchSize: cfg.IngestBatchSize, BatchWait: cfg.IngestBatchWait, AckWait: topo.Topology().IngestAckWait},
-					js, p.Writer, p.Settings, ingestor.WithLogger(p.Log.Named("ingestor")), ingestor.WithRegisterer(p.Registry), ingestor.WithCatalog(p.Catalog))
+					js, p.Writer, p.Settings, ingestor.WithLogger(p.Log.Named("ingestor")), ingestor.WithRegisterer(p.Registry), ingestor.WithCatalog(p.Catalog), ingestor.WithNotifier(p.Verifier))
 				return err
 			},
 			Run: func(ctx context.Context) error {

@@ -399,6 +399,57 @@ func TestDeletedConsumerEndsRunLoudly(t *testing.T) {
 	}
 }
 
+// notices records what a Notifier is told.
+type notices struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (n *notices) Missing(object string, err error) { n.add("missing " + object) }
+func (n *notices) Found(object string)              { n.add("found " + object) }
+func (n *notices) add(s string)                     { n.mu.Lock(); n.events = append(n.events, s); n.mu.Unlock() }
+func (n *notices) list() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.events...)
+}
+
+// With WithRebind, a deleted consumer does not end Run: the engine says
+// so, waits until the consumer is recreated, and reads on from it.
+func TestDeletedConsumerIsWaitedForAndReadAgain(t *testing.T) {
+	e := start(t, 30*time.Second)
+	r := &recorder{}
+	n := &notices{}
+	cfg := jetstream.ConsumerConfig{Durable: testConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10_000}
+	find := func(ctx context.Context) (consume.Consumer, error) { return e.js.Consumer(ctx, "T", testConsumer) }
+	reg := prometheus.NewRegistry()
+	stop := run(t, e, consume.Config{BatchSize: 10, BatchWait: 20 * time.Millisecond, IdleWait: 300 * time.Millisecond}, r.handle,
+		consume.WithRebind("consumer T/worker", find, n), consume.WithMetrics(consume.NewMetrics(reg)))
+	e.publish(t, 0, 20)
+	waitFor(t, "the first messages", 5*time.Second, func() bool { return len(r.handled()) == 20 })
+	if err := e.js.DeleteConsumer(context.Background(), "T", testConsumer); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the loss to be noticed", 15*time.Second, func() bool { return len(n.list()) == 1 })
+	if got := testutil.ToFloat64(consume.NewMetrics(reg).ConsumerLost(testConsumer)); got != 1 {
+		t.Fatalf("audit_consume_consumer_lost_total = %v, want 1", got)
+	}
+	// Recreated as its owner would, starting after what was handled.
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, 21
+	if _, err := e.js.CreateOrUpdateConsumer(context.Background(), "T", cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, 20, 40)
+	waitFor(t, "messages after the repair", 15*time.Second, func() bool { return len(r.handled()) == 40 })
+	inOrderOnce(t, r.handled(), 40)
+	if got := n.list(); strings.Join(got, ",") != "missing consumer T/worker,found consumer T/worker" {
+		t.Fatalf("notices %v", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run after a repair returned %v", err)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	e := start(t, 30*time.Second)
 	r := &recorder{}

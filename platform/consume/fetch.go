@@ -55,10 +55,46 @@ func (e *Engine[T]) fetchLoop(ctx, hctx context.Context, ready chan<- *batch[T])
 			e.drop(b)
 		}
 		if err != nil {
-			return err
+			if e.o.rebind == nil || !errors.Is(err, ErrConsumerGone) {
+				return err
+			}
+			e.findAgain(ctx, err)
 		}
 	}
 	return nil
+}
+
+// findAgain waits until the rebind option finds the consumer again, or
+// ctx ends. What the engine held from the lost consumer is handled as
+// usual; its acknowledgements fail, and a consumer recreated with the
+// same start redelivers what is still in the stream.
+func (e *Engine[T]) findAgain(ctx context.Context, lost error) {
+	r := e.o.rebind
+	e.log.Error("consumer is gone; waiting for it to be recreated", zap.String("object", r.object), zap.Error(lost))
+	e.o.m.consumerLost.WithLabelValues(e.cfg.MetricsName).Inc()
+	if r.n != nil {
+		r.n.Missing(r.object, lost)
+	}
+	wait := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := r.find(fctx)
+		cancel()
+		if err == nil {
+			e.cons = c
+			e.log.Info("consumer found again; reading on", zap.String("object", r.object))
+			if r.n != nil {
+				r.n.Found(r.object)
+			}
+			return
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // fill fetches one batch: a first message (waiting up to IdleWait per
@@ -125,7 +161,7 @@ func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait ti
 	switch {
 	case err == nil, ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return nil
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%s: %w: %w", e.cfg.Name, ErrConsumerGone, err)
 	}
 	e.o.m.fetchErrors.WithLabelValues(e.cfg.MetricsName).Inc()
@@ -134,7 +170,7 @@ func (e *Engine[T]) fetch(ctx, hctx context.Context, b *batch[T], n int, wait ti
 	ictx, icancel := context.WithTimeout(ctx, 5*time.Second)
 	_, ierr := e.cons.Info(ictx)
 	icancel()
-	if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrConsumerDeleted) {
+	if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrConsumerDeleted) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%s: %w: %w", e.cfg.Name, ErrConsumerGone, ierr)
 	}
 	e.log.Warn("fetching messages", zap.Error(err))

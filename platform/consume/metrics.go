@@ -11,13 +11,14 @@ import (
 // the same registry returns counters backed by the collectors already
 // registered there, so every reader of one process may call it.
 type Metrics struct {
-	messages    *prometheus.CounterVec
-	poison      *prometheus.CounterVec
-	retries     *prometheus.CounterVec
-	batchSize   *prometheus.HistogramVec
-	handleSecs  *prometheus.HistogramVec
-	fetchErrors *prometheus.CounterVec
-	keepAlives  *prometheus.CounterVec
+	messages     *prometheus.CounterVec
+	poison       *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+	batchSize    *prometheus.HistogramVec
+	handleSecs   *prometheus.HistogramVec
+	fetchErrors  *prometheus.CounterVec
+	keepAlives   *prometheus.CounterVec
+	consumerLost *prometheus.CounterVec
 }
 
 // Outcome labels of audit_consume_messages_total.
@@ -60,6 +61,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "Failed fetches from the consumer."}, []string{"consumer"}),
 		keepAlives: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_consume_in_progress_total",
 			Help: "Progress signals sent for held messages so they are not redelivered."}, []string{"consumer"}),
+		consumerLost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "audit_consume_consumer_lost_total",
+			Help: "Times a reader found its consumer gone (deleted, or with its stream) and waited for it to be recreated."}, []string{"consumer"}),
 	}
 	if r != nil {
 		m.messages = register(r, m.messages)
@@ -69,6 +72,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.handleSecs = register(r, m.handleSecs)
 		m.fetchErrors = register(r, m.fetchErrors)
 		m.keepAlives = register(r, m.keepAlives)
+		m.consumerLost = register(r, m.consumerLost)
 	}
 	return m
 }
@@ -102,4 +106,10 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
 		panic(err)
 	}
 	return c
+}
+
+// ConsumerLost returns the counter of times consumer found its consumer
+// gone.
+func (m *Metrics) ConsumerLost(consumer string) prometheus.Counter {
+	return m.consumerLost.WithLabelValues(consumer)
 }

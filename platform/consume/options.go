@@ -1,6 +1,8 @@
 package consume
 
 import (
+	"context"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
@@ -14,6 +16,31 @@ type options struct {
 	dl       jetstream.Publisher
 	mw       []any
 	onPoison func(p *PoisonError, action string)
+	rebind   *rebind
+}
+
+// Notifier is told when an object a reader needs is lost and when it is
+// found again (topology.Verifier: a log line, the audit_topology_missing
+// gauge and a notice to the topology owner).
+type Notifier interface {
+	Missing(object string, err error)
+	Found(object string)
+}
+
+type rebind struct {
+	object string
+	find   func(ctx context.Context) (Consumer, error)
+	n      Notifier
+}
+
+// WithRebind keeps the engine running when its consumer is gone (deleted
+// by an administrator, or with its stream): it tells n (which may be nil)
+// that object (e.g. "consumer AUDIT_EVENTS/ingestor") is missing, then
+// calls find with backoff, up to 5 s apart, until it returns the consumer
+// again — recreated by whoever owns it — and reads on from it. Without
+// this option Run returns ErrConsumerGone.
+func WithRebind(object string, find func(ctx context.Context) (Consumer, error), n Notifier) Option {
+	return func(o *options) { o.rebind = &rebind{object: object, find: find, n: n} }
 }
 
 // WithLogger sets the logger (default: none).

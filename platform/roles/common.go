@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/chdb"
@@ -327,29 +328,49 @@ func StoreDescription(cfg StoreConfig, dir string) string {
 // NewTopology creates or updates the shared streams and consumers in the
 // owner; every other process waits for them (with backoff) and reports
 // drift. It also sets p.Verifier (Buckets uses it) and exports the consumers' lag.
+//
+// In the owner it keeps them: every AUDIT_TOPOLOGY_REPAIR_INTERVAL, and at
+// once when a reader of the process reports an object missing
+// (Verifier.Missing), it recreates what was deleted and sets drifted
+// settings back (topology.Verifier.Repair) for every object the process
+// applied (Require included).
 func NewTopology(cfg TopologyConfig) Constructor {
 	return func(p *Process) lifecycle.Stage {
-		return lifecycle.Stage{Start: func(ctx context.Context) error {
-			t := cfg.Topology()
-			if err := t.Validate(); err != nil {
-				return fmt.Errorf("topology: %w", err)
-			}
-			p.Verifier = topology.NewVerifier(p.JS, p.Log.Named("topology"), p.Registry)
-			p.Registry.MustRegister(topology.NewLagCollector(p.JS))
-			if p.Owner {
-				if err := topology.Ensure(ctx, p.JS, t); err != nil {
-					return err
+		return lifecycle.Stage{
+			Start: func(ctx context.Context) error {
+				t := cfg.Topology()
+				if err := t.Validate(); err != nil {
+					return fmt.Errorf("topology: %w", err)
 				}
-				// The service keys of the HTTP ingest API: only the api
-				// identity reads and writes them (package natsauth).
-				if _, err := p.JS.CreateOrUpdateKeyValue(ctx, ingestapi.KeysBucketConfig(t.Replicas)); err != nil {
-					return fmt.Errorf("topology: bucket %s: %w", ingestapi.KeysBucket, err)
+				p.Verifier = topology.NewVerifier(p.JS, p.Log.Named("topology"), p.Registry)
+				p.Registry.MustRegister(topology.NewLagCollector(p.JS))
+				if p.Owner {
+					p.notice = make(chan struct{}, 1)
+					p.Verifier.OnMissing = p.noticeMissing
+					if err := topology.Ensure(ctx, p.JS, t); err != nil {
+						return err
+					}
+					// The service keys of the HTTP ingest API: only the api
+					// identity reads and writes them (package natsauth).
+					keys := ingestapi.KeysBucketConfig(t.Replicas)
+					if _, err := p.JS.CreateOrUpdateKeyValue(ctx, keys); err != nil {
+						return fmt.Errorf("topology: bucket %s: %w", ingestapi.KeysBucket, err)
+					}
+					p.keep(t.Objects().Add(topology.Objects{Buckets: []jetstream.KeyValueConfig{keys}}))
+					return nil
 				}
+				_, err := p.Verifier.Verify(ctx, t.Objects())
+				return err
+			},
+			Run: func(ctx context.Context) error {
+				if !p.Owner || cfg.RepairInterval <= 0 {
+					<-ctx.Done()
+					return nil
+				}
+				p.keepTopology(ctx, cfg.RepairInterval)
 				return nil
-			}
-			_, err := p.Verifier.Verify(ctx, t.Objects())
-			return err
-		}}
+			},
+		}
 	}
 }
 

@@ -91,6 +91,7 @@ type TopologyConfig struct {
 	FanoutMaxBytes  int64         `envconfig:"AUDIT_FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy of the events webhooks and SIEM destinations read; when full its oldest events go"`
 	FanoutMaxAge    time.Duration `envconfig:"AUDIT_FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event: how far back a SIEM replay reaches"`
 	IngestAckWait   time.Duration `envconfig:"AUDIT_INGEST_ACK_WAIT" default:"30s" desc:"time before an event the ingestor has not acknowledged is redelivered"`
+	RepairInterval  time.Duration `envconfig:"AUDIT_TOPOLOGY_REPAIR_INTERVAL" default:"30s" desc:"how often the topology owner (auditd) checks its streams, consumers and buckets and recreates or corrects them (at once when a reader reports one missing); 0 turns the check off"`
 }
 
 // Topology returns the platform topology configuration.

@@ -74,6 +74,8 @@ type Process struct {
 	Catalog *schemas.Catalog
 
 	mu      sync.Mutex
+	owned   topology.Objects
+	notice  chan struct{}
 	conns   func(role string) (*nats.Conn, error)
 	jss     map[natsauth.Role]jetstream.JetStream
 	running map[string]bool
@@ -122,7 +124,11 @@ func (p *Process) Addr() net.Addr {
 // every other process waits for them and reports drift.
 func (p *Process) Require(ctx context.Context, objs topology.Objects) error {
 	if p.Owner {
-		return topology.Apply(ctx, p.JS, objs)
+		if err := topology.Apply(ctx, p.JS, objs); err != nil {
+			return err
+		}
+		p.keep(objs)
+		return nil
 	}
 	if p.Verifier == nil {
 		return errors.New("roles: the topology role has not started")
@@ -184,4 +190,42 @@ func (p *Process) Run(ctx context.Context, targets []string, ctors map[string]Co
 		err = nil
 	}
 	return err
+}
+
+// keep adds objs to what the owner keeps (keepTopology).
+func (p *Process) keep(objs topology.Objects) {
+	p.mu.Lock()
+	p.owned = p.owned.Add(objs)
+	p.mu.Unlock()
+}
+
+// noticeMissing wakes keepTopology; it never blocks.
+func (p *Process) noticeMissing() {
+	select {
+	case p.notice <- struct{}{}:
+	default:
+	}
+}
+
+// keepTopology repairs the owned objects every interval and on notice,
+// until ctx ends.
+func (p *Process) keepTopology(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.notice:
+		}
+		p.mu.Lock()
+		objs := p.owned
+		p.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := p.Verifier.Repair(rctx, p.JS, objs); err != nil && ctx.Err() == nil {
+			p.Log.Error("repairing the topology", zap.Error(err))
+		}
+		cancel()
+	}
 }

@@ -281,3 +281,90 @@ func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The owner's Repair recreates what was deleted and sets drifted settings
+// back, counting each; on an intact topology it changes nothing.
+func TestRepairRecreatesMissingObjectsAndCorrectsDrift(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	cfg := defaults()
+	objs := cfg.Objects()
+	if err := topology.Apply(ctx, js, objs); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	v := topology.NewVerifier(js, nil, reg)
+	if err := v.Repair(ctx, js, objs); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "audit_topology_repairs_total"); n != 0 {
+		t.Fatalf("%d repairs of an intact topology", n)
+	}
+
+	if err := js.DeleteConsumer(ctx, topology.EventsStream, topology.IngestorConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, topology.FanoutStream); err != nil {
+		t.Fatal(err)
+	}
+	dl := cfg.DeadLetterStreamConfig()
+	dl.MaxBytes /= 2
+	if _, err := js.UpdateStream(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Repair(ctx, js, objs); err != nil {
+		t.Fatal(err)
+	}
+	got := repairs(t, reg)
+	for _, want := range []string{
+		"recreated consumer " + topology.EventsStream + "/" + topology.IngestorConsumer,
+		"recreated stream " + topology.FanoutStream,
+		"corrected stream " + topology.DeadLetterStream,
+	} {
+		if got[want] != 1 {
+			t.Errorf("repairs %v: want %q once", got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "audit_topology_repairs_total"); n != 3 {
+		t.Fatalf("%d repair series, want 3", n)
+	}
+	if _, err := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer); err != nil {
+		t.Fatalf("ingestor consumer not recreated: %v", err)
+	}
+	if s, err := js.Stream(ctx, topology.FanoutStream); err != nil || len(s.CachedInfo().Config.Sources) != 1 {
+		t.Fatalf("fan-out stream not recreated with its source: %v", err)
+	}
+	if s, _ := js.Stream(ctx, topology.DeadLetterStream); s.CachedInfo().Config.MaxBytes != cfg.DeadLetterStreamConfig().MaxBytes {
+		t.Fatal("dead-letter max_bytes not set back")
+	}
+	// Everything is as configured again: one more pass changes nothing.
+	if err := v.Repair(ctx, js, objs); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "audit_topology_repairs_total"); n != 3 {
+		t.Fatalf("%d repair series after a pass over an intact topology, want 3", n)
+	}
+}
+
+// repairs reads audit_topology_repairs_total as "<action> <object>" → count.
+func repairs(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "audit_topology_repairs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			out[l["action"]+" "+l["object"]] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}

@@ -97,11 +97,16 @@ type Drift struct {
 // Verifier waits for the objects a process needs and reports drift; it
 // never creates or changes anything. Safe for concurrent use.
 type Verifier struct {
-	js    Reader
-	log   *zap.Logger
-	drift *prometheus.GaugeVec
+	js      Reader
+	log     *zap.Logger
+	drift   *prometheus.GaugeVec
+	missing *prometheus.GaugeVec
+	repairs *prometheus.CounterVec
 	// MaxBackoff caps the wait between checks of a missing object.
 	MaxBackoff time.Duration
+	// OnMissing, when set, is called after an object is reported missing
+	// (Missing): the topology owner of the process repairs at once.
+	OnMissing func()
 }
 
 // NewVerifier returns a verifier reading through js. It registers the
@@ -115,9 +120,18 @@ func NewVerifier(js Reader, log *zap.Logger, reg prometheus.Registerer) *Verifie
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "audit_topology_drift",
 			Help: "1 when a setting of a stream, consumer or bucket differs from this process's configuration; the topology owner's configuration wins.",
-		}, []string{"object", "field"})}
+		}, []string{"object", "field"}),
+		missing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "audit_topology_missing",
+			Help: "1 while a stream or consumer a reader of this process needs is missing (deleted) and it waits for it to be recreated.",
+		}, []string{"object"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "audit_topology_repairs_total",
+			Help: "Repairs made by the topology owner: objects recreated (action=recreated) and settings set back to the configuration (action=corrected).",
+		}, []string{"object", "action"}),
+	}
 	if reg != nil {
-		reg.MustRegister(v.drift)
+		reg.MustRegister(v.drift, v.missing, v.repairs)
 	}
 	return v
 }

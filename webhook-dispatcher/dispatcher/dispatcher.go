@@ -58,6 +58,8 @@ type Dispatcher struct {
 	now    func() time.Time
 	// retries is bound by Run, before any delivery.
 	retries retryState
+	notify  consume.Notifier
+	relane  chan struct{}
 
 	mu    sync.Mutex
 	lanes map[string]*lane
@@ -74,6 +76,11 @@ func WithRegisterer(r prometheus.Registerer) Option {
 	return func(d *Dispatcher) { d.m = newMetrics(r); d.cm = consume.NewMetrics(r) }
 }
 
+// WithNotifier tells n when the fan-out's consumer is lost and found
+// again (topology.Verifier: log, audit_topology_missing, a notice to the
+// topology owner).
+func WithNotifier(n consume.Notifier) Option { return func(d *Dispatcher) { d.notify = n } }
+
 // WithHTTPClient replaces the client built from the guard. It must come
 // from netguard.Guard.NewClient (tests use it to set a resolver).
 func WithHTTPClient(c *http.Client) Option { return func(d *Dispatcher) { d.client = c } }
@@ -88,7 +95,7 @@ func New(cfg Config, js jetstream.JetStream, reg *endpoints.Registry, plans Plan
 		return nil, errors.New("dispatcher: jetstream, registry, plans and guard are required")
 	}
 	d := &Dispatcher{cfg: cfg, js: js, reg: reg, plans: plans, emit: emit, now: time.Now,
-		sem: make(chan struct{}, cfg.MaxConcurrency), lanes: map[string]*lane{}}
+		sem: make(chan struct{}, cfg.MaxConcurrency), lanes: map[string]*lane{}, relane: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -143,6 +150,8 @@ loop:
 		case <-changes:
 			d.reconcile(laneCtx)
 		case <-tick.C:
+			d.reconcile(laneCtx)
+		case <-d.relane:
 			d.reconcile(laneCtx)
 		case err := <-fanDone:
 			runErr, fanDone = err, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/tlog/witness"
+	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 )
@@ -32,6 +33,9 @@ func (d *Dispatcher) fanout(ctx context.Context, cons jetstream.Consumer) error 
 		consume.WithLogger(d.log),
 		consume.WithMetrics(d.cm),
 		consume.WithDeadLetters(d.js),
+		consume.WithRebind("consumer "+topology.FanoutStream+"/"+FanoutConsumer, func(ctx context.Context) (consume.Consumer, error) {
+			return d.js.Consumer(ctx, topology.FanoutStream, FanoutConsumer)
+		}, d.notify),
 		consume.WithPoisonHook(func(*consume.PoisonError, string) { d.m.fanoutEvents.WithLabelValues("undecodable").Inc() }),
 	)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/webhook-dispatcher/endpoints"
 )
 
@@ -78,8 +79,30 @@ type taken struct {
 	at time.Time
 }
 
+// runLane delivers one endpoint's messages until ctx ends. When its
+// consumer is gone (deleted, or with the deliveries stream) it ends and
+// forgets the lane, so the next reconcile creates the consumer again.
 func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consumer) {
 	defer close(l.done)
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		d.mu.Lock()
+		if key := destination.Key(l.org, l.id); d.lanes[key] == l {
+			delete(d.lanes, key)
+		}
+		d.mu.Unlock()
+		d.log.Error("an endpoint lane lost its consumer; creating it again", zap.String("org_id", l.org), zap.String("endpoint_id", l.id))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		select {
+		case d.relane <- struct{}{}:
+		default:
+		}
+	}()
 	it, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.EndpointConcurrency))
 	if err != nil {
 		d.log.Warn("endpoint lane subscribe", zap.String("endpoint_id", l.id), zap.Error(err))
@@ -101,6 +124,15 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consum
 		at := time.Now()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return
+			}
+			// Other errors (missed heartbeats) may mean the consumer
+			// went with its stream: ask the server.
+			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, ierr := cons.Info(ictx)
+			cancel()
+			if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
+				it.Stop()
 				return
 			}
 			select {

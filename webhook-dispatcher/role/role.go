@@ -106,7 +106,7 @@ func (r *Role) open(ctx context.Context, p *roles.Process, role string) (*servic
 			Replicas: r.topo.StreamReplicas, ShutdownTimeout: p.StageBudget(),
 		},
 		SecretKeys: r.seal.SecretKeys, AllowHTTP: r.cfg.WebhookAllowHTTP, AllowCIDRs: r.cfg.WebhookAllowCIDRs,
-		Require: p.Require, Buckets: kv,
+		Require: p.Require, Buckets: kv, Notifier: p.Verifier,
 	}, js, p.Settings, p.Recorder, p.Log.Named("webhooks"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("webhook dispatcher: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/platform/secretbox"
 	"github.com/takumo/audit/platform/topology"
@@ -45,6 +46,9 @@ type Config struct {
 	// Buckets, when set, opens the endpoints bucket instead of js
 	// (topology.Bind in processes that do not own the topology).
 	Buckets endpoints.KeyValueCreator
+	// Notifier, when set, is told when the fan-out's consumer is lost and
+	// found again (the process's topology.Verifier).
+	Notifier consume.Notifier
 }
 
 // Service is an opened dispatcher. Safe for concurrent use.
@@ -101,6 +105,9 @@ func Open(ctx context.Context, cfg Config, js jetstream.JetStream, plans dispatc
 		return nil, err
 	}
 	opts := []dispatcher.Option{dispatcher.WithLogger(log.Named("dispatcher"))}
+	if cfg.Notifier != nil {
+		opts = append(opts, dispatcher.WithNotifier(cfg.Notifier))
+	}
 	if reg != nil {
 		opts = append(opts, dispatcher.WithRegisterer(reg))
 	}

@@ -40,4 +40,10 @@
 // the engine stops fetching, hands the batches it holds to the handler
 // within ShutdownTimeout and releases (Nak) whatever is left, so another
 // instance receives it at once.
+//
+// A consumer deleted while the engine runs (by an administrator, or with
+// its stream) ends Run with ErrConsumerGone, unless the engine was given
+// WithRebind: then it reports the loss (a Notifier, the counter
+// audit_consume_consumer_lost_total), waits until the consumer exists
+// again — recreated by whoever owns it — and reads on from it.
 package consume

@@ -42,8 +42,9 @@ type Consumer interface {
 
 var _ Consumer = (jetstream.Consumer)(nil)
 
-// ErrConsumerGone is returned by Run when the consumer was deleted: the
-// messages would pile up unread, so the engine stops loudly.
+// ErrConsumerGone is returned by Run when the consumer was deleted and the
+// engine has no WithRebind: the messages would pile up unread, so the
+// engine stops loudly.
 var ErrConsumerGone = errors.New("consumer is gone")
 
 // Engine runs a Handler over a durable pull consumer. Create it with New
@@ -107,7 +108,7 @@ func New[T any](cfg Config, cons Consumer, decode Decoder[T], handle Handler[T],
 // Run fetches and handles until ctx ends, then stops fetching, hands the
 // batches it holds to the handler (within ShutdownTimeout), releases what
 // is left and returns nil. It returns an error wrapping ErrConsumerGone
-// when the consumer is deleted.
+// when the consumer is deleted, unless the engine has WithRebind.
 func (e *Engine[T]) Run(ctx context.Context) error {
 	// The handler's context outlives ctx by ShutdownTimeout, so a stop
 	// still flushes what was collected.

@@ -26,8 +26,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// AckWait is how long a delivery handed to an instance may go without
 	// an answer before the server hands it out again (default
-	// RequestTimeout + 15 s; at least RequestTimeout + 500 ms). A delivery
-	// that waited for a free request slot is kept alive before its request.
+	// RequestTimeout + 15 s; at least RequestTimeout + 500 ms). Each
+	// attempt restarts it before its request.
 	AckWait time.Duration
 	// EndpointConcurrency is how many requests one endpoint receives at
 	// once (default 4).

@@ -37,7 +37,7 @@ func (r result) ok() bool { return r.err == nil && r.status >= 200 && r.status <
 // deliver makes one attempt of one delivery message and settles it or
 // schedules its retry. The attempt number is the delivery's position in
 // the schedule, kept in RetriesBucket between attempts.
-func (d *Dispatcher) deliver(org, id string, m jetstream.Msg, arrived time.Time) {
+func (d *Dispatcher) deliver(lane context.Context, org, id string, m jetstream.Msg) {
 	settled := true
 	md, err := m.Metadata()
 	if err != nil {
@@ -77,11 +77,23 @@ func (d *Dispatcher) deliver(org, id string, m jetstream.Msg, arrived time.Time)
 	// timeout, so a receiver's 2xx is acknowledged rather than repeated.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout+5*time.Second)
 	defer cancel()
-	d.sem <- struct{}{}
-	if time.Since(arrived) > (d.cfg.AckWait-d.cfg.RequestTimeout)/2 {
-		// It waited for a request slot: restart its ack wait, so the
-		// server does not hand it out again while its request runs.
-		_ = m.InProgress()
+	select {
+	case d.sem <- struct{}{}:
+	case <-lane.Done():
+		// Stopping before a request slot was free: not attempted, back to
+		// the stream at once, its schedule position unchanged.
+		settled = false
+		_ = m.Nak()
+		return
+	}
+	// Restart the ack wait, which ran while the message waited in the
+	// lane's prefetch and for a request slot: the server does not hand it
+	// out again while its request runs (AckWait > RequestTimeout).
+	_ = m.InProgress()
+	if attempt > 1 {
+		// A retry is recorded before it is sent, so a process that dies
+		// during its request does not repeat its step.
+		d.retries.record(ctx, key, webhookID, attempt)
 	}
 	d.m.inflight.Inc()
 	res := d.send(ctx, ep, webhookID, m.Data())
@@ -148,7 +160,9 @@ func (d *Dispatcher) deliver(org, id string, m jetstream.Msg, arrived time.Time)
 	rec.Outcome, rec.NextRetry = OutcomeRetry, &next
 	d.finish(org, rec, "")
 	settled = false
-	d.retries.record(ctx, key, webhookID, attempt)
+	if attempt == 1 {
+		d.retries.record(ctx, key, webhookID, attempt)
+	}
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("scheduling a retry failed; the server redelivers after the ack wait", zap.Error(err))
 	}

@@ -31,10 +31,16 @@
 //     acknowledged with the schedule's delay, so the retry waits on the
 //     server and survives any dispatcher restart. The attempt number —
 //     the position in the schedule — is stored in the bucket
-//     AUDIT_WEBHOOK_RETRIES before the retry is scheduled and read back at
-//     the next delivery, so a restart neither skips nor repeats a step
-//     (the server's delivery count also counts messages a stopping
-//     instance released unattempted). A success is acknowledged (with the
+//     AUDIT_WEBHOOK_RETRIES after a failed first attempt and before each
+//     retry's request, and read back at the next delivery, so a restart
+//     neither skips nor repeats a step (the server's delivery count also
+//     counts deliveries no attempt followed: a message released by a
+//     stopping instance, or lost with a crashed one); only a process
+//     killed during a first attempt makes attempt 1 again. A lane takes a
+//     message only when one of its workers is free, and each attempt
+//     restarts the message's ack wait before its request, so a slow or
+//     dead endpoint does not get a message handed out twice. A success
+//     is acknowledged (with the
 //     server's confirmation) before the next message of that slot is
 //     taken.
 //

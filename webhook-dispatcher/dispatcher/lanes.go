@@ -73,12 +73,6 @@ func (d *Dispatcher) cleanup(l *lane) {
 	}
 }
 
-// taken is a delivery handed to this instance, with when it arrived.
-type taken struct {
-	jetstream.Msg
-	at time.Time
-}
-
 // runLane delivers one endpoint's messages until ctx ends. When its
 // consumer is gone (deleted, or with the deliveries stream) it ends and
 // forgets the lane, so the next reconcile creates the consumer again.
@@ -109,19 +103,33 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consum
 		return
 	}
 	go func() { <-ctx.Done(); it.Drain() }()
-	msgs := make(chan taken)
+	// A message is taken from the iterator only when a worker is free to
+	// attempt it at once, so what the server hands to this instance waits
+	// at most for the iterator's small prefetch to drain.
+	free := make(chan struct{}, d.cfg.EndpointConcurrency)
+	msgs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range d.cfg.EndpointConcurrency {
 		wg.Go(func() {
-			for m := range msgs {
-				d.deliver(l.org, l.id, m.Msg, m.at)
+			for {
+				free <- struct{}{}
+				m, ok := <-msgs
+				if !ok {
+					return
+				}
+				d.deliver(ctx, l.org, l.id, m)
 			}
 		})
 	}
 	defer func() { close(msgs); wg.Wait() }()
 	for {
+		if ctx.Err() == nil {
+			select {
+			case <-free:
+			case <-ctx.Done():
+			}
+		}
 		m, err := it.Next()
-		at := time.Now()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return
@@ -139,16 +147,13 @@ func (d *Dispatcher) runLane(ctx context.Context, l *lane, cons jetstream.Consum
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
+			free <- struct{}{} // the slot was not used
 			continue
 		}
 		if ctx.Err() != nil {
 			_ = m.Nak() // taken but not started: back to the stream at once
 			continue
 		}
-		select {
-		case msgs <- taken{Msg: m, at: at}:
-		case <-ctx.Done():
-			_ = m.Nak()
-		}
+		msgs <- m // a worker is waiting for it
 	}
 }

@@ -50,8 +50,9 @@ func (s retryState) attempt(ctx context.Context, key, webhookID string, delivere
 	return made + 1
 }
 
-// record stores that made attempts of the message were made. It runs
-// before the retry is scheduled.
+// record stores that made attempts of the message were made (or, for a
+// retry, started): after a failed first attempt, before its retry is
+// scheduled, and before each retry's request.
 func (s retryState) record(ctx context.Context, key, webhookID string, made int) {
 	if s.kv == nil {
 		return

@@ -11,77 +11,64 @@ import (
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
 )
 
-// TestSchedulePositionSurvivesRestart: the dispatcher is stopped while
-// one delivery's request is in flight and the next delivery of the same
-// endpoint has already been handed to it (and is released unattempted),
-// then started again. Every delivery still makes exactly one attempt per
-// step of the schedule — attempts 1, 2, ... len(Schedule)+1 in the log,
-// none skipped or repeated — whatever JetStream's delivery count says.
+// TestSchedulePositionSurvivesRestart: the dispatcher is stopped while one
+// endpoint's delivery has been handed to it but waits for the one request
+// slot another endpoint's slow request holds; that delivery goes back to
+// the stream unattempted (JetStream still counts it as delivered). After
+// the dispatcher starts again, every delivery makes exactly one attempt
+// per step of the schedule — attempts 1, 2, ... len(Schedule)+1 in the
+// log, none skipped or repeated.
 func TestSchedulePositionSurvivesRestart(t *testing.T) {
 	cfg := testConfig()
 	cfg.Schedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
-	cfg.EndpointConcurrency = 1
+	cfg.EndpointConcurrency, cfg.MaxConcurrency = 1, 1
 	e := newEnv(t, cfg)
-	var started atomic.Int64
-	r := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		started.Add(1)
-		time.Sleep(400 * time.Millisecond)
+	var slowStarted atomic.Int64
+	slow := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if slowStarted.Add(1) == 1 {
+			time.Sleep(time.Second) // holds the one request slot
+		}
 		w.WriteHeader(http.StatusInternalServerError)
 		return http.StatusInternalServerError
 	})
-	ep, s := e.create(r.srv.URL)
-	r.setSecret(s)
+	failing := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		w.WriteHeader(http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	})
+	_, s1 := e.create(slow.srv.URL, "member.*")
+	ep, s2 := e.create(failing.srv.URL, "api_key.*")
+	slow.setSecret(s1)
+	failing.setSecret(s2)
 	e.start()
-	const n = 3
-	var ids []string
-	for range n {
-		ids = append(ids, e.emit(roleChanged(orgEnt)))
+	e.emit(roleChanged(orgEnt))
+	waitFor(t, 5*time.Second, "the slow request", func() bool { return slowStarted.Load() == 1 })
+	id := e.emit(keyCreated(orgEnt))
+	time.Sleep(300 * time.Millisecond) // handed to the dispatcher, waiting for the slot
+	if n := len(failing.snapshot()); n != 0 {
+		t.Fatalf("the second delivery was attempted (%d requests) while the slot was held", n)
 	}
-	// The first request is in flight and the next delivery waits in this
-	// instance for the endpoint's one slot: stop, then start again.
-	waitFor(t, 5*time.Second, "the first request", func() bool { return started.Load() == 1 })
-	time.Sleep(150 * time.Millisecond)
 	e.stopDispatcher()
 	e.start()
 
 	per := len(cfg.Schedule) + 1
 	var log []dispatcher.Attempt
-	waitFor(t, 30*time.Second, "every delivery to fail finally", func() bool {
+	waitFor(t, 30*time.Second, "the delivery to fail finally", func() bool {
 		var err error
 		log, err = dispatcher.NewAttempts(e.js).Recent(context.Background(), orgEnt, ep.ID, 0)
 		must(t, err)
-		failed := 0
-		for _, a := range log {
-			if a.Outcome == dispatcher.OutcomeFailed {
-				failed++
-			}
-		}
-		return failed == n
+		return len(log) > 0 && log[0].Outcome == dispatcher.OutcomeFailed
 	})
 	time.Sleep(500 * time.Millisecond) // an extra attempt would show up now
-	count := map[string]int{}
-	for _, h := range r.snapshot() {
-		count[h.id]++
+	if n := len(failing.snapshot()); n != per {
+		t.Errorf("%d requests, want %d (one per step of the schedule)", n, per)
 	}
-	for _, id := range ids {
-		if count[id] != per {
-			t.Errorf("delivery %s: %d requests, want %d (one per step of the schedule)", id, count[id], per)
-		}
-	}
-	numbers := map[string][]int{}
+	var numbers []int
 	for _, a := range slices.Backward(log) {
-		numbers[a.MessageID] = append(numbers[a.MessageID], a.Attempt)
-	}
-	want := []int{1, 2, 3, 4}
-	for _, id := range ids {
-		if !slices.Equal(numbers[id], want) {
-			t.Errorf("delivery %s: attempts logged as %v, want %v", id, numbers[id], want)
+		if a.MessageID == id {
+			numbers = append(numbers, a.Attempt)
 		}
 	}
-	for _, a := range log {
-		final := a.Attempt == per
-		if final != (a.Outcome == dispatcher.OutcomeFailed) {
-			t.Errorf("attempt %d of %s logged as %s", a.Attempt, a.MessageID, a.Outcome)
-		}
+	if want := []int{1, 2, 3, 4}; !slices.Equal(numbers, want) {
+		t.Errorf("attempts logged as %v, want %v", numbers, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -104,6 +105,55 @@ func TestDeletedConsumerAndStreamAreRepaired(t *testing.T) {
 	if res.StatusCode != 201 && res.StatusCode != 200 {
 		t.Fatalf("creating the endpoint: %d", res.StatusCode)
 	}
+	// A SIEM destination for org_acme: syslog over TCP.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var syslog strings.Builder
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					mu.Lock()
+					syslog.Write(buf[:n])
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	forwarded := func(ids []string) bool {
+		mu.Lock()
+		got := syslog.String()
+		mu.Unlock()
+		for _, id := range ids {
+			if !strings.Contains(got, `id="`+id+`"`) {
+				return false
+			}
+		}
+		return true
+	}
+	req, _ = http.NewRequest("POST", base+"/v1/siem/destinations", strings.NewReader(`{"name":"soc","format":"syslog","transport":"tcp","address":"`+ln.Addr().String()+`"}`))
+	req.Header.Set("Authorization", "Bearer "+token(auditapi.PermManage))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 && res.StatusCode != 200 {
+		t.Fatalf("creating the SIEM destination: %d", res.StatusCode)
+	}
 	readTok := token(auditapi.PermRead)
 	stored := func(ids []string) bool {
 		req, _ := http.NewRequest("GET", base+"/v1/events?limit=200", nil)
@@ -151,7 +201,7 @@ func TestDeletedConsumerAndStreamAreRepaired(t *testing.T) {
 		return ids
 	}
 	before := emit(10)
-	until("the first events stored and delivered", 30*time.Second, func() bool { return stored(before) && delivered(before) })
+	until("the first events stored and delivered", 30*time.Second, func() bool { return stored(before) && delivered(before) && forwarded(before) })
 	_, body, _ := get(base + "/metrics")
 	if strings.Contains(body, "audit_topology_repairs_total{") {
 		t.Fatalf("repairs of an intact topology:\n%s", grep(body, "audit_topology_repairs_total"))
@@ -172,8 +222,23 @@ func TestDeletedConsumerAndStreamAreRepaired(t *testing.T) {
 			!strings.Contains(body, `audit_topology_missing{object="consumer AUDIT_EVENTS/ingestor"} 1`) &&
 			!strings.Contains(body, `audit_topology_missing{object="consumer AUDIT_FANOUT/webhook-dispatcher"} 1`)
 	})
+	// The SIEM destination's consumer, which the forwarder owns, is
+	// recreated by the forwarder once AUDIT_FANOUT is back.
+	until("the SIEM destination's consumer", 60*time.Second, func() bool {
+		st, err := ajs.Stream(ctx, topology.FanoutStream)
+		if err != nil {
+			return false
+		}
+		found := false
+		for name := range st.ConsumerNames(ctx).Name() {
+			found = found || strings.HasPrefix(name, "siem_")
+		}
+		return found
+	})
 	after := emit(10)
-	until("the events published after the repair stored and delivered", 60*time.Second, func() bool { return stored(after) && delivered(after) })
+	until("the events published after the repair stored and delivered", 60*time.Second, func() bool {
+		return stored(after) && delivered(after) && forwarded(after)
+	})
 	until("the events published while the objects were missing stored", 30*time.Second, func() bool { return stored(during) })
 	if !stored(before) {
 		t.Fatal("an event stored before the deletion is gone or doubled")

@@ -25,8 +25,10 @@ import (
 )
 
 // An administrator deletes the ingestor's consumer and the fan-out stream
-// (with the webhook fan-out's consumer) under a running auditd: it keeps
-// running, reports the loss, recreates both (it owns the topology), and
+// (with the webhook fan-out's and the SIEM destination's consumers) and
+// halves a stream's size under a running auditd: it keeps running,
+// reports the loss, recreates what is missing and sets the size back (it
+// owns the topology; the forwarder recreates its own consumer), and
 // stores and delivers the events published after the repair. Events
 // published while the objects were missing were held by AUDIT_EVENTS,
 // which still existed, and are stored too.
@@ -207,6 +209,17 @@ func TestDeletedConsumerAndStreamAreRepaired(t *testing.T) {
 		t.Fatalf("repairs of an intact topology:\n%s", grep(body, "audit_topology_repairs_total"))
 	}
 
+	// A setting changed behind the owner's back is set back with the repair.
+	dl, err := ajs.Stream(ctx, topology.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlCfg := dl.CachedInfo().Config
+	wantBytes := dlCfg.MaxBytes
+	dlCfg.MaxBytes /= 2
+	if _, err := ajs.UpdateStream(ctx, dlCfg); err != nil {
+		t.Fatal(err)
+	}
 	if err := ajs.DeleteConsumer(ctx, topology.EventsStream, topology.IngestorConsumer); err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +248,13 @@ func TestDeletedConsumerAndStreamAreRepaired(t *testing.T) {
 		}
 		return found
 	})
+	until("the drift corrected", 10*time.Second, func() bool {
+		_, body, err := get(base + "/metrics")
+		return err == nil && strings.Contains(body, `audit_topology_repairs_total{action="corrected",object="stream AUDIT_DEAD_LETTER"} 1`)
+	})
+	if dl, err := ajs.Stream(ctx, topology.DeadLetterStream); err != nil || dl.CachedInfo().Config.MaxBytes != wantBytes {
+		t.Fatalf("dead-letter max_bytes not set back: %v", err)
+	}
 	after := emit(10)
 	until("the events published after the repair stored and delivered", 60*time.Second, func() bool {
 		return stored(after) && delivered(after) && forwarded(after)

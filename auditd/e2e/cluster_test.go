@@ -222,9 +222,9 @@ func TestClusterFaults(t *testing.T) {
 		return true
 	})
 	c.WaitReady(t, time.Minute)
-	// auditd's topology owner gives up on a stream that has no leader yet
-	// (it exits, and its supervisor starts it again); waiting for the
-	// events stream's leader first spares most of those restarts.
+	// auditd's topology owner waits for streams without a leader yet
+	// (AUDIT_TOPOLOGY_START_WAIT); waiting for the events stream's
+	// leader first keeps that wait out of the measured recovery.
 	c.StreamLeader(t, admin, topology.EventsStream, time.Minute)
 	a = startProcess(t, "auditd-a", cfg, store, true, allRoles)
 	_, stopB = standaloneIngestor(t, c, store, settings, cfg.IngestAckWait)

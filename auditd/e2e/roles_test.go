@@ -157,8 +157,8 @@ var allRoles = []string{roles.Ingestor, roles.Webhooks, roles.SIEM, roles.Query,
 // replaced by store) until the test ends or Stop, and waits until every
 // role has started. owner makes it the topology owner. A process that
 // fails while starting is started again, up to three times, as a
-// supervisor would (after a whole cluster restarts, the topology owner
-// may time out while the streams elect their leaders).
+// supervisor would (after a whole cluster restarts, a process can time
+// out verifying streams that have no leader yet).
 func startProcess(t testing.TB, name string, cfg app.Config, store *eventstore.Store, owner bool, targets []string) *process {
 	t.Helper()
 	var err error

@@ -347,7 +347,7 @@ func NewTopology(cfg TopologyConfig) Constructor {
 				if p.Owner {
 					p.notice = make(chan struct{}, 1)
 					p.Verifier.OnMissing = p.noticeMissing
-					if err := topology.Ensure(ctx, p.JS, t); err != nil {
+					if err := topology.EnsureWhenAvailable(ctx, p.JS, t, cfg.StartWait, p.Log.Named("topology")); err != nil {
 						return err
 					}
 					// The service keys of the HTTP ingest API: only the api

@@ -91,6 +91,7 @@ type TopologyConfig struct {
 	FanoutMaxBytes  int64         `envconfig:"AUDIT_FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy of the events webhooks and SIEM destinations read; when full its oldest events go"`
 	FanoutMaxAge    time.Duration `envconfig:"AUDIT_FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event: how far back a SIEM replay reaches"`
 	IngestAckWait   time.Duration `envconfig:"AUDIT_INGEST_ACK_WAIT" default:"30s" desc:"time before an event the ingestor has not acknowledged is redelivered"`
+	StartWait       time.Duration `envconfig:"AUDIT_TOPOLOGY_START_WAIT" default:"2m" desc:"how long the topology owner (auditd, auditd topology) keeps trying to apply the topology while JetStream is unavailable (e.g. a cluster electing its stream leaders after a restart) before it exits"`
 	RepairInterval  time.Duration `envconfig:"AUDIT_TOPOLOGY_REPAIR_INTERVAL" default:"30s" desc:"how often the topology owner (auditd) checks its streams, consumers and buckets and recreates or corrects them (at once when a reader reports one missing); 0 turns the check off"`
 }
 

@@ -418,6 +418,19 @@ func AuditRetentionPurged(org string, actor schemas.Actor, retentionDays int) sc
 		map[string]any{"retention_days": retentionDays})
 }
 
+// AuditSubjectErased records that the personal data of subject (an actor
+// or target id of the org's events) is being erased from the org's log.
+// reference names the data-protection request, if any; neither carries
+// the erased values.
+func AuditSubjectErased(org string, actor schemas.Actor, subject, reference string) schemas.Event {
+	d := map[string]any{}
+	if reference != "" {
+		d["request_reference"] = reference
+	}
+	return event(org, actor, schemas.ActionAuditSubjectErased, schemas.CategoryAudit,
+		[]schemas.Target{{Type: schemas.TargetTypeSubject, ID: subject}}, d)
+}
+
 // AuditWebhookCreated records that webhook was created for url (without
 // credentials), receiving actions (empty for every action).
 func AuditWebhookCreated(org string, actor schemas.Actor, webhook schemas.Target, url string, actions []string) schemas.Event {

@@ -70,6 +70,7 @@ func constructed() map[string]schemas.Event {
 		"audit.settings_updated":         producer.AuditSettingsUpdated(org, ada, "retention_days", 90, 365),
 		"audit.retention_reduced":        producer.AuditRetentionReduced(org, producer.Service("billing"), 365, 7, time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)),
 		"audit.retention_purged":         producer.AuditRetentionPurged(org, producer.Service("operator"), 7),
+		"audit.subject_erased":           producer.AuditSubjectErased(org, producer.Service("operator"), "usr_77", "DSR-2026-0042"),
 		"audit.webhook_created":          producer.AuditWebhookCreated(org, ada, hook, "https://soc.example/hook", []string{"auth.login_failed"}),
 		"audit.webhook_updated":          producer.AuditWebhookUpdated(org, ada, hook, "https://soc.example/hook2", nil),
 		"audit.webhook_deleted":          producer.AuditWebhookDeleted(org, ada, hook),

@@ -62,6 +62,7 @@ const (
 	ActionAuditSettingsUpdated        = "audit.settings_updated"
 	ActionAuditRetentionReduced       = "audit.retention_reduced"
 	ActionAuditRetentionPurged        = "audit.retention_purged"
+	ActionAuditSubjectErased          = "audit.subject_erased"
 	ActionAuditWebhookCreated         = "audit.webhook_created"
 	ActionAuditWebhookUpdated         = "audit.webhook_updated"
 	ActionAuditWebhookDeleted         = "audit.webhook_deleted"
@@ -72,6 +73,11 @@ const (
 	ActionAuditServiceKeyCreated      = "audit.service_key_created"
 	ActionAuditServiceKeyRevoked      = "audit.service_key_revoked"
 )
+
+// TargetTypeSubject is the target type of an audit.subject_erased event:
+// its id is the erased subject (an actor or target id of the org's
+// events), and it has no name.
+const TargetTypeSubject = "subject"
 
 func builtinCategories() []string {
 	return []string{
@@ -254,6 +260,9 @@ func builtinList() []builtin {
 		}},
 		{ActionAuditRetentionPurged, CategoryAudit, "The grace period of a retention cut was ended: entries past the retention were deleted", []Field{
 			req("retention_days", TypeInt, "Retention in force, in days; older entries were deleted"),
+		}},
+		{ActionAuditSubjectErased, CategoryAudit, "A person's personal data was erased from the audit log: the entries naming the subject (the target) keep their action, time, outcome and ids, and show their personal fields as commitments", []Field{
+			opt("request_reference", TypeString, "The data-protection request this erasure answers, e.g. a ticket id; never personal data"),
 		}},
 		{ActionAuditWebhookCreated, CategoryAudit, "An audit webhook endpoint was created", []Field{
 			req("url", TypeString, "Endpoint URL, without credentials"),

@@ -38,10 +38,14 @@ const (
 	// HTTP ingest API (POST /v1/events). Services usually write with a
 	// service key instead; no other permission allows writing.
 	PermWrite = "audit.write"
+	// PermErase allows erasing one subject's personal data from the
+	// org's log (a data-protection erasure). Like PermPurge it counts only
+	// in a token signed with the purge key.
+	PermErase = "audit.erase"
 )
 
 // KnownPermissions lists every permission the servers understand.
-var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator, PermPurge, PermWrite}
+var KnownPermissions = []string{PermRead, PermExport, PermManage, PermOperator, PermPurge, PermWrite, PermErase}
 
 // MaxSubjectLen bounds a token's subject: it is the actor id of the
 // changes the token makes.

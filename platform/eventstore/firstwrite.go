@@ -67,6 +67,16 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 				dropped++
 				continue
 			}
+			// The stored event may have been erased since: a copy of its
+			// original is identical but for the erased fields.
+			same, err := s.erasedCopyOf(ctx, r.OrgID, r.ID, r.Raw)
+			if err != nil {
+				return nil, err
+			}
+			if same {
+				dropped++
+				continue
+			}
 			return nil, s.conflict(i, r, "the stored event")
 		}
 		if d, ok := days[r.OrgID]; ok {

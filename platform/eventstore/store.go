@@ -90,6 +90,8 @@ type Store struct {
 	// mu makes Insert's look-up and write one step for the writers
 	// sharing this Store, and orders them with SetRetention's register.
 	mu sync.Mutex
+	// eraseMu runs erasures one at a time.
+	eraseMu sync.Mutex
 }
 
 // New returns a Store over eng. It does not touch the engine; Migrate

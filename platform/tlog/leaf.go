@@ -234,3 +234,36 @@ func Leaf(e schemas.Event, salts Salts) ([]byte, Commitments, error) {
 	}
 	return LeafHash(d), c, nil
 }
+
+// EraseSubject returns e with every non-empty personal field of subject —
+// the actor's fields when the actor id is subject, and the name of each
+// target whose id is subject — replaced by its commitment under salt, and
+// the number of fields replaced. Fields already holding a commitment are
+// left as they are, so erasing twice changes nothing. The committed form
+// of the result, hence its leaf, is that of e when salt is the salt e was
+// logged with. e is not modified.
+func EraseSubject(e schemas.Event, subject string, salt []byte) (schemas.Event, int) {
+	n := 0
+	field := func(path string, v *string) {
+		if *v == "" || IsCommitment(*v) {
+			return
+		}
+		*v = Commitment(salt, path, *v)
+		n++
+	}
+	if e.Actor.ID == subject {
+		field(PathActorName, &e.Actor.Name)
+		field(PathActorEmail, &e.Actor.Email)
+		field(PathActorIP, &e.Actor.IP)
+		field(PathActorUserAgent, &e.Actor.UserAgent)
+	}
+	if len(e.Targets) > 0 {
+		e.Targets = append([]schemas.Target(nil), e.Targets...)
+		for i := range e.Targets {
+			if e.Targets[i].ID == subject {
+				field(PathTargetName, &e.Targets[i].Name)
+			}
+		}
+	}
+	return e, n
+}

@@ -164,6 +164,10 @@ type Writer struct {
 	// time, so that a bus refusing them never slows the log down.
 	pubPause time.Time
 	salts    map[treestore.Key][]byte // cache, writer goroutine only
+	// uncached are subjects whose erasure this writer logged: their salt
+	// is read from the store every time, so a salt the erasure deletes
+	// is never used again. Writer goroutine only.
+	uncached map[treestore.Key]bool
 	lease    *lease
 }
 
@@ -177,7 +181,7 @@ func New(js jetstream.JetStream, store Store, signer *tlog.Signer, accept Accept
 		return nil, errors.New("logwriter: nil dependency")
 	}
 	return &Writer{cfg: cfg, js: js, store: store, signer: signer, accept: accept, log: cfg.Logger,
-		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}}, nil
+		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
 // ConsumerConfig is the writer's durable pull consumer on the events
@@ -534,7 +538,9 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	}
 	step(4)
 	for _, s := range newSalts {
-		w.salts[treestore.Key{Org: s.Org, EventID: s.Subject}] = s.Salt
+		if k := (treestore.Key{Org: s.Org, EventID: s.Subject}); !w.uncached[k] {
+			w.salts[k] = s.Salt
+		}
 	}
 	if !w.lease.valid() {
 		return backoff.Permanent(ErrLeaseLost)
@@ -545,6 +551,7 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	step(5)
 	w.log.Debug("batch written", zap.Int("events", len(evs)), zap.Int("orgs", len(next)), zap.Int("new_salts", len(newSalts)),
 		zap.Int("nodes", len(nodes)), zap.Durations("logged,orgs,salts,hash,put_salts,write_nodes", steps[:]))
+	w.forgetErased(evs)
 	w.mu.Lock()
 	for org, r := range next {
 		w.orgs[org].r = r
@@ -622,6 +629,26 @@ func (w *Writer) loadOrgNames(ctx context.Context, orgs []string) error {
 	return nil
 }
 
+// forgetErased stops caching the salt of each subject whose erasure
+// record (schemas.ActionAuditSubjectErased) is among evs, logged now or
+// before: events after the record read the salt from the store, where the
+// erasure deletes it (a new salt is then made for the subject's later
+// events). A forged record costs a store read per batch, nothing more.
+func (w *Writer) forgetErased(evs []logged) {
+	for _, e := range evs {
+		if e.ev.Action != schemas.ActionAuditSubjectErased {
+			continue
+		}
+		for _, t := range e.ev.Targets {
+			if t.Type == schemas.TargetTypeSubject {
+				k := treestore.Key{Org: e.ev.OrgID, EventID: t.ID}
+				delete(w.salts, k)
+				w.uncached[k] = true
+			}
+		}
+	}
+}
+
 // saltsFor returns the salts of every subject of evs, by org, creating
 // those that have none.
 func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[string]tlog.Salts, []treestore.Salt, error) {
@@ -637,7 +664,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 		}
 		for _, s := range tlog.Subjects(&e.ev) {
 			k := treestore.Key{Org: e.ev.OrgID, EventID: s}
-			if salt, ok := w.salts[k]; ok {
+			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
 				out[k.Org][s] = salt
 			} else if !want[k] {
 				want[k] = true
@@ -664,7 +691,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 				return nil, nil, err
 			}
 			fresh = append(fresh, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		} else {
+		} else if !w.uncached[k] {
 			w.salts[k] = salt
 		}
 		out[k.Org][k.EventID] = salt

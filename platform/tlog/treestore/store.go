@@ -389,9 +389,13 @@ func (s *Store) PutSalts(ctx context.Context, salts []Salt) error {
 }
 
 // DeleteSalt removes a subject's salt (crypto-shredding: the commitments
-// to the subject's fields can no longer be linked to any value).
+// to the subject's fields can no longer be linked to any value). It is a
+// mutation that rewrites the parts holding the salt and returns once it is
+// done (a lightweight DELETE would only mask the row and leave the bytes
+// in the part); the replaced parts leave the disk when the engine removes
+// outdated parts (old_parts_lifetime).
 func (s *Store) DeleteSalt(ctx context.Context, org, subject string) error {
-	err := s.eng.Exec(ctx, "DELETE FROM "+s.salts+" WHERE org_id = {org:String} AND subject = {s:String}",
+	err := s.eng.Exec(ctx, "ALTER TABLE "+s.salts+" DELETE WHERE org_id = {org:String} AND subject = {s:String} SETTINGS mutations_sync = 2",
 		eventstore.P("org", org), eventstore.P("s", subject))
 	if err != nil {
 		return fmt.Errorf("treestore: delete salt: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -42,6 +43,13 @@ type Purger interface {
 	Purge(ctx context.Context, orgID string) error
 }
 
+// Eraser erases one subject's personal data from an org's log
+// (*erasure.Eraser); recordID is the erasure's audit record, already
+// written.
+type Eraser interface {
+	Erase(ctx context.Context, org, subject, recordID string) (erasure.Result, error)
+}
+
 // Settings reads and stores org settings (*orgsettings.Store).
 type Settings interface {
 	Get(orgID string) orgsettings.Settings
@@ -57,6 +65,7 @@ var (
 	_ Reader          = (*eventstore.Store)(nil)
 	_ RetentionSetter = (*eventstore.Store)(nil)
 	_ Purger          = (*eventstore.Store)(nil)
+	_ Eraser          = (*erasure.Eraser)(nil)
 	_ Settings        = (*orgsettings.Store)(nil)
 	_ Recorder        = (*producer.Producer)(nil)
 )
@@ -71,7 +80,10 @@ type Deps struct {
 	Retention RetentionSetter
 	// Purge ends grace periods early (POST /v1/orgs/{org}/retention/purge);
 	// without it, or without Config.PurgeKeysPEM, that route refuses.
-	Purge    Purger
+	Purge Purger
+	// Erase erases a subject (POST /v1/orgs/{org}/erasures); without it,
+	// or without Config.PurgeKeysPEM, that route refuses.
+	Erase    Eraser
 	Settings Settings
 	Recorder Recorder
 	// Logger defaults to a no-op logger.
@@ -83,7 +95,8 @@ type Deps struct {
 type Config struct {
 	Auth httpapi.AuthConfig
 	// PurgeKeysPEM holds the PEM public keys (Ed25519 or RSA) that verify
-	// purge tokens: the only tokens whose audit.purge permission counts.
+	// purge tokens: the only tokens whose audit.purge and audit.erase
+	// permissions count.
 	// None of them may verify user tokens (be in Auth). Empty: purging
 	// is refused.
 	PurgeKeysPEM []byte
@@ -191,7 +204,7 @@ type route struct {
 	method, pattern string
 	perm            string // required permission; "" for none (public)
 	planned         bool   // refused on the Free plan
-	purge           bool   // authenticated with the purge keys, not the user keys
+	purge           bool   // authenticated with the purge keys, not the user keys (audit.purge, audit.erase)
 	h               func(w http.ResponseWriter, r *http.Request, c *auditapi.Claims)
 }
 
@@ -238,6 +251,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		{method: http.MethodGet, pattern: "/v1/settings", h: s.getSettings},
 		{method: http.MethodPut, pattern: "/v1/settings", h: s.putSettings},
 		{method: http.MethodPost, pattern: "/v1/orgs/{org}/retention/purge", perm: auditapi.PermPurge, purge: true, h: s.purgeRetention},
+		{method: http.MethodPost, pattern: "/v1/orgs/{org}/erasures", perm: auditapi.PermErase, purge: true, h: s.eraseSubject},
 		{method: http.MethodGet, pattern: "/v1/openapi.json"},
 	}
 	for _, rt := range s.routes {
@@ -303,8 +317,12 @@ func (s *Service) wrap(rt route) http.Handler {
 		}
 		auth := s.auth
 		if rt.purge {
-			if s.purgeAuth == nil || s.deps.Purge == nil {
+			switch {
+			case rt.perm == auditapi.PermPurge && (s.purgeAuth == nil || s.deps.Purge == nil):
 				httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "purging is not enabled in this deployment (no purge key configured)").Write(w)
+				return
+			case rt.perm == auditapi.PermErase && (s.purgeAuth == nil || s.deps.Erase == nil):
+				httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "erasure is not enabled in this deployment (no purge key configured, or no transparency log)").Write(w)
 				return
 			}
 			auth = s.purgeAuth
@@ -342,7 +360,7 @@ func (s *Service) planRefusal(c *auditapi.Claims) *httpapi.Error {
 
 // readableOnAnyPlan are the actions an org may read whatever its plan:
 // the records of deletions from its log.
-var readableOnAnyPlan = []string{schemas.ActionAuditRetentionReduced, schemas.ActionAuditRetentionPurged}
+var readableOnAnyPlan = []string{schemas.ActionAuditRetentionReduced, schemas.ActionAuditRetentionPurged, schemas.ActionAuditSubjectErased}
 
 // page is the body of GET /v1/events.
 type page struct {

@@ -20,6 +20,8 @@ import (
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog/erasure"
+	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/query"
 )
 
@@ -123,11 +125,12 @@ func (c AuthConfig) PurgeKeys() ([]byte, error) {
 // MintCommand is the token subcommand of auditd and query: it parses
 // args, mints a token signed with c's key (the development secret in
 // devDir when devDir is set and no key is configured) and prints it.
-// With -purge it mints a purge token for -org instead, signed with
-// AUDIT_PURGE_PRIVATE_KEY_FILE.
+// With -purge it mints an operator token for -org instead, signed with
+// AUDIT_PURGE_PRIVATE_KEY_FILE: audit.purge, or the -perm given among
+// audit.purge and audit.erase.
 func MintCommand(name string, c AuthConfig, devDir string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(name+" token", flag.ContinueOnError)
-	purge := fs.Bool("purge", false, "mint a purge token ("+auditapi.PermPurge+") for -org with AUDIT_PURGE_PRIVATE_KEY_FILE")
+	purge := fs.Bool("purge", false, "mint an operator token for -org with AUDIT_PURGE_PRIVATE_KEY_FILE: "+auditapi.PermPurge+" (default) or -perm "+auditapi.PermErase)
 	org := fs.String("org", "", "org id the token acts on (required, except for "+auditapi.PermOperator+")")
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
@@ -171,8 +174,13 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 }
 
 func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string, out io.Writer) error {
-	if len(perms) > 0 {
-		return errors.New("-purge mints a token with " + auditapi.PermPurge + " only; drop -perm")
+	if len(perms) == 0 {
+		perms = []string{auditapi.PermPurge}
+	}
+	for _, p := range perms {
+		if p != auditapi.PermPurge && p != auditapi.PermErase {
+			return errors.New("-purge mints a token with " + auditapi.PermPurge + " or " + auditapi.PermErase + " only")
+		}
 	}
 	if org == "" {
 		return errors.New("-org is required")
@@ -188,7 +196,7 @@ func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string,
 	if err != nil {
 		return fmt.Errorf("AUDIT_PURGE_PRIVATE_KEY_FILE: %w", err)
 	}
-	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: sub, Permissions: []string{auditapi.PermPurge}, TTL: ttl,
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: sub, Permissions: perms, TTL: ttl,
 		Issuer: c.JWTIssuer, Audience: c.JWTAudience}, time.Now())
 	if err != nil {
 		return err
@@ -220,6 +228,11 @@ func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
 			deps := query.Deps{Events: p.Events, Settings: p.Settings, Recorder: p.Recorder, Logger: p.Log.Named("query")}
 			if p.Writer != nil {
 				deps.Retention, deps.Purge = p.Writer, p.Writer
+				trees, err := treestore.New(p.Writer.Engine(), treestore.Config{Database: p.Writer.Database()})
+				if err != nil {
+					return err
+				}
+				deps.Erase = erasure.New(p.Writer, trees, erasure.Config{Logger: p.Log.Named("erasure")})
 			}
 			svc, err := query.New(query.Config{Auth: a, PurgeKeysPEM: purgeKeys, RatePerSecond: cfg.QueryRatePerSecond, RateBurst: cfg.QueryRateBurst,
 				FrameAncestors: cfg.FrameAncestors}, deps)

@@ -1,7 +1,7 @@
 // Package cli implements auditctl's commands: events, tail, export, token,
-// webhooks and siem. Main parses the arguments and runs one command; the
-// environment (streams, variables, clock) comes in through Env so that
-// tests run the commands in process.
+// webhooks, siem, verify and erase. Main parses the arguments and runs one
+// command; the environment (streams, variables, clock) comes in through
+// Env so that tests run the commands in process.
 package cli
 
 import (
@@ -54,6 +54,8 @@ commands:
                                                             (audit.manage, or audit.operator for any orgs)
   auditctl verify --export FILE --checkpoint FILE --key VKEY  check an export against signed checkpoints,
                                                             offline (also: verify consistency|inclusion)
+  auditctl erase --org ORG --subject ID [--reference TEXT]  erase a person's personal data from the org's log,
+                                                            every proof kept (operator token with audit.erase)
   auditctl help                                             this text
 
 filters (repeat a flag for alternatives):
@@ -126,6 +128,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runServiceKeys(ctx, rest, env)
 	case "verify":
 		return runVerify(rest, env)
+	case "erase":
+		return runErase(ctx, rest, env)
 	}
 	return fmt.Errorf("%w: unknown command %q (auditctl help lists them)", errUsage, cmd)
 }

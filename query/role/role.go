@@ -41,8 +41,8 @@ type AuthConfig struct {
 	JWTAudience       string `envconfig:"AUDIT_JWT_AUDIENCE" desc:"required aud of bearer tokens, when set"`
 	// The purge key is separate from the user-token keys: a token signed
 	// with those is refused by the purge route whatever it claims.
-	PurgePublicKeysFile string `envconfig:"AUDIT_PURGE_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519 or RSA public keys verifying purge tokens (audit.purge), which end a retention cut's grace period early; none of them may verify user tokens; purging is refused when empty"`
-	PurgePrivateKeyFile string `envconfig:"AUDIT_PURGE_PRIVATE_KEY_FILE" desc:"PEM private key the token subcommand signs purge tokens with (-purge), matching AUDIT_PURGE_PUBLIC_KEYS_FILE; development only, keep it off the servers"`
+	PurgePublicKeysFile string `envconfig:"AUDIT_PURGE_PUBLIC_KEYS_FILE" desc:"PEM file of Ed25519 or RSA public keys verifying operator tokens: purge tokens (audit.purge), which end a retention cut's grace period early, and erasure tokens (audit.erase); none of them may verify user tokens; purging and erasure are refused when empty"`
+	PurgePrivateKeyFile string `envconfig:"AUDIT_PURGE_PRIVATE_KEY_FILE" desc:"PEM private key the token subcommand signs operator tokens with (-purge, -perm audit.erase for an erasure token), matching AUDIT_PURGE_PUBLIC_KEYS_FILE; development only, keep it off the servers"`
 }
 
 // Validate reports every invalid setting at once.

@@ -422,7 +422,7 @@
 
   function rememberActor(a) {
     if (!a || !a.id || st.actors.has(a.id)) return;
-    st.actors.set(a.id, { name: a.name || '', email: a.email || '', type: a.type || '' });
+    st.actors.set(a.id, { name: personal(a.name) || '', email: personal(a.email) || '', type: a.type || '' });
   }
 
   function refreshActors() {
@@ -437,9 +437,17 @@
     list.replaceChildren(...opts);
   }
 
+  // personal shows a personal field that was erased from the log — its
+  // value replaced by the commitment "hmac-sha256:<64 hex>" — as such. The
+  // event itself is left as the server sent it.
+  const COMMITMENT = /^hmac-sha256:[0-9a-f]{64}$/;
+  function personal(v) {
+    return typeof v === 'string' && COMMITMENT.test(v) ? 'erased subject' : v;
+  }
+
   function actorLabel(a) {
     if (!a) return '?';
-    return a.name || a.email || a.id || a.type || '?';
+    return personal(a.name) || personal(a.email) || a.id || a.type || '?';
   }
 
   function clip(s, n) {
@@ -452,7 +460,7 @@
   function summarize(ev) {
     const parts = [];
     for (const t of Array.isArray(ev.targets) ? ev.targets : []) {
-      parts.push(val(clip(t.name ? t.name : (t.type || 'target') + ' ' + (t.id || ''), 60)));
+      parts.push(val(clip(t.name ? personal(t.name) : (t.type || 'target') + ' ' + (t.id || ''), 60)));
     }
     const d = ev.details && typeof ev.details === 'object' ? ev.details : {};
     for (const k of Object.keys(d).slice(0, 2)) {
@@ -486,7 +494,8 @@
       startWalk();
     });
     actor.append(who);
-    const sub = [a.email && a.email !== actorLabel(a) ? a.email : '', a.type && a.type !== 'user' ? a.type.replace('_', ' ') : '']
+    const email = personal(a.email);
+    const sub = [email && email !== actorLabel(a) ? email : '', a.type && a.type !== 'user' ? a.type.replace('_', ' ') : '']
       .filter(Boolean);
     if (sub.length) actor.append(vals(el('span', 'sub'), sub));
 
@@ -552,15 +561,16 @@
       row('Recorded', isNaN(r) ? ev.received_at : utc(r));
     }
     const a = ev.actor || {};
-    row('Actor', vals(el('span'), [a.name, a.email, vals(el('span'), [a.type, a.id], ' ')]));
-    row('IP address', a.ip);
-    row('User agent', a.user_agent);
+    const name = personal(a.name), email = personal(a.email);
+    row('Actor', vals(el('span'), [name, email !== name ? email : '', vals(el('span'), [a.type, a.id], ' ')]));
+    row('IP address', personal(a.ip));
+    row('User agent', personal(a.user_agent));
     const targets = Array.isArray(ev.targets) ? ev.targets : [];
     if (targets.length) {
       const ul = el('ul', 'targets');
       for (const t of targets) {
         const li = vals(el('li'), [t.type, t.id], ' ');
-        if (t.name) li.append(' (', val(t.name), ')');
+        if (t.name) li.append(' (', val(personal(t.name)), ')');
         ul.append(li);
       }
       row(targets.length === 1 ? 'Target' : 'Targets', ul);

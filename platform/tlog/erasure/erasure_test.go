@@ -388,10 +388,7 @@ func TestErasureKeepsEveryProof(t *testing.T) {
 	}
 
 	// A tampered commitment of an erased field is caught.
-	var lines []string
-	for _, line := range strings.Split(strings.TrimSpace(exp), "\n") {
-		lines = append(lines, line)
-	}
+	lines := strings.Split(strings.TrimSpace(exp), "\n")
 	var x tlog.Entry
 	var bad int
 	for i, line := range lines {

@@ -62,6 +62,9 @@ type serverOpts struct {
 	// noRetention turns settings changes off (503), as a deployment
 	// without a ClickHouse user for retention does.
 	noRetention bool
+	// operatorKeys, PEM public keys, turn purges and erasures on; a log
+	// writer then runs, as erasures need it.
+	operatorKeys []byte
 }
 
 func newServer(t testing.TB, key []byte) *server { return newServerWith(t, serverOpts{key: key}) }
@@ -93,7 +96,11 @@ func newServerWith(t testing.TB, o serverOpts) *server {
 	if o.noRetention {
 		deps.Retention = nil
 	}
-	svc, err := query.New(query.Config{Auth: httpapi.AuthConfig{HMACSecret: key}, RatePerSecond: o.rate, RateBurst: o.burst}, deps)
+	if o.operatorKeys != nil {
+		deps.Purge = store
+		deps.Erase = logWriter(t, js, db, store)
+	}
+	svc, err := query.New(query.Config{Auth: httpapi.AuthConfig{HMACSecret: key}, PurgeKeysPEM: o.operatorKeys, RatePerSecond: o.rate, RateBurst: o.burst}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,94 @@
+package cli_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/chdbtest"
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/erasure"
+	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
+)
+
+// logWriter runs the transparency log's writer on js and returns the
+// eraser over the store.
+func logWriter(t testing.TB, js jetstream.JetStream, db string, store *eventstore.Store) *erasure.Eraser {
+	t.Helper()
+	trees, err := treestore.New(embedded.New(chdbtest.Session(t), embedded.Options{}), treestore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := tlog.GenerateKey("audit.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{Deployment: "audit.test",
+		BatchWait: 20 * time.Millisecond, LeaseTTL: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return erasure.New(store, trees, erasure.Config{Wait: 20 * time.Second})
+}
+
+// auditctl erase calls the erasure route with an operator token and
+// prints its answer; a user token is refused, and so is a command line
+// without the subject.
+func TestErase(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServerWith(t, serverOpts{operatorKeys: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})})
+	now := time.Now().UTC()
+	// Stored without passing through the log: the erasure keeps their
+	// plaintext and says so.
+	s.insert(event("org_acme", "01JD00000000000000000000E1", now, "auth.login", "usr_erin", "Erin"),
+		event("org_acme", "01JD00000000000000000000E2", now, "auth.login", "usr_ada", "Ada"))
+	op, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_acme", Subject: "dpo", Permissions: []string{auditapi.PermErase}, TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	code, out, errs := run(ctx, s, op, nil, "erase", "--org", "org_acme", "--subject", "usr_erin", "--reference", "DSR-9")
+	if code != 0 || !strings.Contains(out, `"events_kept": 1`) || !strings.Contains(out, `"record_id": "`) || !strings.Contains(errs, "repeat the erasure") {
+		t.Fatalf("erase = %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = run(ctx, s, mint(t, "org_acme", auditapi.PermErase, auditapi.PermManage), nil, "erase", "--org", "org_acme", "--subject", "usr_erin")
+	if code != 1 || !strings.Contains(errs, "refused the token") {
+		t.Fatalf("erase with a user token = %d %s", code, errs)
+	}
+	if code, _, errs := run(ctx, s, op, nil, "erase", "--org", "org_acme"); code != 2 || !strings.Contains(errs, "--subject") {
+		t.Fatalf("erase without --subject = %d %s", code, errs)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/auditapi"
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/producer"
@@ -79,9 +80,13 @@ func (s *Service) eraseSubject(w http.ResponseWriter, r *http.Request, c *audita
 	ok := s.record.Apply(w, r, func(ctx context.Context) error {
 		var err error
 		res, err = s.deps.Erase.Erase(ctx, org, req.Subject, rec.ID)
-		if errors.Is(err, erasure.ErrNotLogged) {
+		switch {
+		case errors.Is(err, erasure.ErrNotLogged):
 			return httpapi.Errorf(http.StatusServiceUnavailable, auditapi.CodeUnavailable,
 				"the erasure was recorded but its record did not reach the org's log in time, so nothing was erased; repeat the request")
+		case errors.Is(err, eventstore.ErrEraseUnsupported):
+			return httpapi.Errorf(http.StatusServiceUnavailable, auditapi.CodeUnavailable,
+				"erasure is not supported on a ClickHouse cluster yet; nothing was erased")
 		}
 		return err
 	}, rec)

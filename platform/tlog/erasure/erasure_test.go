@@ -3,6 +3,8 @@ package erasure_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,6 +418,23 @@ func TestErasureKeepsEveryProof(t *testing.T) {
 	got, err := e.events.Get(ctx, org, original[0].Event.ID)
 	if err != nil || !tlog.IsCommitment(got.Actor.Email) {
 		t.Fatalf("after the redelivery: %+v, %v", got.Actor, err)
+	}
+	// The id key table no longer holds the original bytes' hash (it would
+	// confirm a guess of the erased values).
+	for _, o := range original {
+		sum := sha256.Sum256(o.Raw)
+		rows, err := e.eng.Query(ctx, "SELECT count() FROM `"+e.db+"`.events_by_id WHERE org_id = {org:String} AND id = {id:String} AND raw_sha256 = unhex({h:String})",
+			eventstore.P("org", org), eventstore.P("id", o.Event.ID), eventstore.P("h", hex.EncodeToString(sum[:])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		rows.Next()
+		err = rows.Scan(&n)
+		rows.Close()
+		if err != nil || n != 0 {
+			t.Fatalf("events_by_id still holds the hash of event %s's original bytes (%d rows, %v)", o.Event.ID, n, err)
+		}
 	}
 	// A copy that differs in a field that is not erased is still a
 	// conflict.

@@ -523,3 +523,34 @@ func TestLogPageIsolatesBidiText(t *testing.T) {
 	b.screenshot("bidi-desktop.png")
 	b.noProblems()
 }
+
+// An entry whose subject was erased shows "erased subject" where the
+// person's name, email, address, user agent and target name were, and
+// keeps its action and ids.
+func TestLogPageShowsErasedSubject(t *testing.T) {
+	e := newEnv(t, query.Config{})
+	const org = "org_erased"
+	setPlan(t, e, org, orgsettings.Enterprise)
+	c := func(b byte) string { return "hmac-sha256:" + strings.Repeat(string(b), 64) }
+	ev := mkEvent(org, "ev_erased_1", time.Now().UTC().Truncate(time.Millisecond).Add(-time.Minute), "member.role_changed", "usr_erin",
+		schemas.Target{Type: "member", ID: "usr_erin", Name: c('e')})
+	ev.Actor = schemas.Actor{Type: schemas.ActorUser, ID: "usr_erin", Name: c('a'), Email: c('b'), IP: c('c'), UserAgent: c('d')}
+	ev.Details = map[string]any{"from_role": "member", "to_role": "admin"}
+	e.insert(ev)
+
+	b := newTab(t)
+	b.open(e.srv.URL, token(t, org, auditapi.PermRead))
+	b.wait("the entry", `document.querySelectorAll('#rows tr.entry').length === 1`)
+	if got := evalJS[string](b, `document.querySelector('#rows tr.entry .actor-name').textContent`); got != "erased subject" {
+		t.Errorf("actor shown as %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`button[aria-controls="entry-0"]`)))
+	b.wait("details", `!document.querySelector('#entry-0').hidden`)
+	text := evalJS[string](b, `document.querySelector('#rows').innerText`)
+	if strings.Contains(text, "hmac-sha256") || !strings.Contains(text, "member.role_changed") || !strings.Contains(text, "usr_erin") {
+		t.Errorf("rows read %q", text)
+	}
+	if n := evalJS[int](b, `document.querySelector('#rows').innerText.split('erased subject').length - 1`); n < 5 {
+		t.Errorf("%q: erased subject shown %d times, want the actor, its address, user agent and the target", text, n)
+	}
+}

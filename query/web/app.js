@@ -440,7 +440,6 @@
   // personal shows a personal field that was erased from the log — its
   // value replaced by the commitment "hmac-sha256:<64 hex>" — as such. The
   // event itself is left as the server sent it.
-  const COMMITMENT = /^hmac-sha256:[0-9a-f]{64}$/;
   function personal(v) {
     return typeof v === 'string' && COMMITMENT.test(v) ? 'erased subject' : v;
   }

@@ -1,7 +1,7 @@
 // Package cli implements auditctl's commands: events, tail, export, token,
-// webhooks, siem, verify and erase. Main parses the arguments and runs one
-// command; the environment (streams, variables, clock) comes in through
-// Env so that tests run the commands in process.
+// webhooks, siem, service-keys, verify and erase. Main parses the
+// arguments and runs one command; the environment (streams, variables,
+// clock) comes in through Env so that tests run the commands in process.
 package cli
 
 import (

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/takumo/audit/platform/chdbtest"
@@ -57,7 +58,9 @@ func newEnv(t *testing.T) *env {
 	_, _, js := natstest.StartWithTopology(t, topology.Config{})
 	db := chdbtest.Database(t)
 	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
-	es, err := eventstore.New(eng, eventstore.Config{Database: db, Logger: zaptest.NewLogger(t).Named("store")})
+	// The store and the writer log to nothing: goroutines they start may
+	// still log after the test ended.
+	es, err := eventstore.New(eng, eventstore.Config{Database: db, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	w, err := logwriter.New(js, tree, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
 		Deployment: "audit.test", Instance: "w1", BatchSize: 50, BatchWait: 50 * time.Millisecond,
 		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second, AckWait: 2 * time.Second,
-		Logger: zaptest.NewLogger(t).Named("writer")})
+		Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/takumo/audit/auditd/internal/app"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog"
 	queryrole "github.com/takumo/audit/query/role"
 )
 
@@ -39,14 +40,15 @@ func run(args []string) error {
 		cmd = args[0]
 	}
 	switch cmd {
-	case "", "token", "topology", "nats-creds", "nats-config", "actions-doc":
+	case "", "token", "topology", "nats-creds", "nats-config", "actions-doc", "tlog-key":
 	case "-h", "--help", "help":
 		fmt.Println("usage: auditd                          run Takumo Audit\n" +
 			"       auditd token ...                mint a bearer token (auditd token -h)\n" +
 			"       auditd topology                 as the admin identity (AUDIT_NATS_CREDS), create or update streams, consumers and buckets on AUDIT_NATS_URL, then exit\n" +
 			"       auditd nats-creds ROLE [-o F]   print (or write to F, mode 0600) a role's nkey seed of the embedded server, e.g. producer\n" +
 			"       auditd nats-config [-dir D]     print the nats-server authorization block of every role; -dir keeps the roles' seeds in D\n" +
-			"       auditd actions-doc              print the action catalog in use (built-in and AUDIT_CATALOG_FILE) as Markdown\n\n" +
+			"       auditd actions-doc              print the action catalog in use (built-in and AUDIT_CATALOG_FILE) as Markdown\n" +
+			"       auditd tlog-key -o F            write a new checkpoint signing key named AUDIT_TLOG_DEPLOYMENT to F (mode 0600) and print its verifier key\n\n" +
 			"Configure it with AUDIT_* environment variables:")
 		return roles.Usage(os.Stdout, &cfg)
 	default:
@@ -70,6 +72,8 @@ func run(args []string) error {
 		}
 		_, err = io.WriteString(os.Stdout, doc)
 		return err
+	case "tlog-key":
+		return tlogKeyCommand(cfg, args[1:], os.Stdout)
 	}
 	log, err := cfg.Logger()
 	if err != nil {
@@ -128,5 +132,36 @@ func natsCommand(cfg app.Config, cmd string, args []string, out io.Writer) error
 		return err
 	}
 	_, err = io.WriteString(out, conf)
+	return err
+}
+
+// tlogKeyCommand runs auditd tlog-key: a new Ed25519 note key for the log
+// writer (AUDIT_TLOG_SIGNING_KEY_FILE), and its verifier key for the query
+// service (AUDIT_TLOG_VERIFIER_KEYS) and for customers to pin.
+func tlogKeyCommand(cfg app.Config, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("auditd tlog-key", flag.ContinueOnError)
+	file := fs.String("o", "", "write the signing key to this file (mode 0600, never replaced)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("auditd tlog-key: -o FILE is required (the signing key is never printed)")
+	}
+	skey, vkey, err := tlog.GenerateKey(cfg.TlogDeployment)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("auditd tlog-key: %w", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("auditd tlog-key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("auditd tlog-key: %w", err)
+	}
+	_, err = fmt.Fprintln(out, vkey)
 	return err
 }

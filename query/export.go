@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,9 +24,10 @@ import (
 // csvHeader is the column order of a CSV export.
 var csvHeader = []string{"id", "occurred_at", "received_at", "org_id", "action", "category", "outcome", "reason",
 	"actor_type", "actor_id", "actor_name", "actor_email", "actor_ip", "actor_user_agent",
-	"targets", "details", "request_id", "trace_id", "source"}
+	"targets", "details", "request_id", "trace_id", "source", "log_index"}
 
-// flushEvery is how many rows an export writes between flushes.
+// flushEvery is how many rows an export writes between flushes; each such
+// batch gets its log indices in one lookup.
 const flushEvery = 1000
 
 func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
@@ -72,7 +74,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var (
 		rows  int64
-		write func(schemas.Event) error
+		write func(indexed) error
 		cw    *csv.Writer
 	)
 	if format == "csv" {
@@ -81,33 +83,58 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, c *auditapi.Cla
 			return
 		}
 		rec := make([]string, len(csvHeader))
-		write = func(e schemas.Event) error {
-			csvRecord(rec, e)
+		write = func(x indexed) error {
+			csvRecord(rec, x)
 			return cw.Write(rec)
 		}
 	} else {
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		write = func(e schemas.Event) error { return enc.Encode(e) }
-	}
-	sent := false
-	err = s.deps.Events.Stream(r.Context(), c.OrgID, pf.f, func(e schemas.Event) error {
-		if err := write(e); err != nil {
-			return err
-		}
-		sent = true
-		rows++
-		if rows%flushEvery == 0 {
-			if cw != nil {
-				cw.Flush()
-			}
-			if err := bw.Flush(); err != nil {
+		write = func(x indexed) error {
+			b, err := x.MarshalJSON()
+			if err != nil {
 				return err
 			}
-			_ = rc.Flush()
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+			return bw.WriteByte('\n')
+		}
+	}
+	sent := false
+	// Rows go out flushEvery at a time, each batch with its log indices
+	// found in one lookup.
+	batch := make([]schemas.Event, 0, flushEvery)
+	emit := func() error {
+		xs, err := s.withLogIndex(r.Context(), c.OrgID, batch)
+		if err != nil {
+			return err
+		}
+		batch = batch[:0]
+		for _, x := range xs {
+			if err := write(x); err != nil {
+				return err
+			}
+			sent = true
+			rows++
+		}
+		if cw != nil {
+			cw.Flush()
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		_ = rc.Flush()
+		return nil
+	}
+	err = s.deps.Events.Stream(r.Context(), c.OrgID, pf.f, func(e schemas.Event) error {
+		batch = append(batch, e)
+		if len(batch) == flushEvery {
+			return emit()
 		}
 		return nil
 	})
+	if err == nil && len(batch) > 0 {
+		err = emit()
+	}
 	if err == nil {
 		if cw != nil {
 			cw.Flush()
@@ -152,9 +179,11 @@ func (s *Service) recordExport(r *http.Request, ev schemas.Event) ([]schemas.Eve
 	return s.record.Write(ctx, ev)
 }
 
-// csvRecord fills rec with e's columns in csvHeader order. Cells a
-// spreadsheet would run as a formula are prefixed with a quote.
-func csvRecord(rec []string, e schemas.Event) {
+// csvRecord fills rec with x's columns in csvHeader order (log_index empty
+// while not logged). Cells a spreadsheet would run as a formula are
+// prefixed with a quote.
+func csvRecord(rec []string, x indexed) {
+	e := x.event
 	received := ""
 	if e.ReceivedAt != nil {
 		received = e.ReceivedAt.UTC().Format(schemas.TimeLayout)
@@ -169,7 +198,10 @@ func csvRecord(rec []string, e schemas.Event) {
 	}
 	vals := []string{e.ID, e.OccurredAt.UTC().Format(schemas.TimeLayout), received, e.OrgID, e.Action, e.Category, e.Outcome, e.Reason,
 		e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.Email, e.Actor.IP, e.Actor.UserAgent,
-		string(targets), string(details), e.Context.RequestID, e.Context.TraceID, e.Context.Source}
+		string(targets), string(details), e.Context.RequestID, e.Context.TraceID, e.Context.Source, ""}
+	if x.logIndex != nil {
+		vals[len(vals)-1] = strconv.FormatUint(*x.logIndex, 10)
+	}
 	for i, v := range vals {
 		rec[i] = defuse(v)
 	}

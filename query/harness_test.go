@@ -19,6 +19,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
@@ -38,6 +39,7 @@ type env struct {
 	t        testing.TB
 	db       string
 	store    *eventstore.Store
+	trees    *treestore.Store
 	js       jetstream.JetStream
 	settings *orgsettings.Store
 	svc      *query.Service
@@ -74,13 +76,17 @@ func newEnvDB(t testing.TB, cfg query.Config, db string) *env {
 		cfg.UnauthenticatedRatePerSecond = 100000
 		cfg.UnauthenticatedRateBurst = 100000
 	}
-	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Purge: store, Settings: settings, Recorder: prod})
+	trees, err := treestore.New(store.Engine(), treestore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Purge: store, Settings: settings, Recorder: prod, Logs: trees})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, store: store, js: js, settings: settings, svc: svc, srv: srv}
+	return &env{t: t, db: db, store: store, trees: trees, js: js, settings: settings, svc: svc, srv: srv}
 }
 
 func token(t testing.TB, org string, perms ...string) string {

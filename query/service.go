@@ -29,6 +29,12 @@ type Reader interface {
 	Stream(ctx context.Context, orgID string, f eventstore.Filter, fn func(schemas.Event) error) error
 }
 
+// LogIndex finds where stored events are in their org's transparency log
+// (*treestore.Store): the log_index of each id logged so far.
+type LogIndex interface {
+	LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error)
+}
+
 // RetentionSetter applies a retention change to stored events
 // (*eventstore.Store). HeldUntil is when the grace period of a cut made
 // now would end.
@@ -86,6 +92,9 @@ type Deps struct {
 	Erase    Eraser
 	Settings Settings
 	Recorder Recorder
+	// Logs gives each event read its log_index; without it events are
+	// returned without one.
+	Logs LogIndex
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
 }
@@ -364,8 +373,8 @@ var readableOnAnyPlan = []string{schemas.ActionAuditRetentionReduced, schemas.Ac
 
 // page is the body of GET /v1/events.
 type page struct {
-	Data       []schemas.Event `json:"data"`
-	NextCursor *string         `json:"next_cursor"`
+	Data       []indexed `json:"data"`
+	NextCursor *string   `json:"next_cursor"`
 }
 
 func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
@@ -411,14 +420,15 @@ func (s *Service) listEvents(w http.ResponseWriter, r *http.Request, c *auditapi
 		s.fail(w, err)
 		return
 	}
-	out := page{Data: evs}
+	var out page
 	if len(evs) > limit {
-		out.Data = evs[:limit]
+		evs = evs[:limit]
 		next := encodeCursor(eventstore.KeyOf(evs[limit-1]), snapshot, hash)
 		out.NextCursor = &next
 	}
-	if out.Data == nil {
-		out.Data = []schemas.Event{}
+	if out.Data, err = s.withLogIndex(ctx, c.OrgID, evs); err != nil {
+		s.fail(w, err)
+		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
@@ -453,7 +463,54 @@ func (s *Service) getEvent(w http.ResponseWriter, r *http.Request, c *auditapi.C
 		refusal.Write(w)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, e)
+	xs, err := s.withLogIndex(ctx, c.OrgID, []schemas.Event{e})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, xs[0])
+}
+
+// indexed is an event as the API returns it: the event's JSON with its
+// log_index, absent while the log writer has not logged it yet.
+type indexed struct {
+	event    schemas.Event
+	logIndex *uint64
+}
+
+// MarshalJSON writes the event's JSON with "log_index" added last.
+func (x indexed) MarshalJSON() ([]byte, error) {
+	b, err := x.event.MarshalJSON()
+	if err != nil || x.logIndex == nil || len(b) < 2 || b[len(b)-1] != '}' {
+		return b, err
+	}
+	b = append(b[:len(b)-1], `,"log_index":`...)
+	return append(strconv.AppendUint(b, *x.logIndex, 10), '}'), nil
+}
+
+// withLogIndex pairs evs with their log_index: one lookup for all of them.
+func (s *Service) withLogIndex(ctx context.Context, org string, evs []schemas.Event) ([]indexed, error) {
+	out := make([]indexed, len(evs))
+	for i, e := range evs {
+		out[i].event = e
+	}
+	if s.deps.Logs == nil || len(evs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	idx, err := s.deps.Logs.LogIndices(ctx, org, ids)
+	if err != nil {
+		return nil, fmt.Errorf("query: log indices: %w", err)
+	}
+	for i := range out {
+		if n, ok := idx[out[i].event.ID]; ok {
+			out[i].logIndex = &n
+		}
+	}
+	return out, nil
 }
 
 // fail answers with the problem an error calls for.

@@ -41,6 +41,13 @@
 //     hashed; no other role reads or writes it), publishes its own audit
 //     records, creates and deletes SIEM destination consumers, enqueues
 //     webhook replays and reads the attempt log.
+//   - tlog (the transparency log's writer) reads AUDIT_EVENTS through its
+//     durable consumer tlog (info, next, ack), looks up one of its
+//     messages by sequence (STREAM.MSG.GET, to skip one the stream no
+//     longer holds), and reads and writes its lease bucket
+//     AUDIT_TLOG_LEASE. It publishes no event, creates no consumer on a
+//     shared stream and touches no other bucket; no other identity but
+//     admin may change its consumer or write its lease.
 //
 // Every role but the producer receives replies on an inbox of its own
 // (InboxPrefix), so the producer's _INBOX.> cannot see another role's
@@ -69,6 +76,8 @@
 //   - webhook-dispatcher writes whole endpoint records (it stores the
 //     failure run and the disabled flag in them), so it could repoint an
 //     endpoint; it holds the endpoints' signing secrets anyway.
+//   - tlog may read any message of AUDIT_EVENTS by sequence; it reads
+//     every event through its consumer anyway.
 //   - every role reading a bucket may create and delete consumers on that
 //     bucket's stream (a watch is an ephemeral push consumer), with any
 //     deliver subject; they read only that bucket, and the attack suite

@@ -16,10 +16,11 @@ const (
 	Dispatcher Role = "webhook-dispatcher"
 	Forwarder  Role = "siem-forwarder"
 	API        Role = "api"
+	Tlog       Role = "tlog"
 )
 
 // Roles lists every role, admin first.
-var Roles = []Role{Admin, Producer, Ingestor, Dispatcher, Forwarder, API}
+var Roles = []Role{Admin, Producer, Ingestor, Dispatcher, Forwarder, API, Tlog}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -53,6 +54,7 @@ const (
 	IngestorConsumer   = "ingestor"
 	FanoutSource       = "fanout"
 	DispatcherConsumer = "webhook-dispatcher"
+	TlogConsumer       = "tlog"
 
 	SettingsBucket     = "AUDIT_ORG_SETTINGS"
 	EndpointsBucket    = "AUDIT_WEBHOOK_ENDPOINTS"
@@ -60,6 +62,7 @@ const (
 	StatusBucket       = "AUDIT_SIEM_STATUS"
 	ServiceKeysBucket  = "AUDIT_SERVICE_KEYS"
 	RetriesBucket      = "AUDIT_WEBHOOK_RETRIES"
+	TlogLeaseBucket    = "AUDIT_TLOG_LEASE"
 
 	EventsSubjects = "audit.events.>"
 	// CheckpointsSubjects are the signed checkpoints the log writer
@@ -204,6 +207,15 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p.PublishAllow = append(p.PublishAllow, kvRead(SettingsBucket)...)
 		p.PublishDeny = append(p.PublishDeny, dispatcherOnFanout...)
 		p.PublishDeny = append(p.PublishDeny, deadLetterPrefix+IngestorConsumer, deadLetterPrefix+DispatcherConsumer)
+		return p, nil
+	case Tlog:
+		p := Permissions{SubscribeAllow: inbox}
+		p.PublishAllow = append(p.PublishAllow, verifyShared...)
+		p.PublishAllow = append(p.PublishAllow, consume(EventsStream, TlogConsumer)...)
+		// A message the consumer is waiting for that the stream no longer
+		// holds is looked up by sequence before it is skipped.
+		p.PublishAllow = append(p.PublishAllow, jsAPI+"STREAM.MSG.GET."+EventsStream, kvWrite(TlogLeaseBucket))
+		p.PublishAllow = append(p.PublishAllow, kvRead(TlogLeaseBucket)...)
 		return p, nil
 	case API:
 		p := Permissions{SubscribeAllow: inbox}

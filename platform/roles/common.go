@@ -155,7 +155,12 @@ func NewBus(cfg BusConfig, embedded *EmbeddedBus) Constructor {
 				open := func(role string) (*nats.Conn, error) {
 					id := p.Identity(role)
 					if single {
-						id = p.Identity(Topology)
+						own := p.Identity(Topology)
+						if id != own && !p.Owner {
+							return nil, fmt.Errorf("AUDIT_NATS_CREDS is one identity (%s) but role %s connects as %s: set it to a directory holding %s and %s",
+								own, role, id, natsauth.SeedFile(own), natsauth.SeedFile(id))
+						}
+						id = own
 					}
 					mu.Lock()
 					defer mu.Unlock()

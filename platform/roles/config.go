@@ -68,7 +68,7 @@ func (c ProcessConfig) Logger() (*zap.Logger, error) {
 type BusConfig struct {
 	NATSURL string `envconfig:"AUDIT_NATS_URL" desc:"NATS server or cluster URL(s), comma separated; auditd runs an embedded server when empty, every other binary requires it"`
 	// NATSCreds is the process's NATS identity (package natsauth).
-	NATSCreds string `envconfig:"AUDIT_NATS_CREDS" desc:"required with AUDIT_NATS_URL: the binary's NATS identity, an nkey seed file (auditd nats-creds ROLE -o FILE writes one; roles: ingestor, api for query, webhook-dispatcher, siem-forwarder) or a .creds file; auditd and auditd topology, which connect as several roles, take the directory of every role's <role>.nk (auditd nats-config -dir writes it)"`
+	NATSCreds string `envconfig:"AUDIT_NATS_CREDS" desc:"required with AUDIT_NATS_URL: the binary's NATS identity, an nkey seed file (auditd nats-creds ROLE -o FILE writes one; roles: api for query, webhook-dispatcher, siem-forwarder) or a .creds file; the ingestor binary, which runs the log writer as tlog, takes a directory holding ingestor.nk and tlog.nk; auditd and auditd topology, which connect as several roles, take the directory of every role's <role>.nk (auditd nats-config -dir writes it)"`
 	NATSCA    string `envconfig:"AUDIT_NATS_CA" desc:"PEM CA bundle the NATS server's TLS certificate is checked against; default: the system roots (tls:// URLs)"`
 }
 
@@ -93,12 +93,13 @@ type TopologyConfig struct {
 	IngestAckWait   time.Duration `envconfig:"AUDIT_INGEST_ACK_WAIT" default:"30s" desc:"time before an event the ingestor has not acknowledged is redelivered"`
 	StartWait       time.Duration `envconfig:"AUDIT_TOPOLOGY_START_WAIT" default:"2m" desc:"how long the topology owner (auditd, auditd topology) keeps trying to apply the topology while JetStream is unavailable (e.g. a cluster electing its stream leaders after a restart) before it exits"`
 	RepairInterval  time.Duration `envconfig:"AUDIT_TOPOLOGY_REPAIR_INTERVAL" default:"30s" desc:"how often the topology owner (auditd) checks its streams, consumers and buckets and recreates or corrects them (at once when a reader reports one missing); 0 turns the check off"`
+	TlogLeaseTTL    time.Duration `envconfig:"AUDIT_TLOG_LEASE_TTL" default:"15s" desc:"TTL of the log writer's lease bucket: a standby writer takes over this long after the active one stopped"`
 }
 
 // Topology returns the platform topology configuration.
 func (c TopologyConfig) Topology() topology.Config {
 	t := topology.Config{Replicas: c.StreamReplicas, MaxBytes: c.StreamMaxBytes, DuplicateWindow: c.DuplicateWindow,
-		IngestAckWait: c.IngestAckWait, FanoutMaxBytes: c.FanoutMaxBytes, FanoutMaxAge: c.FanoutMaxAge}
+		IngestAckWait: c.IngestAckWait, FanoutMaxBytes: c.FanoutMaxBytes, FanoutMaxAge: c.FanoutMaxAge, TlogLeaseTTL: c.TlogLeaseTTL}
 	t.SetDefaults()
 	return t
 }

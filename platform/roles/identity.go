@@ -17,7 +17,9 @@ import (
 // writes settings and records its own actions) and as the process's
 // identity otherwise. A process's identity is that of the first role it
 // was asked to run: ingestor, api (query), webhook-dispatcher,
-// siem-forwarder, or admin for `auditd topology`.
+// siem-forwarder, or admin for `auditd topology`. The log writer connects
+// as tlog wherever it runs, so the ingestor binary, which runs it, holds
+// two identities (AUDIT_NATS_CREDS a directory of ingestor.nk and tlog.nk).
 var Identities = map[string]natsauth.Role{
 	Topology:    natsauth.Admin,
 	Ingestor:    natsauth.Ingestor,
@@ -27,6 +29,7 @@ var Identities = map[string]natsauth.Role{
 	SIEMAPI:     natsauth.API,
 	Query:       natsauth.API,
 	Ingest:      natsauth.Producer,
+	Tlog:        natsauth.Tlog,
 	Demo:        natsauth.Producer,
 }
 

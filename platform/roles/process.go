@@ -137,6 +137,23 @@ func (p *Process) Require(ctx context.Context, objs topology.Objects) error {
 	return err
 }
 
+// RequireAs is Require for objects only role's identity may read: outside
+// the owner they are verified through role's own connection.
+func (p *Process) RequireAs(ctx context.Context, role string, objs topology.Objects) error {
+	if p.Owner {
+		return topology.Apply(ctx, p.JS, objs)
+	}
+	if p.Verifier == nil {
+		return errors.New("roles: the topology role has not started")
+	}
+	js, err := p.JetStream(role)
+	if err != nil {
+		return err
+	}
+	_, err = p.Verifier.Using(js).Verify(ctx, objs)
+	return err
+}
+
 // Ready reports whether every role has started and none is stopping.
 func (p *Process) Ready() error {
 	p.mu.Lock()

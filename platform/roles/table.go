@@ -68,10 +68,14 @@ var Deps = map[string][]string{
 	Demo:        {Settings, Ingestor},
 }
 
-// Standalone role sets: what each binary runs. auditd runs them all.
+// Standalone role sets: what each binary runs. auditd runs them all. The
+// ingestor binary runs the log writer too: its consumer holds every event
+// of AUDIT_EVENTS until it is logged, so a deployment always runs it
+// (extra instances stand by on its lease). The query binary serves the
+// integrity API beside the read API.
 var (
-	IngestorRoles      = []string{Ingestor}
-	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI, Ingest}
+	IngestorRoles      = []string{Ingestor, Tlog}
+	QueryRoles         = []string{Query, WebhooksAPI, SIEMAPI, Ingest, TlogAPI}
 	WebhookRoles       = []string{Webhooks}
 	SIEMRoles          = []string{SIEM}
 	AuditdRoles        = []string{Ingestor, Webhooks, SIEM, Query, WebhooksAPI, SIEMAPI, Tlog, TlogAPI, Ingest, Demo}

@@ -19,6 +19,12 @@
 // platform/tlog/witness), so the same consumers deliver them to the orgs'
 // witnesses.
 //
+// The transparency log's writer reads AUDIT_EVENTS through its own durable
+// consumer (tlog) and holds its single-writer lease in the key-value
+// bucket AUDIT_TLOG_LEASE; both are declared here and created by the
+// owner, so every stored event is also logged and the writer's identity
+// needs no right to create anything.
+//
 // AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
 // the reason and its origin in headers. It keeps them until an operator
 // removes them; like the events stream it refuses publishes when full.
@@ -57,6 +63,12 @@ const (
 	// CheckpointsSubjects are the signed checkpoints the log writer
 	// publishes into AUDIT_FANOUT.
 	CheckpointsSubjects = witness.Subjects
+	// TlogConsumer is the durable pull consumer of the transparency log's
+	// writer (platform/tlog/logwriter); one writer instance is active.
+	TlogConsumer = "tlog"
+	// TlogLeaseBucket holds the log writer's lease: one key, created only
+	// if absent, renewed by compare-and-set, expiring after its TTL.
+	TlogLeaseBucket = "AUDIT_TLOG_LEASE"
 )
 
 // Headers set on dead-lettered messages.
@@ -93,6 +105,16 @@ type Config struct {
 	// FanoutMaxAge bounds how long the fan-out stream keeps an event, and
 	// so how far back a SIEM replay can reach from the stream.
 	FanoutMaxAge time.Duration
+	// TlogAckWait is how long the log writer may hold a message before
+	// JetStream redelivers it.
+	TlogAckWait time.Duration
+	// TlogMaxAckPending bounds the log writer's unacknowledged messages;
+	// it must exceed the writer's batch size (10,000 by default).
+	TlogMaxAckPending int
+	// TlogLeaseTTL is how long the log writer's lease lives without
+	// renewal: a standby takes over this long after the active writer
+	// stopped. The writer reads it from the bucket.
+	TlogLeaseTTL time.Duration
 }
 
 // SetDefaults fills zero fields with production defaults.
@@ -123,6 +145,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.FanoutMaxAge == 0 {
 		c.FanoutMaxAge = 7 * 24 * time.Hour
+	}
+	if c.TlogAckWait == 0 {
+		c.TlogAckWait = 30 * time.Second
+	}
+	if c.TlogMaxAckPending == 0 {
+		c.TlogMaxAckPending = 40_000
+	}
+	if c.TlogLeaseTTL == 0 {
+		c.TlogLeaseTTL = 15 * time.Second
 	}
 }
 
@@ -155,6 +186,15 @@ func (c Config) Validate() error {
 	}
 	if c.FanoutMaxAge < time.Minute {
 		errs = append(errs, fmt.Errorf("fan-out max age must be at least 1m, got %s", c.FanoutMaxAge))
+	}
+	if c.TlogAckWait < time.Second {
+		errs = append(errs, fmt.Errorf("log writer ack wait must be at least 1s, got %s", c.TlogAckWait))
+	}
+	if c.TlogMaxAckPending < 1 {
+		errs = append(errs, fmt.Errorf("log writer max ack pending must be positive, got %d", c.TlogMaxAckPending))
+	}
+	if c.TlogLeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("log writer lease TTL must be at least 1s, got %s", c.TlogLeaseTTL))
 	}
 	return errors.Join(errs...)
 }
@@ -234,6 +274,38 @@ func (c Config) FanoutSourceConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
+// TlogConsumerConfig is the log writer's durable pull consumer. Like the
+// ingestor's it exists before any event arrives (the events stream keeps a
+// message only for consumers bound when it arrives) and never gives up on
+// a message.
+func (c Config) TlogConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       TlogConsumer,
+		Description:   "Takumo Audit log writer: events into the orgs' Merkle trees",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// One active writer appends in stream order: acknowledging the
+		// last message of a batch acknowledges the whole batch.
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       c.TlogAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: c.TlogMaxAckPending,
+		FilterSubject: EventsSubjects,
+		Replicas:      c.Replicas,
+	}
+}
+
+// TlogLeaseBucketConfig is the log writer's lease bucket.
+func (c Config) TlogLeaseBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      TlogLeaseBucket,
+		Description: "Takumo Audit log writer lease",
+		TTL:         c.TlogLeaseTTL,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
 // FanoutStreamConfig is the configuration of AUDIT_FANOUT.
 func (c Config) FanoutStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -260,17 +332,19 @@ func (c Config) FanoutStreamConfig() jetstream.StreamConfig {
 // StreamManager is the part of jetstream.JetStream that Ensure needs.
 type StreamManager interface {
 	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 }
 
 var _ StreamManager = (jetstream.JetStream)(nil)
 
 // Ensure creates or updates the shared streams, the ingestor's durable
-// consumer and the fan-out source. It is idempotent. Only the topology
+// consumer, the fan-out source, and the log writer's consumer and lease
+// bucket. It is idempotent. Only the topology
 // owner calls it (platform/roles); every other process checks the same
 // objects with a Verifier (Config.Objects) and changes nothing. The
 // ingestor's consumer is created here, not by the ingestor, because the
 // events stream keeps a message only for consumers that exist when it
-// arrives.
+// arrives; the log writer's for the same reason.
 func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -284,6 +358,12 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
+	}
+	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.TlogConsumerConfig()); err != nil {
+		return fmt.Errorf("topology: consumer %s: %w", TlogConsumer, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.TlogLeaseBucketConfig()); err != nil {
+		return fmt.Errorf("topology: bucket %s: %w", TlogLeaseBucket, err)
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.FanoutSourceConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", FanoutSource, err)

@@ -201,6 +201,7 @@ func TestLagCollectorReportsBacklog(t *testing.T) {
 audit_consumer_pending{consumer="fanout"} 0
 audit_consumer_pending{consumer="ingestor"} 3
 audit_consumer_pending{consumer="siem"} 6
+audit_consumer_pending{consumer="tlog"} 3
 # HELP audit_stream_messages Messages held by the stream.
 # TYPE audit_stream_messages gauge
 audit_stream_messages{stream="AUDIT_DEAD_LETTER"} 0
@@ -232,7 +233,8 @@ func waitForFanout(t *testing.T, js jetstream.JetStream, n uint64) {
 }
 
 // A consumer of the fan-out stream that stops reading never holds up
-// AUDIT_EVENTS: once the ingestor has acknowledged and the copy is made,
+// AUDIT_EVENTS: once the ingestor and the log writer have acknowledged and
+// the copy is made,
 // AUDIT_EVENTS lets the events go, and AUDIT_FANOUT drops its oldest when
 // full.
 func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
@@ -253,15 +255,18 @@ func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ing, _ := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
-	for acked := 0; acked < 64; {
-		b, err := ing.Fetch(64, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range b.Messages() {
-			_ = m.Ack()
-			acked++
+	// The ingestor and the log writer read them.
+	for _, name := range []string{topology.IngestorConsumer, topology.TlogConsumer} {
+		c, _ := js.Consumer(ctx, topology.EventsStream, name)
+		for acked := 0; acked < 64; {
+			b, err := c.Fetch(64, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range b.Messages() {
+				_ = m.Ack()
+				acked++
+			}
 		}
 	}
 	events, _ := js.Stream(ctx, topology.EventsStream)

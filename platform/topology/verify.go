@@ -38,6 +38,16 @@ func (c Config) Objects() Objects {
 	}
 }
 
+// TlogObjects lists the log writer's consumer and lease bucket, which
+// Ensure creates and only the log writer verifies (other identities may
+// not read them).
+func (c Config) TlogObjects() Objects {
+	return Objects{
+		Consumers: []Consumer{{Stream: EventsStream, Config: c.TlogConsumerConfig()}},
+		Buckets:   []jetstream.KeyValueConfig{c.TlogLeaseBucketConfig()},
+	}
+}
+
 // Add returns o with the objects of more appended.
 func (o Objects) Add(more Objects) Objects {
 	return Objects{
@@ -136,6 +146,12 @@ func NewVerifier(js Reader, log *zap.Logger, reg prometheus.Registerer) *Verifie
 	return v
 }
 
+// Using returns a verifier that reads through js (another identity's
+// connection) and reports drift on the same metric.
+func (v *Verifier) Using(js Reader) *Verifier {
+	return &Verifier{js: js, log: v.log, drift: v.drift, MaxBackoff: v.MaxBackoff}
+}
+
 // Verify waits, with backoff, until every object of objs exists, then
 // compares their settings with objs and reports each difference (log line
 // and metric). It returns the drift found, or ctx's error if an object
@@ -213,6 +229,9 @@ func (v *Verifier) Bucket(ctx context.Context, want jetstream.KeyValueConfig) (j
 	d = cmp(d, "storage", want.Storage, have.Storage)
 	if want.MaxBytes > 0 {
 		d = cmp(d, "max_bytes", want.MaxBytes, have.MaxBytes)
+	}
+	if want.TTL > 0 {
+		d = cmp(d, "ttl", want.TTL, have.MaxAge)
 	}
 	return kv, v.report(name, d), nil
 }

@@ -81,7 +81,7 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors[roles.Webhooks], ctors[roles.WebhooksAPI] = hooks.Delivery(), hooks.API()
 	siem := siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig)
 	ctors[roles.SIEM], ctors[roles.SIEMAPI] = siem.Forwarder(), siem.API()
-	tl := tlogrole.New(cfg.TlogConfig, cfg.DataDir)
+	tl := tlogrole.New(cfg.TlogConfig, cfg.WriterConfig, cfg.APIConfig, cfg.TopologyConfig, cfg.DataDir)
 	ctors[roles.Tlog], ctors[roles.TlogAPI] = tl.Writer(), tl.API()
 	ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{Run: func(ctx context.Context) error {

@@ -40,6 +40,8 @@ func TestPermissionNamesMatchTheTopology(t *testing.T) {
 		natsauth.DeadLetterStream:    topology.DeadLetterStream,
 		natsauth.IngestorConsumer:    topology.IngestorConsumer,
 		natsauth.FanoutSource:        topology.FanoutSource,
+		natsauth.TlogConsumer:        topology.TlogConsumer,
+		natsauth.TlogLeaseBucket:     topology.TlogLeaseBucket,
 		natsauth.EventsSubjects:      topology.EventsSubjects,
 		natsauth.CheckpointsSubjects: topology.CheckpointsSubjects,
 		natsauth.DeliveriesStream:    dispatcher.DeliveriesStream,
@@ -222,7 +224,6 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("create a durable on AUDIT_EVENTS (old API)", api+"CONSUMER.DURABLE.CREATE.AUDIT_EVENTS.evil", consumerCfg("evil", "")),
 		req("create an unfiltered consumer on AUDIT_FANOUT", api+"CONSUMER.CREATE.AUDIT_FANOUT.evil", consumerCfg("evil", "")),
 		req("create an ephemeral consumer on AUDIT_FANOUT", api+"CONSUMER.CREATE.AUDIT_FANOUT", consumerCfg("", "")),
-		req("get a message of AUDIT_EVENTS", api+"STREAM.MSG.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)),
 		req("get a message of AUDIT_FANOUT", api+"STREAM.MSG.GET.AUDIT_FANOUT", []byte(`{"seq":1}`)),
 		req("direct get from AUDIT_EVENTS", api+"DIRECT.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)),
 		req("direct get from AUDIT_FANOUT", api+"DIRECT.GET.AUDIT_FANOUT.audit.events.org_victim.auth.login", nil),
@@ -235,6 +236,29 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		attack{name: "acknowledge on the fan-out source", subject: "$JS.ACK.AUDIT_EVENTS.fanout.1.1.1.1.1", body: []byte("+ACK")},
 		attack{name: "answer the fan-out source's flow control", subject: "$JS.FC.AUDIT_EVENTS.fanout.1", body: nil},
 	)
+	if r != natsauth.Tlog {
+		// The log writer reads every event through its consumer anyway.
+		out = append(out, req("get a message of AUDIT_EVENTS", api+"STREAM.MSG.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)))
+		// Silence the log: take its messages, acknowledge them unlogged,
+		// or take over or free the single writer's lease.
+		lease := "$KV." + natsauth.TlogLeaseBucket + ".writer"
+		out = append(out,
+			attack{name: "acknowledge on the log writer's consumer", subject: "$JS.ACK.AUDIT_EVENTS.tlog.1.1.1.1.1", body: []byte("+ACK")},
+			req("fetch from the log writer's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.tlog", []byte(`{"batch":1,"expires":1000000000}`)),
+			req("take the log writer's lease", lease, []byte("intruder")),
+			attack{name: "delete the log writer's lease", request: true, subject: lease, header: nats.Header{"KV-Operation": []string{"DEL"}}},
+			attack{name: "purge the log writer's lease", request: true, subject: lease, header: nats.Header{"KV-Operation": []string{"PURGE"}, "Nats-Rollup": []string{"sub"}}},
+		)
+	} else {
+		// The log writer reads and writes its lease and nothing else.
+		for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket} {
+			out = append(out,
+				req("read bucket "+b, api+"DIRECT.GET.KV_"+b+".$KV."+b+".org_victim", nil),
+				req("watch bucket "+b, api+"CONSUMER.CREATE.KV_"+b, consumerCfg("", "")),
+			)
+		}
+		out = append(out, req("record an action", "audit.events.org_victim.audit.webhook_disabled", evBody))
+	}
 	if r != natsauth.Ingestor {
 		out = append(out, attack{name: "acknowledge on the ingestor's consumer", subject: "$JS.ACK.AUDIT_EVENTS.ingestor.1.1.1.1.1", body: []byte("+ACK")})
 		out = append(out, req("fetch from the ingestor's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.ingestor", []byte(`{"batch":1,"expires":1000000000}`)))
@@ -288,6 +312,11 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("create a stream", api+"STREAM.CREATE.EVIL", cfgJSON(t, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"audit.>"}})),
 		req("delete the ingestor's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.ingestor", nil),
 		req("delete the fan-out source", api+"CONSUMER.DELETE.AUDIT_EVENTS.fanout", nil),
+		req("delete the log writer's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.tlog", nil),
+		req("repoint the log writer's consumer at one org", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog.audit.events.org_victim.>", consumerCfg("tlog", "audit.events.org_victim.>")),
+		req("recreate the log writer's consumer", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
+		req("recreate the log writer's consumer (old API)", api+"CONSUMER.DURABLE.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
+		req("shorten the log writer's lease TTL", api+"STREAM.UPDATE.KV_"+natsauth.TlogLeaseBucket, cfgJSON(t, jetstream.StreamConfig{Name: "KV_" + natsauth.TlogLeaseBucket, Subjects: []string{"$KV." + natsauth.TlogLeaseBucket + ".>"}, MaxAge: time.Millisecond})),
 		req("delete the dispatcher's consumer", api+"CONSUMER.DELETE.AUDIT_FANOUT.webhook-dispatcher", nil),
 		req("delete AUDIT_EVENTS", api+"STREAM.DELETE.AUDIT_EVENTS", nil),
 		req("delete AUDIT_FANOUT", api+"STREAM.DELETE.AUDIT_FANOUT", nil),
@@ -305,7 +334,7 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 			req("plant a service key", "$KV."+natsauth.ServiceKeysBucket+".sk_01EVIL", []byte(`{"id":"sk_01EVIL","service":"evil","orgs":["*"],"hash":"00"}`)),
 		)
 	}
-	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket} {
+	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket, natsauth.TlogLeaseBucket} {
 		out = append(out,
 			req("purge bucket "+b, api+"STREAM.PURGE.KV_"+b, nil),
 			req("delete bucket "+b, api+"STREAM.DELETE.KV_"+b, nil),

@@ -228,7 +228,8 @@ func everyRole(t *testing.T, cfg Config, url string, keyring func() natsauth.Key
 
 	// producer: events; ingestor: stores them.
 	ev := producer.AuthLogin(org, producer.User("u_1", "Ada", "ada@example.com"), "password")
-	if _, err := prod.Emit(context.Background(), ev); err != nil {
+	rcpt, err := prod.Emit(context.Background(), ev)
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -250,6 +251,11 @@ func everyRole(t *testing.T, cfg Config, url string, keyring func() natsauth.Key
 	waitFor(t, "the event in the store", func() bool {
 		code, body := call("GET", "/v1/events?limit=5", manage, "")
 		return code == 200 && strings.Contains(body, ev.ID)
+	})
+	// tlog: the log writer, as its own identity, logged the event.
+	waitFor(t, "the event's inclusion proof", func() bool {
+		code, _ := call("GET", "/v1/integrity/inclusion?event_id="+rcpt.EventID, manage, "")
+		return code == 200
 	})
 	// ingestor: a broken message is dead-lettered (once, by the ingestor).
 	if _, err := pjs.Publish(context.Background(), "audit.events."+org+".auth.login", []byte("not an event")); err != nil {
@@ -318,6 +324,7 @@ func everyRole(t *testing.T, cfg Config, url string, keyring func() natsauth.Key
 		}
 		return lanes == 0 && siem == 0 &&
 			settled(ajs, topology.EventsStream, topology.IngestorConsumer) &&
+			settled(ajs, topology.EventsStream, topology.TlogConsumer) &&
 			settled(ajs, topology.FanoutStream, dispatcher.FanoutConsumer)
 	})
 	for _, e := range logs.All() {

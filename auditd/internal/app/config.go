@@ -41,6 +41,8 @@ type Config struct {
 	webhookrole.WebhookConfig
 	siemrole.SIEMConfig
 	tlogrole.TlogConfig
+	tlogrole.WriterConfig
+	tlogrole.APIConfig
 }
 
 // Validate reports every invalid setting at once.

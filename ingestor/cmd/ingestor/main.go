@@ -1,7 +1,13 @@
 // Command ingestor consumes the AUDIT_EVENTS stream of an external NATS
-// cluster into a ClickHouse server or cluster. Run as many instances as
-// needed: they share one durable consumer. For a single machine, auditd
-// runs the ingestor with embedded NATS and ClickHouse instead.
+// cluster into a ClickHouse server or cluster, and runs the transparency
+// log's writer beside it (platform/tlog/logwriter): every stored event is
+// appended to its org's Merkle tree and checkpoints are signed with
+// AUDIT_TLOG_SIGNING_KEY_FILE. Run as many instances as needed: they share
+// one durable consumer, and one of them holds the log writer's lease while
+// the others stand by. It connects as two NATS identities, ingestor and
+// tlog (AUDIT_NATS_CREDS is a directory holding ingestor.nk and tlog.nk).
+// For a single machine, auditd runs both with embedded NATS and
+// ClickHouse instead.
 package main
 
 import (
@@ -13,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog/tlogrole"
 )
 
 // Config is everything cmd/ingestor reads.
@@ -25,6 +32,8 @@ type Config struct {
 	roles.SettingsConfig
 	roles.CatalogConfig
 	ingestrole.IngestConfig
+	tlogrole.TlogConfig
+	tlogrole.WriterConfig
 }
 
 func main() {
@@ -41,6 +50,7 @@ func run(args []string) error {
 		ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, nil)
 		ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
 		ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
+		ctors[roles.Tlog] = tlogrole.New(cfg.TlogConfig, cfg.WriterConfig, tlogrole.APIConfig{}, cfg.TopologyConfig, "").Writer()
 		return roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.IngestorRoles, ctors)
 	})
 }

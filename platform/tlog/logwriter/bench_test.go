@@ -30,9 +30,6 @@ func BenchmarkWriter(b *testing.B) {
 	ctx := context.Background()
 	cfg := logwriter.Config{Deployment: "audit.test"} // default batches
 	cfg.SetDefaults()
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, topology.EventsStream, cfg.ConsumerConfig()); err != nil {
-		b.Fatal(err)
-	}
 	const orgs = 100
 	var futures []jetstream.PubAckFuture
 	for i := 0; i < b.N; i++ {

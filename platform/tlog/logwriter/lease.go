@@ -31,19 +31,22 @@ type lease struct {
 	validUntil time.Time
 }
 
-// acquire waits until this instance holds the lease.
+// acquire waits until this instance holds the lease. The bucket exists
+// (the topology owner creates it); its TTL is the lease's.
 func acquire(ctx context.Context, js jetstream.JetStream, cfg Config, log *zap.Logger) (*lease, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.LeaseBucket,
-		Description: "Takumo Audit log writer lease",
-		TTL:         cfg.LeaseTTL,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	})
+	kv, err := js.KeyValue(ctx, cfg.LeaseBucket)
 	if err != nil {
-		return nil, fmt.Errorf("logwriter: lease bucket: %w", err)
+		return nil, fmt.Errorf("logwriter: lease bucket %s (the topology owner creates it): %w", cfg.LeaseBucket, err)
 	}
-	l := &lease{kv: kv, instance: cfg.Instance, ttl: cfg.LeaseTTL, log: log}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("logwriter: lease bucket %s: %w", cfg.LeaseBucket, err)
+	}
+	ttl := st.TTL()
+	if ttl < time.Second {
+		return nil, fmt.Errorf("logwriter: lease bucket %s: its TTL is %s; a lease needs one of at least 1s", cfg.LeaseBucket, ttl)
+	}
+	l := &lease{kv: kv, instance: cfg.Instance, ttl: ttl, log: log}
 	standby := false
 	for {
 		start := time.Now()
@@ -63,7 +66,7 @@ func acquire(ctx context.Context, js jetstream.JetStream, cfg Config, log *zap.L
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(cfg.LeaseTTL / 4):
+		case <-time.After(ttl / 4):
 		}
 	}
 }

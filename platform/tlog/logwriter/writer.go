@@ -56,25 +56,23 @@ type Config struct {
 	// ("<deployment>/<org>"). Required.
 	Deployment string
 	// Stream and Consumer: the events stream and the writer's durable
-	// consumer on it. Defaults "AUDIT_EVENTS" and "tlog".
+	// consumer on it, which the topology owner creates
+	// (topology.TlogConsumerConfig). Defaults "AUDIT_EVENTS" and "tlog".
 	Stream, Consumer string
 	// BatchSize bounds the messages appended per INSERT; default 10000,
 	// at most 16384 (one INSERT stays one part). Each batch costs a few
 	// queries whatever its size, so large batches keep the writer's share
-	// of the engine small.
+	// of the engine small. The consumer's max ack pending must exceed it.
 	BatchSize int
 	// BatchWait is how long a batch collects; default 500ms.
 	BatchWait time.Duration
-	// AckWait of the consumer; default 30s.
-	AckWait time.Duration
 	// CheckpointInterval: how often grown trees get a signed checkpoint;
 	// default 10s.
 	CheckpointInterval time.Duration
-	// LeaseBucket and LeaseTTL: the KV bucket holding the writer lease and
-	// how long a lease lives without renewal; defaults "AUDIT_TLOG_LEASE"
-	// and 15s.
+	// LeaseBucket is the KV bucket holding the writer lease, which the
+	// topology owner creates (topology.TlogLeaseBucketConfig); default
+	// "AUDIT_TLOG_LEASE". The lease lives for the bucket's TTL.
 	LeaseBucket string
-	LeaseTTL    time.Duration
 	// Instance identifies this process in the lease; default random.
 	Instance string
 	// Logger; default no-op.
@@ -95,17 +93,11 @@ func (c *Config) SetDefaults() {
 	if c.BatchWait == 0 {
 		c.BatchWait = 500 * time.Millisecond
 	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
-	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
 	}
 	if c.LeaseBucket == "" {
 		c.LeaseBucket = "AUDIT_TLOG_LEASE"
-	}
-	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 15 * time.Second
 	}
 	if c.Instance == "" {
 		var b [8]byte
@@ -125,12 +117,6 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 16384 {
 		errs = append(errs, fmt.Errorf("batch size must be 1-16384, got %d", c.BatchSize))
-	}
-	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("lease TTL must be at least 1s, got %s", c.LeaseTTL))
-	}
-	if c.AckWait < time.Second {
-		errs = append(errs, fmt.Errorf("ack wait must be at least 1s, got %s", c.AckWait))
 	}
 	if c.CheckpointInterval <= 0 {
 		errs = append(errs, fmt.Errorf("checkpoint interval must be positive, got %s", c.CheckpointInterval))
@@ -184,22 +170,6 @@ func New(js jetstream.JetStream, store Store, signer *tlog.Signer, accept Accept
 		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
-// ConsumerConfig is the writer's durable pull consumer on the events
-// stream.
-func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       c.Consumer,
-		Description:   "Takumo Audit log writer: events into the orgs' Merkle trees",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// One active writer appends in stream order: acknowledging the
-		// last message of a batch acknowledges the whole batch.
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 4 * c.BatchSize,
-	}
-}
-
 // Run holds the lease (waiting as a standby while another instance holds
 // it), then appends events until ctx ends or the lease is lost
 // (ErrLeaseLost). It returns nil when ctx ends.
@@ -217,9 +187,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	go l.keep(lctx, func() { cancel(ErrLeaseLost) })
 	defer l.release()
 
-	cons, err := w.js.CreateOrUpdateConsumer(lctx, w.cfg.Stream, w.cfg.ConsumerConfig())
+	cons, err := w.js.Consumer(lctx, w.cfg.Stream, w.cfg.Consumer)
 	if err != nil {
-		return fmt.Errorf("logwriter: consumer: %w", err)
+		return fmt.Errorf("logwriter: consumer %s on %s (the topology owner creates it): %w", w.cfg.Consumer, w.cfg.Stream, err)
 	}
 	info, err := cons.Info(lctx)
 	if err != nil {

@@ -1,11 +1,15 @@
 package logwriter_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
+	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/tlog"
@@ -48,7 +53,8 @@ func openStore(t testing.TB) (*treestore.Store, eventstore.Engine, string) {
 type env struct {
 	t      testing.TB
 	srv    *natsembed.Server
-	js     jetstream.JetStream
+	js     jetstream.JetStream // admin: publishes, inspects
+	tjs    jetstream.JetStream // the log writer's identity
 	nc     *nats.Conn
 	store  *treestore.Store
 	eng    eventstore.Engine
@@ -57,8 +63,19 @@ type env struct {
 	vs     *tlog.Verifiers
 }
 
-func newEnv(t testing.TB) *env {
-	srv, nc, js := natstest.StartWithTopology(t, topology.Config{})
+func newEnv(t testing.TB) *env { return newEnvLease(t, 3*time.Second) }
+
+// newEnvLease starts NATS with the topology, whose lease bucket has the
+// TTL leaseTTL, and a fresh store.
+func newEnvLease(t testing.TB, leaseTTL time.Duration) *env {
+	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
+	nc, js := natstest.Connect(t, srv, keys[natsauth.Admin])
+	topo := topology.Config{TlogLeaseTTL: leaseTTL, TlogAckWait: 2 * time.Second}
+	topo.SetDefaults()
+	if err := topology.Ensure(context.Background(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	_, tjs := natstest.Connect(t, srv, keys[natsauth.Tlog])
 	skey, vkey, err := tlog.GenerateKey("audit.test")
 	if err != nil {
 		t.Fatal(err)
@@ -72,38 +89,80 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	store, eng, db := openStore(t)
-	return &env{t: t, srv: srv, js: js, nc: nc, store: store, eng: eng, db: db, signer: signer, vs: vs}
+	return &env{t: t, srv: srv, js: js, tjs: tjs, nc: nc, store: store, eng: eng, db: db, signer: signer, vs: vs}
 }
 
 func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Writer {
 	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second, AckWait: 2 * time.Second,
-		Logger: zaptest.NewLogger(e.t).Named(instance)}
+		CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(e.t).Named(instance)}
 	if mod != nil {
 		mod(&cfg)
 	}
-	w, _ := e.writerOn(e.js, instance, cfg)
+	w, _ := e.writerOn(e.tjs, instance, cfg)
 	return w
 }
 
-// ownWriter is a writer on its own connection, which the test can cut to
-// simulate a crash: no acknowledgement, no lease release.
-func (e *env) ownWriter(instance string, leaseTTL time.Duration) (*logwriter.Writer, *nats.Conn) {
-	// The writer runs in the topology owner's process, as admin.
-	nc, err := e.srv.Connect(instance, natstest.AdminOptions(e.t, e.srv)...)
+// killableWriter is a writer with the log writer's identity on its own
+// TCP connection through a relay; kill resets both sides of the relay at
+// once, as the death of the writer's process would: what the client had
+// not sent yet is lost (no flush, no acknowledgement, no lease release)
+// and the server sees the connection drop.
+func (e *env) killableWriter(instance string) (w *logwriter.Writer, kill func()) {
+	t := e.t
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.t.Cleanup(nc.Close)
+	target := strings.TrimPrefix(e.srv.ClientURL(), "nats://")
+	var (
+		mu    sync.Mutex
+		conns []*net.TCPConn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c.(*net.TCPConn), up.(*net.TCPConn))
+			mu.Unlock()
+			go func() { _, _ = io.Copy(up, c) }()
+			go func() { _, _ = io.Copy(c, up) }()
+		}
+	}()
+	opts, err := natsauth.Options(natstest.Keys(e.srv)[natsauth.Tlog])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+ln.Addr().String(), append(opts, nats.Name(instance), nats.NoReconnect())...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
+	kill = func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.SetLinger(0) // reset, not an orderly close
+			c.Close()
+		}
+	}
+	t.Cleanup(func() { kill(); nc.Close() })
 	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: leaseTTL, AckWait: 2 * time.Second,
-		Logger: zaptest.NewLogger(e.t).Named(instance)}
-	w, _ := e.writerOn(js, instance, cfg)
-	return w, nc
+		CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(t).Named(instance)}
+	w, _ = e.writerOn(js, instance, cfg)
+	return w, kill
 }
 
 func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Config) (*logwriter.Writer, *nats.Conn) {
@@ -193,8 +252,10 @@ func waitSize(t testing.TB, s *treestore.Store, org string, want uint64) {
 }
 
 // checkLog checks that org's leaves are exactly events 0..n-1 in stream
-// order, dense, each once, and that every stored checkpoint verifies and
-// is consistent with the latest.
+// order, dense, each once, that no node of the tree is stored twice with
+// different hashes, and that every stored checkpoint verifies, is
+// consistent with every later one, and the latest's root is the stored
+// tree's at its size.
 func (e *env) checkLog(org string, n int) {
 	t := e.t
 	t.Helper()
@@ -218,21 +279,39 @@ func (e *env) checkLog(org string, n int) {
 	if len(cps) == 0 {
 		t.Fatalf("org %s: no checkpoint", org)
 	}
-	latest, err := e.vs.OpenCheckpoint(cps[len(cps)-1].Note, tlog.Origin("audit.test", org))
-	if err != nil {
+	if forks, err := e.eng.Query(ctx, "SELECT level, idx FROM `"+e.db+"`.tlog_nodes WHERE org_id = {org:String} GROUP BY level, idx HAVING uniqExact(hash) > 1 LIMIT 1", eventstore.P("org", org)); err != nil {
 		t.Fatal(err)
+	} else {
+		if forks.Next() {
+			t.Errorf("org %s: a node of the tree has two different hashes (a fork)", org)
+		}
+		forks.Close()
 	}
+	var opened []tlog.Checkpoint
 	for _, c := range cps {
 		cp, err := e.vs.OpenCheckpoint(c.Note, tlog.Origin("audit.test", org))
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := tlog.ConsistencyProof(ctx, e.store, org, cp.Size, latest.Size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tlog.VerifyConsistency(cp, latest, p); err != nil {
-			t.Fatalf("checkpoint %d not consistent with %d: %v", cp.Size, latest.Size, err)
+		opened = append(opened, cp)
+	}
+	latest := opened[len(opened)-1]
+	root, err := tlog.Root(ctx, e.store, org, latest.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(root, latest.Root) {
+		t.Fatalf("org %s: latest checkpoint size %d root %x; the stored tree of that size has root %x", org, latest.Size, latest.Root, root)
+	}
+	for i, a := range opened {
+		for _, b := range opened[i+1:] {
+			p, err := tlog.ConsistencyProof(ctx, e.store, org, a.Size, b.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.VerifyConsistency(a, b, p); err != nil {
+				t.Fatalf("org %s: checkpoint %d not consistent with %d: %v", org, a.Size, b.Size, err)
+			}
 		}
 	}
 }
@@ -300,12 +379,15 @@ func TestDenseIndicesAndProofs(t *testing.T) {
 	}
 }
 
-// TestCrashRestart stops writers abruptly (no clean shutdown: the context
-// ends mid-batch and the lease is left to expire) while events keep
-// arriving; after the last restart every event is logged once, indices are
-// dense and every checkpoint is consistent with the latest.
+// TestCrashRestart kills writers (the kill -9 equivalent: the writer's
+// connection is reset without a flush, its in-memory state is dropped,
+// its lease is left to expire) at a different point of its work each
+// time, while events of two orgs keep arriving; after the last restart
+// every event is logged exactly once, indices are dense and unique, in
+// stream order, and every checkpoint any of the writers signed is
+// consistent with every later one.
 func TestCrashRestart(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvLease(t, time.Second)
 	const total = 1500
 	pubDone := make(chan struct{})
 	go func() {
@@ -321,10 +403,10 @@ func TestCrashRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, nc := e.ownWriter(fmt.Sprintf("w%d", round), time.Second)
+		w, kill := e.killableWriter(fmt.Sprintf("w%d", round))
 		stop := start(t, w)
 		// Wait until this writer has appended something, then let it run a
-		// little longer so the stop lands at a different point each time.
+		// little longer so the kill lands at a different point each time.
 		for deadline := time.Now().Add(30 * time.Second); ; {
 			n, err := e.store.Size(context.Background(), "acme")
 			if err != nil {
@@ -339,12 +421,10 @@ func TestCrashRestart(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(time.Duration(round*37) * time.Millisecond)
-		if round%2 == 0 {
-			// Crash: the connection goes first, mid-batch; nothing is
-			// acknowledged or released after this point, and the lease
-			// must expire before the next writer starts.
-			nc.Close()
-		}
+		kill()
+		// The process is gone: whatever this writer still does in memory
+		// must not reach the bus; its goroutine is ended before the next
+		// writer starts (an INSERT in flight lands whole or not at all).
 		_ = stop()
 	}
 	<-pubDone
@@ -368,6 +448,13 @@ func TestCrashRestart(t *testing.T) {
 	}
 	e.checkLog("acme", total)
 	e.checkLog("initech", total/10)
+	cps, err := e.store.Checkpoints(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) < 3 {
+		t.Fatalf("%d checkpoints of acme; the writers killed signed too few to compare", len(cps))
+	}
 }
 
 // TestSecondInstanceCannotFork starts two writers at once: one holds the

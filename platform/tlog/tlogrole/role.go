@@ -5,8 +5,10 @@ package tlogrole
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,81 +22,116 @@ import (
 	"github.com/takumo/audit/platform/tlog/treestore"
 )
 
-// TlogConfig configures the log writer and the integrity API.
+// TlogConfig is what both roles read: the deployment's name.
 type TlogConfig struct {
-	TlogDeployment         string        `envconfig:"AUDIT_TLOG_DEPLOYMENT" default:"takumo-audit" desc:"name of this deployment in checkpoint origins (<deployment>/<org>) and of the development signing key"`
-	TlogSigningKeyFile     string        `envconfig:"AUDIT_TLOG_SIGNING_KEY_FILE" desc:"file holding the Ed25519 note key signing checkpoints (PRIVATE+KEY+name+hash+base64); with none a development key is kept in the data directory"`
-	TlogVerifierKeys       string        `envconfig:"AUDIT_TLOG_VERIFIER_KEYS" desc:"earlier checkpoint verifier keys, comma separated, served so that checkpoints signed before a key rotation still verify"`
-	TlogCheckpointInterval time.Duration `envconfig:"AUDIT_TLOG_CHECKPOINT_INTERVAL" default:"10s" desc:"how often each org whose log grew gets a signed checkpoint"`
-	TlogLeaseTTL           time.Duration `envconfig:"AUDIT_TLOG_LEASE_TTL" default:"15s" desc:"lease making one log writer active; a standby takes over this long after the active one stops"`
+	TlogDeployment string `envconfig:"AUDIT_TLOG_DEPLOYMENT" default:"takumo-audit" desc:"name of this deployment in checkpoint origins (<deployment>/<org>) and of the development signing key"`
 }
 
-// Roles builds the two roles from one configuration and data directory
-// (where a development key is kept when no key file is configured).
+// WriterConfig configures the log writer.
+type WriterConfig struct {
+	TlogSigningKeyFile     string        `envconfig:"AUDIT_TLOG_SIGNING_KEY_FILE" desc:"file holding the Ed25519 note key signing checkpoints (PRIVATE+KEY+name+hash+base64; auditd tlog-key -o FILE writes one); required by the ingestor binary; auditd keeps a development key in the data directory when empty"`
+	TlogCheckpointInterval time.Duration `envconfig:"AUDIT_TLOG_CHECKPOINT_INTERVAL" default:"10s" desc:"how often each org whose log grew gets a signed checkpoint"`
+}
+
+// APIConfig configures the integrity API.
+type APIConfig struct {
+	TlogVerifierKeys string `envconfig:"AUDIT_TLOG_VERIFIER_KEYS" desc:"checkpoint verifier keys served to customers, comma separated: in auditd the keys before a rotation (the signing key's own is served first); in the query binary, which holds no signing key, every key, the current one first"`
+}
+
+// Roles builds the two roles. dataDir is where auditd keeps a development
+// signing key when no key file is configured; standalone binaries pass ""
+// and need a configured key.
 type Roles struct {
 	cfg     TlogConfig
+	writer  WriterConfig
+	api     APIConfig
+	topo    roles.TopologyConfig
 	dataDir string
 }
 
 // New returns the roles.
-func New(cfg TlogConfig, dataDir string) *Roles {
+func New(cfg TlogConfig, writer WriterConfig, api APIConfig, topo roles.TopologyConfig, dataDir string) *Roles {
 	if cfg.TlogDeployment == "" {
 		cfg.TlogDeployment = "takumo-audit"
 	}
-	return &Roles{cfg: cfg, dataDir: dataDir}
+	return &Roles{cfg: cfg, writer: writer, api: api, topo: topo, dataDir: dataDir}
 }
 
-// keys returns the signer and the verifier keys to serve, current first.
-func (r *Roles) keys(log *zap.Logger) (*tlog.Signer, []string, error) {
+// signer returns the checkpoint signer: the configured key, or auditd's
+// development key.
+func (r *Roles) signer(log *zap.Logger) (*tlog.Signer, error) {
 	var skey string
-	if r.cfg.TlogSigningKeyFile != "" {
-		b, err := os.ReadFile(r.cfg.TlogSigningKeyFile)
+	switch {
+	case r.writer.TlogSigningKeyFile != "":
+		b, err := os.ReadFile(r.writer.TlogSigningKeyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("checkpoint signing key: %w", err)
+			return nil, fmt.Errorf("AUDIT_TLOG_SIGNING_KEY_FILE: %w", err)
 		}
 		skey = strings.TrimSpace(string(b))
-	} else {
+	case r.dataDir != "":
 		var err error
 		if skey, err = tlog.LoadOrCreateDevKey(r.dataDir, r.cfg.TlogDeployment); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		log.Warn("checkpoints are signed with a development key kept in the data directory; set AUDIT_TLOG_SIGNING_KEY_FILE in production")
+	default:
+		return nil, errors.New("AUDIT_TLOG_SIGNING_KEY_FILE is required: the log writer signs checkpoints with it (auditd tlog-key -o FILE writes a new key)")
 	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		return nil, nil, err
+	return tlog.NewSigner(skey)
+}
+
+// keys returns the verifier keys to serve, current first: the signing
+// key's own (when this process has one) and the configured ones.
+func (r *Roles) keys(log *zap.Logger) ([]string, error) {
+	var keys []string
+	if r.writer.TlogSigningKeyFile != "" || r.dataDir != "" {
+		signer, err := r.signer(log)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, signer.VerifierKey())
 	}
-	keys := []string{signer.VerifierKey()}
-	for _, k := range strings.Split(r.cfg.TlogVerifierKeys, ",") {
-		if k = strings.TrimSpace(k); k != "" && k != keys[0] {
+	for _, k := range strings.Split(r.api.TlogVerifierKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
-	if _, err := tlog.NewVerifiers(keys...); err != nil {
-		return nil, nil, err
+	if len(keys) == 0 {
+		return nil, errors.New("AUDIT_TLOG_VERIFIER_KEYS is required: the integrity API serves the keys checkpoints are verified with (auditd tlog-key prints the verifier key)")
 	}
-	return signer, keys, nil
+	if _, err := tlog.NewVerifiers(keys...); err != nil {
+		return nil, fmt.Errorf("AUDIT_TLOG_VERIFIER_KEYS: %w", err)
+	}
+	return keys, nil
 }
 
-// Writer is the log writer role. It creates its consumer and lease bucket
-// (the process must be the topology owner, as auditd is).
+// Writer is the log writer role. It connects with its own NATS identity
+// (natsauth.Tlog) and uses its durable consumer and lease bucket, which
+// the topology owner creates (topology.Config.TlogObjects); outside the
+// owner it waits for them and reports drift.
 func (r *Roles) Writer() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
 		var w *logwriter.Writer
 		return lifecycle.Stage{
-			Start: func(context.Context) error {
-				signer, _, err := r.keys(p.Log)
+			Start: func(ctx context.Context) error {
+				signer, err := r.signer(p.Log)
 				if err != nil {
+					return err
+				}
+				js, err := p.JetStream(roles.Tlog)
+				if err != nil {
+					return err
+				}
+				if err := p.RequireAs(ctx, roles.Tlog, r.topo.Topology().TlogObjects()); err != nil {
 					return err
 				}
 				trees, err := treestore.New(p.Writer.Engine(), treestore.Config{Database: p.Writer.Database()})
 				if err != nil {
 					return err
 				}
-				w, err = logwriter.New(p.JS, trees, signer, logwriter.Accept(p.Catalog), logwriter.Config{
+				w, err = logwriter.New(js, trees, signer, logwriter.Accept(p.Catalog), logwriter.Config{
 					Deployment:         r.cfg.TlogDeployment,
-					CheckpointInterval: r.cfg.TlogCheckpointInterval,
-					LeaseTTL:           r.cfg.TlogLeaseTTL,
+					CheckpointInterval: r.writer.TlogCheckpointInterval,
 					Logger:             p.Log.Named("tlog"),
 				})
 				if err != nil {
@@ -118,7 +155,7 @@ func (r *Roles) API() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{
 			Start: func(context.Context) error {
-				_, keys, err := r.keys(p.Log)
+				keys, err := r.keys(p.Log)
 				if err != nil {
 					return err
 				}

@@ -261,6 +261,43 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 	return out, nil
 }
 
+// LogIndices returns the log_index of those of the org's events ids that
+// are logged; an id absent from the result is not logged (yet). One
+// query, reading the leaves of the org only (the primary key) and the
+// event id's bloom filter.
+func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(tsv.Replace(id))
+		b.WriteByte('\n')
+	}
+	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM "+s.nodes+
+		" WHERE org_id = {org:String} AND level = 0 AND event_id IN (SELECT e FROM format(TabSeparated, 'e String', {ids:String}))"+
+		" GROUP BY event_id", eventstore.P("org", org), eventstore.P("ids", b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: log indices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id  string
+			idx uint64
+		)
+		if err := rows.Scan(&id, &idx); err != nil {
+			return nil, fmt.Errorf("treestore: log indices: %w", err)
+		}
+		out[id] = idx
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: log indices: %w", err)
+	}
+	return out, nil
+}
+
 // Leaf is a logged event.
 type Leaf struct {
 	Index     uint64

@@ -1,5 +1,6 @@
-// Command query serves the audit log's read API, the log page and the
-// webhook and SIEM management APIs against a ClickHouse server or cluster
+// Command query serves the audit log's read API, the log page, the
+// integrity API (/v1/integrity: checkpoints and proofs) and the webhook
+// and SIEM management APIs against a ClickHouse server or cluster
 // and an external NATS cluster, for deployments that run each role on its
 // own. It never loads the embedded engine. auditd serves the same APIs on
 // one machine.
@@ -17,6 +18,7 @@ import (
 
 	"github.com/takumo/audit/platform/ingestapi/ingestrole"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog/tlogrole"
 	queryrole "github.com/takumo/audit/query/role"
 	siemrole "github.com/takumo/audit/siem-forwarder/role"
 	webhookrole "github.com/takumo/audit/webhook-dispatcher/role"
@@ -37,6 +39,8 @@ type Config struct {
 	webhookrole.WebhookConfig
 	siemrole.SIEMConfig
 	ingestrole.IngestAPIConfig
+	tlogrole.TlogConfig
+	tlogrole.APIConfig
 }
 
 func main() {
@@ -60,13 +64,19 @@ func run(args []string) error {
 }
 
 // Targets are the roles cmd/query runs: the read API and the HTTP ingest
-// API, and the webhook and SIEM management APIs only with
-// AUDIT_SECRET_KEYS.
+// API, the webhook and SIEM management APIs only with AUDIT_SECRET_KEYS,
+// the integrity API only with AUDIT_TLOG_VERIFIER_KEYS.
 func Targets(cfg Config) []string {
-	if cfg.SecretKeys == "" {
-		return []string{roles.Query, roles.Ingest}
+	var out []string
+	for _, r := range roles.QueryRoles {
+		switch {
+		case (r == roles.WebhooksAPI || r == roles.SIEMAPI) && cfg.SecretKeys == "":
+		case r == roles.TlogAPI && cfg.TlogVerifierKeys == "":
+		default:
+			out = append(out, r)
+		}
 	}
-	return roles.QueryRoles
+	return out
 }
 
 // Constructors are the roles cmd/query links.
@@ -78,5 +88,6 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors[roles.Ingest] = ingestrole.New(cfg.IngestAPIConfig, cfg.TopologyConfig)
 	ctors[roles.WebhooksAPI] = webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig).API()
 	ctors[roles.SIEMAPI] = siemrole.New(cfg.SIEMConfig, cfg.SealConfig, cfg.TopologyConfig).API()
+	ctors[roles.TlogAPI] = tlogrole.New(cfg.TlogConfig, tlogrole.WriterConfig{}, cfg.APIConfig, cfg.TopologyConfig, "").API()
 	return ctors
 }

@@ -15,6 +15,7 @@ require (
 	github.com/takumo/audit/schemas v0.0.0
 	github.com/takumo/audit/siem-forwarder v0.0.0
 	github.com/takumo/audit/webhook-dispatcher v0.0.0
+	github.com/transparency-dev/merkle v0.0.2
 	go.uber.org/zap v1.28.0
 )
 
@@ -49,7 +50,6 @@ require (
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	github.com/transparency-dev/formats v0.1.1 // indirect
-	github.com/transparency-dev/merkle v0.0.2 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

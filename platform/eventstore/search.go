@@ -73,6 +73,9 @@ type Filter struct {
 	// snapshot bound, so events ingested later (even with an old
 	// occurred_at) stay out of a walk through pages.
 	ReceivedBy time.Time
+	// ReceivedSince, when set, keeps events with received_at >=
+	// ReceivedSince.
+	ReceivedSince time.Time
 }
 
 // Key is a position in the newest-first order (occurred_at DESC, id DESC).
@@ -240,6 +243,10 @@ func (s *Store) searchByActor(ctx context.Context, orgID string, actors []string
 	if !f.ReceivedBy.IsZero() {
 		b.WriteString(" AND received_at <= {received_by:DateTime64(3, 'UTC')}")
 		kp = append(kp, P("received_by", f.ReceivedBy.UTC()))
+	}
+	if !f.ReceivedSince.IsZero() {
+		b.WriteString(" AND received_at >= {received_since:DateTime64(3, 'UTC')}")
+		kp = append(kp, P("received_since", f.ReceivedSince.UTC()))
 	}
 	if page.After != nil {
 		b.WriteString(" AND occurred_at <= {after_t:DateTime64(3, 'UTC')} AND (occurred_at < {after_t:DateTime64(3, 'UTC')} OR id < {after_id:String})")
@@ -424,6 +431,10 @@ func filterSQL(orgID string, f Filter) (string, []Param, error) {
 	if !f.ReceivedBy.IsZero() {
 		b.WriteString(" AND received_at <= {received_by:DateTime64(3, 'UTC')}")
 		params = append(params, P("received_by", f.ReceivedBy.UTC()))
+	}
+	if !f.ReceivedSince.IsZero() {
+		b.WriteString(" AND received_at >= {received_since:DateTime64(3, 'UTC')}")
+		params = append(params, P("received_since", f.ReceivedSince.UTC()))
 	}
 	return b.String(), params, nil
 }

@@ -37,7 +37,12 @@ import (
 // hand), ingestor drained with its last batch flushed, recorder, settings,
 // store, NATS, and the HTTP server last (/readyz fails from the start of
 // the stop).
-func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error { return run(ctx, cfg, log, nil) }
+
+// run is Run; tap, when not nil, runs in the demo role's place (after the
+// store and the ingestor have started) and is handed the process: the
+// tests reach the store through it, as an operator would.
+func run(ctx context.Context, cfg Config, log *zap.Logger, tap func(*roles.Process)) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -55,11 +60,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	p := roles.New("auditd", cfg.ProcessConfig, cfg.HTTPAddr, log)
 	p.Owner = true
 	targets := roles.AuditdRoles
-	if !cfg.Demo {
+	ctors := Constructors(cfg)
+	if tap != nil {
+		ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
+			return lifecycle.Stage{Start: func(context.Context) error { tap(p); return nil }}
+		}
+	} else if !cfg.Demo {
 		targets = targets[:len(targets)-1]
 	}
 	go announce(ctx, p, cfg)
-	return p.Run(ctx, targets, Constructors(cfg))
+	return p.Run(ctx, targets, ctors)
 }
 
 // Constructors are the roles auditd links: all of them, with NATS and

@@ -16,7 +16,11 @@
 // MaxExportEntries per request): each with its log_index, stored leaf
 // hash, commitments and the salts of subjects not erased — what `auditctl
 // verify` checks. An event the store no longer returns (expired, or
-// removed) is absent, and the verifier names its index as missing.
+// removed) is absent, and the verifier names its index as missing. An
+// event the store holds, received within the span of the range's events,
+// that is not in the log (written into the store behind the log writer's
+// back) is listed where its received_at puts it, without a log_index, and
+// the verifier names it as inserted.
 // tree_size defaults to the latest checkpoint's size; every size must be
 // at most that (the server proves only what it signed).
 package tlogapi
@@ -26,7 +30,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -56,6 +63,7 @@ type Store interface {
 // eventstore.ErrNotFound.
 type Events interface {
 	Get(ctx context.Context, orgID, id string) (schemas.Event, error)
+	Stream(ctx context.Context, orgID string, f eventstore.Filter, fn func(schemas.Event) error) error
 }
 
 // MaxExportEntries bounds one export request.
@@ -272,6 +280,80 @@ func (a *API) rangeH(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, edges)
 }
 
+// withUnlogged adds to the entries xs of a range of the log (in log
+// order) every event the store holds that was received within the span of
+// the range's events but is not in the org's log: a row written into the
+// store behind the log writer's back. The writer logs in stream order, so
+// an event received between two logged ones is logged too; one that is
+// not was not stored through the bus. Each goes where its received_at
+// puts it, without a log_index, so a verifier names it.
+func (a *API) withUnlogged(ctx context.Context, org string, leaves []treestore.Leaf, xs []tlog.Entry) ([]tlog.Entry, error) {
+	var lo, hi time.Time
+	for _, x := range xs {
+		if ra := x.Event.ReceivedAt; ra != nil {
+			if lo.IsZero() || ra.Before(lo) {
+				lo = *ra
+			}
+			if ra.After(hi) {
+				hi = *ra
+			}
+		}
+	}
+	if lo.IsZero() {
+		return xs, nil
+	}
+	inRange := make(map[string]bool, len(leaves))
+	for _, l := range leaves {
+		inRange[l.EventID] = true
+	}
+	var cands []schemas.Event
+	err := a.events.Stream(ctx, org, eventstore.Filter{ReceivedSince: lo, ReceivedBy: hi}, func(e schemas.Event) error {
+		if !inRange[e.ID] {
+			cands = append(cands, e)
+		}
+		if len(cands) > MaxExportEntries {
+			return errTooManyUnlogged
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 {
+		return xs, nil
+	}
+	cx, err := a.store.Entries(ctx, org, cands)
+	if err != nil {
+		return nil, err
+	}
+	var extra []tlog.Entry
+	for _, x := range cx {
+		if x.LogIndex == nil {
+			extra = append(extra, x)
+		}
+	}
+	if len(extra) == 0 {
+		return xs, nil
+	}
+	slices.SortStableFunc(extra, func(p, q tlog.Entry) int {
+		if c := p.Event.ReceivedAt.Compare(*q.Event.ReceivedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(p.Event.ID, q.Event.ID)
+	})
+	out := make([]tlog.Entry, 0, len(xs)+len(extra))
+	for _, x := range xs {
+		for len(extra) > 0 && x.Event.ReceivedAt != nil && extra[0].Event.ReceivedAt.Before(*x.Event.ReceivedAt) {
+			out = append(out, extra[0])
+			extra = extra[1:]
+		}
+		out = append(out, x)
+	}
+	return append(out, extra...), nil
+}
+
+var errTooManyUnlogged = errors.New("tlogapi: more events outside the log than an export holds")
+
 func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	org, ok := a.org(w, r)
 	if !ok {
@@ -316,6 +398,10 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	}
 	xs, err := a.store.Entries(ctx, org, evs)
 	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	if xs, err = a.withUnlogged(ctx, org, leaves, xs); err != nil {
 		httpapi.WriteError(w, a.log, err)
 		return
 	}

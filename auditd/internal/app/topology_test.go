@@ -74,7 +74,8 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 	}
 	before := snapshot(t, js)
 	for _, want := range []string{"stream AUDIT_EVENTS", "consumer AUDIT_EVENTS/ingestor", "stream AUDIT_FANOUT",
-		"consumer AUDIT_FANOUT/webhook-dispatcher", "stream KV_AUDIT_ORG_SETTINGS", "stream AUDIT_WEBHOOK_DELIVERIES"} {
+		"consumer AUDIT_FANOUT/webhook-dispatcher", "stream KV_AUDIT_ORG_SETTINGS", "stream AUDIT_WEBHOOK_DELIVERIES",
+		"consumer AUDIT_EVENTS/tlog", "stream KV_AUDIT_TLOG_LEASE"} {
 		if _, ok := before[want]; !ok {
 			t.Fatalf("the owner did not create %s; have %v", want, slices.Sorted(maps.Keys(before)))
 		}
@@ -95,10 +96,16 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 			cfg.DuplicateWindow = 3 * time.Minute
 			cfg.StreamReplicas = 3
 			cfg.SecretKeys = "k1:" + secretbox.NewKey()
+			cfg.TlogLeaseTTL = 7 * time.Second
 			p := roles.New(role, cfg.ProcessConfig, cfg.HTTPAddr, zaptest.NewLogger(t))
 			targets := []string{role}
-			if role == roles.Query {
+			switch role {
+			case roles.Query:
 				targets = roles.QueryRoles
+			case roles.Ingestor:
+				// The ingestor binary's roles: the log writer beside the
+				// ingestor, as its own identity.
+				targets = roles.IngestorRoles
 			}
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
@@ -132,6 +139,9 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 			if !strings.Contains(body.String(), `audit_topology_drift{field="ack_wait",object="consumer AUDIT_EVENTS/ingestor"} 1`) ||
 				!strings.Contains(body.String(), `audit_topology_drift{field="max_bytes",object="stream AUDIT_EVENTS"} 1`) {
 				t.Errorf("/metrics does not report the drift:\n%s", grep(body.String(), "audit_topology_drift"))
+			}
+			if role == roles.Ingestor && !strings.Contains(body.String(), `audit_topology_drift{field="ttl",object="bucket AUDIT_TLOG_LEASE"} 1`) {
+				t.Errorf("/metrics does not report the log writer's lease drift:\n%s", grep(body.String(), "audit_topology_drift"))
 			}
 			stop()
 			if err := <-done; err != nil {
@@ -169,6 +179,31 @@ func TestNonOwnerWaitsForTheTopology(t *testing.T) {
 	_, js := natstest.Connect(t, srv, keys[natsauth.Admin])
 	if got := snapshot(t, js); len(got) != 0 {
 		t.Fatalf("a non-owner created %v", slices.Sorted(maps.Keys(got)))
+	}
+}
+
+// The ingestor binary runs the log writer, which connects as tlog: given
+// the ingestor's seed file alone, it refuses to start and says what to
+// give it instead.
+func TestIngestorRolesNeedTheLogWritersIdentity(t *testing.T) {
+	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
+	owner := baseConfig(t)
+	owner.NATSURL, owner.NATSCreds = srv.ClientURL(), credsDir(t, keys)
+	if err := ApplyTopology(context.Background(), owner, zaptest.NewLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(t)
+	cfg.NATSURL = srv.ClientURL()
+	cfg.NATSCreds = filepath.Join(t.TempDir(), "ingestor.nk")
+	if err := natsauth.WriteSeedFile(cfg.NATSCreds, keys[natsauth.Ingestor]); err != nil {
+		t.Fatal(err)
+	}
+	p := roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, zaptest.NewLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := p.Run(ctx, roles.IngestorRoles, Constructors(cfg))
+	if err == nil || !strings.Contains(err.Error(), "ingestor.nk and tlog.nk") {
+		t.Fatalf("Run = %v, want a refusal naming ingestor.nk and tlog.nk", err)
 	}
 }
 

@@ -1,12 +1,14 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"runtime"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdbtest"
+	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 )
 
@@ -314,5 +318,60 @@ func BenchmarkQuery10M(b *testing.B) {
 		report("first page, actor filter", actor, 60*time.Millisecond)
 		report("search (q=word)", search, 150*time.Millisecond)
 		report("page 100 by cursor", page100, 50*time.Millisecond)
+	}
+}
+
+// BenchmarkReadLogIndex measures the first page of GET /v1/events over
+// 1,000,000 events of one org, every one logged, with and without the
+// log_index lookup, in the same run (so the two can be compared).
+//
+//	AUDIT_CHDB_LIB=... go test -run '^$' -bench ReadLogIndex -benchtime 200x ./
+func BenchmarkReadLogIndex(b *testing.B) {
+	db := chdbtest.Database(b)
+	e := newEnvDB(b, query.Config{MaxLimit: 200}, db)
+	const n = 1_000_000
+	loadSynthetic(b, db, n, 1)
+	// Every event logged: one leaf each, in receipt order.
+	if _, err := chdbtest.Session(b).Query(context.Background(), "INSERT INTO `"+db+"`.tlog_nodes (org_id, level, idx, hash, event_id, stream_seq)"+
+		" SELECT org_id, 0, row_number() OVER (ORDER BY received_at, id) - 1, SHA256(id), id, stream_seq FROM `"+db+"`.events", "TabSeparated"); err != nil {
+		b.Fatal(err)
+	}
+	prod, err := producer.New(e.js)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close(context.Background()) //nolint:errcheck
+	plain, err := query.New(query.Config{MaxLimit: 200, Auth: httpapi.AuthConfig{HMACSecret: secret}, RatePerSecond: 1e6, RateBurst: 1e6},
+		query.Deps{Events: e.store, Settings: e.settings, Recorder: prod})
+	if err != nil {
+		b.Fatal(err)
+	}
+	without := httptest.NewServer(plain.Handler())
+	defer without.Close()
+	tok := token(b, "org_0001", auditapi.PermRead)
+	for _, limit := range []int{50, 200} {
+		for _, c := range []struct {
+			name string
+			url  string
+		}{{"without", without.URL}, {"with", e.srv.URL}} {
+			b.Run(fmt.Sprintf("limit=%d/%s", limit, c.name), func(b *testing.B) {
+				for b.Loop() {
+					req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/events?limit=%d", c.url, limit), nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					body, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 {
+						b.Fatalf("%d %s", res.StatusCode, body)
+					}
+					if got := bytes.Count(body, []byte(`"log_index":`)); (c.name == "with") != (got == limit) {
+						b.Fatalf("%s: %d events with a log_index", c.name, got)
+					}
+				}
+			})
+		}
 	}
 }

@@ -263,21 +263,27 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 
 // LogIndices returns the log_index of those of the org's events ids that
 // are logged; an id absent from the result is not logged (yet). One
-// query, reading the leaves of the org only (the primary key) and the
-// event id's bloom filter.
+// query of point reads in the leaves' key table (org_id, event_id).
 func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
-	for _, id := range ids {
-		b.WriteString(tsv.Replace(id))
-		b.WriteByte('\n')
+	// A list of bound values, not a subquery: the primary key then reads
+	// the granules of these ids only.
+	var in strings.Builder
+	params := make([]eventstore.Param, 0, len(ids)+1)
+	params = append(params, eventstore.P("org", org))
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		name := "e" + strconv.Itoa(i)
+		in.WriteString("{" + name + ":String}")
+		params = append(params, eventstore.P(name, id))
 	}
-	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM "+s.nodes+
-		" WHERE org_id = {org:String} AND level = 0 AND event_id IN (SELECT e FROM format(TabSeparated, 'e String', {ids:String}))"+
-		" GROUP BY event_id", eventstore.P("org", org), eventstore.P("ids", b.String()))
+	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM "+s.byEvent+
+		" WHERE org_id = {org:String} AND event_id IN ("+in.String()+") GROUP BY event_id", params...)
 	if err != nil {
 		return nil, fmt.Errorf("treestore: log indices: %w", err)
 	}

@@ -156,7 +156,9 @@ func NewBus(cfg BusConfig, embedded *EmbeddedBus) Constructor {
 					id := p.Identity(role)
 					if single {
 						own := p.Identity(Topology)
-						if id != own && !p.Owner {
+						// The log writer's rights belong to tlog alone: no
+						// other identity can stand in for it.
+						if id == natsauth.Tlog && own != natsauth.Tlog && !p.Owner {
 							return nil, fmt.Errorf("AUDIT_NATS_CREDS is one identity (%s) but role %s connects as %s: set it to a directory holding %s and %s",
 								own, role, id, natsauth.SeedFile(own), natsauth.SeedFile(id))
 						}

@@ -31,11 +31,17 @@
 // Process.Identity): the topology owner as admin, the ingestor, webhook
 // delivery and SIEM forwarding as themselves, the APIs, org settings and
 // the audit recorder as api beside the query role, the HTTP ingest role's
-// events and the demo as producer (its service keys as api). Process.Conn,
-// JetStream and Buckets are the only ways a role reaches the bus. A
-// standalone binary holds one identity (AUDIT_NATS_CREDS, a seed file);
+// events and the demo as producer (its service keys as api), the log
+// writer as tlog. Process.Conn, JetStream and Buckets are the only ways a
+// role reaches the bus. A standalone binary holds one identity
+// (AUDIT_NATS_CREDS, a seed file), except the ingestor, which runs the
+// log writer as tlog beside it and takes a directory of the two seeds;
 // auditd holds all of them (its embedded server's, or a directory of
-// seeds). In the owner a role's bucket is created as admin and opened on
+// seeds). A process given one seed file runs every role as that identity,
+// but refuses to start the log writer as anything but tlog. Objects only
+// one role's identity may read (the log writer's consumer and lease
+// bucket) are verified through that role's connection (RequireAs). In the
+// owner a role's bucket is created as admin and opened on
 // the role's own connection.
 //
 // Shutdown follows one rule everywhere: the whole orderly stop gets

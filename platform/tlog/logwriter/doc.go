@@ -2,9 +2,12 @@
 // (platform/tlog) and signs checkpoints.
 //
 // One Writer is active per deployment: it holds a lease (a key created and
-// renewed with compare-and-set in a NATS KV bucket) and stops writing the
-// moment it cannot prove it still holds it; a second instance waits as a
-// standby. The active writer reads AUDIT_EVENTS through its own durable
+// renewed with compare-and-set in a NATS KV bucket, living for the
+// bucket's TTL) and stops writing the moment it cannot prove it still
+// holds it; a second instance waits as a standby. Its durable consumer and
+// the lease bucket belong to the declared topology (platform/topology,
+// created by the topology owner); the Writer only binds to them, so its
+// NATS identity (natsauth.Tlog) needs no right to create anything. The active writer reads AUDIT_EVENTS through its own durable
 // consumer and processes messages strictly in stream order, whatever order
 // they are delivered in (redeliveries after a crash arrive late): each
 // event not yet logged for its org gets the org's next log_index. For a

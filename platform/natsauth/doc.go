@@ -29,12 +29,11 @@
 //     consumers (never the dispatcher's), reads the destinations and
 //     settings buckets, writes the status bucket and publishes dead letters.
 //   - signed checkpoints (audit.checkpoints.<org>.<key_id>, bound by
-//     AUDIT_FANOUT) are published by the log writer, which runs in the
-//     topology owner's process with the admin identity; no other role may
-//     publish them. The dispatcher and the forwarder read them through
-//     their AUDIT_FANOUT consumers. A checkpoint forged by a holder of the
-//     admin seed still fails the customer's signature check: the signing
-//     key is not on the bus.
+//     AUDIT_FANOUT) are published by the log writer with its identity tlog;
+//     no other role but admin may publish them. The dispatcher and the
+//     forwarder read them through their AUDIT_FANOUT consumers. A
+//     checkpoint forged by a holder of the tlog or admin seed still fails
+//     the customer's signature check: the signing key is not on the bus.
 //   - api (query service and management APIs) writes the settings,
 //     endpoints, destinations and status buckets and the service keys
 //     bucket (AUDIT_SERVICE_KEYS: the HTTP ingest API's keys, stored
@@ -44,10 +43,10 @@
 //   - tlog (the transparency log's writer) reads AUDIT_EVENTS through its
 //     durable consumer tlog (info, next, ack), looks up one of its
 //     messages by sequence (STREAM.MSG.GET, to skip one the stream no
-//     longer holds), and reads and writes its lease bucket
-//     AUDIT_TLOG_LEASE. It publishes no event, creates no consumer on a
-//     shared stream and touches no other bucket; no other identity but
-//     admin may change its consumer or write its lease.
+//     longer holds), reads and writes its lease bucket AUDIT_TLOG_LEASE,
+//     and publishes the signed checkpoints. It publishes no event, creates
+//     no consumer on a shared stream and touches no other bucket; no other
+//     identity but admin may change its consumer or write its lease.
 //
 // Every role but the producer receives replies on an inbox of its own
 // (InboxPrefix), so the producer's _INBOX.> cannot see another role's

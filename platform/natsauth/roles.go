@@ -215,6 +215,8 @@ func PermissionsOf(r Role) (Permissions, error) {
 		// A message the consumer is waiting for that the stream no longer
 		// holds is looked up by sequence before it is skipped.
 		p.PublishAllow = append(p.PublishAllow, jsAPI+"STREAM.MSG.GET."+EventsStream, kvWrite(TlogLeaseBucket))
+		// The signed checkpoints it sends to the orgs' witnesses.
+		p.PublishAllow = append(p.PublishAllow, CheckpointsSubjects)
 		p.PublishAllow = append(p.PublishAllow, kvRead(TlogLeaseBucket)...)
 		return p, nil
 	case API:

@@ -297,7 +297,9 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 	}
 	// Send a forged checkpoint to the org's witnesses, and read another
 	// org's checkpoints.
-	out = append(out, req("publish a forged checkpoint", witness.Subject("org_victim", forged.KeyID), cfgJSON(t, forged)))
+	if r != natsauth.Tlog {
+		out = append(out, req("publish a forged checkpoint", witness.Subject("org_victim", forged.KeyID), cfgJSON(t, forged)))
+	}
 	if r != natsauth.Forwarder && r != natsauth.API {
 		out = append(out, req("create a consumer of another org's checkpoints", api+"CONSUMER.CREATE.AUDIT_FANOUT.evil.audit.checkpoints.org_victim.>", consumerCfg("evil", "audit.checkpoints.org_victim.>")))
 	}

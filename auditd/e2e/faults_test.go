@@ -11,9 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/ingestor"
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/roles"
+	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
@@ -102,6 +106,36 @@ func ingestorOn(t testing.TB, b *broker, store ingestor.Store, settings *orgsett
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// logWriterOn runs the transparency log's writer on b with its own
+// identity, writing the tree into store's database, as the ingestor binary
+// runs it beside the ingestor: the events stream keeps each event until
+// both have acknowledged it.
+func logWriterOn(t testing.TB, b *broker, store *eventstore.Store) {
+	t.Helper()
+	_, js := b.connect(t, natsauth.Tlog)
+	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := tlog.GenerateKey("audit.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()),
+		logwriter.Config{Deployment: "audit.test", BatchWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // topologyOn creates the topology on b as its owner and opens the org
 // settings.
 func topologyOn(t testing.TB, b *broker, cfg topology.Config) (jetstream.JetStream, *orgsettings.Store) {
@@ -165,8 +199,8 @@ func TestFaultStoreOutage(t *testing.T) {
 }
 
 // The events stream fills up while no ingestor reads it: publishes fail
-// loudly, and once an ingestor drains it the refused events are emitted
-// again (same ids) and nothing acknowledged is lost.
+// loudly, and once an ingestor and the log writer drain it the refused
+// events are emitted again (same ids) and nothing acknowledged is lost.
 func TestFaultFullStream(t *testing.T) {
 	b := startBroker(t)
 	admin, settings := topologyOn(t, b, topology.Config{MaxBytes: 256 << 10})
@@ -197,6 +231,7 @@ func TestFaultFullStream(t *testing.T) {
 	}
 	store := newStore(t)
 	ingestorOn(t, b, store, settings, 5*time.Second)
+	logWriterOn(t, b, store)
 	start := time.Now()
 	var recovery time.Duration
 	for i, ev := range refused {
@@ -223,7 +258,7 @@ func TestFaultFullStream(t *testing.T) {
 	}
 	report(t, faultRow{Scenario: "events stream full (256 KiB), then drained",
 		Acked: res.Acked, Stored: res.Stored, Duplicates: res.Duplicates, Lost: res.Lost, Recovery: recovery,
-		Note: fmt.Sprintf("%d accepted, then Emit failed loudly (%q) for the next %d; emitted again once an ingestor ran; recovery: ingestor started → first of them accepted", res.Acked-len(refused), msg, len(refused))})
+		Note: fmt.Sprintf("%d accepted, then Emit failed loudly (%q) for the next %d; emitted again once an ingestor and the log writer ran; recovery: both started → first of them accepted", res.Acked-len(refused), msg, len(refused))})
 }
 
 // Webhook and SIEM receivers go down (webhooks answer 500, the syslog

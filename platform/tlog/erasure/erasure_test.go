@@ -55,7 +55,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	_, _, js := natstest.StartWithTopology(t, topology.Config{})
+	_, _, js := natstest.StartWithTopology(t, topology.Config{TlogLeaseTTL: 3 * time.Second, TlogAckWait: 2 * time.Second})
 	db := chdbtest.Database(t)
 	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
 	// The store and the writer log to nothing: goroutines they start may
@@ -87,8 +87,7 @@ func newEnv(t *testing.T) *env {
 	}
 	w, err := logwriter.New(js, tree, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
 		Deployment: "audit.test", Instance: "w1", BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, LeaseTTL: 3 * time.Second, AckWait: 2 * time.Second,
-		Logger: zap.NewNop()})
+		CheckpointInterval: 200 * time.Millisecond, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

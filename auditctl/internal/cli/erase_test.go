@@ -41,7 +41,7 @@ func logWriter(t testing.TB, js jetstream.JetStream, db string, store *eventstor
 		t.Fatal(err)
 	}
 	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{Deployment: "audit.test",
-		BatchWait: 20 * time.Millisecond, LeaseTTL: 3 * time.Second, Logger: zap.NewNop()})
+		BatchWait: 20 * time.Millisecond, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package ingestapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -351,7 +352,16 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 // decodeBatch reads the request body: {"events": [...]} with 1 to
 // MaxIngestEvents events.
 func decodeBatch(body []byte, req *auditapi.IngestRequest) *httpapi.Error {
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if splitBatch(body, req) {
+		return nil
+	}
+	return decodeBatchSlow(body, req)
+}
+
+// decodeBatchSlow decodes body with encoding/json, naming what is wrong
+// with it.
+func decodeBatchSlow(body []byte, req *auditapi.IngestRequest) *httpapi.Error {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(req); err != nil {
 		var se *json.SyntaxError

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -216,8 +215,8 @@ func everyRole(t *testing.T, cfg Config, url string, keyring func() natsauth.Key
 	_ = json.Unmarshal([]byte(body), &ep)
 
 	// forwarder: a SIEM destination's consumer, status and deliveries.
-	records := syslogReceiver(t)
-	siemLn := <-records.addr
+	records := newSyslogSink(t)
+	siemLn := records.Addr
 	code, body = call("POST", "/v1/siem/destinations", manage,
 		`{"name":"soc","format":"syslog","transport":"tcp","framing":"octet-counting","address":"`+siemLn+`"}`)
 	if code != http.StatusCreated {
@@ -241,7 +240,7 @@ func everyRole(t *testing.T, cfg Config, url string, keyring func() natsauth.Key
 		t.Fatalf("no webhook delivery within 30s (%d attempts)", hits.Load())
 	}
 	select {
-	case rec := <-records.c:
+	case rec := <-records.C:
 		if !strings.Contains(rec, ev.ID) {
 			t.Fatalf("SIEM record of another event: %s", rec)
 		}
@@ -399,52 +398,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-type syslogRecords struct {
-	addr chan string
-	c    chan string
-}
-
-// syslogReceiver accepts syslog over TCP with octet counting.
-func syslogReceiver(t *testing.T) syslogRecords {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	r := syslogRecords{addr: make(chan string, 1), c: make(chan string, 1000)}
-	r.addr <- ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					n, err := br.ReadString(' ')
-					if err != nil {
-						return
-					}
-					size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
-					if err != nil {
-						return
-					}
-					rec := make([]byte, size)
-					if _, err := io.ReadFull(br, rec); err != nil {
-						return
-					}
-					select {
-					case r.c <- string(rec):
-					default:
-					}
-				}
-			}()
-		}
-	}()
-	return r
 }

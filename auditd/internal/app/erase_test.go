@@ -144,14 +144,14 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 	if code, body := call("POST", "/v1/webhooks/endpoints", admin, `{"url":"`+receiver.URL+`/hook"}`); code != http.StatusCreated {
 		t.Fatalf("create endpoint = %d %s", code, body)
 	}
-	records := syslogReceiver(t)
+	records := newSyslogSink(t)
 	if code, body := call("POST", "/v1/siem/destinations", admin,
-		`{"name":"soc","format":"syslog","transport":"tcp","framing":"octet-counting","address":"`+<-records.addr+`"}`); code != http.StatusCreated {
+		`{"name":"soc","format":"syslog","transport":"tcp","framing":"octet-counting","address":"`+records.Addr+`"}`); code != http.StatusCreated {
 		t.Fatalf("create SIEM destination = %d %s", code, body)
 	}
 	var siem collector
 	go func() {
-		for r := range records.c {
+		for r := range records.C {
 			siem.add(r)
 		}
 	}()

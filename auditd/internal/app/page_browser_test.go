@@ -1,18 +1,15 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -269,42 +266,8 @@ func TestSettingsPageInBrowser(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer receiver.Close()
-	syslogLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syslogLn.Close()
-	records := make(chan string, 1000)
-	go func() {
-		for {
-			c, err := syslogLn.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					n, err := br.ReadString(' ')
-					if err != nil {
-						return
-					}
-					size, err := strconv.Atoi(strings.TrimSuffix(n, " "))
-					if err != nil {
-						return
-					}
-					rec := make([]byte, size)
-					if _, err := io.ReadFull(br, rec); err != nil {
-						return
-					}
-					select {
-					case records <- string(rec):
-					default:
-					}
-				}
-			}()
-		}
-	}()
+	syslog := newSyslogSink(t)
+	records := syslog.C
 
 	b := newBrowser(t)
 
@@ -436,7 +399,7 @@ func TestSettingsPageInBrowser(t *testing.T) {
 	if got := js[string](b, `document.querySelector('#siem-msg .problem').textContent`); !strings.Contains(got, "address") {
 		t.Errorf("refused destination shown as %q", got)
 	}
-	b.set("d-address", syslogLn.Addr().String())
+	b.set("d-address", syslog.Addr)
 	b.click("#d-create")
 	b.wait("the new destination", `document.querySelectorAll('#dests li.dest').length === 1`, 20*time.Second)
 	dest := `#dests li.dest`

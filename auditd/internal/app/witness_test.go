@@ -1,16 +1,13 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,62 +26,12 @@ import (
 	"github.com/takumo/audit/webhook-dispatcher/signing"
 )
 
-// witnessSyslog is a syslog receiver over TCP with octet counting, as a
-// customer's SIEM collector: it keeps every record.
-type witnessSyslog struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	recs []string
-}
-
-func newWitnessSyslog(t *testing.T) *witnessSyslog {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &witnessSyslog{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					n, err := br.ReadString(' ')
-					if err != nil {
-						return
-					}
-					size, err := strconv.Atoi(strings.TrimSpace(n))
-					if err != nil || size <= 0 {
-						return
-					}
-					b := make([]byte, size)
-					if _, err := io.ReadFull(br, b); err != nil {
-						return
-					}
-					r.mu.Lock()
-					r.recs = append(r.recs, string(b))
-					r.mu.Unlock()
-				}
-			}()
-		}
-	}()
-	return r
-}
-
-// checkpoints returns the checkpoint records received so far: RFC 5424
+// syslogCheckpoints returns the checkpoint records received so far: RFC 5424
 // messages with MSGID audit.checkpoint whose body is the record's JSON.
-func (r *witnessSyslog) checkpoints(t *testing.T) []witness.Record {
+func syslogCheckpoints(t *testing.T, r *syslogSink) []witness.Record {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []witness.Record
-	for _, rec := range r.recs {
+	for _, rec := range r.All() {
 		f := strings.SplitN(rec, " ", 7)
 		if len(f) < 7 || f[5] != witness.Type {
 			t.Fatalf("the destination, filtered on %s, received another record: %q", witness.Type, rec)
@@ -223,9 +170,9 @@ func TestWitnesses(t *testing.T) {
 	if code != http.StatusCreated || json.Unmarshal(body, &created) != nil {
 		t.Fatalf("create endpoint = %d %s", code, body)
 	}
-	syslogRcv := newWitnessSyslog(t)
+	syslogRcv := newSyslogSink(t)
 	code, body = call("POST", "/v1/siem/destinations", manage,
-		`{"name":"witness","format":"syslog","transport":"tcp","address":"`+syslogRcv.ln.Addr().String()+`","actions":["audit.checkpoint"]}`)
+		`{"name":"witness","format":"syslog","transport":"tcp","address":"`+syslogRcv.Addr+`","actions":["audit.checkpoint"]}`)
 	if code != http.StatusCreated {
 		t.Fatalf("create SIEM destination = %d %s", code, body)
 	}
@@ -273,7 +220,7 @@ func TestWitnesses(t *testing.T) {
 	}
 	syslogCheckpoints := func() []tlog.Checkpoint {
 		var out []tlog.Checkpoint
-		for _, r := range syslogRcv.checkpoints(t) {
+		for _, r := range syslogCheckpoints(t, syslogRcv) {
 			c, err := vs.OpenCheckpoint([]byte(r.Note), published.Origin)
 			if err != nil {
 				t.Fatalf("syslog checkpoint does not verify: %v", err)

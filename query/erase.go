@@ -45,17 +45,8 @@ type eraseAnswer struct {
 // (audit.subject_erased, carrying the subject id and the request
 // reference, never an erased value).
 func (s *Service) eraseSubject(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
-	org := r.PathValue("org")
-	if !schemas.ValidOrgID(org) {
-		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such org").Write(w)
-		return
-	}
-	if c.OrgID != org {
-		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the erasure token is for another org").Write(w)
-		return
-	}
-	if len(r.URL.RawQuery) > 0 {
-		s.fail(w, badParam("query", "this route takes no query parameters"))
+	org, a, ok := s.operatorRoute(w, r, c, "erasure")
+	if !ok {
 		return
 	}
 	var req eraseRequest
@@ -71,13 +62,10 @@ func (s *Service) eraseSubject(w http.ResponseWriter, r *http.Request, c *audita
 		httpapi.BadField("request_reference", "at most 128 bytes without control characters").Write(w)
 		return
 	}
-	// The purge key's holder is an operator: a service actor.
-	a := actor(r, c)
-	a.Type, a.Name = schemas.ActorSvc, c.Subject
 	rec := producer.AuditSubjectErased(org, a, req.Subject, req.RequestReference)
 	rec.ID = schemas.NewID()
 	var res erasure.Result
-	ok := s.record.Apply(w, r, func(ctx context.Context) error {
+	ok = s.record.Apply(w, r, func(ctx context.Context) error {
 		var err error
 		res, err = s.deps.Erase.Erase(ctx, org, req.Subject, rec.ID)
 		switch {

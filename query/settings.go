@@ -230,24 +230,12 @@ type purgeAnswer struct {
 // with a purge key (route.purge) and must name the org of the path. The
 // purge is recorded in the org's log first.
 func (s *Service) purgeRetention(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
-	org := r.PathValue("org")
-	if !schemas.ValidOrgID(org) {
-		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such org").Write(w)
-		return
-	}
-	if c.OrgID != org {
-		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the purge token is for another org").Write(w)
-		return
-	}
-	if len(r.URL.RawQuery) > 0 {
-		s.fail(w, badParam("query", "this route takes no query parameters"))
+	org, a, ok := s.operatorRoute(w, r, c, "purge")
+	if !ok {
 		return
 	}
 	st := s.deps.Settings.Get(org)
 	days := st.RetentionDays()
-	// The purge key's holder is an operator: a service actor.
-	a := actor(r, c)
-	a.Type, a.Name = schemas.ActorSvc, c.Subject
 	ids, ok := s.recordFirst(w, r, producer.AuditRetentionPurged(org, a, days))
 	if !ok {
 		return
@@ -292,4 +280,28 @@ func distinctKeys(userPEM, purgePEM []byte) error {
 		}
 	}
 	return nil
+}
+
+// operatorRoute checks what every route taken with a purge-key token
+// (route.purge) shares: the org of the path exists and is the token's,
+// and no query parameters. It returns the org and the actor to record —
+// the key's holder is an operator, a service actor — or answers and
+// returns false.
+func (s *Service) operatorRoute(w http.ResponseWriter, r *http.Request, c *auditapi.Claims, what string) (string, schemas.Actor, bool) {
+	org := r.PathValue("org")
+	if !schemas.ValidOrgID(org) {
+		httpapi.Errorf(http.StatusNotFound, auditapi.CodeNotFound, "no such org").Write(w)
+		return "", schemas.Actor{}, false
+	}
+	if c.OrgID != org {
+		httpapi.Errorf(http.StatusForbidden, auditapi.CodeForbidden, "the %s token is for another org", what).Write(w)
+		return "", schemas.Actor{}, false
+	}
+	if len(r.URL.RawQuery) > 0 {
+		s.fail(w, badParam("query", "this route takes no query parameters"))
+		return "", schemas.Actor{}, false
+	}
+	a := actor(r, c)
+	a.Type, a.Name = schemas.ActorSvc, c.Subject
+	return org, a, true
 }

@@ -22,20 +22,9 @@ import (
 var CheckpointClass = Class{1, "System Activity", 1008, "Event Log Activity", 99, "Checkpoint", "log"}
 
 type checkpointRecord struct {
-	ActivityID   int    `json:"activity_id"`
-	ActivityName string `json:"activity_name"`
-	CategoryUID  int    `json:"category_uid"`
-	CategoryName string `json:"category_name"`
-	ClassUID     int    `json:"class_uid"`
-	ClassName    string `json:"class_name"`
-	TypeUID      int    `json:"type_uid"`
-	TypeName     string `json:"type_name"`
-	SeverityID   int    `json:"severity_id"`
-	Severity     string `json:"severity"`
-	StatusID     int    `json:"status_id"`
-	Status       string `json:"status"`
-	Time         int64  `json:"time"`
-	Message      string `json:"message"`
+	classification
+	Time    int64  `json:"time"`
+	Message string `json:"message"`
 
 	Metadata    metadata `json:"metadata"`
 	LogName     string   `json:"log_name"`
@@ -68,13 +57,9 @@ func (f *Format) AppendCheckpoint(b []byte, r witness.Record) ([]byte, error) {
 		return b, fmt.Errorf("ocsf: signed_at: %w", err)
 	}
 	rec := checkpointRecord{
-		ActivityID: c.ActivityID, ActivityName: c.ActivityName,
-		CategoryUID: c.CategoryUID, CategoryName: c.CategoryName,
-		ClassUID: c.ClassUID, ClassName: c.ClassName,
-		TypeUID: c.TypeUID(), TypeName: c.ClassName + ": " + c.ActivityName,
-		SeverityID: 1, Severity: "Informational", StatusID: 1, Status: "Success",
-		Time:    r.SignedAt.UnixMilli(),
-		Message: "Signed checkpoint of the audit log of " + r.OrgID + ": " + strconv.FormatUint(r.TreeSize, 10) + " events",
+		classification: c.classify(),
+		Time:           r.SignedAt.UnixMilli(),
+		Message:        "Signed checkpoint of the audit log of " + r.OrgID + ": " + strconv.FormatUint(r.TreeSize, 10) + " events",
 		Metadata: metadata{UID: r.ID(), TenantUID: r.OrgID, Version: SchemaVersion, Product: f.product,
 			LogName: "audit", OriginalTime: ts},
 		LogName: r.Origin, LogProvider: f.product.Name,

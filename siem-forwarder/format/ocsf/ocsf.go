@@ -57,6 +57,35 @@ type Class struct {
 // TypeUID is class_uid*100 + activity_id.
 func (c Class) TypeUID() int { return c.ClassUID*100 + c.ActivityID }
 
+// classification is what every record says of its class: category,
+// class, activity and type, then severity and status.
+type classification struct {
+	ActivityID   int    `json:"activity_id"`
+	ActivityName string `json:"activity_name"`
+	CategoryUID  int    `json:"category_uid"`
+	CategoryName string `json:"category_name"`
+	ClassUID     int    `json:"class_uid"`
+	ClassName    string `json:"class_name"`
+	TypeUID      int    `json:"type_uid"`
+	TypeName     string `json:"type_name"`
+	SeverityID   int    `json:"severity_id"`
+	Severity     string `json:"severity"`
+	StatusID     int    `json:"status_id"`
+	Status       string `json:"status"`
+}
+
+// classify is c's classification with severity Informational and status
+// Success.
+func (c Class) classify() classification {
+	return classification{
+		ActivityID: c.ActivityID, ActivityName: c.ActivityName,
+		CategoryUID: c.CategoryUID, CategoryName: c.CategoryName,
+		ClassUID: c.ClassUID, ClassName: c.ClassName,
+		TypeUID: c.TypeUID(), TypeName: c.ClassName + ": " + c.ActivityName,
+		SeverityID: 1, Severity: "Informational", StatusID: 1, Status: "Success",
+	}
+}
+
 func iam(class int, name string, activity int, aname, object string) Class {
 	return Class{3, "Identity & Access Management", class, name, activity, aname, object}
 }
@@ -182,18 +211,7 @@ type resource struct {
 }
 
 type record struct {
-	ActivityID   int    `json:"activity_id"`
-	ActivityName string `json:"activity_name"`
-	CategoryUID  int    `json:"category_uid"`
-	CategoryName string `json:"category_name"`
-	ClassUID     int    `json:"class_uid"`
-	ClassName    string `json:"class_name"`
-	TypeUID      int    `json:"type_uid"`
-	TypeName     string `json:"type_name"`
-	SeverityID   int    `json:"severity_id"`
-	Severity     string `json:"severity"`
-	StatusID     int    `json:"status_id"`
-	Status       string `json:"status"`
+	classification
 	StatusDetail string `json:"status_detail,omitempty"`
 	Time         int64  `json:"time"`
 	Message      string `json:"message"`
@@ -234,12 +252,8 @@ func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
 		return b, fmt.Errorf("ocsf: occurred_at: %w", err)
 	}
 	r := record{
-		ActivityID: c.ActivityID, ActivityName: c.ActivityName,
-		CategoryUID: c.CategoryUID, CategoryName: c.CategoryName,
-		ClassUID: c.ClassUID, ClassName: c.ClassName,
-		TypeUID: c.TypeUID(), TypeName: c.ClassName + ": " + c.ActivityName,
-		SeverityID: 1, Severity: "Informational", StatusID: 1, Status: "Success",
-		Time: ev.OccurredAt.UnixMilli(),
+		classification: c.classify(),
+		Time:           ev.OccurredAt.UnixMilli(),
 		Metadata: metadata{UID: ev.ID, TenantUID: ev.OrgID, Version: SchemaVersion, Product: f.product,
 			LogName: "audit", OriginalTime: original, CorrelationUID: ev.Context.RequestID},
 		Unmapped: unmapped{Action: ev.Action, Details: ev.Details},

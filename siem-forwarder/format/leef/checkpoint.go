@@ -27,18 +27,7 @@ func (f *Format) AppendCheckpoint(b []byte, r witness.Record) ([]byte, error) {
 	if err != nil {
 		return b, fmt.Errorf("leef: signed_at: %w", err)
 	}
-	b = append(b, f.prefix...)
-	b = appendHeader(b, witness.Type)
-	b = append(b, '|')
-	if f.delim == '\t' {
-		b = append(b, "x09"...)
-	} else {
-		b = append(b, f.delim)
-	}
-	b = append(b, '|')
-	n := len(b)
-	b = f.attr(b, n, "devTime", ts)
-	b = f.attr(b, n, "devTimeFormat", DevTimeFormat)
+	b, n := f.begin(b, witness.Type, ts)
 	b = f.attr(b, n, "cat", "audit")
 	b = f.attr(b, n, "sev", "1")
 	b = f.attr(b, n, "eventId", r.ID())

@@ -94,14 +94,11 @@ func New(o Options) (*Format, error) {
 // Name is "leef".
 func (f *Format) Name() string { return "leef" }
 
-// Append appends one record to b.
-func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
-	ts, err := schemas.FormatTime(ev.OccurredAt)
-	if err != nil {
-		return b, fmt.Errorf("leef: occurred_at: %w", err)
-	}
+// begin appends the record's header for eventID, the delimiter field and
+// its time attributes; n is where the attributes start.
+func (f *Format) begin(b []byte, eventID, ts string) ([]byte, int) {
 	b = append(b, f.prefix...)
-	b = appendHeader(b, ev.Action)
+	b = appendHeader(b, eventID)
 	b = append(b, '|')
 	if f.delim == '\t' {
 		b = append(b, "x09"...)
@@ -112,6 +109,16 @@ func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
 	n := len(b)
 	b = f.attr(b, n, "devTime", ts)
 	b = f.attr(b, n, "devTimeFormat", DevTimeFormat)
+	return b, n
+}
+
+// Append appends one record to b.
+func (f *Format) Append(b []byte, ev schemas.Event) ([]byte, error) {
+	ts, err := schemas.FormatTime(ev.OccurredAt)
+	if err != nil {
+		return b, fmt.Errorf("leef: occurred_at: %w", err)
+	}
+	b, n := f.begin(b, ev.Action, ts)
 	b = f.attr(b, n, "cat", ev.Category)
 	if ev.Outcome == schemas.OutcomeFailure {
 		b = f.attr(b, n, "sev", "5")

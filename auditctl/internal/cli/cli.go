@@ -289,6 +289,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// subcommand starts a command group (webhooks, siem, service-keys): with
+// no subcommand, or help, it prints usage and returns sub "" and the
+// error to return (an errUsage without a subcommand); otherwise the
+// subcommand, its arguments, its flag set and the connection flags
+// registered on it.
+func subcommand(group, usage string, args []string, env Env) (sub string, rest []string, fs *flag.FlagSet, c *conn, err error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprintln(env.Stderr, usage)
+		if len(args) == 0 {
+			return "", nil, nil, nil, fmt.Errorf("%w: name a %s command", errUsage, group)
+		}
+		return "", nil, nil, nil, nil
+	}
+	fs = newFlagSet(group+" "+args[0], env)
+	c = &conn{}
+	c.register(fs, env)
+	return args[0], args[1:], fs, c, nil
+}
+
 func newFlagSet(name string, env Env) *flag.FlagSet {
 	fs := flag.NewFlagSet("auditctl "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)

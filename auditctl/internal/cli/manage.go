@@ -37,17 +37,10 @@ Answers are printed as JSON. Every command needs audit.manage and the Enterprise
 // runWebhooks calls the webhook management API. The answers are printed
 // as the API gives them (indented JSON), so the tool follows the API.
 func runWebhooks(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintln(env.Stderr, webhooksUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: name a webhooks command", errUsage)
-		}
-		return nil
+	sub, args, fs, c, err := subcommand("webhooks", webhooksUsage, args, env)
+	if sub == "" {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("webhooks "+sub, env)
-	var c conn
-	c.register(fs, env)
 	var (
 		hookURL, desc string
 		filters       multi

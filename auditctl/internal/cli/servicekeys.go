@@ -25,17 +25,10 @@ token issues keys for any orgs. Answers are printed as JSON.`
 
 // runServiceKeys calls the service keys routes of the ingest API.
 func runServiceKeys(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintln(env.Stderr, keysUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: name a service-keys command", errUsage)
-		}
-		return nil
+	sub, args, fs, c, err := subcommand("service-keys", keysUsage, args, env)
+	if sub == "" {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("service-keys "+sub, env)
-	var c conn
-	c.register(fs, env)
 	var (
 		service      string
 		orgs, action multi

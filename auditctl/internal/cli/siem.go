@@ -36,17 +36,10 @@ Enterprise plan.`
 // runSIEM calls the SIEM destination management API. The answers are
 // printed as the API gives them (indented JSON), so the tool follows the API.
 func runSIEM(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintln(env.Stderr, siemUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: name a siem command", errUsage)
-		}
-		return nil
+	sub, args, fs, c, err := subcommand("siem", siemUsage, args, env)
+	if sub == "" {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("siem "+sub, env)
-	var c conn
-	c.register(fs, env)
 	// The global --url and --token are the server's, so the destination's
 	// address and HEC token have flags of their own names.
 	var (

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,39 +97,11 @@ func runEndToEnd(b *testing.B, n int) float64 {
 	p := newPipeline(b, 60*time.Second)
 	store := newStore(b)
 	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
-	ctx := context.Background()
 
-	const producers = 2
+	conns := producerConns(b, p.srv, 2)
 	start := time.Now()
-	var produced time.Duration
-	var wg sync.WaitGroup
-	for w := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Each producer has its own connection with the producer
-			// identity, as a service emitting events would.
-			_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Producer])
-			prod, err := producer.New(js)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			g := demo.NewGenerator(uint64(w + 1))
-			for range n / producers {
-				if _, err := prod.EmitAsync(ctx, g.Next()); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-			if err := prod.Close(ctx); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	produced = time.Since(start)
-	want := uint64(n / producers * producers)
+	want := emitDemo(b, conns, n, nil)
+	produced := time.Since(start)
 	for {
 		c := p.consumer(b)
 		if c.Delivered.Stream >= want && c.NumPending == 0 && c.NumAckPending == 0 {
@@ -237,33 +208,9 @@ func busRate(b *testing.B, nodes, n int) float64 {
 	go func() { done <- ing.Run(ictx) }()
 	defer func() { cancel(); <-done }()
 
-	const producers = 2
-	want := uint64(n / producers * producers)
+	conns := []jetstream.JetStream{connect(natsauth.Producer), connect(natsauth.Producer)}
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range producers {
-		js := connect(natsauth.Producer)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			prod, err := producer.New(js)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			g := demo.NewGenerator(uint64(w + 1))
-			for range n / producers {
-				if _, err := prod.EmitAsync(ctx, g.Next()); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-			if err := prod.Close(ctx); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	want := emitDemo(b, conns, n, nil)
 	for {
 		c := consumerInfo(b, admin, topology.EventsStream, topology.IngestorConsumer)
 		if c != nil && c.Delivered.Stream >= want && c.NumPending == 0 && c.NumAckPending == 0 {

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takumo/audit/auditd/internal/demo"
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
@@ -20,6 +22,7 @@ import (
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
 )
 
 // The engine allows one session per process: every test shares it and
@@ -122,4 +125,54 @@ func count(t testing.TB, s *eventstore.Store, org string) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// emitDemo emits n demo events in all (rounded down to a multiple of the
+// producers), one producer with its own demo generator per connection,
+// with EmitAsync, and closes the producers. org, when set, gives each
+// event its org from the producer's own random source. It returns the
+// number of events emitted.
+func emitDemo(tb testing.TB, conns []jetstream.JetStream, n int, org func(*rand.Rand) string) uint64 {
+	tb.Helper()
+	ctx := context.Background()
+	producers := len(conns)
+	var wg sync.WaitGroup
+	for w, js := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prod, err := producer.New(js)
+			if err != nil {
+				tb.Error(err)
+				return
+			}
+			g := demo.NewGenerator(uint64(w + 1))
+			r := rand.New(rand.NewPCG(uint64(w), 42))
+			for range n / producers {
+				ev := g.Next()
+				if org != nil {
+					ev.OrgID = org(r)
+				}
+				if _, err := prod.EmitAsync(ctx, ev); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+			if err := prod.Close(ctx); err != nil {
+				tb.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	return uint64(n / producers * producers)
+}
+
+// producerConns opens k connections with the producer identity, as
+// services emitting events would.
+func producerConns(tb testing.TB, srv *natsembed.Server, k int) []jetstream.JetStream {
+	out := make([]jetstream.JetStream, k)
+	for i := range out {
+		_, out[i] = natstest.Connect(tb, srv, natstest.Keys(srv)[natsauth.Producer])
+	}
+	return out
 }

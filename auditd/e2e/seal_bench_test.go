@@ -180,40 +180,10 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 	if seal {
 		s = startSealer(b, p, store, 10*time.Second)
 	}
-	ctx := context.Background()
-	const producers = 2
+	conns := producerConns(b, p.srv, 2)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Producer])
-			prod, err := producer.New(js)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			g := demo.NewGenerator(uint64(w + 1))
-			r := rand.New(rand.NewPCG(uint64(w), 42))
-			for range n / producers {
-				ev := g.Next()
-				if o.org != nil {
-					ev.OrgID = o.org(r)
-				}
-				if _, err := prod.EmitAsync(ctx, ev); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-			if err := prod.Close(ctx); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	want := emitDemo(b, conns, n, o.org)
 	produced := time.Since(start)
-	want := uint64(n / producers * producers)
 	var ingestedAt time.Duration
 	for {
 		c := p.consumer(b)

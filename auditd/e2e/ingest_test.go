@@ -28,16 +28,6 @@ import (
 
 var ingestSecret = []byte("e2e-ingest-secret-0123456789abcdef")
 
-type tokenClaims struct{ a *httpapi.Auth }
-
-func (c tokenClaims) Claims(r *http.Request) (*auditapi.Claims, error) {
-	cl, e := c.a.Authenticate(r)
-	if e != nil {
-		return nil, e
-	}
-	return cl, nil
-}
-
 // ingestSide is a pipeline with the HTTP ingest API in front of it: the
 // keys bucket, the API publishing as the producer identity, an ingestor
 // into a fresh store.
@@ -88,7 +78,7 @@ func (s *ingestSide) serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := ingestapi.New(ingestapi.Config{}, ingestapi.Deps{Auth: tokenClaims{auth}, Keys: s.keys, Publisher: s.pub, Catalog: schemas.NewCatalog(), Stored: s.store,
+	api, err := ingestapi.New(ingestapi.Config{}, ingestapi.Deps{Auth: auth, Keys: s.keys, Publisher: s.pub, Catalog: schemas.NewCatalog(), Stored: s.store,
 		Recorder: httpapi.Recorder{Emit: func(ctx context.Context, ev schemas.Event) error { _, err := rec.Emit(ctx, ev); return err }}})
 	if err != nil {
 		t.Fatal(err)

@@ -91,6 +91,16 @@ func NewAuth(cfg AuthConfig, lim RateLimit, now func() time.Time) (*Auth, error)
 		unauth: newLimiter(lim.UnauthenticatedPerSecond, lim.UnauthenticatedBurst), now: now}, nil
 }
 
+// Claims is Authenticate with a plain error (nil when there is none), for
+// callers that take an authenticator as an interface (ingestapi.Auth).
+func (a *Auth) Claims(r *http.Request) (*auditapi.Claims, error) {
+	c, e := a.Authenticate(r)
+	if e != nil {
+		return nil, e
+	}
+	return c, nil
+}
+
 // Authenticate verifies r's bearer token and spends one request of its
 // identity's budget. The error is 401 unauthorized or 429 rate-limited
 // (with RetryAfter); a request without a valid token spends from its

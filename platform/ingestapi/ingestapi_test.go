@@ -27,17 +27,6 @@ import (
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
-// claims is the query service's Claims over a real httpapi.Auth.
-type claims struct{ a *httpapi.Auth }
-
-func (c claims) Claims(r *http.Request) (*auditapi.Claims, error) {
-	cl, e := c.a.Authenticate(r)
-	if e != nil {
-		return nil, e
-	}
-	return cl, nil
-}
-
 type env struct {
 	t      testing.TB
 	url    string
@@ -76,7 +65,7 @@ func newEnv(t testing.TB, cfg ingestapi.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := ingestapi.New(cfg, ingestapi.Deps{Auth: claims{auth}, Keys: keys, Publisher: pub, Catalog: schemas.NewCatalog(),
+	api, err := ingestapi.New(cfg, ingestapi.Deps{Auth: auth, Keys: keys, Publisher: pub, Catalog: schemas.NewCatalog(),
 		Recorder: httpapi.Recorder{Emit: func(ctx context.Context, ev schemas.Event) error { _, err := rec.Emit(ctx, ev); return err }}})
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ func runEndToEnd(b *testing.B, n int) float64 {
 	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
 
 	conns := producerConns(b, p.srv, 2)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(b)
 	want := emitDemo(b, conns, n, nil)
 	produced := time.Since(start)
 	for {
@@ -112,7 +112,7 @@ func runEndToEnd(b *testing.B, n int) float64 {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime(b)-cpu0
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
@@ -127,6 +127,7 @@ func runEndToEnd(b *testing.B, n int) float64 {
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(want)/produced.Seconds(), "emit_events/s")
 	b.ReportMetric(elapsed.Seconds(), "total_s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(want), "cpu_µs/event")
 	b.ReportMetric(peakRSS()/(1<<20), "peak_rss_MiB")
 	b.Logf("%d events end to end in %s (emitting took %s)", want, elapsed.Round(time.Millisecond), produced.Round(time.Millisecond))
 	return float64(want) / elapsed.Seconds()

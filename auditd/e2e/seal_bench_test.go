@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,6 +128,7 @@ func (s *sealer) drained(b *testing.B, last uint64) bool {
 type pipelineRun struct {
 	events   uint64
 	elapsed  time.Duration
+	cpu      time.Duration // CPU time of the whole process (every role, NATS, the engine)
 	produced time.Duration
 	ingested time.Duration // until the ingestor had stored every event
 }
@@ -150,6 +152,19 @@ func scalar(b *testing.B, store *eventstore.Store, q string) uint64 {
 }
 
 func (r pipelineRun) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
+
+// cpuPerEvent is the process's CPU time per event, in microseconds.
+func (r pipelineRun) cpuPerEvent() float64 { return float64(r.cpu.Microseconds()) / float64(r.events) }
+
+// cpuTime is the CPU time (user and system) the process has used: every
+// goroutine and the engine's own threads.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // runOptions varies a pipeline run.
 type runOptions struct {
@@ -181,7 +196,7 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 		s = startSealer(b, p, store, 10*time.Second)
 	}
 	conns := producerConns(b, p.srv, 2)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(b)
 	want := emitDemo(b, conns, n, o.org)
 	produced := time.Since(start)
 	var ingestedAt time.Duration
@@ -199,7 +214,7 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime(b)-cpu0
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
@@ -216,7 +231,7 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 			b.Fatalf("logged %d events, stored %d", logged, want)
 		}
 	}
-	return pipelineRun{events: want, elapsed: elapsed, produced: produced, ingested: ingestedAt}
+	return pipelineRun{events: want, elapsed: elapsed, cpu: cpu, produced: produced, ingested: ingestedAt}
 }
 
 // BenchmarkSealing measures the cost of the transparency log on the
@@ -236,8 +251,8 @@ func BenchmarkSealing(b *testing.B) {
 			s := runPipeline(b, n, true)
 			off, on = append(off, u.rate()), append(on, s.rate())
 			ratios = append(ratios, s.rate()/u.rate())
-			b.Logf("round %d: unsealed %.0f events/s (%s), sealed %.0f events/s (%s; stored after %s): %.3f", r+1,
-				u.rate(), u.elapsed.Round(time.Millisecond), s.rate(), s.elapsed.Round(time.Millisecond),
+			b.Logf("round %d: unsealed %.0f events/s (%s, %.1f µs CPU/event), sealed %.0f events/s (%s, %.1f µs CPU/event; stored after %s): %.3f", r+1,
+				u.rate(), u.elapsed.Round(time.Millisecond), u.cpuPerEvent(), s.rate(), s.elapsed.Round(time.Millisecond), s.cpuPerEvent(),
 				s.ingested.Round(time.Millisecond), s.rate()/u.rate())
 		}
 		b.ReportMetric(0, "ns/op")

@@ -102,12 +102,14 @@ func (s *Store) conflict(i int, r Record, with string) error {
 }
 
 // keyList joins vs with commas into a bound parameter the query splits
-// (keyListSQL): a value of [A-Za-z0-9_-] characters (every org id, and ids
-// as producers mint them) as it is, any other as '~' and its hex, so any
-// bytes pass through. Large parameters are slow to bind, so the common
-// case is kept short.
-func keyList(n int, v func(i int) string) string {
+// (keyList.sql): a value of [A-Za-z0-9_-] characters (every org id, and
+// ids as producers mint them) as it is, any other as '~' and its hex, so
+// any bytes pass through. Large parameters are slow to bind, so the common
+// case is kept short, and a list of plain values only is split without
+// decoding.
+func keyList(n int, v func(i int) string) keys {
 	var b strings.Builder
+	plain := true
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -117,10 +119,17 @@ func keyList(n int, v func(i int) string) string {
 			b.WriteString(s)
 			continue
 		}
+		plain = false
 		b.WriteByte('~')
 		b.WriteString(hex.EncodeToString([]byte(s)))
 	}
-	return b.String()
+	return keys{text: b.String(), plain: plain}
+}
+
+// keys is a list of values encoded by keyList.
+type keys struct {
+	text  string
+	plain bool
 }
 
 func plainKey(s string) bool {
@@ -133,9 +142,15 @@ func plainKey(s string) bool {
 	return s != ""
 }
 
-// keyListSQL is the SQL side of keyList.
-func keyListSQL(param string) string {
-	return "arrayMap(x -> if(startsWith(x, '~'), unhex(substring(x, 2)), x), splitByChar(',', {" + param + ":String}))"
+// sql is the SQL side of the list bound as param: an Array(String)
+// expression. It is constant, so "col IN <sql>" builds its set once, when
+// the query is analysed, and the primary key prunes with it.
+func (k keys) sql(param string) string {
+	split := "splitByChar(',', {" + param + ":String})"
+	if k.plain {
+		return split
+	}
+	return "arrayMap(x -> if(startsWith(x, '~'), unhex(substring(x, 2)), x), " + split + ")"
 }
 
 // storedCopies returns, for each (org, id) of recs already in the id key
@@ -143,16 +158,19 @@ func keyListSQL(param string) string {
 // key table is read without FINAL and without the retention filter: an
 // event on disk holds its id until it is deleted.
 func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) (map[idKey][]string, error) {
-	// Two plain sets, which the primary key (org_id, id) prunes with; a
-	// pair of one org and another's id is dropped below. The id set is
+	// Two constant sets, which the primary key (org_id, id) prunes with;
+	// a pair of one org and another's id is dropped below. The id set is
 	// the PREWHERE: it discards nearly every row read (ids are new), so
 	// the other columns are read only for the few stored copies; left to
 	// itself the engine would pick the org condition, which discards
-	// nothing. Measured: about 40 % less time for a batch of 20,000 ids.
+	// nothing. Measured for a batch of 20,000 ids: about 40 % less time
+	// than the other order, and a third less again with the sets as
+	// constant arrays rather than subqueries.
 	ids := keyList(len(recs), func(i int) string { return recs[i].ID })
+	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
 	rows, err := s.eng.Query(ctx, "SELECT org_id, id, hex(raw_sha256) FROM "+s.ids+
-		" PREWHERE id IN (SELECT arrayJoin("+keyListSQL("ids")+")) WHERE org_id IN (SELECT arrayJoin("+keyListSQL("orgs")+"))",
-		P("orgs", keyList(len(orgs), func(i int) string { return orgs[i] })), P("ids", ids))
+		" PREWHERE id IN "+ids.sql("ids")+" WHERE org_id IN "+orgList.sql("orgs"),
+		P("orgs", orgList.text), P("ids", ids.text))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
 	}
@@ -175,9 +193,9 @@ func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) 
 // registeredRetention returns the retention SetRetention last registered
 // for each of orgs that has one.
 func (s *Store) registeredRetention(ctx context.Context, orgs []string) (map[string]uint16, error) {
+	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
 	rows, err := s.eng.Query(ctx, "SELECT org_id, argMax(retention_days, changed_at) FROM "+s.retention+
-		" WHERE has("+keyListSQL("orgs")+", org_id) GROUP BY org_id",
-		P("orgs", keyList(len(orgs), func(i int) string { return orgs[i] })))
+		" WHERE org_id IN "+orgList.sql("orgs")+" GROUP BY org_id", P("orgs", orgList.text))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read registered retention: %w", err)
 	}

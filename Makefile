@@ -12,7 +12,7 @@ export AUDIT_HTTP_ADDR ?= 127.0.0.1:8080
 export AUDIT_DATA_DIR  ?= $(CURDIR)/data
 
 
-.PHONY: all run build chdb test vet staticcheck fmt-check build-standalone bench bench-cluster faults clean
+.PHONY: all run build chdb test vet staticcheck fmt-check build-standalone bench bench-compare bench-cluster faults clean
 
 all: build
 
@@ -68,6 +68,17 @@ bench: chdb
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench 'EndToEnd$$' -benchtime 1x -timeout 30m ./...
 	$(MAKE) --no-print-directory bench-cluster
 	$(MAKE) --no-print-directory bench-tlog
+
+## bench-compare: the end-to-end rate of this tree next to an older
+## revision's (BENCH_BASE, default the tree before the authenticated bus and
+## first write wins), built side by side and run alternately on this
+## machine (BENCH_ROUNDS rounds of BENCH_EVENTS events); prints the medians
+## and the cost.
+BENCH_BASE   ?= e9a5fbf
+BENCH_ROUNDS ?= 5
+BENCH_EVENTS ?= 300000
+bench-compare: chdb
+	scripts/bench-compare.sh $(BENCH_BASE) $(BENCH_ROUNDS) $(BENCH_EVENTS)
 
 ## bench-cluster: end-to-end rate on a 3-node NATS cluster with R3 streams
 ## next to a single server with R1, in the same run.

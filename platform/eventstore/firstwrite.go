@@ -28,7 +28,8 @@ type idKey struct{ org, id string }
 // firstWrites returns the records of recs to write: copies of events the
 // org already has stored, or that come earlier in recs, are dropped when
 // identical and refused (a *RowError, nothing written) otherwise. The kept
-// records carry the org's registered retention.
+// records carry the org's registered retention. They are filtered in
+// place: the result shares recs' backing array.
 func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error) {
 	orgSet := make(map[string]struct{}, 8)
 	for i := range recs {
@@ -47,24 +48,23 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 	if err != nil {
 		return nil, err
 	}
+	// Decide first, write after: a refusal leaves recs as it was.
+	keep := make([]bool, len(recs))
 	first := make(map[idKey]int, len(recs))
-	out := make([]Record, 0, len(recs))
-	dropped := 0
+	kept := 0
 	for i := range recs {
-		r := recs[i]
+		r := &recs[i]
 		k := idKey{r.OrgID, r.ID}
 		if j, ok := first[k]; ok {
 			if bytes.Equal(recs[j].Raw, r.Raw) {
-				dropped++
 				continue
 			}
-			return nil, s.conflict(i, r, "an earlier row of the batch")
+			return nil, s.conflict(i, *r, "an earlier row of the batch")
 		}
 		first[k] = i
 		if sums, ok := stored[k]; ok {
 			sum := sha256.Sum256(r.Raw)
 			if slices.Contains(sums, hex.EncodeToString(sum[:])) {
-				dropped++
 				continue
 			}
 			// The stored event may have been erased since: a copy of its
@@ -74,20 +74,30 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 				return nil, err
 			}
 			if same {
-				dropped++
 				continue
 			}
-			return nil, s.conflict(i, r, "the stored event")
+			return nil, s.conflict(i, *r, "the stored event")
 		}
-		if d, ok := days[r.OrgID]; ok {
-			r.RetentionDays = d
-		}
-		out = append(out, r)
+		keep[i] = true
+		kept++
 	}
-	if dropped > 0 {
+	if dropped := len(recs) - kept; dropped > 0 {
 		s.log.Debug("identical copies of stored events dropped", zap.Int("dropped", dropped))
 	}
-	return out, nil
+	n := 0
+	for i := range recs {
+		if !keep[i] {
+			continue
+		}
+		if n != i {
+			recs[n] = recs[i]
+		}
+		if d, ok := days[recs[n].OrgID]; ok {
+			recs[n].RetentionDays = d
+		}
+		n++
+	}
+	return recs[:n], nil
 }
 
 func (s *Store) conflict(i int, r Record, with string) error {

@@ -36,6 +36,15 @@ func CanonicalStored(e Event) ([]byte, error) {
 	return b, nil
 }
 
+// AppendCanonicalStored appends the bytes of CanonicalStored(*e) to dst.
+func AppendCanonicalStored(dst []byte, e *Event) ([]byte, error) {
+	b, err := appendCanonicalEvent(dst, e, true)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: canonical event: %w", err)
+	}
+	return b, nil
+}
+
 // appendCanonicalEvent writes the envelope directly, members already in
 // RFC 8785 order (UTF-16 code units of their names), so the common case
 // needs no reflection and no re-parse. It produces exactly the bytes of

@@ -11,12 +11,13 @@ import (
 // the precise error. For every input it accepts, the result equals the
 // strict path's (FuzzDecodeFastMatchesStrict).
 func decodeFast(data []byte) (e Event, ok bool) {
-	p := parser{data: data, maxDepth: decodeMaxDepth}
+	// One copy of the input backs every string without escapes.
+	p := parser{data: data, src: string(data), maxDepth: decodeMaxDepth}
 	p.skipSpace()
 	seen := uint16(0)
-	okObj := p.fastObject(func(key string) bool {
+	okObj := p.fastObject(func(key []byte) bool {
 		var bit uint16
-		switch key {
+		switch string(key) {
 		case "id":
 			bit = 1 << 0
 			e.ID, ok = p.fastString()
@@ -83,7 +84,9 @@ func decodeFast(data []byte) (e Event, ok bool) {
 
 // fastObject walks an object at p.pos, calling member with each key once
 // the parser is positioned on its value. The member must consume the value.
-func (p *parser) fastObject(member func(key string) bool) bool {
+// Keys are the input's bytes (valid only during the call); a key with an
+// escape or a byte outside printable ASCII fails.
+func (p *parser) fastObject(member func(key []byte) bool) bool {
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' || p.enter() != nil {
 		return false
 	}
@@ -95,7 +98,7 @@ func (p *parser) fastObject(member func(key string) bool) bool {
 		return true
 	}
 	for {
-		key, ok := p.fastString()
+		key, ok := p.fastKey()
 		if !ok {
 			return false
 		}
@@ -126,16 +129,36 @@ func (p *parser) fastObject(member func(key string) bool) bool {
 	}
 }
 
+// fastKey reads an object key at p.pos made of printable ASCII without
+// escapes, and returns its bytes; anything else fails.
+func (p *parser) fastKey() ([]byte, bool) {
+	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		return nil, false
+	}
+	start := p.pos + 1
+	for i := start; i < len(p.data); i++ {
+		c := p.data[i]
+		if c == '"' {
+			p.pos = i + 1
+			return p.data[start:i], true
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 // fastString reads a string at p.pos; anything else (null included) fails.
 func (p *parser) fastString() (string, bool) {
 	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 		return "", false
 	}
-	v, err := p.string()
+	v, err := p.str()
 	if err != nil {
 		return "", false
 	}
-	return v.(string), true
+	return v, true
 }
 
 func (p *parser) fastTime() (time.Time, bool) {
@@ -152,10 +175,10 @@ func (p *parser) fastTime() (time.Time, bool) {
 
 func (p *parser) fastActor(a *Actor) bool {
 	seen := uint8(0)
-	return p.fastObject(func(key string) bool {
+	return p.fastObject(func(key []byte) bool {
 		var bit uint8
 		var ok bool
-		switch key {
+		switch string(key) {
 		case "type":
 			bit = 1 << 0
 			a.Type, ok = p.fastString()
@@ -187,10 +210,10 @@ func (p *parser) fastActor(a *Actor) bool {
 
 func (p *parser) fastContext(c *Context) bool {
 	seen := uint8(0)
-	return p.fastObject(func(key string) bool {
+	return p.fastObject(func(key []byte) bool {
 		var bit uint8
 		var ok bool
-		switch key {
+		switch string(key) {
 		case "request_id":
 			bit = 1 << 0
 			c.RequestID, ok = p.fastString()
@@ -226,10 +249,10 @@ func (p *parser) fastTargets() ([]Target, bool) {
 	for {
 		var t Target
 		seen := uint8(0)
-		ok := p.fastObject(func(key string) bool {
+		ok := p.fastObject(func(key []byte) bool {
 			var bit uint8
 			var ok bool
-			switch key {
+			switch string(key) {
 			case "type":
 				bit = 1 << 0
 				t.Type, ok = p.fastString()

@@ -219,3 +219,17 @@ func TestCanonicalOmitsReceivedAt(t *testing.T) {
 		t.Error("Canonical modified its argument")
 	}
 }
+
+func TestAppendCanonicalStored(t *testing.T) {
+	e := validEvent()
+	now := time.Now()
+	e.ReceivedAt = &now
+	want, err := CanonicalStored(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := AppendCanonicalStored([]byte("prefix"), &e)
+	if err != nil || string(got) != "prefix"+string(want) {
+		t.Fatalf("AppendCanonicalStored: %s (%v), want prefix%s", got, err, want)
+	}
+}

@@ -29,7 +29,10 @@ func parseJSON(data []byte, maxDepth int) (any, error) {
 }
 
 type parser struct {
-	data     []byte
+	data []byte
+	// src, when set, is string(data): strings without escapes are then
+	// slices of it instead of copies of their own.
+	src      string
 	pos      int
 	depth    int
 	maxDepth int
@@ -118,11 +121,11 @@ func (p *parser) object() (any, error) {
 			return nil, p.unexpected("object key")
 		}
 		keyAt := p.pos
-		k, err := p.string()
+		k, err := p.str()
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := m[k.(string)]; dup {
+		if _, dup := m[k]; dup {
 			return nil, &DecodeError{Offset: keyAt, Err: ErrDuplicateKey, Detail: fmt.Sprintf("%q", k)}
 		}
 		p.skipSpace()
@@ -135,7 +138,7 @@ func (p *parser) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k.(string)] = v
+		m[k] = v
 		p.skipSpace()
 		if p.pos < len(p.data) && p.data[p.pos] == ',' {
 			p.pos++
@@ -186,13 +189,22 @@ func (p *parser) array() (any, error) {
 
 // string parses a JSON string starting at the opening quote.
 func (p *parser) string() (any, error) {
+	s, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// str is string without the interface.
+func (p *parser) str() (string, error) {
 	p.pos++ // '"'
 	start := p.pos
 	// Fast path: printable ASCII with no escapes.
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		if c == '"' {
-			s := string(p.data[start:p.pos])
+			s := p.slice(start, p.pos)
 			p.pos++
 			return s, nil
 		}
@@ -201,35 +213,57 @@ func (p *parser) string() (any, error) {
 		}
 		p.pos++
 	}
-	buf := append([]byte(nil), p.data[start:p.pos]...)
+	// buf holds the decoded string from the first escape on; until then
+	// the string is the input's bytes.
+	var buf []byte
+	escaped := false
 	for {
 		if p.pos >= len(p.data) {
-			return nil, p.fail(ErrSyntax, "unterminated string")
+			return "", p.fail(ErrSyntax, "unterminated string")
 		}
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
 			p.pos++
+			if !escaped {
+				return p.slice(start, p.pos-1), nil
+			}
 			return string(buf), nil
 		case c == '\\':
+			if !escaped {
+				escaped = true
+				buf = append([]byte(nil), p.data[start:p.pos]...)
+			}
 			var err error
 			if buf, err = p.escape(buf); err != nil {
-				return nil, err
+				return "", err
 			}
 		case c < 0x20:
-			return nil, p.fail(ErrSyntax, "unescaped control character 0x%02x in string", c)
+			return "", p.fail(ErrSyntax, "unescaped control character 0x%02x in string", c)
 		case c < 0x80:
-			buf = append(buf, c)
+			if escaped {
+				buf = append(buf, c)
+			}
 			p.pos++
 		default:
 			r, size := utf8.DecodeRune(p.data[p.pos:])
 			if r == utf8.RuneError && size <= 1 {
-				return nil, p.fail(ErrSyntax, "invalid UTF-8")
+				return "", p.fail(ErrSyntax, "invalid UTF-8")
 			}
-			buf = append(buf, p.data[p.pos:p.pos+size]...)
+			if escaped {
+				buf = append(buf, p.data[p.pos:p.pos+size]...)
+			}
 			p.pos += size
 		}
 	}
+}
+
+// slice returns data[from:to] as a string: a slice of src when set.
+func (p *parser) slice(from, to int) string {
+	if p.src != "" {
+		return p.src[from:to]
+	}
+	return string(p.data[from:to])
 }
 
 // escape decodes the escape sequence at p.pos (a backslash) onto buf.

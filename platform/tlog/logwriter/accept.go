@@ -1,6 +1,7 @@
 package logwriter
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,11 +28,22 @@ func Accept(catalog *schemas.Catalog) AcceptFunc {
 				return schemas.Event{}, false
 			}
 		}
-		if msg.Subject() != schemas.Subject(ev.OrgID, ev.Action) {
+		if !subjectIs(msg.Subject(), ev.OrgID, ev.Action) {
 			return schemas.Event{}, false
 		}
 		received := md.Timestamp.UTC().Truncate(time.Millisecond)
 		ev.ReceivedAt = &received
 		return ev, true
 	}
+}
+
+// subjectIs reports whether subject is schemas.Subject(org, action)
+// without building it.
+func subjectIs(subject, org, action string) bool {
+	rest, ok := strings.CutPrefix(subject, schemas.SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, org)
+	return ok && len(rest) == len(action)+1 && rest[0] == '.' && rest[1:] == action
 }

@@ -221,7 +221,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	signing := make(chan struct{}, 1)
 	defer func() { signing <- struct{}{} }() // the round under way ends first
 	var (
-		batch   []jetstream.Msg
+		batch   []seqMsg
 		pending jetstream.MessageBatch // requested while the last batch was written
 	)
 	deadline := time.Now().Add(w.cfg.BatchWait)
@@ -312,7 +312,7 @@ func (w *Writer) Run(ctx context.Context) error {
 }
 
 // skipMissing moves the sequence past messages the stream no longer has.
-func (w *Writer) skipMissing(ctx context.Context, seq *sequencer, batch []jetstream.Msg) []jetstream.Msg {
+func (w *Writer) skipMissing(ctx context.Context, seq *sequencer, batch []seqMsg) []seqMsg {
 	st, err := w.js.Stream(ctx, w.cfg.Stream)
 	if err != nil {
 		return batch
@@ -336,6 +336,12 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// seqMsg is a message and its stream sequence.
+type seqMsg struct {
+	msg  jetstream.Msg
+	sseq uint64
+}
+
 // sequencer puts delivered messages back in stream order.
 type sequencer struct {
 	next uint64
@@ -346,7 +352,7 @@ type sequencer struct {
 // the next one and those buffered after it join the batch, a later one
 // waits in the buffer (a bounded number; beyond, it is left for
 // redelivery).
-func (s *sequencer) offer(sseq uint64, msg jetstream.Msg, batch []jetstream.Msg) []jetstream.Msg {
+func (s *sequencer) offer(sseq uint64, msg jetstream.Msg, batch []seqMsg) []seqMsg {
 	switch {
 	case sseq < s.next:
 		_ = msg.Ack()
@@ -357,19 +363,19 @@ func (s *sequencer) offer(sseq uint64, msg jetstream.Msg, batch []jetstream.Msg)
 		}
 		return batch
 	}
-	batch = append(batch, msg)
+	batch = append(batch, seqMsg{msg: msg, sseq: sseq})
 	s.next++
 	return s.drain(batch)
 }
 
-func (s *sequencer) drain(batch []jetstream.Msg) []jetstream.Msg {
+func (s *sequencer) drain(batch []seqMsg) []seqMsg {
 	for {
 		m, ok := s.buf[s.next]
 		if !ok {
 			return batch
 		}
 		delete(s.buf, s.next)
-		batch = append(batch, m)
+		batch = append(batch, seqMsg{msg: m, sseq: s.next})
 		s.next++
 	}
 }
@@ -380,24 +386,23 @@ type logged struct {
 }
 
 // append logs a batch of messages in stream order and acknowledges them.
-func (w *Writer) append(ctx context.Context, msgs []jetstream.Msg) error {
+func (w *Writer) append(ctx context.Context, msgs []seqMsg) error {
 	var (
-		evs  []logged
-		keys []treestore.Key
-		seen = map[treestore.Key]bool{}
+		evs  = make([]logged, 0, len(msgs))
+		keys = make([]treestore.Key, 0, len(msgs))
+		seen = make(map[treestore.Key]struct{}, len(msgs))
 	)
 	for _, m := range msgs {
-		ev, ok := w.accept(m)
+		ev, ok := w.accept(m.msg)
 		if !ok {
 			continue
 		}
 		k := treestore.Key{Org: ev.OrgID, EventID: ev.ID}
-		if seen[k] {
+		if _, dup := seen[k]; dup {
 			continue // first write wins, within the batch too
 		}
-		seen[k] = true
-		md, _ := m.Metadata()
-		evs = append(evs, logged{ev: ev, sseq: md.Sequence.Stream})
+		seen[k] = struct{}{}
+		evs = append(evs, logged{ev: ev, sseq: m.sseq})
 		keys = append(keys, k)
 	}
 	if err := w.retry(ctx, func() error { return w.write(ctx, evs, keys) }); err != nil {
@@ -406,7 +411,7 @@ func (w *Writer) append(ctx context.Context, msgs []jetstream.Msg) error {
 	// msgs are in stream order (AckAllPolicy: the last one acknowledges
 	// them all).
 	if len(msgs) > 0 {
-		_ = msgs[len(msgs)-1].Ack()
+		_ = msgs[len(msgs)-1].msg.Ack()
 	}
 	w.log.Debug("batch logged", zap.Int("messages", len(msgs)), zap.Int("events", len(evs)))
 	return nil
@@ -476,23 +481,35 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		}
 	}
 	w.mu.Unlock()
-	salts, newSalts, err := w.saltsFor(ctx, evs, done)
+	subjectKeys, newSalts, err := w.saltsFor(ctx, evs, done)
 	if err != nil {
 		return err
 	}
 	step(2)
-	var nodes []treestore.Node
+	var (
+		nodes []treestore.Node
+		h     tlog.Hasher
+		org   string
+		// slab holds the nodes' hashes, 32 bytes each.
+		slab []byte
+	)
+	key := func(subject string) *tlog.SubjectKey { return subjectKeys[treestore.Key{Org: org, EventID: subject}] }
 	for _, e := range evs {
 		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
 			continue
 		}
-		leaf, _, err := tlog.Leaf(e.ev, salts[e.ev.OrgID])
+		org = e.ev.OrgID
+		leaf, err := h.Leaf(&e.ev, key)
 		if err != nil {
 			return backoff.Permanent(fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err))
 		}
 		r := next[e.ev.OrgID]
-		err = r.Append(leaf, func(id compact.NodeID, h []byte) {
-			n := treestore.Node{Org: e.ev.OrgID, Level: uint8(id.Level), Index: id.Index, Hash: bytes.Clone(h)}
+		err = r.Append(leaf[:], func(id compact.NodeID, h []byte) {
+			if cap(slab)-len(slab) < len(h) {
+				slab = make([]byte, 0, max(len(h), 2*sha256.Size*min(len(evs), 4096)))
+			}
+			slab = append(slab, h...)
+			n := treestore.Node{Org: e.ev.OrgID, Level: uint8(id.Level), Index: id.Index, Hash: slab[len(slab)-len(h) : len(slab) : len(slab)]}
 			if id.Level == 0 {
 				n.EventID, n.StreamSeq = e.ev.ID, e.sseq
 			}
@@ -619,28 +636,29 @@ func (w *Writer) forgetErased(evs []logged) {
 	}
 }
 
-// saltsFor returns the salts of every subject of evs, by org, creating
-// those that have none.
-func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[string]tlog.Salts, []treestore.Salt, error) {
-	out := map[string]tlog.Salts{}
+// saltsFor returns the keys of every subject of evs not in done, creating
+// the salts of those that have none, and the salts created.
+func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
+	out := map[treestore.Key]*tlog.SubjectKey{}
 	var missing []treestore.Key
 	want := map[treestore.Key]bool{}
-	for _, e := range evs {
-		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
+	for i := range evs {
+		e := &evs[i].ev
+		if _, ok := done[treestore.Key{Org: e.OrgID, EventID: e.ID}]; ok {
 			continue
 		}
-		if out[e.ev.OrgID] == nil {
-			out[e.ev.OrgID] = tlog.Salts{}
-		}
-		for _, s := range tlog.Subjects(&e.ev) {
-			k := treestore.Key{Org: e.ev.OrgID, EventID: s}
+		forSubjects(e, func(s string) {
+			k := treestore.Key{Org: e.OrgID, EventID: s}
+			if _, ok := out[k]; ok || want[k] {
+				return
+			}
 			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
-				out[k.Org][s] = salt
-			} else if !want[k] {
+				out[k] = tlog.NewSubjectKey(salt)
+			} else {
 				want[k] = true
 				missing = append(missing, k)
 			}
-		}
+		})
 	}
 	if len(missing) == 0 {
 		return out, nil, nil
@@ -664,9 +682,23 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 		} else if !w.uncached[k] {
 			w.salts[k] = salt
 		}
-		out[k.Org][k.EventID] = salt
+		out[k] = tlog.NewSubjectKey(salt)
 	}
 	return out, fresh, nil
+}
+
+// forSubjects calls f with each subject of e whose salt committing e
+// needs, as tlog.Subjects lists them (f may see an id more than once).
+func forSubjects(e *schemas.Event, f func(subject string)) {
+	a := &e.Actor
+	if a.Name != "" || a.Email != "" || a.IP != "" || a.UserAgent != "" {
+		f(a.ID)
+	}
+	for i := range e.Targets {
+		if e.Targets[i].Name != "" {
+			f(e.Targets[i].ID)
+		}
+	}
 }
 
 // checkpointBatch bounds the orgs whose stored roots are read, and whose

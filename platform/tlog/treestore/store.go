@@ -71,6 +71,27 @@ type Node struct {
 // tsv escapes a value for the TabSeparated format.
 var tsv = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`, "\x00", `\0`)
 
+// appendTSV appends v escaped as tsv escapes it.
+func appendTSV(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case 0:
+			b = append(b, '\\', '0')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
 // WriteNodes stores nodes in one INSERT (atomic: all or none become
 // visible). token is the insert deduplication token (hex digits): a retry
 // of the same call with the same token is stored once.
@@ -81,29 +102,29 @@ func (s *Store) WriteNodes(ctx context.Context, token string, nodes []Node) erro
 	if !isHex(token) {
 		return errors.New("treestore: token must be hex digits")
 	}
-	var b strings.Builder
-	b.Grow(len(nodes) * 128)
+	// Leaves take about 130 bytes, internal nodes about 80.
+	b := make([]byte, 0, len(nodes)*110)
 	for _, n := range nodes {
 		if len(n.Hash) != 32 {
 			return fmt.Errorf("treestore: node %d/%d of %s: hash of %d bytes", n.Level, n.Index, n.Org, len(n.Hash))
 		}
-		b.WriteString(tsv.Replace(n.Org))
-		b.WriteByte('\t')
-		b.WriteString(strconv.FormatUint(uint64(n.Level), 10))
-		b.WriteByte('\t')
-		b.WriteString(strconv.FormatUint(n.Index, 10))
-		b.WriteByte('\t')
-		b.WriteString(hex.EncodeToString(n.Hash))
-		b.WriteByte('\t')
-		b.WriteString(tsv.Replace(n.EventID))
-		b.WriteByte('\t')
-		b.WriteString(strconv.FormatUint(n.StreamSeq, 10))
-		b.WriteByte('\n')
+		b = appendTSV(b, n.Org)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, uint64(n.Level), 10)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, n.Index, 10)
+		b = append(b, '\t')
+		b = hex.AppendEncode(b, n.Hash)
+		b = append(b, '\t')
+		b = appendTSV(b, n.EventID)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, n.StreamSeq, 10)
+		b = append(b, '\n')
 	}
 	q := "INSERT INTO " + s.nodes + " (org_id, level, idx, hash, event_id, stream_seq) " +
 		"SELECT o, l, i, unhex(h), e, q FROM format(TabSeparated, 'o String, l UInt8, i UInt64, h String, e String, q UInt64', {data:String}) " +
 		"SETTINGS insert_deduplication_token = '" + token + "'"
-	if err := s.eng.Exec(ctx, q, eventstore.P("data", b.String())); err != nil {
+	if err := s.eng.Exec(ctx, q, eventstore.P("data", string(b))); err != nil {
 		return fmt.Errorf("treestore: write %d nodes: %w", len(nodes), err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -98,13 +99,26 @@ func (e *ValidationError) Error() string {
 // Validate does not modify e. It is safe for concurrent use, also with
 // Register, provided e is not modified meanwhile.
 func (c *Catalog) Validate(e *Event) error {
-	_, err := c.Encode(e)
+	bp := validateBufs.Get().(*[]byte)
+	b, err := c.appendEncoded((*bp)[:0], e)
+	if b != nil && cap(b) <= 64<<10 {
+		*bp = b[:0]
+	}
+	validateBufs.Put(bp)
 	return err
 }
+
+// validateBufs holds the buffers Validate encodes into.
+var validateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Encode validates e exactly as Validate does and, when it is valid,
 // returns its canonical bytes (Canonical), computed once for both.
 func (c *Catalog) Encode(e *Event) ([]byte, error) {
+	return c.appendEncoded(make([]byte, 0, 1024), e)
+}
+
+// appendEncoded is Encode appending the canonical bytes to dst.
+func (c *Catalog) appendEncoded(dst []byte, e *Event) ([]byte, error) {
 	if e == nil {
 		return nil, &ValidationError{Problems: []Problem{{Message: "event is nil"}}}
 	}
@@ -198,7 +212,10 @@ func (c *Catalog) Encode(e *Event) ([]byte, error) {
 	v.ident("context.trace_id", e.Context.TraceID, MaxContextLen)
 	v.ident("context.source", e.Context.Source, MaxContextLen)
 
-	b, err := Canonical(*e)
+	b, err := appendCanonicalEvent(dst, e, false)
+	if err != nil {
+		err = fmt.Errorf("schemas: canonical event: %w", err)
+	}
 	switch {
 	case err != nil && len(v.problems) == 0:
 		v.add("", "cannot be encoded: %v", err)

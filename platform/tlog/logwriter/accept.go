@@ -24,7 +24,7 @@ func Accept(catalog *schemas.Catalog) AcceptFunc {
 			return schemas.Event{}, false
 		}
 		if catalog != nil {
-			if _, err := catalog.Encode(&ev); err != nil {
+			if err := catalog.Validate(&ev); err != nil {
 				return schemas.Event{}, false
 			}
 		}

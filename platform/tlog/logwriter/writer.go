@@ -272,7 +272,7 @@ func (w *Writer) Run(ctx context.Context) error {
 				continue
 			}
 			fetched++
-			batch = seq.offer(md.Sequence.Stream, msg, batch)
+			batch = seq.offer(md.Sequence.Stream, parsedMsg{Msg: msg, md: md}, batch)
 		}
 		if fetched > 0 {
 			w.log.Debug("fetched", zap.Int("messages", fetched), zap.Uint64("next", seq.next), zap.Int("buffered", len(seq.buf)))
@@ -335,6 +335,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// parsedMsg is a message whose metadata was parsed once, on delivery.
+type parsedMsg struct {
+	jetstream.Msg
+	md *jetstream.MsgMetadata
+}
+
+// Metadata returns the metadata parsed on delivery.
+func (m parsedMsg) Metadata() (*jetstream.MsgMetadata, error) { return m.md, nil }
 
 // seqMsg is a message and its stream sequence.
 type seqMsg struct {
@@ -487,7 +496,9 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	}
 	step(2)
 	var (
-		nodes []treestore.Node
+		// About two nodes per leaf: each leaf and, on average, one
+		// internal node it completes.
+		nodes = make([]treestore.Node, 0, 2*len(evs)+64)
 		h     tlog.Hasher
 		org   string
 		// slab holds the nodes' hashes, 32 bytes each.

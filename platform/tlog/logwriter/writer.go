@@ -569,18 +569,17 @@ func cloneHashes(hs [][]byte) [][]byte {
 // token is the insert deduplication token of a set of nodes: a retry of
 // the same nodes is stored once.
 func token(nodes []treestore.Node) string {
-	h := sha256.New()
-	var b []byte
+	b := make([]byte, 0, len(nodes)*64)
 	for _, n := range nodes {
-		b = append(b[:0], n.Org...)
+		b = append(b, n.Org...)
 		b = append(b, 0, n.Level)
 		b = binary.BigEndian.AppendUint64(b, n.Index)
 		b = append(b, n.Hash...)
 		b = append(b, n.EventID...)
 		b = append(b, 0)
-		h.Write(b)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // loadOrgs loads the state of the orgs of evs this writer does not hold.

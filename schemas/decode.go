@@ -29,6 +29,10 @@ const decodeMaxDepth = 32
 // map[string]any, []any, string, bool, nil and json.Number, so numbers
 // round-trip exactly.
 //
+// The strings of the result may share one copy of data: a caller that
+// keeps a few of them long after the event (as cache keys, say) should
+// keep copies (strings.Clone) so as not to hold on to the whole copy.
+//
 // Decode checks shape only: required members, formats, the catalog and
 // the other limits are checked by Catalog.Validate. It is safe for
 // concurrent use.

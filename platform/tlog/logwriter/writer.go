@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -537,7 +538,7 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	step(4)
 	for _, s := range newSalts {
 		if k := (treestore.Key{Org: s.Org, EventID: s.Subject}); !w.uncached[k] {
-			w.salts[k] = s.Salt
+			w.salts[ownKey(k)] = s.Salt
 		}
 	}
 	if !w.lease.valid() {
@@ -599,7 +600,9 @@ func (w *Writer) loadOrgNames(ctx context.Context, orgs []string) error {
 	for _, org := range orgs {
 		if _, ok := w.orgs[org]; !ok && !seen[org] {
 			seen[org] = true
-			missing = append(missing, org)
+			// The writer keeps it: a copy of its own rather than a slice
+			// of a decoded message.
+			missing = append(missing, strings.Clone(org))
 		}
 	}
 	w.mu.Unlock()
@@ -640,7 +643,7 @@ func (w *Writer) forgetErased(evs []logged) {
 			if t.Type == schemas.TargetTypeSubject {
 				k := treestore.Key{Org: e.ev.OrgID, EventID: t.ID}
 				delete(w.salts, k)
-				w.uncached[k] = true
+				w.uncached[ownKey(k)] = true
 			}
 		}
 	}
@@ -690,11 +693,18 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 			}
 			fresh = append(fresh, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
 		} else if !w.uncached[k] {
-			w.salts[k] = salt
+			w.salts[ownKey(k)] = salt
 		}
 		out[k] = tlog.NewSubjectKey(salt)
 	}
 	return out, fresh, nil
+}
+
+// ownKey returns k with copies of its strings: a key the writer keeps
+// (its caches) does not hold on to the decoded message its strings are
+// slices of.
+func ownKey(k treestore.Key) treestore.Key {
+	return treestore.Key{Org: strings.Clone(k.Org), EventID: strings.Clone(k.EventID)}
 }
 
 // forSubjects calls f with each subject of e whose salt committing e

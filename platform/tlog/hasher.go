@@ -59,9 +59,6 @@ type committedField struct {
 // salt, which fails as Commit does: ErrNoSalt). The hash is the one Leaf
 // returns for the same salts. e is not modified.
 func (h *Hasher) Leaf(e *schemas.Event, key func(subject string) *SubjectKey) ([sha256.Size]byte, error) {
-	if e.ReceivedAt == nil {
-		return [sha256.Size]byte{}, errors.New("tlog: leaf of an event without received_at")
-	}
 	ce := *e
 	if len(e.Targets) > 0 {
 		h.targets = append(h.targets[:0], e.Targets...)
@@ -125,6 +122,9 @@ func (h *Hasher) Leaf(e *schemas.Event, key func(subject string) *SubjectKey) ([
 				ce.Targets[f.field-4].Name = c
 			}
 		}
+	}
+	if ce.ReceivedAt == nil {
+		return [sha256.Size]byte{}, errors.New("tlog: leaf of an event without received_at")
 	}
 	var err error
 	h.data = append(h.data[:0], 0) // RFC 6962 leaf prefix

@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -17,7 +18,18 @@ type NodeReader interface {
 }
 
 // hashChildren is the RFC 6962 interior node hash.
-func hashChildren(l, r []byte) []byte { return rfc6962.DefaultHasher.HashChildren(l, r) }
+// Two 32-byte children are hashed without a digest of their own.
+func hashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		return rfc6962.DefaultHasher.HashChildren(l, r)
+	}
+	var b [1 + 2*sha256.Size]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], l)
+	copy(b[1+sha256.Size:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
 
 // rangeFactory builds RFC 6962 compact ranges.
 var rangeFactory = &compact.RangeFactory{Hash: hashChildren}

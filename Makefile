@@ -59,13 +59,15 @@ build-standalone:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done
 
 ## bench: producer vs raw JetStream publish, recovery after a broker restart,
-## the end-to-end pipeline, the pipeline on a 3-node cluster (R3) next to a
+## the end-to-end pipeline (alone, and alternated with the tree before first
+## write wins: bench-compare), the pipeline on a 3-node cluster (R3) next to a
 ## single server (R1), and the transparency log (bench-tlog).
 bench: chdb
 	cd producer && $(GO) test -run '^$$' -bench 'EmitAsyncVsRaw|Prepare' -benchtime 200000x ./...
 	cd producer && $(GO) test -run '^$$' -bench BrokerRestart -benchtime 1x ./...
 	cd platform && $(GO) test -run '^$$' -bench IngestHTTP -benchtime 100000x ./ingestapi/
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -run '^$$' -bench 'EndToEnd$$' -benchtime 1x -timeout 30m ./...
+	$(MAKE) --no-print-directory bench-compare
 	$(MAKE) --no-print-directory bench-cluster
 	$(MAKE) --no-print-directory bench-tlog
 

@@ -15,6 +15,10 @@ base=${1:?usage: bench-compare.sh BASE [ROUNDS] [EVENTS]}
 rounds=${2:-5}
 events=${3:-300000}
 root=$(cd "$(dirname "$0")/.." && pwd)
+if ! git -C "$root" cat-file -e "$base^{commit}" 2>/dev/null; then
+	echo "bench-compare: revision $base is not in this clone's history (a shallow clone? fetch it, or set BENCH_BASE)" >&2
+	exit 1
+fi
 lib=$("$root/scripts/fetch-chdb.sh")
 work=$(mktemp -d)
 trap 'git -C "$root" worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -65,8 +65,9 @@ func (w *worker) run() {
 	go func() { defer close(statusDone); w.writeStatus(ctx) }()
 	defer func() { <-statusDone }()
 
-	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second), backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	r := newRestarts()
 	for {
+		started := time.Now()
 		err := w.consume(ctx)
 		if ctx.Err() != nil {
 			return
@@ -76,9 +77,36 @@ func (w *worker) run() {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(bo.NextBackOff()):
+		case <-time.After(r.next(w.deliveredSince(started), time.Since(started))):
 		}
 	}
+}
+
+// restarts spaces the restarts of a destination's delivery loop: 1 s,
+// doubling up to 30 s while it keeps failing, and back to 1 s after a run
+// that delivered something or lasted longer than the longest wait, so a
+// destination that was healthy for hours is retried quickly, not after
+// the backoff its last outage reached.
+type restarts struct{ bo *backoff.ExponentialBackOff }
+
+func newRestarts() *restarts {
+	return &restarts{bo: backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))}
+}
+
+// next is the wait before the next restart after a run that lasted ran.
+func (r *restarts) next(delivered bool, ran time.Duration) time.Duration {
+	if delivered || ran > r.bo.MaxInterval {
+		r.bo.Reset()
+	}
+	return r.bo.NextBackOff()
+}
+
+// deliveredSince reports whether the worker delivered a record after t.
+func (w *worker) deliveredSince(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.status.LastDeliveredAt != nil && w.status.LastDeliveredAt.After(t)
 }
 
 // writeStatus writes the status when it changed, every StatusInterval, and

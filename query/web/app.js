@@ -1568,7 +1568,7 @@
     const head = el('div', 'card-head');
     head.append(val(ep.url, 'card-title'), hookState(ep));
     const dl = el('dl', 'facts');
-    fact(dl, 'Actions', ep.filters && ep.filters.length ? vals(el('span'), ep.filters, ', ') : 'every action');
+    fact(dl, 'Actions', ep.filters && ep.filters.length ? vals(el('span'), ep.filters, ', ') : 'every action, and the signed checkpoints');
     fact(dl, 'Description', ep.description);
     fact(dl, 'Endpoint id', ep.id);
     fact(dl, 'Created', when(ep.created_at));
@@ -1716,7 +1716,7 @@
     const dl = el('dl', 'facts');
     fact(dl, 'Format', d.format + ' over ' + d.transport + (d.framing ? ' (' + d.framing + ')' : ''));
     fact(dl, 'Address', d.address);
-    fact(dl, 'Actions', d.actions && d.actions.length ? vals(el('span'), d.actions, ', ') : 'every action');
+    fact(dl, 'Actions', d.actions && d.actions.length ? vals(el('span'), d.actions, ', ') : 'every action, and the signed checkpoints');
     if (d.credentials_set && d.credentials_set.length) fact(dl, 'Credentials set', vals(el('span'), d.credentials_set, ', '));
     fact(dl, 'Destination id', d.id);
     const status = el('dl', 'facts status');

@@ -132,7 +132,9 @@ func TestClusterFaults(t *testing.T) {
 	defer l.Stop()
 
 	t.Log("load started")
-	waitFor(t, "first deliveries", 30*time.Second, func() bool { return hook.distinct() > 0 && siem.distinct() > 0 })
+	// A readiness wait: the dispatcher and the SIEM worker create their
+	// consumers on three replicas first, slow on a loaded 2-core machine.
+	waitFor(t, "first deliveries", 90*time.Second, func() bool { return hook.distinct() > 0 && siem.distinct() > 0 })
 
 	type phase struct {
 		name            string

@@ -73,6 +73,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	quickOutdatedPartsRemoval(t, eng, db)
+	uncompressedPersonalColumns(t, eng, db)
 	skey, vkey, err := tlog.GenerateKey("audit.test")
 	if err != nil {
 		t.Fatal(err)
@@ -469,6 +470,23 @@ var quickTables = []string{"events", "events_by_id", "events_by_actor", "tlog_su
 func quickOutdatedPartsRemoval(t *testing.T, eng eventstore.Engine, db string) {
 	for _, tb := range quickTables {
 		q := "ALTER TABLE `" + db + "`." + tb + " MODIFY SETTING old_parts_lifetime = 1, cleanup_delay_period = 1, cleanup_delay_period_random_add = 0"
+		if err := eng.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// uncompressedPersonalColumns stores the columns that hold personal values
+// without compression, so that searching the engine's files for a value
+// finds every copy of it: a compressed block may hold a value only as a
+// reference to earlier bytes, which no search for the value sees.
+func uncompressedPersonalColumns(t *testing.T, eng eventstore.Engine, db string) {
+	for _, q := range []string{
+		"ALTER TABLE `" + db + "`.events MODIFY COLUMN raw String CODEC(NONE), MODIFY COLUMN actor_name String CODEC(NONE)," +
+			" MODIFY COLUMN actor_email String CODEC(NONE), MODIFY COLUMN actor_ip String CODEC(NONE)," +
+			" MODIFY COLUMN actor_user_agent String CODEC(NONE), MODIFY COLUMN target_names Array(String) CODEC(NONE)",
+		"ALTER TABLE `" + db + "`.tlog_subject_salts MODIFY COLUMN salt FixedString(32) CODEC(NONE)",
+	} {
 		if err := eng.Exec(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}

@@ -40,11 +40,12 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 		orgs = append(orgs, o)
 	}
 	slices.Sort(orgs)
-	days, err := s.registeredRetention(ctx, orgs)
+	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
+	days, err := s.registeredRetention(ctx, orgList)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.storedCopies(ctx, recs, orgs)
+	stored, err := s.storedCopies(ctx, recs, orgList)
 	if err != nil {
 		return nil, err
 	}
@@ -164,10 +165,11 @@ func (k keys) sql(param string) string {
 }
 
 // storedCopies returns, for each (org, id) of recs already in the id key
-// table, the hex SHA-256 of the canonical bytes of each stored copy. The
-// key table is read without FINAL and without the retention filter: an
-// event on disk holds its id until it is deleted.
-func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) (map[idKey][]string, error) {
+// table (orgList: the orgs of recs), the hex SHA-256 of the canonical
+// bytes of each stored copy. The key table is read without FINAL and
+// without the retention filter: an event on disk holds its id until it is
+// deleted.
+func (s *Store) storedCopies(ctx context.Context, recs []Record, orgList keys) (map[idKey][]string, error) {
 	// Two constant sets, which the primary key (org_id, id) prunes with;
 	// a pair of one org and another's id is dropped below. The id set is
 	// the PREWHERE: it discards nearly every row read (ids are new), so
@@ -177,7 +179,6 @@ func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) 
 	// than the other order, and a third less again with the sets as
 	// constant arrays rather than subqueries.
 	ids := keyList(len(recs), func(i int) string { return recs[i].ID })
-	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
 	rows, err := s.eng.Query(ctx, "SELECT org_id, id, hex(raw_sha256) FROM "+s.ids+
 		" PREWHERE id IN "+ids.sql("ids")+" WHERE org_id IN "+orgList.sql("orgs"),
 		P("orgs", orgList.text), P("ids", ids.text))
@@ -201,9 +202,8 @@ func (s *Store) storedCopies(ctx context.Context, recs []Record, orgs []string) 
 }
 
 // registeredRetention returns the retention SetRetention last registered
-// for each of orgs that has one.
-func (s *Store) registeredRetention(ctx context.Context, orgs []string) (map[string]uint16, error) {
-	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
+// for each org of orgList that has one.
+func (s *Store) registeredRetention(ctx context.Context, orgList keys) (map[string]uint16, error) {
 	rows, err := s.eng.Query(ctx, "SELECT org_id, argMax(retention_days, changed_at) FROM "+s.retention+
 		" WHERE org_id IN "+orgList.sql("orgs")+" GROUP BY org_id", P("orgs", orgList.text))
 	if err != nil {

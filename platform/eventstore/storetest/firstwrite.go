@@ -111,6 +111,31 @@ func testRewriteRefused(t *testing.T, s *eventstore.Store) {
 	wantOriginal(t, s, orig, 3)
 }
 
+// Ids the store takes that producers never mint — with commas, '~',
+// spaces, other UTF-8 — are looked up as exactly as plain ones: a
+// rewrite is refused and an identical copy dropped.
+func testAnyIDBytes(t *testing.T, s *eventstore.Store) {
+	migrate(t, s)
+	at := base().Add(-time.Hour)
+	var origs []eventstore.Row
+	for i, id := range []string{"a,b", "~61", "x y", "\u00e9t\u00e9"} {
+		e := event("org_odd", i, at)
+		e.ID = id
+		origs = append(origs, row(e, 90))
+	}
+	insert(t, s, origs)
+	for i, orig := range origs {
+		bad := row(rewrite(orig.Event), 90)
+		filler := row(event("org_odd", 10+i, at), 90)
+		wantConflict(t, s.Insert(ctx(t), []eventstore.Row{filler, bad}), 1)
+		insert(t, s, []eventstore.Row{orig})
+	}
+	wantStored(t, s, "org_odd", uint64(len(origs)))
+	for _, orig := range origs {
+		wantOriginal(t, s, orig, uint64(len(origs)))
+	}
+}
+
 // An identical copy (same canonical bytes; receipt time and stream
 // sequence may differ) is dropped without error, in a batch with new
 // events.

@@ -46,6 +46,7 @@ var cases = []testCase{
 	{name: "FirstWriteWinsIdenticalDropped", fn: testIdenticalDropped, write: true},
 	{name: "FirstWriteWinsWithinBatch", fn: testWithinBatch, write: true},
 	{name: "FirstWriteWinsAfterRestart", reopen: testAfterRestart, write: true},
+	{name: "FirstWriteWinsAnyIDBytes", fn: testAnyIDBytes, write: true},
 	{name: "TenantIsolation", fn: testTenantIsolation, write: true},
 	{name: "BadInputInsertsNothing", fn: testBadInput, write: true},
 	{name: "StringsRoundTrip", fn: testStringsRoundTrip, write: true},

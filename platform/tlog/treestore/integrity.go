@@ -20,7 +20,7 @@ func (s *Store) LeavesByEvent(ctx context.Context, org string, ids []string) (ma
 	}
 	var b strings.Builder
 	for _, id := range ids {
-		b.WriteString(tsv.Replace(id))
+		b.WriteString(tsv(id))
 		b.WriteByte('\n')
 	}
 	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id IN (SELECT e FROM format(TabSeparated, 'e String', {ids:String})) ORDER BY idx",

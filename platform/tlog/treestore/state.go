@@ -32,7 +32,7 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 	var list strings.Builder
 	for _, o := range orgs {
 		out[o] = OrgTree{}
-		list.WriteString(tsv.Replace(o))
+		list.WriteString(tsv(o))
 		list.WriteByte('\n')
 	}
 	in := "org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"
@@ -137,10 +137,10 @@ func (s *Store) rangeHashes(ctx context.Context, sizes map[string]uint64) (map[s
 	var ids, orgs strings.Builder
 	want := 0
 	for org, size := range sizes {
-		orgs.WriteString(tsv.Replace(org))
+		orgs.WriteString(tsv(org))
 		orgs.WriteByte('\n')
 		for _, id := range compact.RangeNodes(0, size, nil) {
-			ids.WriteString(tsv.Replace(org))
+			ids.WriteString(tsv(org))
 			ids.WriteByte('\t')
 			ids.WriteString(strconv.FormatUint(uint64(id.Level), 10))
 			ids.WriteByte('\t')

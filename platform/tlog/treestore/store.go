@@ -68,10 +68,8 @@ type Node struct {
 	StreamSeq uint64
 }
 
-// tsv escapes a value for the TabSeparated format.
-var tsv = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`, "\x00", `\0`)
-
-// appendTSV appends v escaped as tsv escapes it.
+// appendTSV appends v escaped for the TabSeparated format: backslash,
+// tab, newline, carriage return and NUL as their escapes.
 func appendTSV(b []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
@@ -90,6 +88,14 @@ func appendTSV(b []byte, v string) []byte {
 		}
 	}
 	return b
+}
+
+// tsv returns v escaped as appendTSV escapes it.
+func tsv(v string) string {
+	if !strings.ContainsAny(v, "\\\t\n\r\x00") {
+		return v
+	}
+	return string(appendTSV(nil, v))
 }
 
 // WriteNodes stores nodes in one INSERT (atomic: all or none become
@@ -250,10 +256,10 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 		want[k] = true
 		if !seen[k.Org] {
 			seen[k.Org] = true
-			orgs.WriteString(tsv.Replace(k.Org))
+			orgs.WriteString(tsv(k.Org))
 			orgs.WriteByte('\n')
 		}
-		ids.WriteString(tsv.Replace(k.EventID))
+		ids.WriteString(tsv(k.EventID))
 		ids.WriteByte('\n')
 	}
 	rows, err := s.eng.Query(ctx, "SELECT org_id, event_id, min(idx) FROM "+s.byEvent+
@@ -396,9 +402,9 @@ func (s *Store) Salts(ctx context.Context, keys []Key) (map[Key][]byte, error) {
 	}
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString(tsv.Replace(k.Org))
+		b.WriteString(tsv(k.Org))
 		b.WriteByte('\t')
-		b.WriteString(tsv.Replace(k.EventID))
+		b.WriteString(tsv(k.EventID))
 		b.WriteByte('\n')
 	}
 	rows, err := s.eng.Query(ctx, "SELECT org_id, subject, hex(argMin(salt, created_at)) FROM "+s.salts+
@@ -436,9 +442,9 @@ func (s *Store) PutSalts(ctx context.Context, salts []Salt) error {
 		if len(x.Salt) != tlog.SaltSize {
 			return fmt.Errorf("treestore: salt of %d bytes", len(x.Salt))
 		}
-		b.WriteString(tsv.Replace(x.Org))
+		b.WriteString(tsv(x.Org))
 		b.WriteByte('\t')
-		b.WriteString(tsv.Replace(x.Subject))
+		b.WriteString(tsv(x.Subject))
 		b.WriteByte('\t')
 		b.WriteString(hex.EncodeToString(x.Salt))
 		b.WriteByte('\n')
@@ -496,13 +502,13 @@ func (s *Store) PutCheckpoints(ctx context.Context, cs []StoredCheckpoint) error
 	}
 	var b strings.Builder
 	for _, c := range cs {
-		b.WriteString(tsv.Replace(c.Org))
+		b.WriteString(tsv(c.Org))
 		b.WriteByte('\t')
 		b.WriteString(strconv.FormatUint(c.Size, 10))
 		b.WriteByte('\t')
 		b.WriteString(hex.EncodeToString(c.Root))
 		b.WriteByte('\t')
-		b.WriteString(tsv.Replace(string(c.Note)))
+		b.WriteString(tsv(string(c.Note)))
 		b.WriteByte('\t')
 		b.WriteString(strconv.FormatUint(uint64(c.KeyHash), 10))
 		b.WriteByte('\t')

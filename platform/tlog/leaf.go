@@ -1,12 +1,8 @@
 package tlog
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
 
@@ -52,11 +48,8 @@ var ErrNoSalt = errors.New("tlog: no salt for subject")
 // Commitment returns the commitment to value at path under salt:
 // CommitmentPrefix + hex(HMAC-SHA256(salt, path || 0x00 || value)).
 func Commitment(salt []byte, path, value string) string {
-	m := hmac.New(sha256.New, salt)
-	m.Write([]byte(path))
-	m.Write([]byte{0})
-	m.Write([]byte(value))
-	return CommitmentPrefix + hex.EncodeToString(m.Sum(nil))
+	c, _ := NewSubjectKey(salt).appendCommitment(nil, nil, path, value)
+	return string(c)
 }
 
 // IsCommitment reports whether s has the form of a commitment.
@@ -104,11 +97,11 @@ func Subjects(e *schemas.Event) []string {
 // erased subject's fields are stored as their commitments).
 func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 	c := Commitments{}
-	// One keyed HMAC per subject, reset between its fields.
+	// One subject key per run of fields of the same subject.
 	var (
-		macSubject string
-		mac        hash.Hash
-		sum        [sha256.Size]byte
+		k          *SubjectKey
+		keySubject string
+		scratch    []byte
 	)
 	field := func(subject, path, key string, v *string) error {
 		if *v == "" {
@@ -118,19 +111,16 @@ func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 			c[key] = *v
 			return nil
 		}
-		if mac == nil || macSubject != subject {
+		if k == nil || keySubject != subject {
 			salt, ok := salts[subject]
 			if !ok {
 				return fmt.Errorf("%w %q (%s)", ErrNoSalt, subject, key)
 			}
-			mac, macSubject = hmac.New(sha256.New, salt), subject
-		} else {
-			mac.Reset()
+			k, keySubject = NewSubjectKey(salt), subject
 		}
-		mac.Write([]byte(path))
-		mac.Write([]byte{0})
-		mac.Write([]byte(*v))
-		*v = CommitmentPrefix + hex.EncodeToString(mac.Sum(sum[:0]))
+		var b []byte
+		b, scratch = k.appendCommitment(nil, scratch, path, *v)
+		*v = string(b)
 		c[key] = *v
 		return nil
 	}

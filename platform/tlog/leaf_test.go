@@ -2,6 +2,9 @@ package tlog_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 
@@ -40,6 +43,12 @@ func TestLeafMatchesDefinition(t *testing.T) {
 		if c[k] != v {
 			t.Errorf("%s: %s, want %s", k, c[k], v)
 		}
+	}
+	// Commitment itself, as docs/integrity.md defines it.
+	m := hmac.New(sha256.New, salts[a.ID])
+	m.Write([]byte("actor.email\x00" + a.Email))
+	if got, def := tlog.Commitment(salts[a.ID], "actor.email", a.Email), "hmac-sha256:"+hex.EncodeToString(m.Sum(nil)); got != def {
+		t.Errorf("Commitment = %s, want %s", got, def)
 	}
 	raw, err := json.Marshal(ce)
 	if err != nil {

@@ -51,23 +51,33 @@ func (x Entry) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// ParseEntry reads one export line.
+// ParseEntry reads one export line. It is as strict as the event decoder,
+// so that no two readers of a line can see different events: the line must
+// be I-JSON (valid UTF-8, no duplicate key in any object), the event's
+// members are those of the v1 envelope, "log_index" is a non-negative
+// integer (null or absent: not in the log) and "integrity" has only the
+// members of Integrity.
 func ParseEntry(line []byte) (Entry, error) {
+	if _, err := schemas.Canonicalize(line); err != nil {
+		return Entry{}, fmt.Errorf("tlog: export line: %w", err)
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		return Entry{}, fmt.Errorf("tlog: export line: %w", err)
 	}
 	var x Entry
 	if raw, ok := m["log_index"]; ok {
-		var i uint64
-		if err := json.Unmarshal(raw, &i); err != nil {
-			return Entry{}, fmt.Errorf("tlog: export line: log_index: %w", err)
+		if !isNull(raw) {
+			var i uint64
+			if err := json.Unmarshal(raw, &i); err != nil {
+				return Entry{}, fmt.Errorf("tlog: export line: log_index: %w", err)
+			}
+			x.LogIndex = &i
 		}
-		x.LogIndex = &i
 		delete(m, "log_index")
 	}
 	if raw, ok := m["integrity"]; ok {
-		if err := json.Unmarshal(raw, &x.Integrity); err != nil {
+		if err := parseIntegrity(raw, &x.Integrity); err != nil {
 			return Entry{}, fmt.Errorf("tlog: export line: integrity: %w", err)
 		}
 		delete(m, "integrity")
@@ -83,6 +93,40 @@ func ParseEntry(line []byte) (Entry, error) {
 		return Entry{}, errors.New("tlog: export line: event has no received_at")
 	}
 	return x, nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// parseIntegrity decodes an "integrity" member with its keys matched
+// exactly (encoding/json would also take "Leaf_Hash" for leaf_hash).
+func parseIntegrity(raw json.RawMessage, in *Integrity) error {
+	if isNull(raw) {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	for k, v := range m {
+		if isNull(v) {
+			continue
+		}
+		var err error
+		switch k {
+		case "leaf_hash":
+			err = json.Unmarshal(v, &in.LeafHash)
+		case "commitments":
+			err = json.Unmarshal(v, &in.Commitments)
+		case "salts":
+			err = json.Unmarshal(v, &in.Salts)
+		default:
+			err = fmt.Errorf("unknown member %q", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FieldMismatchError reports a personal field whose plaintext does not

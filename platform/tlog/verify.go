@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Problem kinds VerifyExport reports.
@@ -46,6 +48,10 @@ type Report struct {
 	Checkpoint Checkpoint
 	// Erased counts personal fields present only as commitments.
 	Erased int
+	// Unchecked lists the sizes of earlier checkpoints the export cannot
+	// be compared with (they end before the range or inside the right
+	// edge); check those with a consistency proof.
+	Unchecked []uint64
 	// Problem is nil when the export verified.
 	Problem *Problem
 }
@@ -60,6 +66,9 @@ func (r Report) String() string {
 	if r.Erased > 0 {
 		s += fmt.Sprintf(" (%d personal fields erased)", r.Erased)
 	}
+	if len(r.Unchecked) > 0 {
+		s += fmt.Sprintf("; earlier checkpoints of size %s end outside the export and were not compared with it: check them with a consistency proof", joinSizes(r.Unchecked))
+	}
 	return s
 }
 
@@ -71,9 +80,11 @@ type VerifyOptions struct {
 	// the hashes left and right of the range (RangeEdges). Their Size must
 	// be Checkpoint.Size.
 	Edges *Edges
-	// Earlier are older verified checkpoints of the same log; when the
-	// root does not match, those inside the range narrow down where the
-	// first bad entry is.
+	// Earlier are older verified checkpoints of the same log. Each one
+	// whose size ends inside the range must be rebuilt by the range's
+	// prefix (else the log was rewritten after it was signed: a fork);
+	// when the root does not match, they narrow down where the first bad
+	// entry is.
 	Earlier []Checkpoint
 }
 
@@ -88,6 +99,12 @@ var ErrExport = errors.New("tlog: unreadable export")
 // match is reported with its index, event id and kind.
 func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	rep := Report{Checkpoint: opts.Checkpoint}
+	for _, c := range opts.Earlier {
+		if c.Origin != opts.Checkpoint.Origin {
+			return rep, fmt.Errorf("tlog: checkpoints of different logs: %q and %q", opts.Checkpoint.Origin, c.Origin)
+		}
+	}
+	org := logOrg(opts.Checkpoint.Origin)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	var (
@@ -115,6 +132,11 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		idx := *x.LogIndex
 		if len(leaves) == 0 {
 			rep.First = idx
+		}
+		if org != "" && x.Event.OrgID != org {
+			rep.Problem = &Problem{Kind: KindInserted, Index: idx, EventID: id,
+				Reason: fmt.Sprintf("the entry is an event of org %q, the checkpoint is of the log %q", x.Event.OrgID, opts.Checkpoint.Origin)}
+			return rep, nil
 		}
 		for k := range x.Integrity.Commitments {
 			if v := fieldValue(&x.Event, k); v == "" || IsCommitment(v) {
@@ -180,6 +202,14 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		return rep, fmt.Errorf("%w: %w", ErrExport, err)
 	}
 	if bytes.Equal(root, cp.Root) {
+		// The range rebuilds the checkpoint; every earlier checkpoint must
+		// be a prefix of the same tree.
+		pc := checkPrefixes(rep.First, leaves, edges, cp, opts.Earlier)
+		rep.Unchecked = pc.unchecked
+		if pc.bad != nil {
+			rep.Problem = pc.problem(rep.First, leaves, ids,
+				fmt.Sprintf("the export rebuilds the checkpoint of size %d, but not the earlier checkpoint of size %d: the log was rewritten after that checkpoint was signed", cp.Size, pc.bad.Size))
+		}
 		return rep, nil
 	}
 	// The root does not match. The stored leaf hashes, when the export
@@ -198,8 +228,25 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		return rep, nil
 	}
 
-	rep.Problem = localize(rep.First, leaves, edges, opts.Earlier, ids)
+	rep.Problem = localize(rep.First, leaves, edges, cp, opts.Earlier, ids)
 	return rep, nil
+}
+
+// logOrg is the org of a log origin "<deployment>/<org>" ("" when the
+// origin has no "/").
+func logOrg(origin string) string {
+	if i := strings.LastIndexByte(origin, '/'); i >= 0 {
+		return origin[i+1:]
+	}
+	return ""
+}
+
+func joinSizes(sizes []uint64) string {
+	s := make([]string, len(sizes))
+	for i, n := range sizes {
+		s[i] = strconv.FormatUint(n, 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 // orderProblem finds the first entry whose log_index is not the next one.
@@ -222,51 +269,97 @@ func orderProblem(first uint64, idxs []uint64, ids []string) *Problem {
 	return nil
 }
 
+// prefixCheck is what checkPrefixes found.
+type prefixCheck struct {
+	// bad is the smallest earlier checkpoint the export does not rebuild.
+	bad *Checkpoint
+	// lo is the size of the largest earlier checkpoint before bad that it
+	// rebuilds (or the range's first index): the first bad entry is in
+	// [lo, bad.Size).
+	lo        uint64
+	unchecked []uint64
+}
+
+// problem is the KindRoot problem of a checkpoint the export does not
+// rebuild.
+func (pc prefixCheck) problem(first uint64, leaves [][]byte, ids []string, reason string) *Problem {
+	p := &Problem{Kind: KindRoot, Index: pc.lo, IndexTo: pc.bad.Size - 1, Reason: reason + "; the first bad entry is in this span"}
+	if pc.lo >= first && pc.lo < first+uint64(len(leaves)) {
+		p.EventID = ids[pc.lo-first]
+	}
+	return p
+}
+
+// checkPrefixes compares the earlier checkpoints with the tree made of the
+// edges and the leaves of the range: a checkpoint whose size is the end
+// of the left edge or of a prefix of the range must have the root of that
+// prefix, one of the checkpoint's size its root. The others are listed as
+// unchecked.
+func checkPrefixes(first uint64, leaves [][]byte, e Edges, cp Checkpoint, earlier []Checkpoint) prefixCheck {
+	cps := slices.Clone(earlier)
+	slices.SortFunc(cps, func(a, b Checkpoint) int { return cmpU64(a.Size, b.Size) })
+	pc := prefixCheck{lo: first}
+	end := first + uint64(len(leaves))
+	cr, err := NewRange(0, e.Begin, e.Left)
+	if err != nil {
+		return pc
+	}
+	k := 0
+	for ; k < len(cps) && cps[k].Size <= e.Begin; k++ {
+		c := cps[k]
+		switch {
+		case c.Size == 0:
+		case c.Size < e.Begin:
+			pc.unchecked = append(pc.unchecked, c.Size)
+		default: // the end of the left edge
+			if r, err := cr.GetRootHash(nil); err != nil || !bytes.Equal(r, c.Root) {
+				pc.bad, pc.lo = &cps[k], 0
+				return pc
+			}
+		}
+	}
+	for _, l := range leaves {
+		if err := cr.Append(l, nil); err != nil {
+			return pc
+		}
+		for ; k < len(cps) && cps[k].Size == cr.End(); k++ {
+			if r, err := cr.GetRootHash(nil); err != nil || !bytes.Equal(r, cps[k].Root) {
+				pc.bad = &cps[k]
+				return pc
+			}
+			pc.lo = cr.End()
+		}
+	}
+	for ; k < len(cps); k++ {
+		c := cps[k]
+		switch {
+		case c.Size == cp.Size && end < cp.Size:
+			if !bytes.Equal(c.Root, cp.Root) {
+				pc.bad = &cps[k]
+				return pc
+			}
+		case c.Size > end:
+			pc.unchecked = append(pc.unchecked, c.Size)
+		}
+	}
+	return pc
+}
+
 // localize narrows a root mismatch down with earlier checkpoints whose
 // size falls inside the range: the first one the range's prefix does not
 // rebuild bounds the first bad entry.
-func localize(first uint64, leaves [][]byte, e Edges, earlier []Checkpoint, ids []string) *Problem {
+func localize(first uint64, leaves [][]byte, e Edges, cp Checkpoint, earlier []Checkpoint, ids []string) *Problem {
 	end := first + uint64(len(leaves))
-	p := &Problem{Kind: KindRoot, Index: first, IndexTo: end - 1,
-		Reason: "the entries do not rebuild the checkpoint's root (an entry was changed and its stored hashes rewritten, or the edges are wrong)"}
 	if len(leaves) == 0 {
-		p.IndexTo = first
-		return p
+		return &Problem{Kind: KindRoot, Index: first, IndexTo: first,
+			Reason: "the entries do not rebuild the checkpoint's root (an entry was changed and its stored hashes rewritten, or the edges are wrong)"}
 	}
-	cps := slices.Clone(earlier)
-	slices.SortFunc(cps, func(a, b Checkpoint) int { return cmpU64(a.Size, b.Size) })
-	cr, err := NewRange(0, e.Begin, e.Left)
-	if err != nil {
-		return p
+	pc := checkPrefixes(first, leaves, e, cp, earlier)
+	if pc.bad != nil && pc.bad.Size <= end {
+		return pc.problem(first, leaves, ids, fmt.Sprintf("entries up to index %d do not rebuild the root of the earlier checkpoint of size %d", pc.bad.Size-1, pc.bad.Size))
 	}
-	lo := first
-	k := 0
-	for i, l := range leaves {
-		if err := cr.Append(l, nil); err != nil {
-			return p
-		}
-		for k < len(cps) && cps[k].Size < cr.End() {
-			k++
-		}
-		if k < len(cps) && cps[k].Size == cr.End() && cps[k].Size > first {
-			r, err := cr.GetRootHash(nil)
-			if err != nil {
-				return p
-			}
-			if !bytes.Equal(r, cps[k].Root) {
-				p.Index, p.IndexTo = lo, first+uint64(i)
-				p.EventID = ids[lo-first]
-				p.Reason = fmt.Sprintf("entries up to index %d do not rebuild the root of the earlier checkpoint of size %d; the first bad entry is in this span", p.IndexTo, cps[k].Size)
-				return p
-			}
-			lo = cr.End()
-		}
-	}
-	p.Index = lo
-	if lo < end {
-		p.EventID = ids[lo-first]
-	}
-	return p
+	pc.bad = &Checkpoint{Size: end}
+	return pc.problem(first, leaves, ids, "the entries do not rebuild the checkpoint's root (an entry was changed and its stored hashes rewritten, or the edges are wrong)")
 }
 
 func cmpU64(a, b uint64) int {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +394,148 @@ func TestCommitments(t *testing.T) {
 	}
 	if _, _, err := tlog.Commit(ev, tlog.Salts{"usr_1": salt}); !errors.Is(err, tlog.ErrNoSalt) {
 		t.Fatalf("commit without a target salt: %v", err)
+	}
+}
+
+// forge logs f's events again with the entry at index edited by edit,
+// signs checkpoints of the rewritten tree with f's key at the same sizes,
+// and returns its fixture: what an operator holding the key can produce.
+func (f *fixture) forge(t *testing.T, index int, edit func(*tlog.Entry)) *fixture {
+	g := &fixture{tree: newMemTree(), signer: f.signer, vs: f.vs, salts: f.salts}
+	for i, x := range clone(f.entries) {
+		if i == index {
+			edit(&x)
+		}
+		leaf, err := tlog.EntryLeaf(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.tree.append(t, leaf)
+		x.Integrity.LeafHash = hex.EncodeToString(leaf)
+		g.entries = append(g.entries, x)
+		if (i+1)%10 == 0 || i == len(f.entries)-1 {
+			g.cps = append(g.cps, g.checkpoint(t))
+		}
+	}
+	return g
+}
+
+// TestVerifyForkedLog: the operator rewrote an entry, rebuilt the tree and
+// signed new checkpoints with the log's key. The export and the new
+// checkpoints agree; the checkpoints the customer kept from before the
+// rewrite do not, and the verifier must say so, whatever the export's
+// range.
+func TestVerifyForkedLog(t *testing.T) {
+	f := newFixture(t, 40)
+	g := f.forge(t, 15, func(x *tlog.Entry) { x.Event.Outcome, x.Event.Reason = schemas.OutcomeFailure, "denied" })
+	ctx := context.Background()
+	edges := func(tr *memTree, begin, end uint64) *tlog.Edges {
+		e, err := tlog.RangeEdges(ctx, tr, "acme", begin, end, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &e
+	}
+	cases := []struct {
+		name       string
+		begin, end uint64
+		edges      *tlog.Edges
+		earlier    []tlog.Checkpoint
+		from, to   uint64 // the suspect span reported
+		unchecked  []uint64
+	}{
+		{name: "kept checkpoints of sizes 10..30", end: 40, earlier: f.cps[:3], from: 10, to: 19},
+		{name: "kept a checkpoint of the same size", end: 40, earlier: f.cps[3:], from: 10, to: 39},
+		{name: "range after expired entries, kept checkpoint at its start", begin: 20, end: 40, edges: edges(g.tree, 20, 40), earlier: f.cps[1:2], from: 0, to: 19},
+		{name: "range ending before the kept checkpoint of the same size", begin: 0, end: 30, edges: edges(g.tree, 0, 30), earlier: f.cps[3:], from: 10, to: 39},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := tlog.VerifyExport(strings.NewReader(export(t, g.entries[tc.begin:tc.end])),
+				tlog.VerifyOptions{Checkpoint: g.latest(), Edges: tc.edges, Earlier: slices.Concat(tc.earlier, g.cps[:1])})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := rep.Problem
+			if p == nil || p.Kind != tlog.KindRoot || p.Index != tc.from || p.IndexTo != tc.to {
+				t.Fatalf("forked log: %s; want root problem in %d..%d", rep, tc.from, tc.to)
+			}
+			t.Log(rep)
+		})
+	}
+	// The forged log's own checkpoints verify its export; the checkpoints
+	// before the range cannot be compared with it and the verdict says so.
+	rep, err := tlog.VerifyExport(strings.NewReader(export(t, g.entries[20:])),
+		tlog.VerifyOptions{Checkpoint: g.latest(), Edges: edges(g.tree, 20, 40), Earlier: []tlog.Checkpoint{f.cps[0], g.cps[2]}})
+	if err != nil || rep.Problem != nil || fmt.Sprint(rep.Unchecked) != "[10]" || !strings.Contains(rep.String(), "size 10 end outside the export") {
+		t.Fatalf("range after the kept checkpoints: %s, %v", rep, err)
+	}
+	// Checkpoints of two logs are not compared.
+	other, err := f.signer.Sign("audit.test/globex", 10, f.cps[0].Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := f.vs.OpenCheckpoint(other, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries)), tlog.VerifyOptions{Checkpoint: f.latest(), Earlier: []tlog.Checkpoint{oc}}); err == nil {
+		t.Fatal("checkpoints of two logs accepted together")
+	}
+}
+
+// TestVerifyRefusesAmbiguousLines: a line that two JSON readers could read
+// as different events, or whose members the verifier would skip, is
+// refused, so what verified is what every reader of the export sees.
+func TestVerifyRefusesAmbiguousLines(t *testing.T) {
+	f := newFixture(t, 3)
+	lines := strings.Split(strings.TrimSpace(export(t, f.entries)), "\n")
+	cases := []struct {
+		name       string
+		old, new   string
+		kind       string // "" = unreadable export
+		index      uint64
+		checkpoint string // origin of the checkpoint signed over the same tree
+	}{
+		{name: "a member twice, the verified value last", old: `"outcome":"success"`, new: `"outcome":"failure","outcome":"success"`},
+		{name: "a details key twice", old: `"to":"admin"`, new: `"to":"owner","to":"admin"`},
+		{name: "an unknown member", old: `"outcome":"success"`, new: `"outcome":"success","approved_by":"cfo"`},
+		{name: "an unknown integrity member", old: `"integrity":{`, new: `"integrity":{"verified":true,`},
+		{name: "an integrity member in other case", old: `"integrity":{`, new: `"integrity":{"LEAF_HASH":"00",`},
+		{name: "a salt twice", old: `"salts":{`, new: `"salts":{"usr_1":"00",`},
+		{name: "invalid UTF-8", old: `"Ada Lovelace"`, new: "\"Ada Lovelace\xff\""},
+		{name: "log_index null", old: `"log_index":1`, new: `"log_index":null`, kind: tlog.KindInserted, index: 1},
+		{name: "an event of another org", kind: tlog.KindInserted, index: 0, checkpoint: "audit.test/globex"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := append([]string(nil), lines...)
+			if tc.old != "" {
+				if !strings.Contains(ls[1], tc.old) {
+					t.Fatalf("line lacks %s", tc.old)
+				}
+				ls[1] = strings.Replace(ls[1], tc.old, tc.new, 1)
+			}
+			cp := f.latest()
+			if tc.checkpoint != "" {
+				msg, err := f.signer.Sign(tc.checkpoint, cp.Size, cp.Root)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cp, err = f.vs.OpenCheckpoint(msg, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := tlog.VerifyExport(strings.NewReader(strings.Join(ls, "\n")), tlog.VerifyOptions{Checkpoint: cp})
+			if tc.kind == "" {
+				if !errors.Is(err, tlog.ErrExport) {
+					t.Fatalf("ambiguous line accepted: %s, %v", rep, err)
+				}
+				return
+			}
+			if err != nil || rep.Problem == nil || rep.Problem.Kind != tc.kind || rep.Problem.Index != tc.index {
+				t.Fatalf("report %s, %v; want %s at %d", rep, err, tc.kind, tc.index)
+			}
+		})
 	}
 }

@@ -24,10 +24,12 @@
 package witness
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -187,30 +189,29 @@ func FromNote(org, origin string, size uint64, keyHash uint32, signedAt time.Tim
 // ("note"), a Splunk HEC envelope ("event"), an OCSF object
 // ("unmapped.checkpoint"); or the note in base64, as CEF (cs4) and LEEF
 // (checkpointNoteBase64) carry it. Anything else is returned unchanged,
-// for the verifier to refuse.
+// for the verifier to refuse — so is JSON that is ambiguous about its
+// note: two different notes in those places, or an object with a key
+// twice, which JSON readers resolve differently.
 func ExtractNote(b []byte) []byte {
 	t := strings.TrimSpace(string(b))
 	if strings.HasPrefix(t, "{") {
-		var v struct {
-			Note string `json:"note"`
-			Data struct {
-				Note string `json:"note"`
-			} `json:"data"`
-			Event struct {
-				Note string `json:"note"`
-			} `json:"event"`
-			Unmapped struct {
-				Checkpoint struct {
-					Note string `json:"note"`
-				} `json:"checkpoint"`
-			} `json:"unmapped"`
+		var v map[string]any
+		if json.Unmarshal([]byte(t), &v) != nil || hasDuplicateKey([]byte(t)) {
+			return b
 		}
-		if json.Unmarshal([]byte(t), &v) == nil {
-			for _, n := range []string{v.Note, v.Data.Note, v.Event.Note, v.Unmapped.Checkpoint.Note} {
-				if n != "" {
-					return []byte(n)
-				}
+		var found string
+		for _, path := range [][]string{{"note"}, {"data", "note"}, {"event", "note"}, {"unmapped", "checkpoint", "note"}} {
+			n, _ := member(v, path).(string)
+			if n == "" {
+				continue
 			}
+			if found != "" && n != found {
+				return b
+			}
+			found = n
+		}
+		if found != "" {
+			return []byte(found)
 		}
 		return b
 	}
@@ -220,4 +221,69 @@ func ExtractNote(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// member returns the value at path in nested objects (keys matched
+// exactly), or nil.
+func member(v map[string]any, path []string) any {
+	var cur any = v
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[k]
+	}
+	return cur
+}
+
+// hasDuplicateKey reports whether an object of the JSON document data has
+// a key twice (or data is not JSON).
+func hasDuplicateKey(data []byte) bool {
+	type frame struct {
+		keys      map[string]bool // nil for an array
+		expectKey bool
+	}
+	var stack []*frame
+	d := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if top != nil && top.keys != nil {
+				top.expectKey = true // this value ends with its closing delimiter
+			}
+			f := &frame{}
+			if tok == json.Delim('{') {
+				f.keys, f.expectKey = map[string]bool{}, true
+			}
+			stack = append(stack, f)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top == nil || top.keys == nil {
+				continue
+			}
+			if top.expectKey {
+				k, _ := tok.(string)
+				if top.keys[k] {
+					return true
+				}
+				top.keys[k] = true
+				top.expectKey = false
+			} else {
+				top.expectKey = true
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package witness_test
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -106,5 +107,38 @@ func TestExtractNote(t *testing.T) {
 	}
 	if got := witness.ExtractNote([]byte(`{"unrelated":true}`)); string(got) != `{"unrelated":true}` {
 		t.Errorf("JSON without a note: %q", got)
+	}
+	// A file that holds two checkpoints, or says "note" twice, is refused
+	// rather than read one way here and another way by the customer's
+	// tools: the verifier would check a note the customer did not keep.
+	skey, vkey, _ := tlog.GenerateKey("audit.test")
+	signer, _ := tlog.NewSigner(skey)
+	vs, _ = tlog.NewVerifiers(vkey)
+	note := func(size uint64) witness.Record {
+		n, err := signer.Sign("audit.test/acme", size, make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return witness.FromNote("acme", "audit.test/acme", size, signer.KeyHash(), time.Now(), n)
+	}
+	r, other := note(7), note(8)
+	rec, _ = r.Encode()
+	otherRec, _ := other.Encode()
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	ambiguous := map[string]string{
+		"a body with a note of its own": `{"type":"audit.checkpoint","note":` + q(other.Note) + `,"data":` + string(rec) + `}`,
+		"an HEC envelope with two":      `{"event":` + string(rec) + `,"data":` + string(otherRec) + `}`,
+		"the key twice":                 `{"note":` + q(r.Note) + `,"note":` + q(other.Note) + `}`,
+		"a nested key twice":            `{"data":{"note":` + q(other.Note) + `,"note":` + q(r.Note) + `}}`,
+	}
+	for name, f := range ambiguous {
+		if _, err := vs.OpenCheckpoint(witness.ExtractNote([]byte(f)), ""); err == nil {
+			t.Errorf("%s: a note was taken from an ambiguous file", name)
+		}
+	}
+	// The same note in two places is not ambiguous.
+	same := `{"note":` + q(r.Note) + `,"data":` + string(rec) + `}`
+	if _, err := vs.OpenCheckpoint(witness.ExtractNote([]byte(same)), r.Origin); err != nil {
+		t.Errorf("the same note twice: %v", err)
 	}
 }

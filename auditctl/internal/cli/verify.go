@@ -23,9 +23,9 @@ const verifyUsage = `usage:
   auditctl verify inclusion --entry FILE --checkpoint FILE --proof FILE --key VKEY
       check one exported event's inclusion proof
 
---key (repeatable, or AUDIT_TLOG_VERIFIER_KEYS comma separated) is a checkpoint verifier
-key "<name>+<hash>+<base64>"; list every key the log has used so checkpoints signed
-before a rotation verify. --origin checks the log's origin "<deployment>/<org>".
+--key (repeatable; without it, AUDIT_TLOG_VERIFIER_KEYS comma separated) is a checkpoint
+verifier key "<name>+<hash>+<base64>"; list every key the log has used so checkpoints
+signed before a rotation verify. --origin checks the log's origin "<deployment>/<org>".
 A checkpoint file is the signed note, or a checkpoint record as a webhook or SIEM
 destination received it (the webhook body, the JSON record or HEC/OCSF object
 holding it, or the note in base64 as CEF and LEEF carry it).
@@ -90,6 +90,11 @@ func runVerify(args []string, env Env) error {
 		in = f
 	}
 	rep, err := tlog.VerifyExport(in, opts)
+	if errors.Is(err, tlog.ErrExport) {
+		// A line the verifier cannot read unambiguously is a verdict too.
+		fmt.Fprintln(env.Stdout, "NOT verified:", err)
+		return errVerification
+	}
 	if err != nil {
 		return err
 	}
@@ -221,25 +226,33 @@ func (m *repeated) Set(s string) error {
 	return nil
 }
 
-type keyFlags struct{ keys repeated }
+// keyFlags are the trusted verifier keys: those named with --key, or
+// when there is none, those of AUDIT_TLOG_VERIFIER_KEYS. The flags replace
+// the environment rather than add to it, so the keys named on the command
+// line are the only ones trusted.
+type keyFlags struct{ keys, env repeated }
 
 func verifyKeys(fs *flag.FlagSet, env Env) (*keyFlags, *string) {
 	k := &keyFlags{}
 	for _, s := range strings.Split(env.Getenv("AUDIT_TLOG_VERIFIER_KEYS"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			k.keys = append(k.keys, s)
+			k.env = append(k.env, s)
 		}
 	}
-	fs.Var(&k.keys, "key", "checkpoint verifier key (repeatable; AUDIT_TLOG_VERIFIER_KEYS)")
+	fs.Var(&k.keys, "key", "checkpoint verifier key (repeatable; replaces AUDIT_TLOG_VERIFIER_KEYS)")
 	origin := fs.String("origin", "", `expected log origin "<deployment>/<org>"`)
 	return k, origin
 }
 
 func (k *keyFlags) verifiers() (*tlog.Verifiers, error) {
-	if len(k.keys) == 0 {
+	keys := k.keys
+	if len(keys) == 0 {
+		keys = k.env
+	}
+	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: name the checkpoint key with --key or AUDIT_TLOG_VERIFIER_KEYS", errUsage)
 	}
-	return tlog.NewVerifiers(k.keys...)
+	return tlog.NewVerifiers(keys...)
 }
 
 func openCheckpoint(vs *tlog.Verifiers, path, origin string) (tlog.Checkpoint, error) {

@@ -132,10 +132,38 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 
+	// A line JSON readers would read differently (a member twice) is not
+	// read one way and verified: the verdict names its line.
+	ambiguous := append([]string(nil), lines...)
+	ambiguous[4] = strings.Replace(ambiguous[4], `"outcome":"success"`, `"outcome":"failure","outcome":"success"`, 1)
+	os.WriteFile(p("ambiguous.ndjson"), []byte(strings.Join(ambiguous, "\n")+"\n"), 0o644)
+	out, code = runCLI(t, "verify", "--export", p("ambiguous.ndjson"), "--checkpoint", p("new.ckpt"), "--key", vkey)
+	if code != 1 || !strings.HasPrefix(out, "NOT verified: tlog: unreadable export: line 5: ") || !strings.Contains(out, "duplicate") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+
 	// A checkpoint signed by another key is refused.
 	_, other, _ := tlog.GenerateKey("audit.test")
 	if out, code := runCLI(t, "verify", "--export", p("export.ndjson"), "--checkpoint", p("new.ckpt"), "--key", other); code != 1 || !strings.Contains(out, "does not verify") {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	// The keys named with --key are the only ones trusted: a key in the
+	// environment (say, the served keys, set by a script) is not added.
+	withEnv := func(args ...string) (string, int) {
+		var out bytes.Buffer
+		code := cli.Main(context.Background(), args, cli.Env{Stdout: &out, Stderr: &out, Getenv: func(k string) string {
+			if k == "AUDIT_TLOG_VERIFIER_KEYS" {
+				return vkey
+			}
+			return ""
+		}})
+		return out.String(), code
+	}
+	if out, code := withEnv("verify", "--export", p("export.ndjson"), "--checkpoint", p("new.ckpt"), "--key", other); code != 1 || !strings.Contains(out, "does not verify") {
+		t.Fatalf("--key beside AUDIT_TLOG_VERIFIER_KEYS: exit %d:\n%s", code, out)
+	}
+	if out, code := withEnv("verify", "--export", p("export.ndjson"), "--checkpoint", p("new.ckpt")); code != 0 {
+		t.Fatalf("AUDIT_TLOG_VERIFIER_KEYS alone: exit %d:\n%s", code, out)
 	}
 
 	out, code = runCLI(t, "verify", "consistency", "--old", p("old.ckpt"), "--new", p("new.ckpt"), "--proof", p("consistency.json"), "--key", vkey)

@@ -633,7 +633,10 @@
   // and the commitments; none of its answers is taken as a verdict.
 
   const PINS_KEY = 'takumo-audit.pinned-keys';
-  const SEEN_KEY = 'takumo-audit.checkpoints'; // log origin -> the largest checkpoint verified here
+  // org id -> the largest checkpoint verified here. Kept per organization,
+  // not per log origin: a checkpoint under another origin (a renamed
+  // deployment) must still extend the history this browser saw.
+  const SEEN_KEY = 'takumo-audit.checkpoints';
   const COMMITMENT = /^hmac-sha256:[0-9a-f]{64}$/;
   // An entry the log does not hold this long after it was received is not
   // waited for: the writer signs every few seconds.
@@ -867,7 +870,7 @@
     if (firstUse) pinKey(opened.key.vkey);
     // The log only grows: the new checkpoint must extend the last one this
     // browser verified for this log.
-    const seen = seenCheckpoints()[origin];
+    const seen = seenCheckpoints()[org];
     let prior = null;
     if (seen && Number.isSafeInteger(seen.size) && typeof seen.root === 'string') {
       const why = await inconsistency(seen, size, root);
@@ -878,7 +881,7 @@
       }
       prior = seen.size;
     }
-    if (!seen || size >= seen.size) rememberCheckpoint(origin, size, root);
+    if (!seen || size >= seen.size) rememberCheckpoint(org, size, root);
     const lm = new Date(res.headers.get('Last-Modified') || '');
     integ.ckpt = { origin, size, root, key: opened.key, note, firstUse, prior, signedAt: isNaN(lm.getTime()) ? null : lm };
   }
@@ -890,9 +893,9 @@
     } catch (e) { return {}; }
   }
 
-  function rememberCheckpoint(origin, size, root) {
+  function rememberCheckpoint(org, size, root) {
     const all = seenCheckpoints();
-    all[origin] = { size, root: btoa(String.fromCharCode(...root)) };
+    all[org] = { size, root: btoa(String.fromCharCode(...root)) };
     try { localStorage.setItem(SEEN_KEY, JSON.stringify(all)); } catch (e) { /* storage disabled: nothing remembered */ }
   }
 
@@ -1154,29 +1157,37 @@
       if (want && want !== c) throw new Mismatch('its ' + key + ' does not match the commitment logged for it: it was changed after it was logged.');
       return c;
     };
-    const s = (v) => (typeof v === 'string' ? v : '');
-    const opt = (v) => (s(v) === '' ? undefined : s(v));
+    // A member is a string or absent (null reads as absent, as in the
+    // server's decoder): anything else would be shown as one thing and
+    // hashed as another.
+    const s = (v, name) => {
+      if (v === undefined || v === null) return '';
+      if (typeof v !== 'string') throw new Mismatch('its ' + name + ' is not a string, as no logged entry has it.');
+      return v;
+    };
+    const opt = (v, name) => (s(v, name) === '' ? undefined : v);
     const a = ev.actor && typeof ev.actor === 'object' ? ev.actor : {};
-    const actor = { type: s(a.type), id: s(a.id) };
+    const actor = { type: s(a.type, 'actor.type'), id: s(a.id, 'actor.id') };
     for (const [f, path] of [['name', 'actor.name'], ['email', 'actor.email'], ['ip', 'actor.ip'], ['user_agent', 'actor.user_agent']]) {
-      actor[f] = await commit(s(a.id), path, path, a[f]);
+      actor[f] = await commit(actor.id, path, path, s(a[f], path));
     }
     const targets = [];
     const ts = Array.isArray(ev.targets) ? ev.targets : [];
     for (let i = 0; i < ts.length; i++) {
       const t = ts[i] && typeof ts[i] === 'object' ? ts[i] : {};
-      targets.push({ type: s(t.type), id: s(t.id), name: await commit(s(t.id), 'targets.name', 'targets.' + i + '.name', t.name) });
+      const id = s(t.id, 'targets.' + i + '.id');
+      targets.push({ type: s(t.type, 'targets.' + i + '.type'), id, name: await commit(id, 'targets.name', 'targets.' + i + '.name', s(t.name, 'targets.' + i + '.name')) });
     }
     for (const k of Object.keys(cs)) {
       if (!used.has(k)) throw new Mismatch('a commitment was logged for ' + k + ', which the entry does not have.');
     }
     const c = ev.context && typeof ev.context === 'object' ? ev.context : {};
     return {
-      id: s(ev.id), org_id: s(ev.org_id), action: s(ev.action), category: s(ev.category),
-      occurred_at: s(ev.occurred_at), received_at: opt(ev.received_at),
-      actor, targets, outcome: s(ev.outcome), reason: opt(ev.reason),
+      id: s(ev.id, 'id'), org_id: s(ev.org_id, 'org_id'), action: s(ev.action, 'action'), category: s(ev.category, 'category'),
+      occurred_at: s(ev.occurred_at, 'occurred_at'), received_at: opt(ev.received_at, 'received_at'),
+      actor, targets, outcome: s(ev.outcome, 'outcome'), reason: opt(ev.reason, 'reason'),
       details: ev.details && typeof ev.details === 'object' ? ev.details : {},
-      context: { request_id: opt(c.request_id), trace_id: opt(c.trace_id), source: opt(c.source) },
+      context: { request_id: opt(c.request_id, 'context.request_id'), trace_id: opt(c.trace_id, 'context.trace_id'), source: opt(c.source, 'context.source') },
     };
   }
 

@@ -1,15 +1,21 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,7 +297,7 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	// A browser that remembers a different history of this log (another
 	// root at size 70) is told the log was rewritten, and no entry
 	// verifies.
-	js[chromedp.Void](b, `localStorage.setItem('takumo-audit.checkpoints', JSON.stringify({'audit.test/org_acme': {size: 70, root: btoa('x'.repeat(32))}}))`)
+	js[chromedp.Void](b, `localStorage.setItem('takumo-audit.checkpoints', JSON.stringify({'org_acme': {size: 70, root: btoa('x'.repeat(32))}}))`)
 	b.open(base, tok)
 	b.wait("the rewritten history", `document.getElementById('ckpt-status').textContent.includes('does not extend the checkpoint of size 70 this browser verified before')`, 30*time.Second)
 	b.wait("entries failed", onScreen+`.every((tr) => tr.dataset.integrity === 'failed') && !!document.querySelector('#rows tr.entry[data-integrity="failed"] .why')`, 30*time.Second)
@@ -313,6 +319,90 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	b.click("#ckpt-trust")
 	b.wait("the trusted key", `document.getElementById('ckpt-status').textContent.includes('Signature verified')`, 30*time.Second)
 	b.wait("entries checked again", row(ids[0])+`?.dataset.integrity === 'failed' && `+onScreen+`.every((tr) => ['verified', 'failed'].includes(tr.dataset.integrity))`, 30*time.Second)
+	b.noProblems()
+
+	// A server that lies to the page: a proxy in front of auditd (the
+	// page's origin now) rewrites its answers.
+	up, _ := url.Parse(base)
+	var lie atomic.Value
+	lie.Store("")
+	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, cfg.TlogDeployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forgedOrigin = "audit.renamed/org_acme"
+	rewrite := func(res *http.Response, edit func([]byte) []byte) error {
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return err
+		}
+		body = edit(body)
+		res.Body = io.NopCloser(bytes.NewReader(body))
+		res.ContentLength = int64(len(body))
+		res.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(up) },
+		ModifyResponse: func(res *http.Response) error {
+			switch path := res.Request.URL.Path; {
+			case lie.Load() == "types" && path == "/v1/events":
+				// Members the log does not hold, as numbers: a string
+				// member absent from the entry hashes the same, but the
+				// page would show them.
+				return rewrite(res, func(b []byte) []byte {
+					var page map[string]any
+					if json.Unmarshal(b, &page) != nil {
+						return b
+					}
+					for _, e := range page["data"].([]any) {
+						ev := e.(map[string]any)
+						if _, ok := ev["reason"]; !ok {
+							ev["reason"] = 42
+						}
+					}
+					out, _ := json.Marshal(page)
+					return out
+				})
+			case lie.Load() == "origin" && path == "/v1/integrity/keys":
+				return rewrite(res, func(b []byte) []byte {
+					return bytes.Replace(b, []byte(`"audit.test/org_acme"`), []byte(`"`+forgedOrigin+`"`), 1)
+				})
+			case lie.Load() == "origin" && path == "/v1/integrity/checkpoint":
+				// A history rewritten and signed with the log's key under
+				// another origin, at the size this browser saw.
+				return rewrite(res, func(b []byte) []byte {
+					lines := strings.Split(string(b), "\n")
+					var size uint64
+					fmt.Sscan(lines[1], &size)
+					note, err := signer.Sign(forgedOrigin, size, bytes.Repeat([]byte{7}, 32))
+					if err != nil {
+						return b
+					}
+					return note
+				})
+			}
+			return nil
+		},
+	})
+	t.Cleanup(proxy.Close)
+	lie.Store("types")
+	b.open(proxy.URL, tok)
+	b.wait("the entries with members the log does not hold failed", onScreen+`.length > 0 && `+onScreen+`.every((tr) => tr.dataset.integrity === 'failed')`, 30*time.Second)
+	if got := js[string](b, `document.querySelector('#rows tr.entry td.integrity').innerText`); !strings.Contains(got, "reason is not a string") {
+		t.Errorf("an entry with a reason the log does not hold reads %q", got)
+	}
+	lie.Store("")
+	b.open(proxy.URL, tok)
+	b.wait("the honest answers verified", onScreen+`.some((tr) => tr.dataset.integrity === 'verified') && `+onScreen+`.every((tr) => ['verified', 'failed'].includes(tr.dataset.integrity))`, 30*time.Second)
+	lie.Store("origin")
+	b.open(proxy.URL, tok)
+	b.wait("the rewritten history under another origin", `document.getElementById('ckpt-status').textContent.includes('different root than the checkpoint of size')`, 30*time.Second)
 	b.noProblems()
 }
 

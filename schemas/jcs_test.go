@@ -312,3 +312,25 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+func TestExactNumber(t *testing.T) {
+	for s, want := range map[string]struct {
+		canonical string
+		exact     bool
+	}{
+		"1": {"1", true}, "1.0": {"1", true}, "1e2": {"100", true}, "100.00": {"100", true}, "-0.0": {"0", true},
+		"0.1": {"0.1", true}, "0.30000000000000004": {"0.30000000000000004", true}, "12.5e-1": {"1.25", true},
+		"1E+21": {"1e+21", true}, "0e99999999999999999999": {"0", true},
+		"0.10000000000000001":     {"0.1", false},
+		"9007199254740993.0":      {"9007199254740992", false},
+		"1e-400":                  {"0", false},
+		"4.9406564584124654e-324": {"5e-324", false},
+		"1e400":                   {"", false},
+		"0x10":                    {"", false},
+	} {
+		c, exact := ExactNumber(s)
+		if c != want.canonical || exact != want.exact {
+			t.Errorf("ExactNumber(%q) = %q, %v; want %q, %v", s, c, exact, want.canonical, want.exact)
+		}
+	}
+}

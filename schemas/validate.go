@@ -85,7 +85,9 @@ func (e *ValidationError) Error() string {
 //     [A-Za-z0-9_-]{1,MaxDetailsKeyLen}, strings at most
 //     MaxDetailsStringLen bytes, arrays at most MaxDetailsArrayLen items,
 //     at most MaxDetailsDepth levels; integers within ±(2^53-1) and every
-//     number finite, so canonical encoding keeps them exact. The action's
+//     number finite and exact (ExactNumber: the number its canonical form
+//     denotes, so "0.10000000000000001" is refused, "0.1" and "1.0" are
+//     not), so canonical encoding keeps them exact. The action's
 //     fields must be present when required and of their type. Keys the
 //     action does not list are allowed, within these limits, so producers
 //     can add context before the catalog learns about it.
@@ -447,6 +449,10 @@ func (v *validator) number(path string, n json.Number) {
 	}
 	if isIntegerLiteral(string(n)) && math.Abs(f) > maxSafeInteger {
 		v.add(path, "integer %s is outside ±(2^53-1) and would lose precision; send it as a string", n)
+		return
+	}
+	if c, exact := ExactNumber(string(n)); !exact {
+		v.add(path, "number %s would lose precision: the log and every reader using doubles hold it as %s; send %s, or the number as a string", truncate(string(n)), c, c)
 	}
 }
 

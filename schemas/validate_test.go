@@ -142,6 +142,12 @@ func TestValidateRules(t *testing.T) {
 		{"unsafe integer", func(e *Event) { e.Details["n"] = uint64(1 << 60) }, []string{"details.n"}},
 		{"unsafe integer literal", func(e *Event) { e.Details["n"] = json.Number("9007199254740993") }, []string{"details.n"}},
 		{"number overflow", func(e *Event) { e.Details["n"] = json.Number("1e400") }, []string{"details.n"}},
+		// Numbers with more digits than their double: the log would hold
+		// another number than the store shows.
+		{"unsafe integer with a fraction", func(e *Event) { e.Details["n"] = json.Number("9007199254740993.0") }, []string{"details.n"}},
+		{"unsafe integer with an exponent", func(e *Event) { e.Details["n"] = json.Number("9.007199254740993e15") }, []string{"details.n"}},
+		{"decimal beyond a double", func(e *Event) { e.Details["n"] = json.Number("0.10000000000000001") }, []string{"details.n"}},
+		{"underflow to zero", func(e *Event) { e.Details["n"] = json.Number("1e-400") }, []string{"details.n"}},
 		{"NaN", func(e *Event) { e.Details["n"] = math.NaN() }, []string{"details.n"}},
 		{"invalid json.Number", func(e *Event) { e.Details["n"] = json.Number("0x10") }, []string{"details.n"}},
 		{"unmarshalable", func(e *Event) { e.Details["f"] = func() {} }, []string{"details.f"}},

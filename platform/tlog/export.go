@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 
 	"github.com/takumo/audit/schemas"
 )
@@ -139,11 +141,57 @@ func (e *FieldMismatchError) Error() string {
 	return "tlog: " + e.Field + " does not match its commitment"
 }
 
+// InexactNumberError reports a number in an entry's details written with
+// more digits than the double the leaf commits to (schemas.ExactNumber):
+// the entry shows a number the log does not hold.
+type InexactNumberError struct {
+	Path, Text, Logged string
+}
+
+func (e *InexactNumberError) Error() string {
+	return fmt.Sprintf("tlog: %s is %s, a number the log holds as %s", e.Path, e.Text, e.Logged)
+}
+
+// inexactNumber finds the first number under v, a decoded details value,
+// that is not exact.
+func inexactNumber(path string, v any) *InexactNumberError {
+	switch x := v.(type) {
+	case json.Number:
+		if c, ok := schemas.ExactNumber(string(x)); !ok {
+			return &InexactNumberError{Path: path, Text: string(x), Logged: c}
+		}
+	case []any:
+		for i, y := range x {
+			if e := inexactNumber(path+"["+strconv.Itoa(i)+"]", y); e != nil {
+				return e
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if e := inexactNumber(path+"."+k, x[k]); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
 // EntryLeaf recomputes the leaf hash of an export entry: fields with a
 // commitment and no plaintext (erased subjects) enter as the commitment;
 // fields with plaintext are committed again under the subject's salt and
-// must match the exported commitment (else *FieldMismatchError).
+// must match the exported commitment (else *FieldMismatchError). Every
+// number in the details must be exact (else *InexactNumberError): the leaf
+// commits to numbers as doubles, so a number with more digits would verify
+// although it is not the one logged.
 func EntryLeaf(x Entry) ([]byte, error) {
+	if e := inexactNumber("details", x.Event.Details); e != nil {
+		return nil, e
+	}
 	salts := Salts{}
 	for s, h := range x.Integrity.Salts {
 		b, err := hex.DecodeString(h)

@@ -145,8 +145,11 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		}
 		leaf, err := EntryLeaf(x)
 		if err != nil {
-			var fm *FieldMismatchError
-			if errors.As(err, &fm) || errors.Is(err, ErrNoSalt) {
+			var (
+				fm *FieldMismatchError
+				ne *InexactNumberError
+			)
+			if errors.As(err, &fm) || errors.As(err, &ne) || errors.Is(err, ErrNoSalt) {
 				rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: id, Reason: err.Error()}
 				return rep, nil
 			}

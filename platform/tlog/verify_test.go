@@ -505,6 +505,7 @@ func TestVerifyRefusesAmbiguousLines(t *testing.T) {
 		{name: "a salt twice", old: `"salts":{`, new: `"salts":{"usr_1":"00",`},
 		{name: "invalid UTF-8", old: `"Ada Lovelace"`, new: "\"Ada Lovelace\xff\""},
 		{name: "log_index null", old: `"log_index":1`, new: `"log_index":null`, kind: tlog.KindInserted, index: 1},
+		{name: "a number with more digits than the logged double", old: `"n":1`, new: `"n":1.0000000000000001`, kind: tlog.KindChanged, index: 1},
 		{name: "an event of another org", kind: tlog.KindInserted, index: 0, checkpoint: "audit.test/globex"},
 	}
 	for _, tc := range cases {
@@ -537,5 +538,13 @@ func TestVerifyRefusesAmbiguousLines(t *testing.T) {
 				t.Fatalf("report %s, %v; want %s at %d", rep, err, tc.kind, tc.index)
 			}
 		})
+	}
+	// The same number written another way is the same number.
+	for _, n := range []string{`"n":1.0`, `"n":1e0`} {
+		ls := append([]string(nil), lines...)
+		ls[1] = strings.Replace(ls[1], `"n":1`, n, 1)
+		if rep, err := tlog.VerifyExport(strings.NewReader(strings.Join(ls, "\n")), tlog.VerifyOptions{Checkpoint: f.latest()}); err != nil || rep.Problem != nil {
+			t.Errorf("%s: %s, %v", n, rep, err)
+		}
 	}
 }

@@ -61,8 +61,12 @@ func (r Report) String() string {
 	if r.Problem != nil {
 		return "NOT verified: " + r.Problem.Error()
 	}
-	s := fmt.Sprintf("verified: %d events, indices %d..%d, consistent with checkpoint size %d, root %s, key %s+%08x",
-		r.Events, r.First, r.Last, r.Checkpoint.Size, hex.EncodeToString(r.Checkpoint.Root), r.Checkpoint.KeyName, r.Checkpoint.KeyHash)
+	span := fmt.Sprintf(", indices %d..%d", r.First, r.Last)
+	if r.Events == 0 {
+		span = "" // the edges alone rebuilt the root: no entry was checked
+	}
+	s := fmt.Sprintf("verified: %d events%s, consistent with checkpoint size %d, root %s, key %s+%08x",
+		r.Events, span, r.Checkpoint.Size, hex.EncodeToString(r.Checkpoint.Root), r.Checkpoint.KeyName, r.Checkpoint.KeyHash)
 	if r.Erased > 0 {
 		s += fmt.Sprintf(" (%d personal fields erased)", r.Erased)
 	}
@@ -172,6 +176,16 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	if p := orderProblem(rep.First, idxs, ids); p != nil {
 		rep.Problem = p
 		return rep, nil
+	}
+	// The writer logs an event id once; a second leaf of one id is not a
+	// log it wrote.
+	at := make(map[string]uint64, len(ids))
+	for i, id := range ids {
+		if j, dup := at[id]; dup {
+			rep.Problem = &Problem{Kind: KindInserted, Index: rep.First + uint64(i), EventID: id, Reason: fmt.Sprintf("the event is already in the log at index %d", j)}
+			return rep, nil
+		}
+		at[id] = rep.First + uint64(i)
 	}
 	rep.Events = uint64(len(leaves))
 	if rep.Events > 0 {

@@ -182,6 +182,16 @@ func TestVerifyPartialRangeWithEdges(t *testing.T) {
 	if err != nil || rep.Problem != nil || rep.First != 10 || rep.Last != 29 {
 		t.Fatalf("report %+v, %v", rep, err)
 	}
+	// An empty export with edges covering everything checks no entry, and
+	// the verdict names no index.
+	e0, err := tlog.RangeEdges(ctx, f.tree, "acme", 0, 0, 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = tlog.VerifyExport(strings.NewReader(""), tlog.VerifyOptions{Checkpoint: f.latest(), Edges: &e0})
+	if err != nil || rep.Problem != nil || !strings.HasPrefix(rep.String(), "verified: 0 events, consistent with checkpoint size 37") {
+		t.Fatalf("empty export: %s, %v", rep, err)
+	}
 	// Without edges, a partial export is not silently accepted.
 	if _, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries[10:30])), tlog.VerifyOptions{Checkpoint: f.latest()}); !errors.Is(err, tlog.ErrExport) {
 		t.Fatalf("partial export without edges: %v", err)
@@ -469,6 +479,16 @@ func TestVerifyForkedLog(t *testing.T) {
 		tlog.VerifyOptions{Checkpoint: g.latest(), Edges: edges(g.tree, 20, 40), Earlier: []tlog.Checkpoint{f.cps[0], g.cps[2]}})
 	if err != nil || rep.Problem != nil || fmt.Sprint(rep.Unchecked) != "[10]" || !strings.Contains(rep.String(), "size 10 end outside the export") {
 		t.Fatalf("range after the kept checkpoints: %s, %v", rep, err)
+	}
+	// A log with an event twice is not one the writer wrote, even signed.
+	dup := f.forge(t, 26, func(x *tlog.Entry) {
+		i := *x.LogIndex
+		*x = clone(f.entries[25:26])[0]
+		x.LogIndex = &i
+	})
+	rep, err = tlog.VerifyExport(strings.NewReader(export(t, dup.entries)), tlog.VerifyOptions{Checkpoint: dup.latest()})
+	if err != nil || rep.Problem == nil || rep.Problem.Kind != tlog.KindInserted || rep.Problem.Index != 26 {
+		t.Fatalf("an event logged twice: %s, %v", rep, err)
 	}
 	// Checkpoints of two logs are not compared.
 	other, err := f.signer.Sign("audit.test/globex", 10, f.cps[0].Root)

@@ -367,6 +367,16 @@ func TestCheckpointKeys(t *testing.T) {
 	if _, err := vs.OpenCheckpoint(after, "audit.test/globex"); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Fatalf("checkpoint of another log: %v", err)
 	}
+	// Co-signed by a key not listed first: the checkpoint is taken on the
+	// listed key's signature, and that is the key the verdict names.
+	strangerKey, _, _ := tlog.GenerateKey("stranger.example")
+	stranger, _ := tlog.NewSigner(strangerKey)
+	alone, _ := stranger.Sign("audit.test/acme", 6, root)
+	sig := func(msg []byte) []byte { return msg[bytes.Index(msg, []byte("\n\n"))+2:] }
+	cosigned := append(append(bytes.Clone(after[:bytes.Index(after, []byte("\n\n"))+2]), sig(alone)...), sig(after)...)
+	if c, err := onlyNew.OpenCheckpoint(cosigned, "audit.test/acme"); err != nil || c.KeyName != "audit.test" || c.KeyHash != newS.KeyHash() {
+		t.Fatalf("co-signed checkpoint: %+v, %v", c, err)
+	}
 	forged := bytes.Replace(after, []byte("\n6\n"), []byte("\n7\n"), 1)
 	if _, err := vs.OpenCheckpoint(forged, ""); !errors.Is(err, tlog.ErrBadCheckpoint) {
 		t.Fatalf("edited checkpoint: %v", err)

@@ -99,8 +99,10 @@ var ErrExport = errors.New("tlog: unreadable export")
 // VerifyExport reads an NDJSON export of contiguous log indices and checks
 // it against a signed checkpoint: every entry's leaf is recomputed from its
 // content, the tree is rebuilt (with the edges for a partial range), and
-// its root compared to the checkpoint's. The first entry that does not
-// match is reported with its index, event id and kind.
+// its root compared to the checkpoint's and its prefixes to the earlier
+// checkpoints'. The first entry that does not match is reported with its
+// index, event id and kind: when the export breaks in several places, the
+// one with the smallest index.
 func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	rep := Report{Checkpoint: opts.Checkpoint}
 	for _, c := range opts.Earlier {
@@ -111,13 +113,11 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	org := logOrg(opts.Checkpoint.Origin)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	var (
-		leaves [][]byte
-		served [][]byte
-		ids    []string
-		idxs   []uint64
-		line   int
-	)
+	v := &verification{opts: opts}
+	line := 0
+	// found is a problem of the entry after the last one read; an earlier
+	// entry may still be bad, which v.first looks for.
+	var found *Problem
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
@@ -130,20 +130,20 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		}
 		id := x.Event.ID
 		if x.LogIndex == nil {
-			rep.Problem = &Problem{Kind: KindInserted, EventID: id, Index: rep.First + uint64(len(leaves)), Reason: "the entry has no log_index: it is not in the log"}
-			return rep, nil
+			found = &Problem{Kind: KindInserted, EventID: id, Index: v.begin + uint64(len(v.leaves)), Reason: "the entry has no log_index: it is not in the log"}
+			break
 		}
 		idx := *x.LogIndex
-		if len(leaves) == 0 {
-			rep.First = idx
+		if len(v.leaves) == 0 {
+			v.begin = idx
 		}
 		if org != "" && x.Event.OrgID != org {
-			rep.Problem = &Problem{Kind: KindInserted, Index: idx, EventID: id,
+			found = &Problem{Kind: KindInserted, Index: idx, EventID: id,
 				Reason: fmt.Sprintf("the entry is an event of org %q, the checkpoint is of the log %q", x.Event.OrgID, opts.Checkpoint.Origin)}
-			return rep, nil
+			break
 		}
 		for k := range x.Integrity.Commitments {
-			if v := fieldValue(&x.Event, k); v == "" || IsCommitment(v) {
+			if fv := fieldValue(&x.Event, k); fv == "" || IsCommitment(fv) {
 				rep.Erased++
 			}
 		}
@@ -154,8 +154,8 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 				ne *InexactNumberError
 			)
 			if errors.As(err, &fm) || errors.As(err, &ne) || errors.Is(err, ErrNoSalt) {
-				rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: id, Reason: err.Error()}
-				return rep, nil
+				found = &Problem{Kind: KindChanged, Index: idx, EventID: id, Reason: err.Error()}
+				break
 			}
 			return rep, fmt.Errorf("%w: line %d: %w", ErrExport, line, err)
 		}
@@ -165,28 +165,24 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 				return rep, fmt.Errorf("%w: line %d: leaf_hash is not hex", ErrExport, line)
 			}
 		}
-		leaves = append(leaves, leaf)
-		served = append(served, sv)
-		ids = append(ids, id)
-		idxs = append(idxs, idx)
+		v.leaves = append(v.leaves, leaf)
+		v.served = append(v.served, sv)
+		v.ids = append(v.ids, id)
+		v.idxs = append(v.idxs, idx)
 	}
 	if err := sc.Err(); err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrExport, err)
 	}
-	if p := orderProblem(rep.First, idxs, ids); p != nil {
-		rep.Problem = p
+	rep.First = v.begin
+	if found != nil {
+		rep.Problem = v.first(len(v.leaves), found)
 		return rep, nil
 	}
-	// The writer logs an event id once; a second leaf of one id is not a
-	// log it wrote.
-	at := make(map[string]uint64, len(ids))
-	for i, id := range ids {
-		if j, dup := at[id]; dup {
-			rep.Problem = &Problem{Kind: KindInserted, Index: rep.First + uint64(i), EventID: id, Reason: fmt.Sprintf("the event is already in the log at index %d", j)}
-			return rep, nil
-		}
-		at[id] = rep.First + uint64(i)
+	if p, pos := v.structural(); p != nil {
+		rep.Problem = v.first(pos, p)
+		return rep, nil
 	}
+	leaves, ids := v.leaves, v.ids
 	rep.Events = uint64(len(leaves))
 	if rep.Events > 0 {
 		rep.Last = rep.First + rep.Events - 1
@@ -209,7 +205,11 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 		edges = *opts.Edges
 	} else if edges.Begin != 0 || end != cp.Size {
 		if end > cp.Size {
-			rep.Problem = &Problem{Kind: KindInserted, Index: cp.Size, EventID: ids[cp.Size-rep.First], Reason: fmt.Sprintf("the checkpoint has %d entries", cp.Size)}
+			pos := 0
+			if cp.Size > rep.First {
+				pos = int(cp.Size - rep.First)
+			}
+			rep.Problem = v.first(pos, &Problem{Kind: KindInserted, Index: rep.First + uint64(pos), EventID: ids[pos], Reason: fmt.Sprintf("the checkpoint has %d entries", cp.Size)})
 			return rep, nil
 		}
 		return rep, fmt.Errorf("%w: the export holds [%d, %d) of a checkpoint of %d entries; edges are needed", ErrExport, edges.Begin, end, cp.Size)
@@ -231,22 +231,82 @@ func VerifyExport(r io.Reader, opts VerifyOptions) (Report, error) {
 	}
 	// The root does not match. The stored leaf hashes, when the export
 	// carries them (they are hints, never trusted on their own), point at
-	// the first entry whose content changed, or at entries that moved.
-	for i := range leaves {
-		if served[i] == nil || bytes.Equal(served[i], leaves[i]) {
-			continue
-		}
-		idx := rep.First + uint64(i)
-		if j := slices.IndexFunc(served, func(s []byte) bool { return bytes.Equal(s, leaves[i]) }); j >= 0 {
-			rep.Problem = &Problem{Kind: KindReordered, Index: idx, EventID: ids[i], Reason: fmt.Sprintf("its content is the leaf logged at index %d", rep.First+uint64(j))}
-		} else {
-			rep.Problem = &Problem{Kind: KindChanged, Index: idx, EventID: ids[i], Reason: "its content does not hash to the leaf logged at this index"}
-		}
+	// the first entry whose content changed, or at entries that moved; the
+	// earlier checkpoints bound the span of the first bad entry.
+	if p := v.first(len(leaves), nil); p != nil {
+		rep.Problem = p
 		return rep, nil
 	}
-
 	rep.Problem = localize(rep.First, leaves, edges, cp, opts.Earlier, ids)
 	return rep, nil
+}
+
+// verification holds the entries of an export read so far.
+type verification struct {
+	opts   VerifyOptions
+	begin  uint64   // log_index of the first entry
+	leaves [][]byte // recomputed leaf hashes, in export order
+	served [][]byte // stored leaf hashes the export carries (nil if none)
+	ids    []string
+	idxs   []uint64
+}
+
+// structural finds the first entry out of order or logged twice, and its
+// position.
+func (v *verification) structural() (*Problem, int) {
+	p, q := orderProblem(v.begin, v.idxs, v.ids)
+	// The writer logs an event id once; a second leaf of one id is not a
+	// log it wrote.
+	at := make(map[string]uint64, q)
+	for i, id := range v.ids[:q] {
+		if j, dup := at[id]; dup {
+			return &Problem{Kind: KindInserted, Index: v.begin + uint64(i), EventID: id, Reason: fmt.Sprintf("the event is already in the log at index %d", j)}, i
+		}
+		at[id] = v.begin + uint64(i)
+	}
+	return p, q
+}
+
+// first returns the earliest problem among the first n entries read —
+// an entry out of order or logged twice, content that does not hash to
+// the leaf the export says is stored, a prefix that does not rebuild an
+// earlier checkpoint — or found (a problem after them) when there is
+// none. It is called only once something is known to be wrong: the
+// stored leaf hashes are hints, never evidence on their own.
+func (v *verification) first(n int, found *Problem) *Problem {
+	q := n
+	if p, pos := (&verification{begin: v.begin, idxs: v.idxs[:n], ids: v.ids[:n]}).structural(); p != nil {
+		found, q = p, pos
+	}
+	for i := range v.leaves[:q] {
+		if v.served[i] == nil || bytes.Equal(v.served[i], v.leaves[i]) {
+			continue
+		}
+		idx := v.begin + uint64(i)
+		if j := slices.IndexFunc(v.served[:n], func(s []byte) bool { return bytes.Equal(s, v.leaves[i]) }); j >= 0 {
+			found = &Problem{Kind: KindReordered, Index: idx, EventID: v.ids[i], Reason: fmt.Sprintf("its content is the leaf logged at index %d", v.begin+uint64(j))}
+		} else {
+			found = &Problem{Kind: KindChanged, Index: idx, EventID: v.ids[i], Reason: "its content does not hash to the leaf logged at this index"}
+		}
+		q = i
+		break
+	}
+	// Earlier checkpoints that end before entry q: the first one the
+	// entries do not rebuild bounds an earlier bad entry.
+	var left [][]byte
+	switch {
+	case v.begin == 0:
+	case v.opts.Edges != nil && v.opts.Edges.Begin == v.begin:
+		left = v.opts.Edges.Left
+	default:
+		return found
+	}
+	e := Edges{Begin: v.begin, Left: left}
+	pc := checkPrefixes(v.begin, v.leaves[:q], e, Checkpoint{}, v.opts.Earlier)
+	if pc.bad != nil && pc.bad.Size > 0 && pc.bad.Size <= v.begin+uint64(q) {
+		return pc.problem(v.begin, v.leaves[:q], v.ids[:q], fmt.Sprintf("entries up to index %d do not rebuild the root of the earlier checkpoint of size %d", pc.bad.Size-1, pc.bad.Size))
+	}
+	return found
 }
 
 // logOrg is the org of a log origin "<deployment>/<org>" ("" when the
@@ -266,8 +326,9 @@ func joinSizes(sizes []uint64) string {
 	return strings.Join(s, ", ")
 }
 
-// orderProblem finds the first entry whose log_index is not the next one.
-func orderProblem(first uint64, idxs []uint64, ids []string) *Problem {
+// orderProblem finds the first entry whose log_index is not the next one,
+// and its position.
+func orderProblem(first uint64, idxs []uint64, ids []string) (*Problem, int) {
 	pos := map[uint64]int{}
 	for p, idx := range idxs {
 		want := first + uint64(p)
@@ -276,14 +337,14 @@ func orderProblem(first uint64, idxs []uint64, ids []string) *Problem {
 			continue
 		}
 		if q, dup := pos[idx]; dup {
-			return &Problem{Kind: KindInserted, Index: idx, EventID: ids[p], Reason: fmt.Sprintf("a second entry with log_index %d (the first is event %s)", idx, ids[q])}
+			return &Problem{Kind: KindInserted, Index: idx, EventID: ids[p], Reason: fmt.Sprintf("a second entry with log_index %d (the first is event %s)", idx, ids[q])}, p
 		}
 		if slices.Contains(idxs[p+1:], want) {
-			return &Problem{Kind: KindReordered, Index: want, EventID: ids[p], Reason: fmt.Sprintf("event %s with log_index %d stands where %d belongs", ids[p], idx, want)}
+			return &Problem{Kind: KindReordered, Index: want, EventID: ids[p], Reason: fmt.Sprintf("event %s with log_index %d stands where %d belongs", ids[p], idx, want)}, p
 		}
-		return &Problem{Kind: KindMissing, Index: want, Reason: fmt.Sprintf("no entry with log_index %d (after %d comes %d, event %s)", want, want-1, idx, ids[p])}
+		return &Problem{Kind: KindMissing, Index: want, Reason: fmt.Sprintf("no entry with log_index %d (after %d comes %d, event %s)", want, want-1, idx, ids[p])}, p
 	}
-	return nil
+	return nil, len(idxs)
 }
 
 // prefixCheck is what checkPrefixes found.

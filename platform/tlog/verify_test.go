@@ -269,6 +269,24 @@ func TestVerifyTampered(t *testing.T) {
 		{name: "a month dropped", kind: tlog.KindMissing, index: 20, edit: func(es []tlog.Entry) []tlog.Entry {
 			return append(es[:20], es[30:]...)
 		}},
+		// Two edits: the first bad index is named, not the one met first
+		// by a check.
+		{name: "a field changed, a later row deleted", kind: tlog.KindChanged, index: 3, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[3].Event.Outcome, es[3].Event.Reason = schemas.OutcomeFailure, "denied"
+			return append(es[:21], es[22:]...)
+		}},
+		{name: "a field changed with its hashes, a later row forged", strip: true, kind: tlog.KindRoot, within: [2]uint64{0, 9}, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[3].Event.Outcome, es[3].Event.Reason = schemas.OutcomeFailure, "denied"
+			forged := es[24]
+			forged.LogIndex = nil
+			forged.Event.ID = "01JDFORGED0000000000000000"
+			return append(es[:25], append([]tlog.Entry{forged}, es[25:]...)...)
+		}},
+		{name: "a field changed, a later commitment broken", kind: tlog.KindChanged, index: 4, edit: func(es []tlog.Entry) []tlog.Entry {
+			es[4].Event.Action = "member.removed"
+			es[12].Event.Actor.Email = "mallory@example.com"
+			return es
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,6 +316,16 @@ func TestVerifyTampered(t *testing.T) {
 			}
 			t.Log(rep)
 		})
+	}
+}
+
+// TestVerifyExportBeyondCheckpoint: entries all past the checkpoint are
+// reported as not in it (the first of them), not read out of range.
+func TestVerifyExportBeyondCheckpoint(t *testing.T) {
+	f := newFixture(t, 40)
+	rep, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries[25:30])), tlog.VerifyOptions{Checkpoint: f.cps[1]})
+	if err != nil || rep.Problem == nil || rep.Problem.Kind != tlog.KindInserted || rep.Problem.Index != 25 {
+		t.Fatalf("export past the checkpoint: %s, %v", rep, err)
 	}
 }
 

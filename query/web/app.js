@@ -1236,9 +1236,14 @@
         const ev = tr.__ev;
         const received = new Date(ev.received_at || ev.occurred_at).getTime();
         const notLogged = p.err.code === 'not-found' || (p.err.status === 400 && p.err.parameter === 'tree_size');
-        if (notLogged && !(Date.now() - received > LOG_GRACE_MS)) {
+        const age = Date.now() - received;
+        if (notLogged && age >= -LOG_GRACE_MS && age <= LOG_GRACE_MS) {
           tr.dataset.retry = '1';
           setSeal(tr, 'pending', 'Not in a signed checkpoint yet; checked again shortly.');
+        } else if (notLogged && !(age > LOG_GRACE_MS)) {
+          // Received in the future (or at no valid time): waiting for it
+          // would leave an entry added to the store pending for ever.
+          setSeal(tr, 'failed', 'The entry is not in the organization\'s log, and the time it says it was received is not a past time: it was added to the store without being logged.');
         } else if (notLogged) {
           setSeal(tr, 'failed', 'The entry is not in the organization\'s log, although it was received ' +
             Math.round((Date.now() - received) / 60e3) + ' minutes ago: it was added to the store without being logged, or the log writer is far behind.');

@@ -369,6 +369,20 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 					out, _ := json.Marshal(page)
 					return out
 				})
+			case lie.Load() == "future" && path == "/v1/events":
+				// An entry the log does not hold, received (it says) in
+				// the future: it must not wait for ever as pending.
+				return rewrite(res, func(b []byte) []byte {
+					var page map[string]any
+					if json.Unmarshal(b, &page) != nil {
+						return b
+					}
+					ev := page["data"].([]any)[0].(map[string]any)
+					ev["id"] = schemas.NewID()
+					ev["received_at"] = time.Now().Add(24 * time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+					out, _ := json.Marshal(page)
+					return out
+				})
 			case lie.Load() == "origin" && path == "/v1/integrity/keys":
 				return rewrite(res, func(b []byte) []byte {
 					return bytes.Replace(b, []byte(`"audit.test/org_acme"`), []byte(`"`+forgedOrigin+`"`), 1)
@@ -396,6 +410,12 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	b.wait("the entries with members the log does not hold failed", onScreen+`.length > 0 && `+onScreen+`.every((tr) => tr.dataset.integrity === 'failed')`, 30*time.Second)
 	if got := js[string](b, `document.querySelector('#rows tr.entry td.integrity').innerText`); !strings.Contains(got, "reason is not a string") {
 		t.Errorf("an entry with a reason the log does not hold reads %q", got)
+	}
+	lie.Store("future")
+	b.open(proxy.URL, tok)
+	b.wait("the entry received in the future failed", `document.querySelector('#rows tr.entry')?.dataset.integrity === 'failed'`, 30*time.Second)
+	if got := js[string](b, `document.querySelector('#rows tr.entry td.integrity').innerText`); !strings.Contains(got, "not a past time") {
+		t.Errorf("an entry the log does not hold, received in the future, reads %q", got)
 	}
 	lie.Store("")
 	b.open(proxy.URL, tok)

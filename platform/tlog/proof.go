@@ -149,6 +149,9 @@ func RangeEdges(ctx context.Context, r NodeReader, org string, begin, end, size 
 // RootWithEdges returns the root of the tree made of e.Left, the leaf
 // hashes of [e.Begin, e.End) and e.Right.
 func RootWithEdges(e Edges, leaves [][]byte) ([]byte, error) {
+	if e.Begin > e.End || e.End > e.Size {
+		return nil, fmt.Errorf("tlog: range [%d, %d) outside a tree of %d leaves", e.Begin, e.End, e.Size)
+	}
 	if uint64(len(leaves)) != e.End-e.Begin {
 		return nil, fmt.Errorf("tlog: %d leaves for the range [%d, %d)", len(leaves), e.Begin, e.End)
 	}

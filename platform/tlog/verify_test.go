@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -191,6 +192,15 @@ func TestVerifyPartialRangeWithEdges(t *testing.T) {
 	rep, err = tlog.VerifyExport(strings.NewReader(""), tlog.VerifyOptions{Checkpoint: f.latest(), Edges: &e0})
 	if err != nil || rep.Problem != nil || !strings.HasPrefix(rep.String(), "verified: 0 events, consistent with checkpoint size 37") {
 		t.Fatalf("empty export: %s, %v", rep, err)
+	}
+	// Indices that wrap around: edges "from" the last index "to" 0 are
+	// not a range of the tree.
+	last := uint64(math.MaxUint64)
+	wrapped := clone(f.entries[:1])
+	wrapped[0].LogIndex = &last
+	we := tlog.Edges{Begin: last, End: 0, Size: 37, Left: slices.Repeat([][]byte{make([]byte, 32)}, 64), Right: e0.Right}
+	if rep, err := tlog.VerifyExport(strings.NewReader(export(t, wrapped)), tlog.VerifyOptions{Checkpoint: f.latest(), Edges: &we}); !errors.Is(err, tlog.ErrExport) {
+		t.Fatalf("wrapped range: %s, %v", rep, err)
 	}
 	// Without edges, a partial export is not silently accepted.
 	if _, err := tlog.VerifyExport(strings.NewReader(export(t, f.entries[10:30])), tlog.VerifyOptions{Checkpoint: f.latest()}); !errors.Is(err, tlog.ErrExport) {

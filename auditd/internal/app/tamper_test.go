@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,8 +274,36 @@ func TestTamperingInTheStoreIsDetected(t *testing.T) {
 	}
 	// The stored tree of the rewrite org is consistent in itself: only the
 	// customer's checkpoints expose it.
-	if rep, err := tlog.VerifyExport(bytes.NewReader(call("org_rewrite", "/v1/integrity/export")), tlog.VerifyOptions{Checkpoint: rebuiltCheckpoint(t, custs["rewrite"], eng, db)}); err != nil || rep.Problem != nil {
+	rebuilt := rebuiltCheckpoint(t, custs["rewrite"], eng, db)
+	if rep, err := tlog.VerifyExport(bytes.NewReader(call("org_rewrite", "/v1/integrity/export")), tlog.VerifyOptions{Checkpoint: rebuilt}); err != nil || rep.Problem != nil {
 		t.Errorf("org_rewrite against its rewritten tree: %v %v", rep, err)
+	}
+	// The operator also holds the signing key (here the development key in
+	// the data directory) and signs the rewritten tree, as a writer
+	// restarted on it would. The customer receives that checkpoint too: it
+	// and the fresh export agree, and the checkpoints kept from before the
+	// rewrite still expose it.
+	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, cfg.TlogDeployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := custs["rewrite"]
+	note, err := signer.Sign(rw.origin, rebuilt.Size, rebuilt.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resigned, err := rw.vs.OpenCheckpoint(note, rw.origin)
+	if err != nil {
+		t.Fatalf("the operator's checkpoint does not verify with the published key: %v", err)
+	}
+	kept := *rw
+	kept.cps = append(slices.Clone(rw.cps), resigned)
+	if rep := kept.verify(t, call(rw.org, "/v1/integrity/export"), nil); rep.Problem == nil || rep.Problem.Kind != tlog.KindRoot || rep.Problem.Index != 8 {
+		t.Errorf("org_rewrite re-signed with the log's key: %s; want root, from index 8", rep)
 	}
 
 	// The untouched org: the saved export and a fresh one verify.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/takumo/audit/schemas"
 )
@@ -57,8 +58,9 @@ func (x Entry) MarshalJSON() ([]byte, error) {
 // so that no two readers of a line can see different events: the line must
 // be I-JSON (valid UTF-8, no duplicate key in any object), the event's
 // members are those of the v1 envelope, "log_index" is a non-negative
-// integer (null or absent: not in the log) and "integrity" has only the
-// members of Integrity.
+// integer (null or absent: not in the log), "integrity" has only the
+// members of Integrity, and times are in the form the leaf commits to
+// (schemas.FormatTime: UTC, milliseconds).
 func ParseEntry(line []byte) (Entry, error) {
 	if _, err := schemas.Canonicalize(line); err != nil {
 		return Entry{}, fmt.Errorf("tlog: export line: %w", err)
@@ -93,6 +95,18 @@ func ParseEntry(line []byte) (Entry, error) {
 	}
 	if x.Event.ReceivedAt == nil {
 		return Entry{}, errors.New("tlog: export line: event has no received_at")
+	}
+	// The leaf commits to times in milliseconds, UTC: another form of a
+	// time (an offset, more digits) would verify although it shows an
+	// instant the log does not hold.
+	for k, t := range map[string]time.Time{"occurred_at": x.Event.OccurredAt, "received_at": *x.Event.ReceivedAt} {
+		var shown string
+		if json.Unmarshal(m[k], &shown) != nil {
+			continue
+		}
+		if logged, err := schemas.FormatTime(t); err != nil || shown != logged {
+			return Entry{}, fmt.Errorf("tlog: export line: %s %q is not in the form the log holds (%s)", k, shown, logged)
+		}
 	}
 	return x, nil
 }

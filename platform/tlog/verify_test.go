@@ -572,6 +572,8 @@ func TestVerifyRefusesAmbiguousLines(t *testing.T) {
 		{name: "an integrity member in other case", old: `"integrity":{`, new: `"integrity":{"LEAF_HASH":"00",`},
 		{name: "a salt twice", old: `"salts":{`, new: `"salts":{"usr_1":"00",`},
 		{name: "invalid UTF-8", old: `"Ada Lovelace"`, new: "\"Ada Lovelace\xff\""},
+		{name: "a time with more digits", old: `"occurred_at":"2026-11-30T12:00:00.000Z"`, new: `"occurred_at":"2026-11-30T12:00:00.000999Z"`},
+		{name: "a time with an offset", old: `"received_at":"2026-11-30T12:00:01.000Z"`, new: `"received_at":"2026-11-30T13:00:01.000+01:00"`},
 		{name: "log_index null", old: `"log_index":1`, new: `"log_index":null`, kind: tlog.KindInserted, index: 1},
 		{name: "a number with more digits than the logged double", old: `"n":1`, new: `"n":1.0000000000000001`, kind: tlog.KindChanged, index: 1},
 		{name: "an event of another org", kind: tlog.KindInserted, index: 0, checkpoint: "audit.test/globex"},

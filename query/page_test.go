@@ -61,7 +61,7 @@ func TestLogPageRoutes(t *testing.T) {
 			t.Errorf("GET %s: %d, want 404", path, r.status)
 		}
 	}
-	if r := e.do("POST", "/", "", ""); r.status != 405 || r.header.Get("Allow") != "GET" {
+	if r := e.do("POST", "/", "", ""); r.status != 405 || r.header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST /: %d allow %q", r.status, r.header.Get("Allow"))
 	}
 	for _, p := range e.svc.PageRoutes() {

@@ -552,10 +552,10 @@ func TestRateAndSizeLimits(t *testing.T) {
 func TestRouting(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	tok := reader(t, "org_a")
-	if r := e.do("DELETE", "/v1/events/x", tok, ""); r.status != 405 || r.header.Get("Allow") != "GET" {
+	if r := e.do("DELETE", "/v1/events/x", tok, ""); r.status != 405 || r.header.Get("Allow") != "GET, HEAD" {
 		t.Fatalf("DELETE: %d %v", r.status, r.header)
 	}
-	if r := e.do("POST", "/v1/settings", tok, "{}"); r.status != 405 || r.header.Get("Allow") != "GET, PUT" {
+	if r := e.do("POST", "/v1/settings", tok, "{}"); r.status != 405 || r.header.Get("Allow") != "GET, HEAD, PUT" {
 		t.Fatalf("POST settings: %d %v", r.status, r.header.Get("Allow"))
 	}
 	if r := e.get("/v2/events", tok); r.status != 404 || r.problem(t).Type != auditapi.ProblemTypePrefix+auditapi.CodeNotFound {

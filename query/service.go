@@ -285,6 +285,13 @@ func (s *Service) Routes() []string {
 // page at / (see PageRoutes). Mount it at the root.
 func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
+// Handle serves another API's operation on the service's router (the
+// ingest API's POST /v1/events and service keys), so that a path both
+// serve answers a method neither takes with 405 and an Allow header
+// listing every method of the path. h does its own authentication. It is
+// safe to call while the service is serving.
+func (s *Service) Handle(method, pattern string, h http.Handler) { s.router.Handle(method, pattern, h) }
+
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > s.cfg.MaxQueryBytes {
 		httpapi.Errorf(http.StatusRequestURITooLong, auditapi.CodeURITooLong, "the query string exceeds %d bytes", s.cfg.MaxQueryBytes).Write(w)

@@ -43,7 +43,9 @@ func TestRouterAnswersProblems(t *testing.T) {
 		code, allow  string
 	}{
 		{"GET", "/v1/x/1", 204, "", ""},
-		{"DELETE", "/v1/x/1", 405, auditapi.CodeMethodNotAllowed, "GET, PATCH"},
+		{"DELETE", "/v1/x/1", 405, auditapi.CodeMethodNotAllowed, "GET, HEAD, PATCH"},
+		{"OPTIONS", "/v1/x/1", 405, auditapi.CodeMethodNotAllowed, "GET, HEAD, PATCH"},
+		{"HEAD", "/v1/x/1", 204, "", ""},
 		{"GET", "/v1/y", 404, auditapi.CodeNotFound, ""},
 	} {
 		rec := httptest.NewRecorder()

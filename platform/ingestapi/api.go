@@ -137,12 +137,10 @@ func New(cfg Config, d Deps) (*API, error) {
 		limits: map[string]*rate.Limiter{}}, nil
 }
 
-// Routes are the path patterns Handler serves, for mounting beside the
-// read API on one listener.
-var Routes = []string{"POST /v1/events", "/v1/catalog", "/v1/service-keys", "/v1/service-keys/"}
-
 // Operations are the method and path of every operation Handler serves,
-// as the OpenAPI document (query/openapi.json) lists them.
+// as the OpenAPI document (query/openapi.json) lists them. A process
+// mounts each on the read API's router (query.Service.Handle), so that
+// the paths both APIs serve answer as one.
 var Operations = []string{"POST /v1/events", "GET /v1/catalog", "POST /v1/service-keys", "GET /v1/service-keys",
 	"GET /v1/service-keys/{id}", "DELETE /v1/service-keys/{id}"}
 

@@ -35,6 +35,12 @@ type Authorizer interface {
 	Authorize(r *http.Request, perm string) (orgID, subject string, err error)
 }
 
+// Router mounts an operation on the read API's router; the query role
+// provides it to APIs whose paths the read API also serves.
+type Router interface {
+	Handle(method, pattern string, h http.Handler)
+}
+
 // Process holds what the roles of one process share. Roles fill its
 // fields as they start, in dependency order; a role reads only fields of
 // roles it depends on (Deps).
@@ -66,10 +72,13 @@ type Process struct {
 	// applies plan changes (nil when the process has only a read user).
 	Events *eventstore.Store
 	Writer *eventstore.Store
-	// Set by Settings, Recorder and Query.
+	// Set by Settings, Recorder and Query. API is the read API's router:
+	// the ingest API mounts its operations there, so that a path both
+	// serve (/v1/events) has one list of methods.
 	Settings *orgsettings.Store
 	Recorder *producer.Producer
 	Auth     Authorizer
+	API      Router
 	// Set by Catalog: the action catalog events are validated against.
 	Catalog *schemas.Catalog
 

@@ -246,7 +246,7 @@ func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
 			if err != nil {
 				return err
 			}
-			p.Auth = svc
+			p.Auth, p.API = svc, svc
 			// The more specific health and API routes keep their handlers.
 			p.Health.Mux().Handle("/", svc.Handler())
 			return nil

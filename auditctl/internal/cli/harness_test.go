@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,8 +146,9 @@ func newServerWith(t testing.TB, o serverOpts) *server {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", svc.Handler())
-	for _, pattern := range ingestapi.Routes {
-		mux.Handle(pattern, ingest.Handler())
+	for _, op := range ingestapi.Operations {
+		method, pattern, _ := strings.Cut(op, " ")
+		svc.Handle(method, pattern, ingest.Handler())
 	}
 	mux.Handle("/v1/webhooks/", hooksAPI)
 	mux.Handle("/v1/siem/", siemAPI)

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/ingestapi"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/natsembed"
@@ -610,5 +615,129 @@ func TestComposeRunsNATSWithAuthentication(t *testing.T) {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("docker-compose.yml lacks %s", want)
 		}
+	}
+}
+
+// rawRequest sends one HTTP/1.1 request with target written as given (no
+// client cleans or re-encodes it) and returns the answer.
+func rawRequest(t *testing.T, addr, method, target, bearer, body string) (int, http.Header) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := method + " " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\nContent-Type: application/json\r\n"
+	if bearer != "" {
+		req += "Authorization: Bearer " + bearer + "\r\n"
+	}
+	req += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, res.Header
+}
+
+// The single binary serves the read, ingest and management APIs on one
+// listener. A method a path does not take is 405 with every method the
+// path does take (the read API's GET and the ingest API's POST of
+// /v1/events included); HEAD and OPTIONS write nothing; dot segments,
+// encoded slashes and double-encoded paths reach no write route without
+// its credential. Nothing any of these requests sent was stored.
+func TestAttacksOnTheHTTPRoutesAreRefused(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.DefaultPlan = "enterprise"
+	base := startAuditd(t, cfg)
+	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(perms ...string) string {
+		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: "org_acme", Subject: "u_admin", Permissions: perms, TTL: time.Hour}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	manage, read := mint(auditapi.PermManage), mint(auditapi.PermRead)
+	code, body := call(t, "POST", base+"/v1/service-keys", manage, []byte(`{"service": "billing"}`))
+	var sk auditapi.CreatedServiceKey
+	if code != http.StatusCreated || json.Unmarshal(body, &sk) != nil {
+		t.Fatalf("create key: %d %s", code, body)
+	}
+	ev := `{"events": [{"org_id": "org_acme", "action": "member.invited", "actor": {"type": "user", "id": "usr_mallory"},
+		"targets": [{"type": "user", "id": "usr_x"}], "details": {"email": "x@example.com", "role": "owner"}}]}`
+
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		allow          string
+	}{
+		{"DELETE", "/v1/events", 405, "GET, HEAD, POST"},
+		{"PUT", "/v1/events", 405, "GET, HEAD, POST"},
+		{"PATCH", "/v1/events", 405, "GET, HEAD, POST"},
+		{"OPTIONS", "/v1/events", 405, "GET, HEAD, POST"},
+		{"DELETE", "/v1/events/01J0000000000000000000000", 405, "GET, HEAD"},
+		{"PUT", "/v1/service-keys", 405, "GET, HEAD, POST"},
+		{"POST", "/v1/service-keys/" + sk.ID, 405, "DELETE, GET, HEAD"},
+		{"POST", "/v1/settings", 405, "GET, HEAD, PUT"},
+		{"DELETE", "/v1/settings", 405, "GET, HEAD, PUT"},
+		{"GET", "/v1/orgs/org_acme/erasures", 405, "POST"},
+		{"DELETE", "/v1/catalog", 405, "GET, HEAD"},
+		{"HEAD", "/v1/events", 401, ""},
+		{"HEAD", "/v1/service-keys", 401, ""},
+		{"POST", "/v1/events", 401, ""},
+	} {
+		code, h := rawRequest(t, cfg.HTTPAddr, tc.method, tc.target, "", ev)
+		if code != tc.status || h.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d Allow %q", tc.method, tc.target, code, h.Get("Allow"), tc.status, tc.allow)
+		}
+	}
+	// Dot segments, encoded slashes and double encoding, without a
+	// credential and with the service key (which writes events only).
+	for _, target := range []string{
+		"/v1/catalog/../events", "/v1/catalog/%2e%2e/events", "/v1/catalog/%252e%252e/events", "//v1/events",
+		"/v1/events/..%2F..%2Fv1%2Fevents", "/v1/events%2F", "/v1/./events", "/v1/events/", "/V1/events",
+		"/v1/service-keys/../service-keys", "/v1/service-keys/%2e%2e", "/v1/service-keys/" + sk.ID + "%2F..",
+		"/v1/orgs/org_acme/retention/../erasures", "/v1/orgs/org_acme%2Fretention/purge", "/v1/settings/..;/settings",
+		"/assets/..%2F..%2Fv1%2Fevents",
+	} {
+		for _, method := range []string{"POST", "PUT", "DELETE"} {
+			for _, bearer := range []string{"", sk.Key} {
+				if code, h := rawRequest(t, cfg.HTTPAddr, method, target, bearer, ev); code < 300 || code >= 400 && code != 401 && code != 404 && code != 405 {
+					t.Errorf("%s %s (credential %t): %d %v", method, target, bearer != "", code, h)
+				}
+			}
+		}
+	}
+	// The service key writes one event now; once it is readable, it is the
+	// only one besides the key's creation record: nothing above was stored.
+	code, body = call(t, "POST", base+"/v1/events", sk.Key, []byte(ev))
+	var resp auditapi.IngestResponse
+	if code != 200 || json.Unmarshal(body, &resp) != nil || resp.Accepted != 1 {
+		t.Fatalf("write with the key: %d %s", code, body)
+	}
+	var page struct {
+		Data []struct {
+			ID     string `json:"id"`
+			Action string `json:"action"`
+		} `json:"data"`
+	}
+	waitFor(t, "the key's event readable", func() bool {
+		code, body := call(t, "GET", base+"/v1/events/"+resp.Results[0].ID, read, nil)
+		return code == 200 && body != nil
+	})
+	if code, body := call(t, "GET", base+"/v1/events?limit=50", read, nil); code != 200 || json.Unmarshal(body, &page) != nil || len(page.Data) != 2 {
+		t.Fatalf("events after the attacks: %d %s", code, body)
+	}
+	if code, body := call(t, "GET", base+"/v1/service-keys", manage, nil); code != 200 || strings.Count(string(body), `"id"`) != 1 {
+		t.Fatalf("service keys after the attacks: %d %s", code, body)
 	}
 }

@@ -6,6 +6,7 @@ package ingestrole
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/ingestapi"
@@ -66,9 +67,13 @@ func New(cfg IngestAPIConfig, topo roles.TopologyConfig) roles.Constructor {
 				if err != nil {
 					return err
 				}
+				if p.API == nil {
+					return errors.New("ingest: the query role's router is missing")
+				}
 				h := api.Handler()
-				for _, pattern := range ingestapi.Routes {
-					p.Health.Mux().Handle(pattern, h)
+				for _, op := range ingestapi.Operations {
+					method, pattern, _ := strings.Cut(op, " ")
+					p.API.Handle(method, pattern, h)
 				}
 				return nil
 			},

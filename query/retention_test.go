@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,15 +220,7 @@ func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 // Purging needs a token signed with the purge key: user tokens are
 // refused whatever they claim, and a purge is recorded before it is made.
 func TestRetentionPurge(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	pubPEM, priv := purgeKey(t)
 	e := newEnv(t, query.Config{PurgeKeysPEM: pubPEM})
 	e.putPlan("org_p", "enterprise")
 	e.aged("org_p", "old_", 3, 40*24*time.Hour)
@@ -283,7 +277,7 @@ func TestRetentionPurge(t *testing.T) {
 		t.Fatalf("purge without purge keys: %d %s", r.status, r.body)
 	}
 	// A purge key may not also verify user tokens.
-	_, err = query.New(query.Config{Auth: authPEM(pubPEM), PurgeKeysPEM: pubPEM},
+	_, err := query.New(query.Config{Auth: authPEM(pubPEM), PurgeKeysPEM: pubPEM},
 		query.Deps{Events: e.store, Settings: e.settings, Recorder: closedProducer(t, e)})
 	if err == nil {
 		t.Fatal("New accepted a purge key that also verifies user tokens")
@@ -319,4 +313,151 @@ func closedProducer(t *testing.T, e *env) *producer.Producer {
 	}
 	_ = p.Close(context.Background())
 	return p
+}
+
+// heldHook is the store as a RetentionSetter whose HeldUntil — asked once
+// a cut's old settings are read, before anything is recorded or stored —
+// first runs another request's change.
+type heldHook struct {
+	*eventstore.Store
+	meanwhile func()
+}
+
+func (h heldHook) HeldUntil() time.Time { h.meanwhile(); return h.Store.HeldUntil() }
+
+// purgeHook is the store as a Purger that runs another request's change
+// while the purge runs.
+type purgeHook struct {
+	*eventstore.Store
+	meanwhile func()
+}
+
+func (h purgeHook) Purge(ctx context.Context, org string) error {
+	h.meanwhile()
+	return h.Store.Purge(ctx, org)
+}
+
+// plainPut is a PUT /v1/settings from another goroutine than the test's:
+// it returns the status, 0 if the request could not be made.
+func plainPut(base, tok, body string) int {
+	req, err := http.NewRequest("PUT", base+"/v1/settings", strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// Two settings changes at once: the one whose old settings were read
+// before the other was stored is refused (409), nothing of it is stored
+// and its records are followed by failures — it never overwrites the
+// other unrecorded (here, the plan the operator set).
+func TestConcurrentSettingsChangesDoNotOverwriteEachOther(t *testing.T) {
+	e := newEnv(t, query.Config{})
+	e.putPlan("org_c", "enterprise")
+	admin := token(t, "org_c", auditapi.PermManage)
+	if r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":3650}`); r.status != 200 {
+		t.Fatalf("custom retention: %d %s", r.status, r.body)
+	}
+	prod, err := producer.New(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	operator, main := 0, e.srv.URL
+	svc, err := query.New(query.Config{Auth: authOf(secret), RatePerSecond: 1000, RateBurst: 1000},
+		query.Deps{Events: e.store, Retention: heldHook{e.store, func() {
+			operator = plainPut(main, token(t, "", auditapi.PermOperator), `{"org_id":"org_c","plan":"pro"}`)
+		}}, Settings: e.settings, Recorder: prod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	saved := e.srv.URL
+	e.srv.URL = srv.URL
+	r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":400}`)
+	e.srv.URL = saved
+	if operator != 200 {
+		t.Fatalf("the operator's change: %d", operator)
+	}
+	if r.status != 409 || r.problem(t).Code() != auditapi.CodeConflict {
+		t.Fatalf("the stale change: %d %s", r.status, r.body)
+	}
+	if st := e.settings.Get("org_c"); st.Plan != orgsettings.Pro || st.RetentionDays() != 90 {
+		t.Fatalf("settings after both: %+v, want the operator's pro plan", st)
+	}
+	// The stale change's records are each followed by a failure.
+	var tried, failed int
+	for _, ev := range e.recorded("org_c") {
+		if ev.Action == schemas.ActionAuditRetentionReduced && ev.Details["to_days"] == float64(400) {
+			if ev.Outcome == schemas.OutcomeFailure {
+				failed++
+			} else {
+				tried++
+			}
+		}
+	}
+	if tried != 1 || failed != 1 {
+		t.Fatalf("records of the refused cut: %d, failures %d", tried, failed)
+	}
+}
+
+// A purge stores only the pointer to its record in the settings: a plan
+// changed while it ran is kept, not set back to the plan read before it.
+func TestPurgeKeepsSettingsChangedMeanwhile(t *testing.T) {
+	pubPEM, priv := purgeKey(t)
+	e := newEnv(t, query.Config{})
+	e.putPlan("org_m", "enterprise")
+	cut := e.putPlan("org_m", "developer").LastRetentionCut
+	prod, err := producer.New(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	operator, main := 0, e.srv.URL
+	svc, err := query.New(query.Config{Auth: authOf(secret), PurgeKeysPEM: pubPEM, RatePerSecond: 1000, RateBurst: 1000},
+		query.Deps{Events: e.store, Retention: e.store, Purge: purgeHook{e.store, func() {
+			operator = plainPut(main, token(t, "", auditapi.PermOperator), `{"org_id":"org_m","plan":"pro"}`)
+		}}, Settings: e.settings, Recorder: prod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	tok, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_m", Subject: "ops_oncall", Permissions: []string{auditapi.PermPurge}, TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := e.srv.URL
+	e.srv.URL = srv.URL
+	r := e.do("POST", "/v1/orgs/org_m/retention/purge", tok, "")
+	e.srv.URL = saved
+	if r.status != 200 || operator != 200 {
+		t.Fatalf("purge %d %s; the operator's change meanwhile %d", r.status, r.body, operator)
+	}
+	st := e.settings.Get("org_m")
+	if st.Plan != orgsettings.Pro || st.LastRetentionPurge == nil || st.LastRetentionCut == nil || st.LastRetentionCut.RecordID != cut.RecordID {
+		t.Fatalf("settings after the purge: %+v, want the pro plan, the purge and the cut", st)
+	}
+}
+
+// purgeKey returns a purge key pair: the PEM public key and the private
+// key.
+func purgeKey(t *testing.T) ([]byte, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), priv
 }

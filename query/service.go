@@ -56,10 +56,14 @@ type Eraser interface {
 	Erase(ctx context.Context, org, subject, recordID string) (erasure.Result, error)
 }
 
-// Settings reads and stores org settings (*orgsettings.Store).
+// Settings reads and stores org settings (*orgsettings.Store). A change
+// is stored under compare-and-set against the revision it was read at, so
+// that it never overwrites another made meanwhile.
 type Settings interface {
 	Get(orgID string) orgsettings.Settings
-	Put(ctx context.Context, st orgsettings.Settings) error
+	GetAt(orgID string) (orgsettings.Settings, uint64)
+	PutAt(ctx context.Context, st orgsettings.Settings, revision uint64) error
+	Update(ctx context.Context, orgID string, change func(*orgsettings.Settings)) (orgsettings.Settings, error)
 }
 
 // Recorder records the service's own audit events (*producer.Producer).

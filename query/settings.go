@@ -130,7 +130,7 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *auditap
 		s.fail(w, err)
 		return
 	}
-	old := s.deps.Settings.Get(org)
+	old, rev := s.deps.Settings.GetAt(org)
 	next := old
 	next.OrgID = org
 	if u.Plan != nil {
@@ -169,19 +169,30 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *auditap
 		cut = &orgsettings.RetentionRecord{At: s.cfg.Now().UTC(), FromDays: oldDays, ToDays: newDays, HeldUntil: &held}
 		evs = append(evs, producer.AuditRetentionReduced(org, a, oldDays, newDays, held))
 	}
-	ids, ok := s.recordFirst(w, r, evs...)
-	if !ok {
-		return
-	}
-	if cut != nil {
-		cut.RecordID = ids[len(ids)-1]
-		next.LastRetentionCut = cut
-	}
 	// The change must complete even if the client goes away mid-way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Minute)
 	defer cancel()
-	if err := s.deps.Settings.Put(ctx, next); err != nil {
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	written, err := s.record.Write(rctx, evs...)
+	rcancel()
+	if err != nil {
+		httpapi.NotRecorded().Write(w)
+		return
+	}
+	if cut != nil {
+		cut.RecordID = written[len(written)-1].ID
+		next.LastRetentionCut = cut
+	}
+	// Stored only over the settings the records were written from: a
+	// change made meanwhile is never overwritten unrecorded.
+	if err := s.deps.Settings.PutAt(ctx, next, rev); err != nil {
+		if errors.Is(err, orgsettings.ErrConflict) {
+			s.record.Undo(ctx, written, "not applied: the settings were changed by another request meanwhile")
+			httpapi.Errorf(http.StatusConflict, auditapi.CodeConflict, "the settings were changed by another request meanwhile; nothing was changed: read them and repeat").Write(w)
+			return
+		}
 		s.log.Error("settings change recorded but not stored; repeat the request", zap.String("org_id", org), zap.Error(err))
+		s.record.Undo(ctx, written, "not applied: the settings could not be stored")
 		s.fail(w, err)
 		return
 	}
@@ -248,9 +259,11 @@ func (s *Service) purgeRetention(w http.ResponseWriter, r *http.Request, c *audi
 		return
 	}
 	at := s.cfg.Now().UTC()
-	st.OrgID = org
-	st.LastRetentionPurge = &orgsettings.RetentionRecord{RecordID: ids[0], At: at, ToDays: days}
-	if err := s.deps.Settings.Put(ctx, st); err != nil {
+	// Only the pointer to the record changes: settings changed while the
+	// purge ran are kept.
+	if _, err := s.deps.Settings.Update(ctx, org, func(st *orgsettings.Settings) {
+		st.LastRetentionPurge = &orgsettings.RetentionRecord{RecordID: ids[0], At: at, ToDays: days}
+	}); err != nil {
 		// The purge is done and recorded in the log; only the pointer to
 		// the record in the settings is missing.
 		s.log.Warn("purge done and recorded; its record id not stored in the settings", zap.String("org_id", org), zap.Error(err))

@@ -3,6 +3,7 @@ package orgsettings
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -106,6 +107,68 @@ func (s *Store) Put(ctx context.Context, st Settings) error {
 		return fmt.Errorf("orgsettings: %w", err)
 	}
 	return nil
+}
+
+// ErrConflict is returned by PutAt when the org's settings changed since
+// the revision it was given.
+var ErrConflict = errors.New("orgsettings: the settings changed concurrently")
+
+// GetAt is Get with the revision of the settings returned, 0 when none
+// are stored, for a later PutAt.
+func (s *Store) GetAt(orgID string) (Settings, uint64) {
+	if e, ok := s.c.Get(orgID); ok {
+		return e.Value, e.Revision
+	}
+	return Settings{OrgID: orgID, Plan: s.defaultPlan}, 0
+}
+
+// PutAt is Put under compare-and-set: it stores st only if the org's
+// settings are still at revision (as GetAt returned it; 0: none stored),
+// else it returns ErrConflict and stores nothing. A change whose audit
+// records were written from the settings it read uses it, so that it
+// never overwrites a change made meanwhile.
+func (s *Store) PutAt(ctx context.Context, st Settings, revision uint64) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if revision == 0 {
+		_, err = s.c.Create(ctx, st.OrgID, st)
+	} else {
+		_, err = s.c.CompareAndSet(ctx, st.OrgID, st, revision)
+	}
+	switch {
+	case errors.Is(err, kvcollection.ErrExists), errors.Is(err, kvcollection.ErrConflict), errors.Is(err, kvcollection.ErrNotFound):
+		return fmt.Errorf("%w: %s", ErrConflict, st.OrgID)
+	case err != nil:
+		return fmt.Errorf("orgsettings: %w", err)
+	}
+	return nil
+}
+
+// Update applies change to the org's settings as stored now (the default
+// plan's when none are) and stores the result under compare-and-set,
+// starting again when another writer got in first; change may run more
+// than once. It returns the settings stored.
+func (s *Store) Update(ctx context.Context, orgID string, change func(*Settings)) (Settings, error) {
+	for range kvcollection.MaxUpdateAttempts {
+		e, err := s.c.Update(ctx, orgID, func(st *Settings) error {
+			change(st)
+			return st.Validate()
+		})
+		if err == nil {
+			return e.Value, nil
+		}
+		if !errors.Is(err, kvcollection.ErrNotFound) {
+			return Settings{}, fmt.Errorf("orgsettings: %w", err)
+		}
+		st := Settings{OrgID: orgID, Plan: s.defaultPlan}
+		change(&st)
+		if err := s.PutAt(ctx, st, 0); !errors.Is(err, ErrConflict) {
+			return st, err
+		}
+	}
+	return Settings{}, fmt.Errorf("orgsettings: %w: %s", kvcollection.ErrContention, orgID)
 }
 
 // Changes returns a channel that receives a value (coalesced) after any

@@ -33,6 +33,9 @@ type env struct {
 	admin  jetstream.JetStream
 	events jetstream.Stream
 	prod   jetstream.JetStream // the producer identity's
+	// deps are the API's, for a second API over the same keys and stream.
+	deps ingestapi.Deps
+	api  jetstream.JetStream // the api identity's
 }
 
 // newEnv runs the API over an embedded NATS server with the topology, the
@@ -65,18 +68,27 @@ func newEnv(t testing.TB, cfg ingestapi.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := ingestapi.New(cfg, ingestapi.Deps{Auth: auth, Keys: keys, Publisher: pub, Catalog: schemas.NewCatalog(),
-		Recorder: httpapi.Recorder{Emit: func(ctx context.Context, ev schemas.Event) error { _, err := rec.Emit(ctx, ev); return err }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(api.Handler())
-	t.Cleanup(hs.Close)
+	deps := ingestapi.Deps{Auth: auth, Keys: keys, Publisher: pub, Catalog: schemas.NewCatalog(),
+		Recorder: httpapi.Recorder{Emit: func(ctx context.Context, ev schemas.Event) error { _, err := rec.Emit(ctx, ev); return err }}}
 	st, err := ajs.Stream(ctx, topology.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, url: hs.URL, admin: ajs, events: st, prod: prodJS}
+	e := &env{t: t, admin: ajs, events: st, prod: prodJS, deps: deps, api: apiJS}
+	e.url = e.serve(cfg, deps)
+	return e
+}
+
+// serve runs an API with deps until the test ends and returns its URL.
+func (e *env) serve(cfg ingestapi.Config, deps ingestapi.Deps) string {
+	e.t.Helper()
+	api, err := ingestapi.New(cfg, deps)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.Handler())
+	e.t.Cleanup(hs.Close)
+	return hs.URL
 }
 
 func (e *env) token(org string, perms ...string) string {
@@ -339,7 +351,7 @@ func TestIdempotency(t *testing.T) {
 }
 
 // Each event records who wrote it in context.source; a client cannot
-// claim another writer.
+// claim another writer, nor choose when the event was received.
 func TestEventsSayWhoWroteThem(t *testing.T) {
 	e := newEnv(t, ingestapi.Config{})
 	k := e.createKey(e.token("org_a", auditapi.PermManage), auditapi.ServiceKeySpec{Service: "billing"})
@@ -361,6 +373,18 @@ func TestEventsSayWhoWroteThem(t *testing.T) {
 	forged["context"] = map[string]any{"source": "payments/sk_other"}
 	if r := e.post(k.Key, batch(forged)); r.status != 400 || !strings.Contains(string(r.body), "context.source") {
 		t.Fatalf("forged source: %d %s", r.status, r.body)
+	}
+	// received_at is the server's to set: one sent is dropped.
+	backdated := event("org_a", "")
+	backdated["received_at"] = "2001-01-01T00:00:00Z"
+	if r = e.post(k.Key, batch(backdated)); r.status != 200 {
+		t.Fatalf("backdated: %d %s", r.status, r.body)
+	}
+	if msg, err = e.events.GetMsg(context.Background(), r.results(t).Results[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(msg.Data), "2001-01-01") {
+		t.Fatalf("backdated event stored as %s", msg.Data)
 	}
 	tok := e.token("org_a", auditapi.PermWrite)
 	r = e.post(tok, batch(event("org_a", "")))
@@ -476,5 +500,55 @@ func TestCatalogRoute(t *testing.T) {
 		if r := e.do(m, strings.ReplaceAll(p, "{id}", "sk_x"), "", "", nil); r.status == 405 || (r.status == 404 && r.problem(t).Detail == "no such resource") {
 			t.Errorf("%s is not routed: %d", op, r.status)
 		}
+	}
+}
+
+// Service keys are recorded, or not made: when the record cannot be
+// written, creating a key answers 503 change-not-recorded and stores no
+// key, and revoking one answers the same and leaves it working.
+func TestServiceKeyChangesNotRecordedNotMade(t *testing.T) {
+	e := newEnv(t, ingestapi.Config{})
+	admin := e.token("org_a", auditapi.PermManage)
+	k := e.createKey(admin, auditapi.ServiceKeySpec{Service: "billing"})
+	closed, err := producer.New(e.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deps := e.deps
+	deps.Recorder.Emit = func(ctx context.Context, ev schemas.Event) error { _, err := closed.Emit(ctx, ev); return err }
+	down := &env{t: t, url: e.serve(ingestapi.Config{}, deps)}
+	kv, err := e.admin.KeyValue(context.Background(), ingestapi.KeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := func() int {
+		ks, err := kv.ListKeys(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range ks.Keys() {
+			n++
+		}
+		return n
+	}
+	before := keys()
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/service-keys", `{"service": "payments"}`},
+		{"DELETE", "/v1/service-keys/" + k.ID, ""},
+	} {
+		r := down.do(c.method, c.path, admin, "application/json", []byte(c.body))
+		if r.status != 503 || r.problem(t).Code() != auditapi.CodeNotRecorded {
+			t.Errorf("%s %s unrecorded: %d %s", c.method, c.path, r.status, r.body)
+		}
+	}
+	if n := keys(); n != before {
+		t.Fatalf("%d keys after an unrecorded creation, want %d", n, before)
+	}
+	if r := e.post(k.Key, batch(event("org_a", ""))); r.status != 200 {
+		t.Fatalf("the key after an unrecorded revocation: %d %s", r.status, r.body)
 	}
 }

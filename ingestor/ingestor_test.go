@@ -86,15 +86,15 @@ func event(org string, i int) schemas.Event {
 	}
 }
 
-// publish sends ev raw, as the producer would, with the event id as the
-// message id.
+// publish sends ev raw, as the producer would, with its org and id as the
+// message id (producer.MsgID).
 func publish(t *testing.T, js jetstream.JetStream, ev schemas.Event) {
 	t.Helper()
 	b, err := schemas.Canonical(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(context.Background(), schemas.Subject(ev.OrgID, ev.Action), b, jetstream.WithMsgID(ev.ID)); err != nil {
+	if _, err := js.Publish(context.Background(), schemas.Subject(ev.OrgID, ev.Action), b, jetstream.WithMsgID(ev.OrgID+"/"+ev.ID)); err != nil {
 		t.Fatal(err)
 	}
 }

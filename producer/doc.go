@@ -8,8 +8,9 @@
 // reports failures; Close flushes and refuses further events.
 //
 // The producer mints the event id (a ULID) and occurred_at when they are
-// empty, and publishes with Nats-Msg-Id set to the id, so a publish retried
-// after a lost acknowledgement is stored once. An event that fails
+// empty, and publishes with Nats-Msg-Id set to the org and the id (MsgID),
+// so a publish retried after a lost acknowledgement is stored once, and an
+// id another org's event has does not make an event a duplicate. An event that fails
 // validation is never published: the error lists every problem.
 //
 // The package depends only on the schemas module and nats.go.

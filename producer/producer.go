@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,8 +265,22 @@ func (p *Producer) Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error) {
 		return ev, nil, &InvalidEventError{EventID: ev.ID, Action: ev.Action, Err: err}
 	}
 	msg := nats.NewMsg(schemas.Subject(ev.OrgID, ev.Action))
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(ev.OrgID, ev.ID))
 	msg.Data = body
 	return ev, msg, nil
+}
+
+// MsgID is the Nats-Msg-Id an event is published with: "<org_id>/<id>".
+// The stream deduplicates within its window by it, so per org, as the
+// store's first write wins per org: an event is stored once however often
+// it is sent, and an id another org's event already has does not make an
+// event a duplicate.
+func MsgID(orgID, id string) string { return orgID + "/" + id }
+
+// eventID is the event id of a message Prepare returned.
+func eventID(msg *nats.Msg) string {
+	_, id, _ := strings.Cut(msg.Header.Get(jetstream.MsgIDHeader), "/")
+	return id
 }
 
 // Emit validates ev and publishes it, returning once JetStream has stored
@@ -274,8 +289,8 @@ func (p *Producer) Prepare(ev schemas.Event) (schemas.Event, *nats.Msg, error) {
 // failed and unanswered attempts are retried with backoff until ctx ends
 // (or, when ctx has no deadline, for the policy's MaxElapsed), so a broker
 // restart or a leader change shorter than the caller's deadline returns no
-// error. The event id is the Nats-Msg-Id: an attempt the stream already
-// stored is not stored twice.
+// error. Its Nats-Msg-Id is MsgID: an attempt the stream already stored
+// is not stored twice.
 func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) {
 	if p.closed.Load() {
 		return Receipt{}, ErrClosed
@@ -290,7 +305,7 @@ func (p *Producer) Emit(ctx context.Context, ev schemas.Event) (Receipt, error) 
 // PublishBatch publishes messages Prepare returned, ids[i] being the id of
 // the event of msgs[i], and returns once JetStream has answered for every
 // one: its receipt (Receipt.Duplicate when the stream already held the id)
-// or its error. Each is published with its id as Nats-Msg-Id, all at once
+// or its error. Each is published with the Nats-Msg-Id Prepare set, all at once
 // without waiting for acknowledgements in between; one whose first
 // attempt fails is retried as Emit retries, with the same id, until ctx
 // ends. It lets a caller validate a batch first and publish what is valid,
@@ -306,7 +321,7 @@ func (p *Producer) PublishBatch(ctx context.Context, ids []string, msgs []*nats.
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		if f, err := p.batch.PublishMsgAsync(m, jetstream.WithMsgID(ids[i])); err == nil {
+		if f, err := p.batch.PublishMsgAsync(m); err == nil {
 			futs[i] = f
 		}
 	}
@@ -342,7 +357,7 @@ func (p *Producer) publish(ctx context.Context, id string, msg *nats.Msg, first 
 	delay := p.retry.Initial
 	for attempt := first; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.attemptTimeout(attempt))
-		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
+		ack, err := p.js.PublishMsg(actx, msg)
 		cancel()
 		if err == nil {
 			return Receipt{EventID: id, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
@@ -403,7 +418,7 @@ func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, err
 		return "", fmt.Errorf("producer: waiting for the in-flight window: %w", ctx.Err())
 	}
 	p.inflight.Add(1)
-	if _, err := p.async.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID)); err != nil {
+	if _, err := p.async.PublishMsgAsync(msg); err != nil {
 		// Could not even start: retry off the caller's path.
 		go p.retryAsync(msg, err)
 	}
@@ -413,7 +428,7 @@ func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, err
 // retryAsync retries a failed asynchronous publish synchronously, with
 // the same message id, and records a final failure.
 func (p *Producer) retryAsync(msg *nats.Msg, first error) {
-	id := msg.Header.Get(jetstream.MsgIDHeader)
+	id := eventID(msg)
 	var err error = &PublishError{EventID: id, Attempts: 1, Err: first}
 	if transient(first) {
 		// The asynchronous publish was the first attempt.

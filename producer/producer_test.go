@@ -104,8 +104,8 @@ func TestEmitStoresCanonicalEventOnItsSubject(t *testing.T) {
 	if m.Subject != "audit.events.org_1.member.role_changed" {
 		t.Fatalf("subject = %q", m.Subject)
 	}
-	if got := m.Header.Get(jetstream.MsgIDHeader); got != r.EventID {
-		t.Fatalf("Nats-Msg-Id = %q, want the event id %q", got, r.EventID)
+	if got := m.Header.Get(jetstream.MsgIDHeader); got != "org_1/"+r.EventID || got != producer.MsgID("org_1", r.EventID) {
+		t.Fatalf("Nats-Msg-Id = %q, want the org and the event id %q", got, r.EventID)
 	}
 	stored, err := schemas.Decode(m.Data)
 	if err != nil {
@@ -143,6 +143,17 @@ func TestRetriedPublishIsStoredOnce(t *testing.T) {
 	}
 	if n := msgs(t, s); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+	// Ids are unique per org: another org's event under the same id is
+	// not a duplicate of the first, and is stored.
+	other := ev
+	other.OrgID = "org_2"
+	r, err := p.Emit(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Duplicate || r.Seq == first.Seq || msgs(t, s) != 2 {
+		t.Fatalf("the same id in another org: %+v, stream holds %d messages", r, msgs(t, s))
 	}
 }
 

@@ -3,10 +3,12 @@
 // library. The events are in the envelope the producer publishes; the
 // server fills what the producer fills (id, occurred_at, category),
 // validates each against the catalog and publishes it through a
-// producer.Producer connected as the producer identity, with the event id
-// as Nats-Msg-Id, answering only once JetStream has stored the accepted
-// events. Each event's result — accepted, duplicate, conflict, invalid or
-// failed — is in the answer, in request order.
+// producer.Producer connected as the producer identity, with the org and
+// the event id as Nats-Msg-Id (producer.MsgID: ids are unique per org, so a
+// key of one org cannot make another org's event a duplicate), answering
+// only once JetStream has stored the accepted events. Each event's
+// result — accepted, duplicate, conflict, invalid or failed — is in the
+// answer, in request order.
 //
 // Writes need a service key ("Authorization: Bearer sk_<id>.<secret>"),
 // issued to a named service and limited to orgs and, optionally, action

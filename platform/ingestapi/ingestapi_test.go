@@ -338,6 +338,17 @@ func TestIdempotency(t *testing.T) {
 	if err != nil || !strings.Contains(string(msg.Data), "bob@example.com") {
 		t.Fatalf("the original changed: %s %v", msg.Data, err)
 	}
+	// Ids are unique per org: another org's key writing under an id org_a
+	// already has stores its own event, neither silenced as a duplicate
+	// nor told where org_a's event is.
+	kb := e.createKey(e.token("org_b", auditapi.PermManage), auditapi.ServiceKeySpec{Service: "billing"})
+	r = e.post(kb.Key, batch(event("org_b", evs[0]["id"].(string))))
+	if resp := r.results(t); r.status != 200 || resp.Accepted != 1 || resp.Results[0].Seq == first.Results[0].Seq {
+		t.Fatalf("org_b under org_a's id: %d %s", r.status, r.body)
+	}
+	if n := e.stored("org_b"); n != 1 {
+		t.Fatalf("org_b has %d events, want 1", n)
+	}
 	// Events without ids and an Idempotency-Key: a retry gets the same ids.
 	noIDs := batch(event("org_a", ""), event("org_a", ""))
 	r1 := e.post(k.Key, noIDs, "Idempotency-Key", "retry-1")
@@ -366,7 +377,7 @@ func TestEventsSayWhoWroteThem(t *testing.T) {
 	if want := `"source":"billing/` + k.ID + `"`; !strings.Contains(string(msg.Data), want) {
 		t.Fatalf("stored %s, want %s", msg.Data, want)
 	}
-	if msg.Header.Get("Nats-Msg-Id") != r.results(t).Results[0].ID {
+	if msg.Header.Get("Nats-Msg-Id") != producer.MsgID("org_a", r.results(t).Results[0].ID) {
 		t.Fatalf("Nats-Msg-Id %q", msg.Header.Get("Nats-Msg-Id"))
 	}
 	forged := event("org_a", "")

@@ -27,6 +27,7 @@ import (
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
+	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -197,8 +198,8 @@ func event(org string, i int) schemas.Event {
 	}
 }
 
-// publish sends events of org numbered from..to-1, each with its id as
-// Nats-Msg-Id.
+// publish sends events of org numbered from..to-1, each with its org and
+// id as Nats-Msg-Id (producer.MsgID).
 func (e *env) publish(org string, from, to int) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -208,7 +209,7 @@ func (e *env) publish(org string, from, to int) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if _, err := e.js.Publish(ctx, schemas.Subject(org, ev.Action), b, jetstream.WithMsgID(ev.ID)); err != nil {
+		if _, err := e.js.Publish(ctx, schemas.Subject(org, ev.Action), b, jetstream.WithMsgID(producer.MsgID(org, ev.ID))); err != nil {
 			e.t.Fatal(err)
 		}
 	}

@@ -109,21 +109,25 @@ func TestRecorderAnswersWhenTheRecordFails(t *testing.T) {
 		if ev.Action == "b.fail" {
 			return errors.New("stream gone")
 		}
-		got = append(got, ev.Action)
+		got = append(got, ev.Action+"/"+ev.Outcome)
 		return nil
 	}}
+	applied := 0
+	apply := func(context.Context) error { applied++; return nil }
 	rec := httptest.NewRecorder()
-	if !rc.Record(rec, httptest.NewRequest("POST", "/", nil), schemas.Event{Action: "a.one"}, schemas.Event{Action: "a.two"}) || rec.Code != 200 {
-		t.Fatalf("recorded: %d", rec.Code)
+	if !rc.Apply(rec, httptest.NewRequest("POST", "/", nil), apply, schemas.Event{Action: "a.one"}, schemas.Event{Action: "a.two"}) || rec.Code != 200 || applied != 1 {
+		t.Fatalf("recorded: %d, applied %d", rec.Code, applied)
 	}
+	// A record that cannot be written: the change is not made, and the
+	// record written before it is followed by a failure.
 	rec = httptest.NewRecorder()
-	if rc.Record(rec, httptest.NewRequest("POST", "/", nil), schemas.Event{Action: "b.fail"}, schemas.Event{Action: "b.after"}) {
-		t.Fatal("a failed record reported success")
+	if rc.Apply(rec, httptest.NewRequest("POST", "/", nil), apply, schemas.Event{Action: "b.ok"}, schemas.Event{Action: "b.fail"}) || applied != 1 {
+		t.Fatalf("a failed record reported success or applied the change (%d)", applied)
 	}
 	if p := problemOf(t, rec); rec.Code != 503 || p.Code() != auditapi.CodeNotRecorded {
 		t.Fatalf("failed record: %d %+v", rec.Code, p)
 	}
-	if strings.Join(got, ",") != "a.one,a.two" {
+	if strings.Join(got, ",") != "a.one/,a.two/,b.ok/,b.ok/failure" {
 		t.Fatalf("emitted %v", got)
 	}
 }

@@ -106,25 +106,6 @@ func (rc Recorder) Apply(w http.ResponseWriter, r *http.Request, apply func(ctx 
 	return true
 }
 
-// Record writes evs, the audit events of a change already made. If one
-// cannot be written it answers 503 change-not-recorded on w and returns
-// false; the handler must then stop. New routes use Apply, which records
-// before the change.
-func (rc Recorder) Record(w http.ResponseWriter, r *http.Request, evs ...schemas.Event) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rc.timeout())
-	defer cancel()
-	for _, ev := range evs {
-		ev = schemas.CleanEvent(ev)
-		if err := rc.Emit(ctx, ev); err != nil {
-			rc.logError("a change was applied but its audit event was not recorded", ev, err)
-			Errorf(http.StatusServiceUnavailable, auditapi.CodeNotRecorded,
-				"the change was applied but its audit event could not be recorded; repeat the request to record it").Write(w)
-			return false
-		}
-	}
-	return true
-}
-
 // NotRecorded is the 503 change-not-recorded answer: the change was not
 // made because its audit event could not be stored.
 func NotRecorded() *Error {

@@ -491,6 +491,8 @@ func TestSettings(t *testing.T) {
 	}
 	for body, param := range map[string]string{
 		`{"custom_retention_days":5000}`: "custom_retention_days", `{"plan":"gold"}`: "plan", `{"nope":1}`: "nope", `not json`: "",
+		// Below what the plan promises.
+		`{"custom_retention_days":100}`: "custom_retention_days", `{"custom_retention_days":-30}`: "custom_retention_days",
 		`{"org_id":"org_a"}{"b":2}`: "", `{"plan":7}`: "plan",
 	} {
 		if r := e.do("PUT", "/v1/settings", manage, body); r.status != 400 || r.problem(t).Parameter != param {

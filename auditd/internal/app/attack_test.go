@@ -691,6 +691,15 @@ func TestAttacksOnTheHTTPRoutesAreRefused(t *testing.T) {
 		{"DELETE", "/v1/settings", 405, "GET, HEAD, PUT"},
 		{"GET", "/v1/orgs/org_acme/erasures", 405, "POST"},
 		{"DELETE", "/v1/catalog", 405, "GET, HEAD"},
+		{"PUT", "/v1/webhooks/endpoints", 405, "GET, HEAD, POST"},
+		{"PUT", "/v1/webhooks/endpoints/wh_1/rotate-secret", 405, "POST"},
+		{"DELETE", "/v1/integrity/checkpoint", 405, "GET, HEAD"},
+		{"PUT", "/v1/siem/destinations/d_1/replay", 405, "POST"},
+		{"POST", "/v1/siem/destinations/d_1/replay", 401, ""},
+		{"POST", "/v1/webhooks/endpoints", 401, ""},
+		{"POST", "/v1/webhooks/endpoints/wh_1/rotate-secret", 401, ""},
+		{"POST", "/v1/orgs/org_acme/retention/purge", 403, ""},
+		{"POST", "/v1/orgs/org_acme/erasures", 403, ""},
 		{"HEAD", "/v1/events", 401, ""},
 		{"HEAD", "/v1/service-keys", 401, ""},
 		{"POST", "/v1/events", 401, ""},
@@ -715,6 +724,18 @@ func TestAttacksOnTheHTTPRoutesAreRefused(t *testing.T) {
 					t.Errorf("%s %s (credential %t): %d %v", method, target, bearer != "", code, h)
 				}
 			}
+		}
+	}
+	// The service key writes events only: every management route refuses it.
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/settings", `{"custom_retention_days": 365}`},
+		{"POST", "/v1/service-keys", `{"service": "payments"}`},
+		{"DELETE", "/v1/service-keys/" + sk.ID, ""},
+		{"POST", "/v1/webhooks/endpoints", `{"url": "http://127.0.0.1:9/"}`},
+		{"GET", "/v1/export?format=ndjson", ""},
+	} {
+		if code, _ := rawRequest(t, cfg.HTTPAddr, c.method, c.path, sk.Key, c.body); code != 401 {
+			t.Errorf("%s %s with the service key: %d, want 401", c.method, c.path, code)
 		}
 	}
 	// The service key writes one event now; once it is readable, it is the

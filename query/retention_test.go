@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
@@ -226,12 +228,18 @@ func TestRetentionPurge(t *testing.T) {
 	e.aged("org_p", "old_", 3, 40*24*time.Hour)
 	e.aged("org_p", "new_", 2, time.Hour)
 	e.putPlan("org_p", "developer")
-	purgeTok := func(org string, perms ...string) string {
-		tok, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: org, Subject: "ops_oncall", Permissions: perms, TTL: time.Hour}, time.Now())
+	purgeTokTTL := func(ttl time.Duration, org string, perms ...string) string {
+		tok, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: org, Subject: "ops_oncall", Permissions: perms, TTL: ttl}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
+	}
+	purgeTok := func(org string, perms ...string) string { return purgeTokTTL(time.Hour, org, perms...) }
+	noIat, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"org_id": "org_p", "sub": "ops_oncall",
+		"permissions": []string{auditapi.PermPurge}, "exp": time.Now().Add(time.Minute).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
 	}
 	const path = "/v1/orgs/org_p/retention/purge"
 	for name, tc := range map[string]struct {
@@ -243,6 +251,8 @@ func TestRetentionPurge(t *testing.T) {
 		"user key, operator with org and purge": {token(t, "org_p", auditapi.PermOperator, auditapi.PermPurge, auditapi.PermManage), 401},
 		"purge key, another org":                {purgeTok("org_q", auditapi.PermPurge), 403},
 		"purge key, no purge permission":        {purgeTok("org_p", auditapi.PermRead), 403},
+		"purge key, a token for a year":         {purgeTokTTL(365*24*time.Hour, "org_p", auditapi.PermPurge), 401},
+		"purge key, a token without iat":        {noIat, 401},
 		"no token":                              {"", 401},
 	} {
 		if r := e.do("POST", path, tc.tok, ""); r.status != tc.status {
@@ -277,7 +287,7 @@ func TestRetentionPurge(t *testing.T) {
 		t.Fatalf("purge without purge keys: %d %s", r.status, r.body)
 	}
 	// A purge key may not also verify user tokens.
-	_, err := query.New(query.Config{Auth: authPEM(pubPEM), PurgeKeysPEM: pubPEM},
+	_, err = query.New(query.Config{Auth: authPEM(pubPEM), PurgeKeysPEM: pubPEM},
 		query.Deps{Events: e.store, Settings: e.settings, Recorder: closedProducer(t, e)})
 	if err == nil {
 		t.Fatal("New accepted a purge key that also verifies user tokens")

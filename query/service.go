@@ -197,6 +197,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// OperatorTokenMaxLifetime bounds a purge or erasure token's lifetime
+// (exp − iat; iat required): each is minted for one act, and one kept or
+// leaked must not stay usable.
+const OperatorTokenMaxLifetime = time.Hour
+
 // Service is the query HTTP API. Create it with New and mount Handler;
 // it is safe for concurrent use and holds no resources of its own (the
 // caller owns and closes the dependencies).
@@ -245,7 +250,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("query: %w", err)
 		}
 		pa := cfg.Auth
-		pa.HMACSecret, pa.PublicKeysPEM = nil, cfg.PurgeKeysPEM
+		pa.HMACSecret, pa.PublicKeysPEM, pa.MaxLifetime = nil, cfg.PurgeKeysPEM, OperatorTokenMaxLifetime
 		s.purgeAuth, err = httpapi.NewAuth(pa, httpapi.RateLimit{PerSecond: 1, Burst: 5}, cfg.Now)
 		if err != nil {
 			return nil, fmt.Errorf("query: purge keys: %w", err)

@@ -37,6 +37,10 @@ type AuthConfig struct {
 	Audience string
 	// Leeway tolerates clock skew on exp, nbf and iat; default 30s.
 	Leeway time.Duration
+	// MaxLifetime, when set, refuses a token without iat or that lives
+	// longer (exp − iat): for tokens of one-off acts, so that one kept or
+	// leaked does not stay usable.
+	MaxLifetime time.Duration
 }
 
 // RateLimit is the request budget of each token identity — the org and
@@ -165,11 +169,24 @@ func (a *Auth) Authorize(r *http.Request, perm string) (orgID, subject string, e
 // verifier checks bearer tokens. It is immutable and safe for concurrent
 // use.
 type verifier struct {
-	parser *jwt.Parser
-	keys   jwt.Keyfunc
+	parser      *jwt.Parser
+	keys        jwt.Keyfunc
+	maxLifetime time.Duration
 }
 
 func newVerifier(c AuthConfig) (*verifier, error) {
+	v, err := newVerifierKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.MaxLifetime < 0 {
+		return nil, errors.New("httpapi: the maximum token lifetime must not be negative")
+	}
+	v.maxLifetime = c.MaxLifetime
+	return v, nil
+}
+
+func newVerifierKeys(c AuthConfig) (*verifier, error) {
 	if c.Leeway == 0 {
 		c.Leeway = 30 * time.Second
 	}
@@ -240,7 +257,8 @@ func newVerifier(c AuthConfig) (*verifier, error) {
 }
 
 // verify parses and checks a token: signature, algorithm, exp, nbf, iss,
-// aud, a subject, and an org id unless it is an operator token.
+// aud, the lifetime when bounded, a subject, and an org id unless it is an
+// operator token.
 func (v *verifier) verify(token string) (*auditapi.Claims, error) {
 	var c auditapi.Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keys); err != nil {
@@ -250,6 +268,14 @@ func (v *verifier) verify(token string) (*auditapi.Claims, error) {
 	// 7519 says (the JWT library also takes "1234" strings).
 	if err := numericTimes(token); err != nil {
 		return nil, err
+	}
+	if v.maxLifetime > 0 {
+		if c.IssuedAt == nil {
+			return nil, errors.New("token has no iat")
+		}
+		if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLifetime {
+			return nil, fmt.Errorf("token lives %v, longer than the %v allowed", life, v.maxLifetime)
+		}
 	}
 	if c.Subject == "" || len(c.Subject) > auditapi.MaxSubjectLen {
 		return nil, errors.New("token subject is missing or too long")

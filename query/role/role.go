@@ -185,6 +185,9 @@ func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string,
 	if org == "" {
 		return errors.New("-org is required")
 	}
+	if ttl > query.OperatorTokenMaxLifetime {
+		return fmt.Errorf("-ttl: an operator token lives at most %v", query.OperatorTokenMaxLifetime)
+	}
 	if c.PurgePrivateKeyFile == "" {
 		return errors.New("set AUDIT_PURGE_PRIVATE_KEY_FILE (the private key matching AUDIT_PURGE_PUBLIC_KEYS_FILE)")
 	}

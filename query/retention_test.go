@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,4 +471,72 @@ func purgeKey(t *testing.T) ([]byte, ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), priv
+}
+
+// setHook is the store as a RetentionSetter whose first SetRetention lets
+// another request run first, for up to a second.
+type setHook struct {
+	*eventstore.Store
+	started   *atomic.Bool
+	meanwhile func()
+}
+
+func (h setHook) SetRetention(ctx context.Context, org string, days int) error {
+	if h.started.CompareAndSwap(false, true) {
+		h.meanwhile()
+	}
+	return h.Store.SetRetention(ctx, org, days)
+}
+
+// Two settings changes of one org on one instance are made one after the
+// other, retention re-applied included: a later change cannot be
+// overtaken by an earlier one's re-application, which would leave the
+// stored events with a shorter retention than the settings and the last
+// record say.
+func TestSettingsChangesApplyInOrder(t *testing.T) {
+	e := newEnv(t, query.Config{})
+	e.putPlan("org_o", "enterprise")
+	e.aged("org_o", "old_", 2, 40*24*time.Hour)
+	admin := token(t, "org_o", auditapi.PermManage)
+	if r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":3650}`); r.status != 200 {
+		t.Fatalf("custom retention: %d %s", r.status, r.body)
+	}
+	prod, err := producer.New(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	var base string
+	var overtook atomic.Bool
+	second := make(chan int, 1)
+	svc, err := query.New(query.Config{Auth: authOf(secret), RatePerSecond: 1000, RateBurst: 1000},
+		query.Deps{Events: e.store, Retention: setHook{e.store, &atomic.Bool{}, func() {
+			go func() { second <- plainPut(base, admin, `{"custom_retention_days":3650}`) }()
+			select {
+			case status := <-second:
+				overtook.Store(true)
+				second <- status
+			case <-time.After(time.Second):
+			}
+		}}, Settings: e.settings, Recorder: prod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	base = srv.URL
+	saved := e.srv.URL
+	e.srv.URL = srv.URL
+	r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":400}`)
+	e.srv.URL = saved
+	if r.status != 200 {
+		t.Fatalf("the cut: %d %s", r.status, r.body)
+	}
+	if status := <-second; status != 200 {
+		t.Fatalf("the change back: %d", status)
+	}
+	days, err := e.store.RetentionDays(context.Background(), "org_o")
+	if st := e.settings.Get("org_o"); err != nil || st.RetentionDays() != 3650 || !slices.Equal(days, []int{3650}) {
+		t.Fatalf("settings say %d days, stored events %v (%v); the change back made during the cut: %t", st.RetentionDays(), days, err, overtook.Load())
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -216,6 +218,19 @@ type Service struct {
 	routes    []route
 	// record is where settings changes meet their audit events.
 	record httpapi.Recorder
+	// orgLocks serialize an org's settings changes in this process, from
+	// reading the settings to re-applying retention to stored events, so
+	// that the stored retention ends as the settings do.
+	orgLocks [64]sync.Mutex
+}
+
+// lockOrg locks the org's settings changes and returns the unlock.
+func (s *Service) lockOrg(org string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(org))
+	mu := &s.orgLocks[h.Sum32()%uint32(len(s.orgLocks))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 type route struct {

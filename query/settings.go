@@ -130,6 +130,7 @@ func (s *Service) putSettings(w http.ResponseWriter, r *http.Request, c *auditap
 		s.fail(w, err)
 		return
 	}
+	defer s.lockOrg(org)()
 	old, rev := s.deps.Settings.GetAt(org)
 	next := old
 	next.OrgID = org

@@ -445,6 +445,10 @@ func (a *API) process(ctx context.Context, p principal, evs []decoded) *answer {
 			forbidden = append(forbidden, fmt.Sprintf("events[%d].action: this credential may not write %q", i, ev.Action))
 			continue
 		}
+		if spec, ok := a.d.Catalog.Lookup(ev.Action); ok && spec.Category == schemas.CategoryAudit {
+			forbidden = append(forbidden, fmt.Sprintf("events[%d].action: %q is one of the audit log's own records, which only the audit service writes", i, ev.Action))
+			continue
+		}
 		var problems []string
 		switch ev.Context.Source {
 		case "", p.source:

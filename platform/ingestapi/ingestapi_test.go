@@ -230,6 +230,8 @@ func TestBadInputIsRefused(t *testing.T) {
 	unknown["action"] = "member.teleported"
 	missing := event("org_a", "")
 	missing["details"] = map[string]any{"role": "member"}
+	forgedPurge := event("org_a", "")
+	forgedPurge["action"], forgedPurge["details"] = "audit.retention_purged", map[string]any{"retention_days": 7}
 
 	for _, tc := range []struct {
 		name        string
@@ -245,6 +247,8 @@ func TestBadInputIsRefused(t *testing.T) {
 		{"a key for another org", k.Key, "application/json", batch(event("org_a", ""), event("org_b", "")), 403, auditapi.CodeForbidden, ""},
 		{"a key for other actions", narrow.Key, "application/json", batch(event("org_a", "")), 403, auditapi.CodeForbidden, ""},
 		{"a write token for another org", e.token("org_a", auditapi.PermWrite), "application/json", batch(event("org_b", "")), 403, auditapi.CodeForbidden, ""},
+		{"the log's own record", k.Key, "application/json", batch(event("org_a", ""), forgedPurge), 403, auditapi.CodeForbidden, ""},
+		{"the log's own record, with a write token", e.token("org_a", auditapi.PermWrite), "application/json", batch(forgedPurge), 403, auditapi.CodeForbidden, ""},
 		{"wrong content type", k.Key, "text/plain", batch(event("org_a", "")), 415, auditapi.CodeUnsupportedMediaType, ""},
 		{"malformed JSON", k.Key, "application/json", []byte(`{"events": [{"org_id": "org_a",}]}`), 400, auditapi.CodeInvalidBody, ""},
 		{"not a batch", k.Key, "application/json", []byte(`[{"org_id": "org_a"}]`), 400, auditapi.CodeInvalidBody, ""},

@@ -15,8 +15,9 @@
 //
 //   - admin owns the topology: it alone creates, updates and deletes
 //     streams, consumers and buckets (every subject).
-//   - producer publishes events on audit.events.> and receives its
-//     acknowledgements on _INBOX.>. Nothing else.
+//   - producer publishes events on audit.events.> but for the log's own
+//     records (audit.events.*.audit.*: the audit category), and receives
+//     its acknowledgements on _INBOX.>. Nothing else.
 //   - ingestor reads AUDIT_EVENTS through its durable consumer (info, next,
 //     ack), publishes its dead letters and reads the org settings bucket.
 //   - webhook-dispatcher reads AUDIT_FANOUT through its durable consumer,

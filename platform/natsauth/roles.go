@@ -74,6 +74,11 @@ const (
 	deadLetterPrefix    = "audit.dead_letter."
 	// webhookDisabledAction is the one action the dispatcher records.
 	webhookDisabledAction = "audit.webhook_disabled"
+	// ownRecordsSubjects are the log's own records (the audit category:
+	// settings changes, retention cuts and purges, erasures, destination
+	// and key changes), which the api and the dispatcher write and a
+	// producer may not.
+	ownRecordsSubjects = "audit.events.*.audit.*"
 )
 
 // Permissions is what one identity may publish and subscribe to. A deny
@@ -158,7 +163,7 @@ func PermissionsOf(r Role) (Permissions, error) {
 	case Admin:
 		return Permissions{PublishAllow: []string{">"}, SubscribeAllow: []string{">"}}, nil
 	case Producer:
-		return Permissions{PublishAllow: []string{EventsSubjects}, SubscribeAllow: inbox}, nil
+		return Permissions{PublishAllow: []string{EventsSubjects}, PublishDeny: []string{ownRecordsSubjects}, SubscribeAllow: inbox}, nil
 	case Ingestor:
 		p := Permissions{SubscribeAllow: inbox}
 		p.PublishAllow = append(p.PublishAllow, verifyShared...)

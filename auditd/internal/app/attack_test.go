@@ -285,6 +285,14 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 	if r != natsauth.Producer && r != natsauth.API {
 		out = append(out, req("publish a back-dated event for another org", "audit.events.org_victim.auth.login", evBody))
 	}
+	// Forge the log's own records: a purge, an erasure, a settings change.
+	if r != natsauth.API {
+		out = append(out,
+			req("forge a retention purge record", "audit.events.org_victim.audit.retention_purged", evBody),
+			req("forge an erasure record", "audit.events.org_victim.audit.subject_erased", evBody),
+			req("forge a settings record", "audit.events.org_victim.audit.settings_updated", evBody),
+		)
+	}
 	// Write the buckets.
 	for _, b := range []string{natsauth.SettingsBucket, natsauth.EndpointsBucket, natsauth.DestinationsBucket, natsauth.StatusBucket, natsauth.ServiceKeysBucket, natsauth.RetriesBucket} {
 		if (r == natsauth.API && b != natsauth.RetriesBucket) || (r == natsauth.Dispatcher && (b == natsauth.EndpointsBucket || b == natsauth.RetriesBucket)) || (r == natsauth.Forwarder && b == natsauth.StatusBucket) {

@@ -25,6 +25,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/httpapi"
 	"github.com/takumo/audit/platform/orgsettings"
+	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 	"github.com/takumo/audit/schemas"
@@ -191,8 +192,8 @@ func TestRetentionCutRecordReadableOnFree(t *testing.T) {
 	}
 }
 
-// Record first: when the record of a change cannot be written, the change
-// is not made.
+// Record first: when the record of a settings change, a purge or an
+// erasure cannot be written, it is not made.
 func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	e.putPlan("org_n", "enterprise")
@@ -217,6 +218,36 @@ func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 	}
 	if days, err := e.store.RetentionDays(context.Background(), "org_n"); err != nil || !slices.Equal(days, []int{365}) {
 		t.Fatalf("stored retention changed anyway: %v %v", days, err)
+	}
+
+	// The operator acts too: a purge and an erasure whose records cannot
+	// be written delete and erase nothing.
+	e.putPlan("org_n", "developer") // a cut, held for the grace period
+	pubPEM, priv := purgeKey(t)
+	svc, err := query.New(query.Config{Auth: authOf(secret), PurgeKeysPEM: pubPEM, RatePerSecond: 1000, RateBurst: 1000},
+		query.Deps{Events: e.store, Retention: e.store, Purge: e.store, Erase: erasure.New(e.store, e.trees, erasure.Config{}),
+			Settings: e.settings, Recorder: closed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := httptest.NewServer(svc.Handler())
+	t.Cleanup(down.Close)
+	e.srv.URL = down.URL
+	for path, perm := range map[string]string{"/v1/orgs/org_n/retention/purge": auditapi.PermPurge, "/v1/orgs/org_n/erasures": auditapi.PermErase} {
+		tok, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_n", Subject: "ops_oncall", Permissions: []string{perm}, TTL: time.Hour}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", path, tok, `{"subject":"usr_1"}`); r.status != 503 || r.problem(t).Code() != auditapi.CodeNotRecorded {
+			t.Errorf("unrecorded %s: %d %s", path, r.status, r.body)
+		}
+	}
+	e.srv.URL = saved
+	if n, err := e.store.Count(context.Background(), "org_n"); err != nil || n != 2 {
+		t.Fatalf("events after an unrecorded purge: %d %v", n, err)
+	}
+	if ev, err := e.store.Get(context.Background(), "org_n", "old_0"); err != nil || ev.Actor.Email != "ada@example.com" {
+		t.Fatalf("event after an unrecorded erasure: %+v %v", ev.Actor, err)
 	}
 }
 

@@ -41,7 +41,7 @@ type eraseAnswer struct {
 // stored plaintext of its personal fields becomes their commitments and
 // its salt is deleted, so every proof stays valid. The token was verified
 // with a purge key (route.purge), carries audit.erase and must name the
-// org of the path. The erasure is recorded in the org's log first
+// org of the path and, in erase_subject, the subject. The erasure is recorded in the org's log first
 // (audit.subject_erased, carrying the subject id and the request
 // reference, never an erased value).
 func (s *Service) eraseSubject(w http.ResponseWriter, r *http.Request, c *auditapi.Claims) {
@@ -60,6 +60,12 @@ func (s *Service) eraseSubject(w http.ResponseWriter, r *http.Request, c *audita
 	}
 	if schemas.CheckText(req.RequestReference, maxReferenceLen) != nil {
 		httpapi.BadField("request_reference", "at most 128 bytes without control characters").Write(w)
+		return
+	}
+	// An erasure token is minted for one subject: it erases no one else.
+	if c.EraseSubject == "" || c.EraseSubject != req.Subject {
+		(&httpapi.Error{Status: http.StatusForbidden, Code: auditapi.CodeForbidden, Param: "subject",
+			Detail: "the erasure token does not name this subject (its erase_subject claim)"}).Write(w)
 		return
 	}
 	rec := producer.AuditSubjectErased(org, a, req.Subject, req.RequestReference)

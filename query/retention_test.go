@@ -193,7 +193,8 @@ func TestRetentionCutRecordReadableOnFree(t *testing.T) {
 }
 
 // Record first: when the record of a settings change, a purge or an
-// erasure cannot be written, it is not made.
+// erasure cannot be written, it is not made. (And an erasure token erases
+// only the subject it names.)
 func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	e.putPlan("org_n", "enterprise")
@@ -234,12 +235,32 @@ func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 	t.Cleanup(down.Close)
 	e.srv.URL = down.URL
 	for path, perm := range map[string]string{"/v1/orgs/org_n/retention/purge": auditapi.PermPurge, "/v1/orgs/org_n/erasures": auditapi.PermErase} {
-		tok, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_n", Subject: "ops_oncall", Permissions: []string{perm}, TTL: time.Hour}, time.Now())
+		spec := auditapi.TokenSpec{OrgID: "org_n", Subject: "ops_oncall", Permissions: []string{perm}, TTL: time.Hour}
+		if perm == auditapi.PermErase {
+			spec.EraseSubject = "usr_1"
+		}
+		tok, err := auditapi.Mint(priv, spec, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r := e.do("POST", path, tok, `{"subject":"usr_1"}`); r.status != 503 || r.problem(t).Code() != auditapi.CodeNotRecorded {
 			t.Errorf("unrecorded %s: %d %s", path, r.status, r.body)
+		}
+	}
+	// An erasure token erases the one subject it names: one naming none,
+	// or another, is refused before anything is recorded.
+	unbound, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"org_id": "org_n", "sub": "ops_oncall", "permissions": []string{auditapi.PermErase},
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_n", Subject: "ops_oncall", Permissions: []string{auditapi.PermErase}, TTL: time.Hour, EraseSubject: "usr_2"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"no subject named": unbound, "another subject": other} {
+		if r := e.do("POST", "/v1/orgs/org_n/erasures", tok, `{"subject":"usr_1"}`); r.status != 403 || r.problem(t).Parameter != "subject" {
+			t.Errorf("erasure token, %s: %d %s", name, r.status, r.body)
 		}
 	}
 	e.srv.URL = saved

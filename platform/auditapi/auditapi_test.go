@@ -29,6 +29,9 @@ func TestMintChecks(t *testing.T) {
 		{"bad org", func(s *auditapi.TokenSpec) { s.OrgID = "org a" }, "must match"},
 		{"unknown permission", func(s *auditapi.TokenSpec) { s.Permissions = []string{"audit.delete"} }, `unknown permission "audit.delete"`},
 		{"no subject", func(s *auditapi.TokenSpec) { s.Subject = "" }, "subject is required"},
+		{"erasure naming its subject", func(s *auditapi.TokenSpec) { s.Permissions, s.EraseSubject = []string{auditapi.PermErase}, "usr_42" }, ""},
+		{"erasure naming no subject", func(s *auditapi.TokenSpec) { s.Permissions = []string{auditapi.PermErase} }, "names the subject it erases"},
+		{"a subject to erase without audit.erase", func(s *auditapi.TokenSpec) { s.EraseSubject = "usr_42" }, "only a token with audit.erase"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := ok

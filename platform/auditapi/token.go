@@ -59,6 +59,10 @@ type Claims struct {
 	OrgID string `json:"org_id,omitempty"`
 	// Permissions are the granted permissions, e.g. "audit.read".
 	Permissions []string `json:"permissions"`
+	// EraseSubject is, in a token with PermErase, the one subject (actor
+	// or target id) it may erase: an erasure token is minted for one
+	// data-protection request and cannot erase anyone else.
+	EraseSubject string `json:"erase_subject,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -87,11 +91,15 @@ type TokenSpec struct {
 	TTL      time.Duration
 	Issuer   string
 	Audience string
+	// EraseSubject is required with PermErase, and only then: the subject
+	// the token may erase.
+	EraseSubject string
 }
 
 // Check reports every problem of spec at once, each wrapping
 // ErrInvalidSpec: a subject, an org id that is valid (or none for an
-// operator token), permissions that are all known, and a positive TTL.
+// operator token), permissions that are all known, a positive TTL, and a
+// subject to erase with PermErase (and only then).
 func (spec TokenSpec) Check() error {
 	var errs []error
 	bad := func(format string, a ...any) {
@@ -114,6 +122,12 @@ func (spec TokenSpec) Check() error {
 	if spec.TTL <= 0 {
 		bad("the lifetime must be positive, got %s", spec.TTL)
 	}
+	switch erase := slices.Contains(spec.Permissions, PermErase); {
+	case erase && (spec.EraseSubject == "" || schemas.CheckText(spec.EraseSubject, schemas.MaxActorIDLen) != nil):
+		bad("a token with %s names the subject it erases (1-%d bytes of text)", PermErase, schemas.MaxActorIDLen)
+	case !erase && spec.EraseSubject != "":
+		bad("only a token with %s names a subject to erase", PermErase)
+	}
 	return errors.Join(errs...)
 }
 
@@ -127,8 +141,9 @@ func Mint(key any, spec TokenSpec, now time.Time) (string, error) {
 		return "", err
 	}
 	c := Claims{
-		OrgID:       spec.OrgID,
-		Permissions: slices.Clone(spec.Permissions),
+		OrgID:        spec.OrgID,
+		Permissions:  slices.Clone(spec.Permissions),
+		EraseSubject: spec.EraseSubject,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   spec.Subject,
 			Issuer:    spec.Issuer,

@@ -127,13 +127,15 @@ func (c AuthConfig) PurgeKeys() ([]byte, error) {
 // devDir when devDir is set and no key is configured) and prints it.
 // With -purge it mints an operator token for -org instead, signed with
 // AUDIT_PURGE_PRIVATE_KEY_FILE: audit.purge, or the -perm given among
-// audit.purge and audit.erase.
+// audit.purge and audit.erase (an erasure token names the one subject it
+// may erase with -erase-subject).
 func MintCommand(name string, c AuthConfig, devDir string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(name+" token", flag.ContinueOnError)
 	purge := fs.Bool("purge", false, "mint an operator token for -org with AUDIT_PURGE_PRIVATE_KEY_FILE: "+auditapi.PermPurge+" (default) or -perm "+auditapi.PermErase)
 	org := fs.String("org", "", "org id the token acts on (required, except for "+auditapi.PermOperator+")")
 	sub := fs.String("sub", "dev", "subject: the person or system the token is for")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	eraseSubject := fs.String("erase-subject", "", "with -purge -perm "+auditapi.PermErase+": the one subject (actor or target id) the token may erase")
 	var perms []string
 	fs.Func("perm", "permission, repeatable or comma separated: "+strings.Join(auditapi.KnownPermissions, ", "), func(s string) error {
 		for _, p := range strings.Split(s, ",") {
@@ -147,7 +149,7 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 		return err
 	}
 	if *purge {
-		return mintPurge(c, *org, *sub, *ttl, perms, out)
+		return mintPurge(c, *org, *sub, *eraseSubject, *ttl, perms, out)
 	}
 	if len(perms) == 0 {
 		return errors.New("name at least one -perm (" + strings.Join(auditapi.KnownPermissions, ", ") + ")")
@@ -173,7 +175,7 @@ func MintCommand(name string, c AuthConfig, devDir string, args []string, out io
 	return err
 }
 
-func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string, out io.Writer) error {
+func mintPurge(c AuthConfig, org, sub, eraseSubject string, ttl time.Duration, perms []string, out io.Writer) error {
 	if len(perms) == 0 {
 		perms = []string{auditapi.PermPurge}
 	}
@@ -200,7 +202,7 @@ func mintPurge(c AuthConfig, org, sub string, ttl time.Duration, perms []string,
 		return fmt.Errorf("AUDIT_PURGE_PRIVATE_KEY_FILE: %w", err)
 	}
 	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: sub, Permissions: perms, TTL: ttl,
-		Issuer: c.JWTIssuer, Audience: c.JWTAudience}, time.Now())
+		Issuer: c.JWTIssuer, Audience: c.JWTAudience, EraseSubject: eraseSubject}, time.Now())
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,8 @@ const eraseUsage = `usage:
       name, email, IP address and user agent of the entries where ID is the actor, and the
       name where ID is a target, are replaced by their commitments and the person's salt is
       deleted; every checkpoint and proof stays valid. Needs an operator token with
-      audit.erase for ORG, signed with the purge key (auditd token -purge -perm audit.erase).
+      audit.erase for ORG and ID, signed with the purge key (auditd token -purge -perm
+      audit.erase -org ORG -erase-subject ID).
       The erasure is recorded in the org's log (audit.subject_erased) with --reference, the
       data-protection request it answers (never personal data).`
 

@@ -75,7 +75,7 @@ func TestErase(t *testing.T) {
 	// plaintext and says so.
 	s.insert(event("org_acme", "01JD00000000000000000000E1", now, "auth.login", "usr_erin", "Erin"),
 		event("org_acme", "01JD00000000000000000000E2", now, "auth.login", "usr_ada", "Ada"))
-	op, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_acme", Subject: "dpo", Permissions: []string{auditapi.PermErase}, TTL: time.Hour}, time.Now())
+	op, err := auditapi.Mint(priv, auditapi.TokenSpec{OrgID: "org_acme", Subject: "dpo", Permissions: []string{auditapi.PermErase}, TTL: time.Hour, EraseSubject: "usr_erin"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,12 @@ func TestErase(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"events_kept": 1`) || !strings.Contains(out, `"record_id": "`) || !strings.Contains(errs, "repeat the erasure") {
 		t.Fatalf("erase = %d\n%s\n%s", code, out, errs)
 	}
-	code, _, errs = run(ctx, s, mint(t, "org_acme", auditapi.PermErase, auditapi.PermManage), nil, "erase", "--org", "org_acme", "--subject", "usr_erin")
+	user, err := auditapi.Mint(secret, auditapi.TokenSpec{OrgID: "org_acme", Subject: "usr_ops", Permissions: []string{auditapi.PermErase, auditapi.PermManage},
+		TTL: time.Hour, EraseSubject: "usr_erin"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = run(ctx, s, user, nil, "erase", "--org", "org_acme", "--subject", "usr_erin")
 	if code != 1 || !strings.Contains(errs, "refused the token") {
 		t.Fatalf("erase with a user token = %d %s", code, errs)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,13 +111,19 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	const org = "org_erase"
-	mint := func(key any, org string, perms ...string) string {
-		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: org, Subject: "dpo_office", Permissions: perms, TTL: time.Hour}, time.Now())
+	// An erasure token names the subject it erases: usr_erin, or another.
+	mintFor := func(eraseSubject string, key any, org string, perms ...string) string {
+		spec := auditapi.TokenSpec{OrgID: org, Subject: "dpo_office", Permissions: perms, TTL: time.Hour}
+		if slices.Contains(perms, auditapi.PermErase) {
+			spec.EraseSubject = eraseSubject
+		}
+		tok, err := auditapi.Mint(key, spec, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
+	mint := func(key any, org string, perms ...string) string { return mintFor("usr_erin", key, org, perms...) }
 	admin := mint(userKey, org, auditapi.PermRead, auditapi.PermExport, auditapi.PermManage)
 	call := func(method, path, tok, body string) (int, string) {
 		t.Helper()
@@ -228,7 +235,8 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 		"user key, operator":                        {mint(userKey, "", auditapi.PermOperator, auditapi.PermErase), 401},
 		"operator key, another org":                 {mint(opKey, "org_other", auditapi.PermErase), 403},
 		"operator key, audit.purge not audit.erase": {mint(opKey, org, auditapi.PermPurge), 403},
-		"no token": {"", 401},
+		"operator key, for another subject":         {mintFor("usr_other", opKey, org, auditapi.PermErase), 403},
+		"no token":                                  {"", 401},
 	} {
 		if code, body := call("POST", erasePath, tc.tok, eraseBody); code != tc.status {
 			t.Errorf("%s: %d %s, want %d", name, code, body, tc.status)

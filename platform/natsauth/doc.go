@@ -90,8 +90,12 @@
 // (INFO|MSG.NEXT|DELETE).<stream>.<consumer>, $JS.API.CONSUMER.CREATE.
 // <stream>.<consumer>[.<filter>], $JS.API.DIRECT.GET.<stream>[.<subject>],
 // $JS.API.STREAM.MSG.GET.<stream>, acknowledgements on $JS.ACK.<stream>.
-// <consumer>.> (and the v2 form $JS.ACK.<domain>.<account>.<stream>.
-// <consumer>.>), flow control replies on $JS.FC.<stream>.>, key-value
+// <consumer> followed by exactly five tokens (and the v2 form
+// $JS.ACK.<domain>.<account>.<stream>.<consumer> followed by at least
+// five: a pattern with fewer fixed tokens, such as $JS.ACK.*.*.<stream>.>,
+// would also match another consumer's v1 subject and let a role
+// acknowledge, terminate or take that consumer's deliveries), flow
+// control replies on $JS.FC.<stream>.>, key-value
 // writes on $KV.<bucket>.<key>. The tests in auditd run every role's code
 // with its own identity against the real topology, and an attack suite
 // checks that everything else is refused.

@@ -96,16 +96,29 @@ const jsAPI = "$JS.API."
 // and state, never its messages).
 func streamInfo(stream string) string { return jsAPI + "STREAM.INFO." + stream }
 
-// consume is what reading a stream through one named pull consumer takes:
-// its info, its next-message requests and acknowledgements (v1 and v2
-// subjects).
-func consume(stream, consumer string) []string {
+// acks are the acknowledgement subjects of one consumer of stream (every
+// consumer of it when consumer is "*"), in both forms the server
+// subscribes to: $JS.ACK.<stream>.<consumer> followed by exactly five
+// tokens (delivery count, stream and consumer sequences, timestamp,
+// pending), and $JS.ACK.<domain>.<account>.<stream>.<consumer> followed
+// by at least five. The token counts matter: a looser pattern such as
+// $JS.ACK.*.*.<stream>.> also matches $JS.ACK.<other stream>.<other
+// consumer>.<stream>.<seq>..., which the server routes to the other
+// consumer, taking the chosen sequence as the one acknowledged.
+func acks(stream, consumer string) []string {
 	return []string{
+		"$JS.ACK." + stream + "." + consumer + ".*.*.*.*.*",
+		"$JS.ACK.*.*." + stream + "." + consumer + ".*.*.*.*.>",
+	}
+}
+
+// consume is what reading a stream through one named pull consumer takes:
+// its info, its next-message requests and acknowledgements.
+func consume(stream, consumer string) []string {
+	return append([]string{
 		jsAPI + "CONSUMER.INFO." + stream + "." + consumer,
 		jsAPI + "CONSUMER.MSG.NEXT." + stream + "." + consumer,
-		"$JS.ACK." + stream + "." + consumer + ".>",
-		"$JS.ACK.*.*." + stream + "." + consumer + ".>",
-	}
+	}, acks(stream, consumer)...)
 }
 
 // kvRead is what binding, getting and watching a bucket takes: stream
@@ -184,13 +197,12 @@ func PermissionsOf(r Role) (Permissions, error) {
 			jsAPI+"CONSUMER.INFO."+DeliveriesStream+".*",
 			jsAPI+"CONSUMER.DELETE."+DeliveriesStream+".*",
 			jsAPI+"CONSUMER.MSG.NEXT."+DeliveriesStream+".*",
-			"$JS.ACK."+DeliveriesStream+".>",
-			"$JS.ACK.*.*."+DeliveriesStream+".>",
 			jsAPI+"STREAM.PURGE."+DeliveriesStream,
 			kvWrite(EndpointsBucket),
 			kvWrite(RetriesBucket),
 			"audit.events.*."+webhookDisabledAction,
 		)
+		p.PublishAllow = append(p.PublishAllow, acks(DeliveriesStream, "*")...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(EndpointsBucket)...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(RetriesBucket)...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(SettingsBucket)...)
@@ -202,11 +214,10 @@ func PermissionsOf(r Role) (Permissions, error) {
 			fanoutByOrg,
 			jsAPI+"CONSUMER.INFO."+FanoutStream+".*",
 			jsAPI+"CONSUMER.MSG.NEXT."+FanoutStream+".*",
-			"$JS.ACK."+FanoutStream+".>",
-			"$JS.ACK.*.*."+FanoutStream+".>",
 			deadLetterPrefix+"*",
 			kvWrite(StatusBucket),
 		)
+		p.PublishAllow = append(p.PublishAllow, acks(FanoutStream, "*")...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(DestinationsBucket)...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(StatusBucket)...)
 		p.PublishAllow = append(p.PublishAllow, kvRead(SettingsBucket)...)

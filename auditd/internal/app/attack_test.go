@@ -264,6 +264,24 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		}
 		out = append(out, req("record an action", "audit.events.org_victim.audit.webhook_disabled", evBody))
 	}
+	// Take or terminate the ingestor's and the log writer's deliveries
+	// through the acknowledgement subject of a stream the role may
+	// acknowledge on: $JS.ACK.<stream>.<consumer>.<other stream>.<seq>...
+	// is what the server routes to <consumer>, with <seq> as the stream
+	// sequence, so a subject of the v2 form $JS.ACK.*.*.<other stream>.>
+	// must not be allowed.
+	for _, c := range []string{natsauth.IngestorConsumer, natsauth.TlogConsumer} {
+		if (r == natsauth.Ingestor && c == natsauth.IngestorConsumer) || (r == natsauth.Tlog && c == natsauth.TlogConsumer) {
+			continue
+		}
+		for _, s := range []string{natsauth.FanoutStream, natsauth.DeliveriesStream, natsauth.EventsStream} {
+			pre := "$JS.ACK." + natsauth.EventsStream + "." + c + "." + s
+			out = append(out,
+				attack{name: "terminate a delivery of " + c + " through " + s + "'s acks", subject: pre + ".1.1.0.0", body: []byte("+TERM")},
+				attack{name: "take deliveries of " + c + " through " + s + "'s acks", subject: pre + ".0.0.0.0", body: []byte(`+NXT {"batch":10}`)},
+			)
+		}
+	}
 	if r != natsauth.Ingestor {
 		out = append(out, attack{name: "acknowledge on the ingestor's consumer", subject: "$JS.ACK.AUDIT_EVENTS.ingestor.1.1.1.1.1", body: []byte("+ACK")})
 		out = append(out, req("fetch from the ingestor's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.ingestor", []byte(`{"batch":1,"expires":1000000000}`)))
@@ -339,6 +357,16 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("purge the dead-letter stream", api+"STREAM.PURGE.AUDIT_DEAD_LETTER", nil),
 		req("delete the deliveries stream", api+"STREAM.DELETE.AUDIT_WEBHOOK_DELIVERIES", nil),
 		req("delete a message of AUDIT_EVENTS", api+"STREAM.MSG.DELETE.AUDIT_EVENTS", []byte(`{"seq":1}`)),
+		req("delete a message of AUDIT_FANOUT", api+"STREAM.MSG.DELETE.AUDIT_FANOUT", []byte(`{"seq":1}`)),
+		req("delete the log writer's lease message", api+"STREAM.MSG.DELETE.KV_"+natsauth.TlogLeaseBucket, []byte(`{"seq":1}`)),
+		// Stall or rewind a consumer without changing its configuration.
+		req("pause the ingestor's consumer", api+"CONSUMER.PAUSE.AUDIT_EVENTS.ingestor", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
+		req("pause the log writer's consumer", api+"CONSUMER.PAUSE.AUDIT_EVENTS.tlog", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
+		req("pause the dispatcher's consumer", api+"CONSUMER.PAUSE.AUDIT_FANOUT.webhook-dispatcher", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
+		req("move the log writer's consumer past events", api+"CONSUMER.RESET.AUDIT_EVENTS.tlog", []byte(`{"seq":1000000}`)),
+		req("move the ingestor's consumer past events", api+"CONSUMER.RESET.AUDIT_EVENTS.ingestor", []byte(`{"seq":1000000}`)),
+		// The server's own services: every client's connection details.
+		req("list the account's connections", "$SYS.REQ.ACCOUNT.PING.CONNZ", nil),
 	)
 	// Read the service keys' hashes, or plant a key of one's own.
 	if r != natsauth.API {
@@ -411,26 +439,35 @@ func takeSnapshot(t *testing.T, js jetstream.JetStream) busState {
 	return s
 }
 
-// With no credentials nobody connects; with each role's credentials every
-// attack outside the role's job is refused by the server, and afterwards
-// every stream's configuration and messages, every consumer and every key
-// are as they were. The same attacks as the admin identity are not
-// refused, so the refusals come from the permissions.
-func TestAttacksOnTheBusAreRefused(t *testing.T) {
+// attackedBus starts a server with every role's identity and, as the
+// topology owner does with the admin identity, declares every stream,
+// consumer and bucket.
+func attackedBus(t *testing.T) (*natsembed.Server, natsauth.Keyring, jetstream.JetStream, Config) {
+	t.Helper()
 	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
-	ctx := context.Background()
 	admin := keys[natsauth.Admin]
 	_, ajs := natstest.Connect(t, srv, admin)
-	// The topology owner, as the admin identity, declares everything.
 	cfg := baseConfig(t)
 	cfg.NATSURL = srv.ClientURL()
 	cfg.NATSCreds = filepath.Join(t.TempDir(), "admin.nk")
 	if err := natsauth.WriteSeedFile(cfg.NATSCreds, admin); err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyTopology(ctx, cfg, zaptest.NewLogger(t)); err != nil {
+	if err := ApplyTopology(context.Background(), cfg, zaptest.NewLogger(t)); err != nil {
 		t.Fatal(err)
 	}
+	return srv, keys, ajs, cfg
+}
+
+// With no credentials nobody connects; with each role's credentials every
+// attack outside the role's job is refused by the server, and afterwards
+// every stream's configuration and messages, every consumer and every key
+// are as they were. The same attacks as the admin identity are not
+// refused, so the refusals come from the permissions.
+func TestAttacksOnTheBusAreRefused(t *testing.T) {
+	srv, keys, ajs, cfg := attackedBus(t)
+	ctx := context.Background()
+	admin := keys[natsauth.Admin]
 
 	// Some content in every stream and bucket.
 	_, pjs := natstest.Connect(t, srv, keys[natsauth.Producer])
@@ -768,5 +805,155 @@ func TestAttacksOnTheHTTPRoutesAreRefused(t *testing.T) {
 	}
 	if code, body := call(t, "GET", base+"/v1/service-keys", manage, nil); code != 200 || strings.Count(string(body), `"id"`) != 1 {
 		t.Fatalf("service keys after the attacks: %d %s", code, body)
+	}
+}
+
+// A role allowed to publish on a durable stream's subjects cannot use
+// JetStream's headers to remove, expire, schedule, count or batch
+// messages there, nor replace a stored event by publishing another body
+// under its id: every such publish is refused (or, for the id, stored
+// zero times), and every message stays as it was.
+func TestHeadersCannotRewriteTheStreams(t *testing.T) {
+	srv, keys, ajs, _ := attackedBus(t)
+	ctx := context.Background()
+	_, pjs := natstest.Connect(t, srv, keys[natsauth.Producer])
+	prod, err := producer.New(pjs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt, err := prod.Emit(ctx, producer.AuthLogin("org_victim", producer.User("u_1", "Ada", "ada@example.com"), "password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.Publish(ctx, topology.DeadLetterSubject(topology.IngestorConsumer), []byte("dead")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fan-out copy", func() bool {
+		s, err := ajs.Stream(ctx, topology.FanoutStream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	forged := forgedCheckpoint(t)
+	headers := map[string]nats.Header{
+		"roll up every message":        {"Nats-Rollup": []string{"all"}},
+		"roll up the subject":          {"Nats-Rollup": []string{"sub"}},
+		"expire in a second":           {"Nats-TTL": []string{"1s"}},
+		"schedule a copy elsewhere":    {"Nats-Schedule": []string{"@every 1s"}, "Nats-Schedule-Target": []string{"audit.events.org_victim.auth.logout"}},
+		"count":                        {"Nats-Incr": []string{"1"}},
+		"open an atomic batch":         {"Nats-Batch-Id": []string{"b1"}, "Nats-Batch-Sequence": []string{"1"}},
+		"shadow the stored event's id": {"Nats-Msg-Id": []string{rcpt.EventID}},
+	}
+	for _, c := range []struct {
+		role    natsauth.Role
+		stream  string
+		subject string
+		body    []byte
+	}{
+		{natsauth.Producer, topology.EventsStream, "audit.events.org_victim.auth.login", cfgJSON(t, producer.AuthLogin("org_victim", producer.User("u_2", "Eve", "eve@example.com"), "password"))},
+		{natsauth.API, topology.EventsStream, "audit.events.org_victim.auth.login", []byte(`{}`)},
+		{natsauth.Tlog, topology.FanoutStream, witness.Subject("org_victim", forged.KeyID), cfgJSON(t, forged)},
+		{natsauth.Ingestor, topology.DeadLetterStream, topology.DeadLetterSubject(topology.IngestorConsumer), []byte("dead")},
+	} {
+		st, err := ajs.Stream(ctx, c.stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := st.GetMsg(ctx, before.State.FirstSeq)
+		if err != nil {
+			t.Fatalf("%s: message %d: %v", c.stream, before.State.FirstSeq, err)
+		}
+		_, js := natstest.Connect(t, srv, keys[c.role])
+		for name, h := range headers {
+			shadow := h.Get("Nats-Msg-Id") != ""
+			if shadow && c.stream != topology.EventsStream {
+				continue // only events are deduplicated by their id
+			}
+			ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: c.subject, Header: h, Data: c.body})
+			if shadow {
+				if err != nil || !ack.Duplicate {
+					t.Errorf("%s: %s on %s: %+v %v, want a duplicate", c.role, name, c.stream, ack, err)
+				}
+				continue
+			}
+			if err == nil {
+				t.Errorf("%s: %s on %s accepted (seq %d)", c.role, name, c.stream, ack.Sequence)
+			}
+		}
+		after, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.State.Msgs != before.State.Msgs || after.State.FirstSeq != before.State.FirstSeq || after.State.LastSeq != before.State.LastSeq {
+			t.Errorf("%s: %s changed: %+v -> %+v", c.role, c.stream, before.State, after.State)
+		}
+		still, err := st.GetMsg(ctx, before.State.FirstSeq)
+		if err != nil || string(still.Data) != string(first.Data) {
+			t.Errorf("%s: the first message of %s changed: %v", c.role, c.stream, err)
+		}
+	}
+}
+
+// Every role can make the server store its answer on a subject of the
+// role's choosing: JetStream answers a publish or an API request on the
+// request's reply subject, and the server checks no permission on a reply
+// subject. Named after an org's settings key, the answer lands in the
+// settings bucket. It must change nothing: a store that holds the org's
+// settings keeps them (an org moved to the default plan would have its
+// new events stamped with the default plan's retention and lose its
+// webhooks and SIEM streams).
+func TestServerRepliesCannotReplaceSettings(t *testing.T) {
+	srv, keys, ajs, _ := attackedBus(t)
+	ctx := context.Background()
+	_, apijs := natstest.Connect(t, srv, keys[natsauth.API])
+	st, err := orgsettings.Bind(ctx, apijs, orgsettings.Free, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put(ctx, orgsettings.Settings{OrgID: "org_victim", Plan: orgsettings.Enterprise}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := ajs.KeyValue(ctx, natsauth.SettingsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "$KV." + natsauth.SettingsBucket + ".org_victim"
+	for _, r := range natsauth.Roles[1:] {
+		nc, _ := natstest.Connect(t, srv, keys[r])
+		// The producer publishes an event; every other role asks for the
+		// events stream's configuration, which it may verify.
+		m := &nats.Msg{Subject: "$JS.API.STREAM.INFO." + natsauth.EventsStream, Reply: key}
+		if r == natsauth.Producer {
+			m = &nats.Msg{Subject: "audit.events.org_victim.auth.login", Reply: key, Data: []byte(`{}`)}
+		}
+		e, err := kv.Get(ctx, "org_victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		// The answer is stored (this is what the decoder must refuse).
+		waitFor(t, string(r)+"'s answer on the key", func() bool {
+			got, err := kv.Get(ctx, "org_victim")
+			return err == nil && got.Revision() > e.Revision()
+		})
+		if got := st.Get("org_victim"); got.Plan != orgsettings.Enterprise {
+			t.Errorf("after %s's answer: org_victim's settings are %+v", r, got)
+		}
+	}
+	// The api can still change them over the answers.
+	if err := st.Put(ctx, orgsettings.Settings{OrgID: "org_victim", Plan: orgsettings.Pro}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Get("org_victim"); got.Plan != orgsettings.Pro {
+		t.Errorf("after a change: %+v", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,11 +56,25 @@ type Keys struct {
 // OpenKeys binds the keys bucket through js (created by the topology
 // owner) and loads it.
 func OpenKeys(ctx context.Context, js kvcollection.BucketBinder, log *zap.Logger) (*Keys, error) {
-	c, err := kvcollection.Bind(ctx, js, kvcollection.Config[storedKey]{Bucket: jetstream.KeyValueConfig{Bucket: KeysBucket}, Logger: log})
+	c, err := kvcollection.Bind(ctx, js, kvcollection.Config[storedKey]{Bucket: jetstream.KeyValueConfig{Bucket: KeysBucket}, Decode: decodeKey, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	return &Keys{c: c}, nil
+}
+
+// decodeKey reads a stored key, refusing a record that is not one the API
+// wrote under that id (such as a JetStream reply a client had the server
+// store on the key): the key's last valid record stays in force.
+func decodeKey(id string, b []byte) (storedKey, error) {
+	var k storedKey
+	if err := json.Unmarshal(b, &k); err != nil {
+		return storedKey{}, err
+	}
+	if k.ID != id || k.Hash == "" {
+		return storedKey{}, fmt.Errorf("ingestapi: entry %s holds key %q", id, k.ID)
+	}
+	return k, nil
 }
 
 // Close stops watching the bucket.

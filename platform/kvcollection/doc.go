@@ -12,6 +12,13 @@
 // CompareAndSet and DeleteAt fail with ErrConflict on a stale revision. No
 // writer ever loses another's change.
 //
+// A revision the collection's decoder refuses changes nothing: the key
+// keeps its last valid value, recorded at that revision, so Update and
+// CompareAndSet write over it. No writer of a collection stores such a
+// value, but any client of the bus can make the server store one: the
+// server checks no permission on a request's reply subject, and
+// JetStream publishes its answer there, a key included.
+//
 // A Collection is created with one of two constructors: Create makes (or
 // updates) the bucket from Config.Bucket, for a process that owns the
 // bucket's configuration; Bind attaches to a bucket that must already

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -48,8 +49,11 @@ type Config[T any] struct {
 	// Bucket configures the bucket; Create uses all of it, Bind its name.
 	Bucket jetstream.KeyValueConfig
 	// Decode reads a stored value (default: encoding/json). A record it
-	// refuses is logged and left out of the cache, and so is the key's
-	// earlier value: the cache never keeps what the bucket replaced.
+	// refuses is logged and changes nothing: the key keeps its last
+	// valid value (at the refused record's revision), or stays absent.
+	// It should refuse what no writer of the collection stores, such as
+	// a JetStream reply (a client can make the server store one on any
+	// key by naming the key as a request's reply subject).
 	Decode func(key string, value []byte) (T, error)
 	// Encode writes a value (default: encoding/json).
 	Encode func(T) ([]byte, error)
@@ -216,13 +220,21 @@ func (c *Collection[T]) apply(key string, value []byte, rev uint64, deleted bool
 	delete(c.gone, key)
 	v, err := c.cfg.Decode(key, value)
 	if err != nil {
-		// The bucket no longer holds the value cached before: the key
-		// is absent until a valid revision comes.
+		// No writer stores a record that does not decode, but any
+		// client of the bus can make the server store its reply to a
+		// request on a key (a JetStream answer published to a reply
+		// subject the client chose). Such a revision changes nothing:
+		// the last valid value stays, at the new revision, so a
+		// compare-and-set writer replaces it; a key never valid stays
+		// absent.
 		c.log.Error("ignoring an invalid record", zap.String("key", key), zap.Uint64("revision", rev), zap.Error(err))
-		_, had := c.cache[key]
-		delete(c.cache, key)
-		c.gone[key] = rev
-		return had
+		if old, ok := c.cache[key]; ok {
+			old.Revision = rev
+			c.cache[key] = old
+		} else {
+			c.gone[key] = rev
+		}
+		return false
 	}
 	c.cache[key] = Entry[T]{Key: key, Value: v, Revision: rev}
 	return true
@@ -358,7 +370,17 @@ func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) 
 		}
 		v, err := c.cfg.Decode(key, cur.Value())
 		if err != nil {
-			return Entry[T]{}, fmt.Errorf("kvcollection: decode %s: %w", key, err)
+			// A refused revision: change the last valid value, which
+			// the cache keeps at that revision once its watch saw it.
+			e, ok := c.Get(key)
+			if !ok {
+				return Entry[T]{}, fmt.Errorf("kvcollection: decode %s: %w", key, err)
+			}
+			if e.Revision != cur.Revision() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			v = e.Value
 		}
 		if err := change(&v); err != nil {
 			return Entry[T]{}, err

@@ -224,4 +224,24 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 	if _, ok := c.Get("bad"); ok || c.Len() != 1 {
 		t.Fatalf("cache holds %d records", c.Len())
 	}
+	// A later revision that does not decode leaves the last valid value
+	// in place, at that revision, so a compare-and-set writer can
+	// replace it.
+	rev, err := kv.Put(ctx, "good", []byte(`{"name":{"stream":"X","seq":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "bad", []byte("{still not json")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the invalid revision", func() bool { e, _ := c.Get("good"); return e.Revision == rev })
+	if e, ok := c.Get("good"); !ok || e.Value.Name != "g" {
+		t.Fatalf("good = %+v %v, want the last valid value", e, ok)
+	}
+	if _, ok := c.Get("bad"); ok || c.Len() != 1 {
+		t.Fatalf("cache holds %d records", c.Len())
+	}
+	if _, err := c.CompareAndSet(ctx, "good", rec{Name: "g2"}, rev); err != nil {
+		t.Fatalf("compare-and-set over the invalid revision: %v", err)
+	}
 }

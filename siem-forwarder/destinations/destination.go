@@ -149,6 +149,11 @@ func decode(key string, b []byte) (Destination, error) {
 			d.Filters = legacy.Actions
 		}
 	}
+	if d.Key() != key {
+		// Not a record the API wrote (such as a JetStream reply a client
+		// had the server store on the key): never delivered to.
+		return Destination{}, fmt.Errorf("destinations: entry %s holds destination %q", key, d.Key())
+	}
 	return d, nil
 }
 

@@ -146,3 +146,41 @@ func TestValidateUsesTheSharedRules(t *testing.T) {
 		}
 	}
 }
+
+// A value no API call wrote on a destination's key (a JetStream reply a
+// client had the server store there names no destination) changes
+// nothing: the destination stays as it was, and the next change replaces
+// the value.
+func TestAForeignValueLeavesTheDestination(t *testing.T) {
+	_, _, js := natstest.StartWithTopology(t, topology.Config{MaxBytes: 1 << 28})
+	ctx := context.Background()
+	box, err := secretbox.New(secretbox.Key{ID: "k1", Key: bytes.Repeat([]byte{7}, secretbox.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := destinations.Open(ctx, js, box, destinations.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := s.Create(ctx, destinations.Destination{Fields: destination.Fields{OrgID: "org_1"},
+		Name: "soc", Format: "hec", Transport: "https", Address: "https://splunk.example.com"}, destinations.Secrets{Token: destination.NewSecret("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, destinations.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := kv.Put(ctx, destinations.Key("org_1", d.ID), []byte(`{"stream":"AUDIT_EVENTS","seq":7}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the foreign revision", func() bool { x, err := s.Get(ctx, "org_1", d.ID); return err == nil && x.Revision == rev })
+	if x, _ := s.Get(ctx, "org_1", d.ID); x.Name != "soc" || x.Address != d.Address {
+		t.Fatalf("after a foreign value: %+v", x)
+	}
+	if _, err := s.SetPaused(ctx, "org_1", d.ID, true); err != nil {
+		t.Fatalf("a change over the foreign value: %v", err)
+	}
+}

@@ -15,8 +15,9 @@ import (
 
 // An endpoint rewritten in the bucket by another path than the API (here
 // repointed at the cloud metadata address, or given a URL with
-// credentials) is checked again when loaded and left out: it is never
-// matched, signed for or listed, while valid endpoints still are.
+// credentials) is checked again when loaded and refused: the rewritten URL
+// is never matched, signed for or listed; the endpoint keeps its last
+// valid record, so the rewrite silences nothing either.
 func TestStoredEndpointRevalidated(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	ctx := context.Background()
@@ -56,15 +57,37 @@ func TestStoredEndpointRevalidated(t *testing.T) {
 		if _, err := kv.Put(ctx, destination.Key("org_1", ep.ID), b); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the rewritten endpoint ("+bad+") to be refused", func() bool { _, ok := reg.Get("org_1", ep.ID); return !ok })
-		if m := reg.Matching("org_1", "member.invited"); len(m) != 1 || m[0].ID != good.ID {
-			t.Fatalf("matching after %s: %v", bad, m)
-		}
-		if k := reg.SigningKeys("org_1", ep.ID, ep.CreatedAt); len(k) != 0 {
-			t.Fatalf("%s: still signs for the refused endpoint", bad)
-		}
-		if err := kv.Delete(ctx, destination.Key("org_1", ep.ID)); err != nil {
+		// A record written after the rewrite: once the registry holds
+		// it, it has seen the rewrite.
+		raw["url"], raw["org_id"] = "https://hooks.example.com/marker", "org_marker"
+		b, _ = json.Marshal(raw)
+		if _, err := kv.Put(ctx, destination.Key("org_marker", ep.ID), b); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, "the record after the rewrite", func() bool { _, ok := reg.Get("org_marker", ep.ID); return ok })
+		if got, ok := reg.Get("org_1", ep.ID); !ok || got.URL != "https://hooks.example.com/victim" {
+			t.Fatalf("after %s: %+v %v, want the last valid record", bad, got, ok)
+		}
+		m := reg.Matching("org_1", "member.invited")
+		if len(m) != 2 || (m[0].ID != good.ID && m[1].ID != good.ID) {
+			t.Fatalf("matching after %s: %v", bad, m)
+		}
+		for _, e := range m {
+			if e.URL == bad {
+				t.Fatalf("matching after %s: %v", bad, m)
+			}
+		}
+		if k := reg.SigningKeys("org_1", ep.ID, ep.CreatedAt); len(k) == 0 {
+			t.Fatalf("%s: no longer signs for the endpoint's last valid record", bad)
+		}
+		for _, k := range []string{destination.Key("org_1", ep.ID), destination.Key("org_marker", ep.ID)} {
+			if err := kv.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the deletes", func() bool {
+			m := reg.Matching("org_1", "member.invited")
+			return len(m) == 1 && m[0].ID == good.ID
+		})
 	}
 }

@@ -101,6 +101,9 @@ func (l *lease) keep(ctx context.Context, lost func()) {
 		l.mu.Unlock()
 		rctx, cancel := context.WithTimeout(ctx, l.ttl/4)
 		nrev, err := l.kv.Update(rctx, leaseKey, []byte(l.instance), rev)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			nrev, err = l.reclaim(rctx, err)
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -119,6 +122,33 @@ func (l *lease) keep(ctx context.Context, lost func()) {
 		l.mu.Unlock()
 	}
 }
+
+// reclaim renews the lease over revisions no writer made. Any client of
+// the bus can make the server store a JetStream reply on the key (by
+// naming it as a request's reply subject): such a value is no claim, and
+// while the lease is still valid no other instance can have taken the key
+// (it expires only a third of the TTL later), so the holder writes over
+// it. Anything else, a deletion or another instance's name, is a lost
+// lease: it returns refused.
+func (l *lease) reclaim(ctx context.Context, refused error) (uint64, error) {
+	for l.valid() {
+		e, err := l.kv.Get(ctx, leaseKey)
+		if err != nil || !foreignLease(e.Value()) {
+			return 0, refused
+		}
+		l.log.Warn("log writer lease overwritten by a value no writer writes; renewing over it", zap.Uint64("revision", e.Revision()))
+		rev, err := l.kv.Update(ctx, leaseKey, []byte(l.instance), e.Revision())
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return rev, err
+		}
+	}
+	return 0, refused
+}
+
+// foreignLease reports whether a lease value is one no writer writes: a
+// writer's is its instance name (Config.Validate refuses one that would
+// look foreign), a server's reply is empty or a JSON object.
+func foreignLease(v []byte) bool { return len(v) == 0 || v[0] == '{' }
 
 // release deletes the key if this instance still holds it, so a standby
 // takes over at once.

@@ -74,7 +74,8 @@ type Config struct {
 	// topology owner creates (topology.TlogLeaseBucketConfig); default
 	// "AUDIT_TLOG_LEASE". The lease lives for the bucket's TTL.
 	LeaseBucket string
-	// Instance identifies this process in the lease; default random.
+	// Instance identifies this process in the lease; default random. It
+	// must not start with '{' (what the lease takes for a server's reply).
 	Instance string
 	// Logger; default no-op.
 	Logger *zap.Logger
@@ -121,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		errs = append(errs, fmt.Errorf("checkpoint interval must be positive, got %s", c.CheckpointInterval))
+	}
+	if c.Instance == "" || foreignLease([]byte(c.Instance)) {
+		errs = append(errs, fmt.Errorf("instance must be non-empty and not start with '{', got %q", c.Instance))
 	}
 	return errors.Join(errs...)
 }

@@ -511,6 +511,52 @@ func TestLeaseLost(t *testing.T) {
 	}
 }
 
+// A server's reply stored on the lease key (any client of the bus can
+// have one stored there by naming the key as a request's reply subject)
+// is no takeover: the writer renews over it and keeps logging.
+func TestLeaseOverwrittenByAReply(t *testing.T) {
+	e := newEnv(t)
+	w := e.writer("w1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer cancel()
+	e.publish("acme", 0, 10)
+	waitSize(t, e.store, "acme", 10)
+	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reply := range []string{`{"stream":"AUDIT_EVENTS","seq":11}`, `{"type":"io.nats.jetstream.api.v1.stream_info_response"}`, ``} {
+		put, err := kv.Put(ctx, "writer", []byte(reply))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			cur, err := kv.Get(ctx, "writer")
+			if err == nil && cur.Revision() > put && string(cur.Value()) == "w1" {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("after the reply %q: Run = %v", reply, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer did not renew over the reply %q", reply)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	e.publish("acme", 10, 20)
+	waitSize(t, e.store, "acme", 20)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
 // TestEditedTreeIsNotSigned rewrites stored hashes behind the writer's
 // back, as an operator hiding an edit of events 24..27 would have to: the
 // writer refuses to sign a checkpoint over them.

@@ -84,6 +84,19 @@
 //     checks that such a consumer aimed at the events or deliveries
 //     subjects stores nothing there (the server delivers a push
 //     consumer's messages to subscribers, not into streams).
+//   - every role can have the server store a JetStream reply on any
+//     subject of the account: the server checks no permission on a
+//     request's reply subject, and JetStream publishes its answer (a
+//     publish acknowledgement, an API answer) there, into whatever stream
+//     or bucket binds it. The answer is the server's JSON, or empty;
+//     never a body or headers the client chose. Each reader refuses it
+//     and keeps what it had: bucket collections keep a key's last valid
+//     value (platform/kvcollection), the log writer renews its lease over
+//     it, the ingestor dead-letters it, checkpoint and delivery readers
+//     terminate it as poison, and the attack suite stores one on an org's
+//     settings key with every role. Only an account of its own for the
+//     streams and buckets, reached by the roles through imports (which
+//     rewrite reply subjects), would remove the capability.
 //
 // Subjects are derived from nats.go's jetstream package (v1.55) and the
 // server's JetStream API: $JS.API.STREAM.INFO.<stream>, $JS.API.CONSUMER.

@@ -591,12 +591,49 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 			}
 		}
 	}
+	// The roles that create SIEM destinations' consumers on AUDIT_FANOUT
+	// may give them any deliver subject. Pointed at an acknowledgement
+	// subject of the ingestor's consumer, what they send (events, and
+	// heartbeats and flow-control messages, whose empty bodies an
+	// acknowledgement would be) acknowledges nothing the ingestor holds.
+	_, ijs := natstest.Connect(t, srv, keys[natsauth.Ingestor])
+	ic, err := ijs.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := ic.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *jetstream.MsgMetadata
+	for m := range held.Messages() {
+		if last, err = m.Metadata(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last == nil || last.NumPending != 0 {
+		t.Fatalf("the ingestor holds %+v, want all 3 events", last)
+	}
+	ingestorKey := "consumer " + topology.EventsStream + "/" + topology.IngestorConsumer
+	holding := takeSnapshot(t, ajs)[ingestorKey]
+	ackSubject := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.0.0", topology.EventsStream, topology.IngestorConsumer, last.Sequence.Stream, last.Sequence.Consumer)
+	for i, r := range []natsauth.Role{natsauth.Forwarder, natsauth.API} {
+		_, js := natstest.Connect(t, srv, keys[r])
+		if _, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{
+			Name: fmt.Sprintf("acker%d", i), FilterSubject: "audit.*.org_victim.>", DeliverSubject: ackSubject,
+			IdleHeartbeat: time.Second, FlowControl: true, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Logf("%s: push consumer on %s refused: %v", r, topology.FanoutStream, err)
+		}
+	}
 	time.Sleep(2 * time.Second)
 	injected := takeSnapshot(t, ajs)
 	for _, k := range []string{"stream " + topology.EventsStream, "stream " + dispatcher.DeliveriesStream} {
 		if injected[k] != before[k] {
 			t.Errorf("a push consumer of a bucket wrote into %s:\n before %s\n after  %s", k, before[k], injected[k])
 		}
+	}
+	if injected[ingestorKey] != holding {
+		t.Errorf("a push consumer of %s acknowledged the ingestor's events:\n before %s\n after  %s", topology.FanoutStream, holding, injected[ingestorKey])
 	}
 
 	// The dispatcher may record exactly one action.

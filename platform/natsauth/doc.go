@@ -92,8 +92,9 @@
 //     never a body or headers the client chose. Each reader refuses it
 //     and keeps what it had: bucket collections keep a key's last valid
 //     value (platform/kvcollection), the log writer renews its lease over
-//     it, the ingestor dead-letters it, checkpoint and delivery readers
-//     terminate it as poison, and the attack suite stores one on an org's
+//     it, the ingestor dead-letters it, checkpoint readers terminate it
+//     as poison, the dispatcher terminates a delivery message without a
+//     webhook id unsent, and the attack suite stores one on an org's
 //     settings key with every role. Only an account of its own for the
 //     streams and buckets, reached by the roles through imports (which
 //     rewrite reply subjects), would remove the capability.

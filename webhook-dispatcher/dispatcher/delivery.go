@@ -46,6 +46,15 @@ func (d *Dispatcher) deliver(lane context.Context, org, id string, m jetstream.M
 	}
 	webhookID := m.Headers().Get(hdrEventID)
 	kind := m.Headers().Get(hdrKind)
+	if webhookID == "" {
+		// Not a delivery the dispatcher enqueued (each carries its
+		// webhook id): such as a JetStream answer a client had the
+		// server store on a delivery subject by naming it as a
+		// request's reply subject. Never sent.
+		d.log.Warn("terminating a delivery message with no webhook id", zap.String("org_id", org), zap.String("endpoint_id", id), zap.Uint64("stream_seq", md.Sequence.Stream))
+		_ = m.Term()
+		return
+	}
 	ep, ok := d.reg.Get(org, id)
 	if !ok {
 		_ = m.Term() // endpoint deleted

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/takumo/audit/platform/netguard"
 	"github.com/takumo/audit/schemas"
 	"github.com/takumo/audit/webhook-dispatcher/dispatcher"
@@ -345,5 +347,36 @@ func TestDeletedEndpointStopsAndCleansUp(t *testing.T) {
 	}
 	if _, err := e.reg.Modify(context.Background(), orgEnt, ep.ID, endpoints.Change{}); !errors.Is(err, endpoints.ErrNotFound) {
 		t.Fatalf("modify deleted: %v", err)
+	}
+}
+
+// A message on an endpoint's delivery subject that the dispatcher did not
+// enqueue — here the server's answer to a request whose reply subject
+// named the delivery subject, which any client of the bus can have stored
+// — is never sent; the endpoint's real deliveries still are.
+func TestForeignDeliveryMessageNotSent(t *testing.T) {
+	e := newEnv(t, testConfig())
+	r := newReceiver(t, nil)
+	ep, secret := e.create(r.srv.URL + "/hook")
+	r.setSecret(secret)
+	e.start()
+	must(t, e.nc.PublishMsg(&nats.Msg{Subject: "$JS.API.STREAM.INFO." + dispatcher.DeliveriesStream,
+		Reply: "audit.webhook.deliveries." + orgEnt + "." + ep.ID}))
+	waitFor(t, 10*time.Second, "the answer in the deliveries stream", func() bool {
+		s, err := e.js.Stream(context.Background(), dispatcher.DeliveriesStream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.LastSeq >= 1
+	})
+	id := e.emit(roleChanged(orgEnt))
+	waitFor(t, 10*time.Second, "the event's delivery", func() bool { return len(r.snapshot()) >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if hits := r.snapshot(); len(hits) != 1 || hits[0].id != id {
+		for _, h := range hits {
+			t.Logf("sent webhook-id %q: %.80s", h.id, h.body)
+		}
+		t.Fatalf("sent %d requests, want the event's only", len(hits))
 	}
 }

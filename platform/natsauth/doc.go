@@ -75,7 +75,10 @@
 //     already do.
 //   - webhook-dispatcher writes whole endpoint records (it stores the
 //     failure run and the disabled flag in them), so it could repoint an
-//     endpoint; it holds the endpoints' signing secrets anyway.
+//     endpoint (to an address the registry's checks accept), disable one,
+//     or delete them (a key-value delete, or a rollup of the bucket, is a
+//     write); it holds the endpoints' signing secrets anyway. Only moving
+//     the failure state to a bucket of its own would take this away.
 //   - tlog may read any message of AUDIT_EVENTS by sequence; it reads
 //     every event through its consumer anyway.
 //   - every role reading a bucket may create and delete consumers on that

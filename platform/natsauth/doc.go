@@ -86,7 +86,13 @@
 //     deliver subject; they read only that bucket, and the attack suite
 //     checks that such a consumer aimed at the events or deliveries
 //     subjects stores nothing there (the server delivers a push
-//     consumer's messages to subscribers, not into streams).
+//     consumer's messages to subscribers, not into streams). Deleting
+//     another reader's watch delays that reader's view by the watch's
+//     reset (about 10 s); it is recreated from the last revision it saw,
+//     so no change is missed. The same holds for the SIEM consumers the
+//     forwarder and the api create on AUDIT_FANOUT: aimed at another
+//     consumer's acknowledgement subject, their heartbeats and flow
+//     control acknowledge nothing.
 //   - every role can have the server store a JetStream reply on any
 //     subject of the account: the server checks no permission on a
 //     request's reply subject, and JetStream publishes its answer (a

@@ -994,3 +994,44 @@ func TestServerRepliesCannotReplaceSettings(t *testing.T) {
 		t.Errorf("after a change: %+v", got)
 	}
 }
+
+// A role that reads a bucket may delete the consumers on its stream (a
+// watch creates and deletes its own), another role's watch included. That
+// only delays the other's view: its watch is recreated from the last
+// revision it saw, so no change is missed.
+func TestDeletedWatchMissesNoChange(t *testing.T) {
+	srv, keys, ajs, _ := attackedBus(t)
+	ctx := context.Background()
+	_, ijs := natstest.Connect(t, srv, keys[natsauth.Ingestor])
+	ingestor, err := orgsettings.Bind(ctx, ijs, orgsettings.Free, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ingestor.Close()
+	_, apijs := natstest.Connect(t, srv, keys[natsauth.API])
+	api, err := orgsettings.Bind(ctx, apijs, orgsettings.Free, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	stream := "KV_" + natsauth.SettingsBucket
+	s, err := ajs.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fjs := natstest.Connect(t, srv, keys[natsauth.Forwarder])
+	deleted := 0
+	for name := range s.ConsumerNames(ctx).Name() {
+		if err := fjs.DeleteConsumer(ctx, stream, name); err != nil {
+			t.Fatalf("siem-forwarder deleting watch %s: %v", name, err)
+		}
+		deleted++
+	}
+	if deleted != 2 {
+		t.Fatalf("deleted %d watches, want the ingestor's and the api's", deleted)
+	}
+	if err := api.Put(ctx, orgsettings.Settings{OrgID: "org_victim", Plan: orgsettings.Enterprise}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ingestor to see the change", func() bool { return ingestor.Get("org_victim").Plan == orgsettings.Enterprise })
+}

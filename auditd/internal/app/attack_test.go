@@ -881,7 +881,7 @@ func TestHeadersCannotRewriteTheStreams(t *testing.T) {
 		"schedule a copy elsewhere":    {"Nats-Schedule": []string{"@every 1s"}, "Nats-Schedule-Target": []string{"audit.events.org_victim.auth.logout"}},
 		"count":                        {"Nats-Incr": []string{"1"}},
 		"open an atomic batch":         {"Nats-Batch-Id": []string{"b1"}, "Nats-Batch-Sequence": []string{"1"}},
-		"shadow the stored event's id": {"Nats-Msg-Id": []string{rcpt.EventID}},
+		"shadow the stored event's id": {"Nats-Msg-Id": []string{producer.MsgID("org_victim", rcpt.EventID)}},
 	}
 	for _, c := range []struct {
 		role    natsauth.Role

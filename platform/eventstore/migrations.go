@@ -127,6 +127,11 @@ var migrations = []migration{
 		name:    "transparency log leaves by event id",
 		stmts:   tlogLeavesByEvent,
 	},
+	{
+		version: 6,
+		name:    "transparency log stored as runs",
+		stmts:   tlogRuns,
+	},
 }
 
 // holdColumnDDL adds the grace-period column: a row is kept at least until
@@ -297,6 +302,61 @@ func tlogLeavesByEvent(l layout) []string {
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_leaves_by_event_mv" + l.onCluster + " TO " + l.db + ".tlog_leaves_by_event_local AS " +
 			sel("tlog_nodes_local"),
 		"INSERT INTO " + l.db + ".tlog_leaves_by_event " + sel("tlog_nodes"),
+	}
+}
+
+// TlogMaxRun bounds the nodes of one row of tlog_runs: a node (org,
+// level, idx) is in a run whose first_idx is within TlogMaxRun-1 of idx,
+// a tight range of the primary key.
+const TlogMaxRun = 16384
+
+// tlogRuns is migration 6: the tree stored as runs instead of one row per
+// node. A row of tlog_runs holds the consecutive nodes of one level that
+// one write created for one org: first_idx is the index of the first,
+// hashes their hashes end to end (32 bytes each) and, for leaves, their
+// event ids and stream sequences. The key table by event id is fed from
+// the leaf runs from now on; tlog_nodes is copied into runs (one run per
+// node) and stays, unused, with its view dropped. Granules are bounded in
+// bytes so that reading one node reads about one run.
+func tlogRuns(l layout) []string {
+	const cols = `(
+    org_id LowCardinality(String),
+    level UInt8,
+    first_idx UInt64,
+    hashes String,
+    event_ids Array(String),
+    stream_seqs Array(UInt64)
+)`
+	const tail = "\nORDER BY (org_id, level, first_idx)\nSETTINGS index_granularity = 1024, index_granularity_bytes = 262144"
+	const copyNodes = " (org_id, level, first_idx, hashes, event_ids, stream_seqs)" +
+		" SELECT org_id, level, idx, toString(hash), if(level = 0, [event_id], []), if(level = 0, [stream_seq], []) FROM "
+	const leaves = "SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM "
+	const leavesJoin = " ARRAY JOIN event_ids AS event_id, arrayEnumerate(event_ids) AS pos WHERE level = 0"
+	if !l.clustered {
+		return []string{
+			"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs " + cols + "\nENGINE = MergeTree" + tail +
+				", non_replicated_deduplication_window = 1000",
+			"DROP VIEW IF EXISTS " + l.db + ".tlog_leaves_by_event_mv",
+			// Nodes stored before (their leaves are in the key table
+			// already). Skipped for orgs with runs: a migration run again
+			// after an interruption does not copy them twice.
+			"INSERT INTO " + l.db + ".tlog_runs" + copyNodes + l.db + ".tlog_nodes" +
+				" WHERE org_id NOT IN (SELECT DISTINCT org_id FROM " + l.db + ".tlog_runs)",
+			"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_runs_leaves_mv TO " + l.db + ".tlog_leaves_by_event AS " +
+				leaves + l.db + ".tlog_runs" + leavesJoin,
+		}
+	}
+	return []string{
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs_local" + l.onCluster + " " + cols +
+			"\nENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/tlog_runs_local', '{replica}')" + tail +
+			", replicated_deduplication_window = 1000",
+		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs" + l.onCluster + " AS " + l.db + ".tlog_runs_local" +
+			"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", tlog_runs_local, cityHash64(org_id))",
+		"DROP VIEW IF EXISTS " + l.db + ".tlog_leaves_by_event_mv" + l.onCluster,
+		"INSERT INTO " + l.db + ".tlog_runs" + copyNodes + l.db + ".tlog_nodes" +
+			" WHERE org_id NOT IN (SELECT DISTINCT org_id FROM " + l.db + ".tlog_runs)",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_runs_leaves_mv" + l.onCluster + " TO " + l.db + ".tlog_leaves_by_event_local AS " +
+			leaves + l.db + ".tlog_runs_local" + leavesJoin,
 	}
 }
 

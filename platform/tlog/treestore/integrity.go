@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"strings"
+	"slices"
 
-	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/schemas"
 )
+
+// spanLeaves bounds the indices LeavesByEvent reads in one query.
+const spanLeaves = 4 * MaxRun
 
 // LeavesByEvent returns the org's leaves of the given event ids, by id;
 // ids not logged (yet) are absent.
@@ -18,20 +20,36 @@ func (s *Store) LeavesByEvent(ctx context.Context, org string, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
-	for _, id := range ids {
-		b.WriteString(tsv(id))
-		b.WriteByte('\n')
-	}
-	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id IN (SELECT e FROM format(TabSeparated, 'e String', {ids:String})) ORDER BY idx",
-		eventstore.P("org", org), eventstore.P("ids", b.String()))
+	// The key table gives the indices; the leaves are read in spans of
+	// nearby indices, each through a tight range of the tree's key.
+	idx, err := s.LogIndices(ctx, org, ids)
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range ls {
-		if _, dup := out[l.EventID]; !dup {
-			out[l.EventID] = l
+	at := make([]uint64, 0, len(idx))
+	want := make(map[uint64]string, len(idx))
+	for id, i := range idx {
+		at = append(at, i)
+		want[i] = id
+	}
+	slices.Sort(at)
+	for len(at) > 0 {
+		n := 1
+		for n < len(at) && at[n]-at[0] < spanLeaves {
+			n++
 		}
+		ls, err := s.Leaves(ctx, org, at[0], at[n-1]+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range ls {
+			if id, ok := want[l.Index]; ok && id == l.EventID {
+				if _, dup := out[l.EventID]; !dup {
+					out[l.EventID] = l
+				}
+			}
+		}
+		at = at[n:]
 	}
 	return out, nil
 }

@@ -2,9 +2,7 @@ package treestore
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -36,25 +34,24 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 		list.WriteByte('\n')
 	}
 	in := "org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"
-	rows, err := s.eng.Query(ctx, "SELECT org_id, count(), uniqExact(idx), max(idx) FROM "+s.nodes+
-		" WHERE level = 0 AND "+in+" GROUP BY org_id", eventstore.P("orgs", list.String()))
+	rows, err := s.leafSizes(ctx, in, eventstore.P("orgs", list.String()))
 	if err != nil {
 		return nil, fmt.Errorf("treestore: sizes: %w", err)
 	}
 	for rows.Next() {
 		var (
 			org            string
-			n, uniq, maxIx uint64
+			runs, bad, end uint64
 		)
-		if err := rows.Scan(&org, &n, &uniq, &maxIx); err != nil {
+		if err := rows.Scan(&org, &runs, &bad, &end); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("treestore: sizes: %w", err)
 		}
-		if uniq != maxIx+1 {
+		if bad > 0 {
 			rows.Close()
-			return nil, fmt.Errorf("%w: org %s has %d distinct leaf indices up to %d", ErrCorrupt, org, uniq, maxIx)
+			return nil, fmt.Errorf("%w: org %s has %d of %d leaf runs out of place or malformed (leaves up to %d)", ErrCorrupt, org, bad, runs, end)
 		}
-		out[org] = OrgTree{Size: maxIx + 1}
+		out[org] = OrgTree{Size: end}
 	}
 	err = rows.Err()
 	rows.Close()
@@ -104,7 +101,7 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 // checkpoint (or has none): a writer that stopped before signing leaves
 // them, and its successor signs them at start.
 func (s *Store) Unsigned(ctx context.Context) ([]string, error) {
-	rows, err := s.eng.Query(ctx, "SELECT t.org_id FROM (SELECT org_id, max(idx) + 1 AS size FROM "+s.nodes+" WHERE level = 0 GROUP BY org_id) AS t"+
+	rows, err := s.eng.Query(ctx, "SELECT t.org_id FROM (SELECT org_id, max(first_idx + length(event_ids)) AS size FROM "+s.runs+" WHERE level = 0 GROUP BY org_id) AS t"+
 		" LEFT JOIN (SELECT org_id, max(size) AS signed FROM "+s.checkpoints+" GROUP BY org_id) AS c ON t.org_id = c.org_id"+
 		" WHERE t.size > c.signed SETTINGS join_use_nulls = 0")
 	if err != nil {
@@ -130,68 +127,21 @@ func (s *Store) Unsigned(ctx context.Context) ([]string, error) {
 // lists them). A missing node, or one stored with two hashes, is an error
 // wrapping ErrCorrupt.
 func (s *Store) rangeHashes(ctx context.Context, sizes map[string]uint64) (map[string][][]byte, error) {
-	type key struct {
-		org string
-		id  compact.NodeID
-	}
-	var ids, orgs strings.Builder
-	want := 0
+	var keys []nodeKey
 	for org, size := range sizes {
-		orgs.WriteString(tsv(org))
-		orgs.WriteByte('\n')
 		for _, id := range compact.RangeNodes(0, size, nil) {
-			ids.WriteString(tsv(org))
-			ids.WriteByte('\t')
-			ids.WriteString(strconv.FormatUint(uint64(id.Level), 10))
-			ids.WriteByte('\t')
-			ids.WriteString(strconv.FormatUint(id.Index, 10))
-			ids.WriteByte('\n')
-			want++
+			keys = append(keys, nodeKey{org, id})
 		}
 	}
-	got := make(map[key][]byte, want)
-	if want > 0 {
-		// The org set lets the primary key skip every other org.
-		rows, err := s.eng.Query(ctx, "SELECT org_id, level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
-			" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"+
-			" AND (org_id, level, idx) IN (SELECT o, l, i FROM format(TabSeparated, 'o String, l UInt8, i UInt64', {ids:String}))"+
-			" GROUP BY org_id, level, idx", eventstore.P("orgs", orgs.String()), eventstore.P("ids", ids.String()))
-		if err != nil {
-			return nil, fmt.Errorf("treestore: right edges: %w", err)
-		}
-		for rows.Next() {
-			var (
-				org    string
-				level  uint8
-				idx, n uint64
-				h      string
-			)
-			if err := rows.Scan(&org, &level, &idx, &h, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("treestore: right edges: %w", err)
-			}
-			if n != 1 {
-				rows.Close()
-				return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
-			}
-			b, err := hex.DecodeString(h)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("treestore: right edges: %w", err)
-			}
-			got[key{org, compact.NewNodeID(uint(level), idx)}] = b
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("treestore: right edges: %w", err)
-		}
+	got, err := s.nodeHashes(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("treestore: right edges: %w", err)
 	}
 	out := make(map[string][][]byte, len(sizes))
 	for org, size := range sizes {
 		var hs [][]byte
 		for _, id := range compact.RangeNodes(0, size, nil) {
-			h, ok := got[key{org, id}]
+			h, ok := got[nodeKey{org, id}]
 			if !ok {
 				return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
 			}

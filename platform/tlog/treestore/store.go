@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/transparency-dev/merkle/compact"
-
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog"
 )
@@ -33,8 +31,8 @@ type Config struct {
 
 // Store reads and writes the transparency log tables.
 type Store struct {
-	eng                                eventstore.Engine
-	nodes, byEvent, checkpoints, salts string
+	eng                               eventstore.Engine
+	runs, byEvent, checkpoints, salts string
 }
 
 var _ tlog.NodeReader = (*Store)(nil)
@@ -53,19 +51,8 @@ func New(eng eventstore.Engine, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("treestore: invalid database name %q", cfg.Database)
 	}
 	db := "`" + cfg.Database + "`"
-	return &Store{eng: eng, nodes: db + ".tlog_nodes", byEvent: db + ".tlog_leaves_by_event",
+	return &Store{eng: eng, runs: db + ".tlog_runs", byEvent: db + ".tlog_leaves_by_event",
 		checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts"}, nil
-}
-
-// Node is one stored hash of a complete subtree. Level-0 nodes are leaves
-// and carry their event id and stream sequence.
-type Node struct {
-	Org       string
-	Level     uint8
-	Index     uint64
-	Hash      []byte
-	EventID   string
-	StreamSeq uint64
 }
 
 // appendTSV appends v escaped for the TabSeparated format: backslash,
@@ -96,145 +83,6 @@ func tsv(v string) string {
 		return v
 	}
 	return string(appendTSV(nil, v))
-}
-
-// WriteNodes stores nodes in one INSERT (atomic: all or none become
-// visible). token is the insert deduplication token (hex digits): a retry
-// of the same call with the same token is stored once.
-func (s *Store) WriteNodes(ctx context.Context, token string, nodes []Node) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	if !isHex(token) {
-		return errors.New("treestore: token must be hex digits")
-	}
-	// Leaves take about 130 bytes, internal nodes about 80.
-	b := make([]byte, 0, len(nodes)*110)
-	for _, n := range nodes {
-		if len(n.Hash) != 32 {
-			return fmt.Errorf("treestore: node %d/%d of %s: hash of %d bytes", n.Level, n.Index, n.Org, len(n.Hash))
-		}
-		b = appendTSV(b, n.Org)
-		b = append(b, '\t')
-		b = strconv.AppendUint(b, uint64(n.Level), 10)
-		b = append(b, '\t')
-		b = strconv.AppendUint(b, n.Index, 10)
-		b = append(b, '\t')
-		b = hex.AppendEncode(b, n.Hash)
-		b = append(b, '\t')
-		b = appendTSV(b, n.EventID)
-		b = append(b, '\t')
-		b = strconv.AppendUint(b, n.StreamSeq, 10)
-		b = append(b, '\n')
-	}
-	q := "INSERT INTO " + s.nodes + " (org_id, level, idx, hash, event_id, stream_seq) " +
-		"SELECT o, l, i, unhex(h), e, q FROM format(TabSeparated, 'o String, l UInt8, i UInt64, h String, e String, q UInt64', {data:String}) " +
-		"SETTINGS insert_deduplication_token = '" + token + "'"
-	if err := s.eng.Exec(ctx, q, eventstore.P("data", string(b))); err != nil {
-		return fmt.Errorf("treestore: write %d nodes: %w", len(nodes), err)
-	}
-	return nil
-}
-
-func isHex(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// Nodes returns the hashes of the org's nodes ids, in order. A node
-// missing or stored with two different hashes is an error wrapping
-// ErrCorrupt.
-func (s *Store) Nodes(ctx context.Context, org string, ids []compact.NodeID) ([][]byte, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	// The ids are numbers, written into the query as a literal set: the
-	// primary key prunes with it as with a bound set, and the query plans
-	// faster than with a subquery.
-	var b strings.Builder
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		b.WriteString(strconv.FormatUint(uint64(id.Level), 10))
-		b.WriteByte(',')
-		b.WriteString(strconv.FormatUint(id.Index, 10))
-		b.WriteByte(')')
-	}
-	rows, err := s.eng.Query(ctx, "SELECT level, idx, hex(any(hash)), uniqExact(hash) FROM "+s.nodes+
-		" WHERE org_id = {org:String} AND (level, idx) IN ("+b.String()+")"+
-		" GROUP BY level, idx", eventstore.P("org", org))
-	if err != nil {
-		return nil, fmt.Errorf("treestore: read nodes: %w", err)
-	}
-	defer rows.Close()
-	got := make(map[compact.NodeID][]byte, len(ids))
-	for rows.Next() {
-		var (
-			level  uint8
-			idx, n uint64
-			h      string
-		)
-		if err := rows.Scan(&level, &idx, &h, &n); err != nil {
-			return nil, fmt.Errorf("treestore: read nodes: %w", err)
-		}
-		if n != 1 {
-			return nil, fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
-		}
-		hb, err := hex.DecodeString(h)
-		if err != nil {
-			return nil, fmt.Errorf("treestore: read nodes: %w", err)
-		}
-		got[compact.NewNodeID(uint(level), idx)] = hb
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("treestore: read nodes: %w", err)
-	}
-	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		h, ok := got[id]
-		if !ok {
-			return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-// Size returns the number of leaves of the org's tree. Leaves that are not
-// dense (0..n-1, each once) are an error wrapping ErrCorrupt.
-func (s *Store) Size(ctx context.Context, org string) (uint64, error) {
-	rows, err := s.eng.Query(ctx, "SELECT count(), uniqExact(idx), max(idx) FROM "+s.nodes+
-		" WHERE org_id = {org:String} AND level = 0", eventstore.P("org", org))
-	if err != nil {
-		return 0, fmt.Errorf("treestore: size: %w", err)
-	}
-	defer rows.Close()
-	var n, uniq, max uint64
-	if rows.Next() {
-		if err := rows.Scan(&n, &uniq, &max); err != nil {
-			return 0, fmt.Errorf("treestore: size: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("treestore: size: %w", err)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	if uniq != max+1 {
-		return 0, fmt.Errorf("%w: org %s has %d distinct leaf indices up to %d", ErrCorrupt, org, uniq, max)
-	}
-	return max + 1, nil
 }
 
 // Key names an event of an org.
@@ -327,61 +175,6 @@ func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[s
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("treestore: log indices: %w", err)
-	}
-	return out, nil
-}
-
-// Leaf is a logged event.
-type Leaf struct {
-	Index     uint64
-	EventID   string
-	Hash      []byte
-	StreamSeq uint64
-}
-
-// LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
-func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
-	// The key table gives the index, the tree its leaf.
-	ls, err := s.leaves(ctx, "org_id = {org:String} AND level = 0 AND event_id = {id:String}"+
-		" AND idx = (SELECT min(idx) FROM "+s.byEvent+" WHERE org_id = {org:String} AND event_id = {id:String}) ORDER BY idx LIMIT 1",
-		eventstore.P("org", org), eventstore.P("id", eventID))
-	if err != nil {
-		return Leaf{}, err
-	}
-	if len(ls) == 0 {
-		return Leaf{}, ErrNotFound
-	}
-	return ls[0], nil
-}
-
-// Leaves returns the org's leaves with indices in [from, to), in order.
-func (s *Store) Leaves(ctx context.Context, org string, from, to uint64) ([]Leaf, error) {
-	return s.leaves(ctx, "org_id = {org:String} AND level = 0 AND idx >= {from:UInt64} AND idx < {to:UInt64} ORDER BY idx",
-		eventstore.P("org", org), eventstore.P("from", from), eventstore.P("to", to))
-}
-
-func (s *Store) leaves(ctx context.Context, where string, params ...eventstore.Param) ([]Leaf, error) {
-	rows, err := s.eng.Query(ctx, "SELECT idx, event_id, hex(hash), stream_seq FROM "+s.nodes+" WHERE "+where, params...)
-	if err != nil {
-		return nil, fmt.Errorf("treestore: leaves: %w", err)
-	}
-	defer rows.Close()
-	var out []Leaf
-	for rows.Next() {
-		var (
-			l Leaf
-			h string
-		)
-		if err := rows.Scan(&l.Index, &l.EventID, &h, &l.StreamSeq); err != nil {
-			return nil, fmt.Errorf("treestore: leaves: %w", err)
-		}
-		if l.Hash, err = hex.DecodeString(h); err != nil {
-			return nil, fmt.Errorf("treestore: leaves: %w", err)
-		}
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("treestore: leaves: %w", err)
 	}
 	return out, nil
 }

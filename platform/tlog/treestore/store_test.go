@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,27 +41,23 @@ func open(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 	return s, eng, db
 }
 
-// buildNodes appends n leaves for org to a compact range and returns every
-// node it completes, as the log writer stores them.
-func buildNodes(t *testing.T, org string, r *compact.Range, n int) []treestore.Node {
+// buildRuns appends n leaves for org to a compact range and returns every
+// node it completes in runs, as the log writer stores them.
+func buildRuns(t *testing.T, org string, r *compact.Range, n int) []treestore.Run {
 	t.Helper()
-	var out []treestore.Node
+	var rs treestore.Runs
 	for i := 0; i < n; i++ {
 		idx := r.End()
 		id := fmt.Sprintf("ev-%s-%d", org, idx)
 		leaf := rfc6962.DefaultHasher.HashLeaf([]byte(id))
 		err := r.Append(leaf, func(nid compact.NodeID, h []byte) {
-			node := treestore.Node{Org: org, Level: uint8(nid.Level), Index: nid.Index, Hash: bytes.Clone(h)}
-			if nid.Level == 0 {
-				node.EventID, node.StreamSeq = id, idx+1
-			}
-			out = append(out, node)
+			rs.Add(org, nid, h, id, idx+1)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	return out
+	return rs.List()
 }
 
 func token(s string) string {
@@ -72,18 +69,18 @@ func TestTreeRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s, _, _ := open(t)
 	r := tlog.NewEmptyRange(0)
-	if err := s.WriteNodes(ctx, token("a"), buildNodes(t, "org_a", r, 21)); err != nil {
+	if err := s.WriteRuns(ctx, token("a"), buildRuns(t, "org_a", r, 21)); err != nil {
 		t.Fatal(err)
 	}
 	root21, _ := r.GetRootHash(nil)
-	if err := s.WriteNodes(ctx, token("b"), buildNodes(t, "org_a", r, 16)); err != nil {
+	if err := s.WriteRuns(ctx, token("b"), buildRuns(t, "org_a", r, 16)); err != nil {
 		t.Fatal(err)
 	}
 	// A retried batch (same token) is stored once.
 	other := tlog.NewEmptyRange(0)
-	nodesB := buildNodes(t, "org_b", other, 5)
+	runsB := buildRuns(t, "org_b", other, 5)
 	for range 2 {
-		if err := s.WriteNodes(ctx, token("c"), nodesB); err != nil {
+		if err := s.WriteRuns(ctx, token("c"), runsB); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,13 +148,172 @@ func TestTreeRoundTrip(t *testing.T) {
 		t.Fatalf("leaf of another org: %v", err)
 	}
 
-	// A second hash for a node (a fork or an edit) is reported, not hidden.
-	forged := treestore.Node{Org: "org_a", Level: 0, Index: 7, Hash: bytes.Repeat([]byte{1}, 32), EventID: "forged"}
-	if err := s.WriteNodes(ctx, token("forged"), []treestore.Node{forged}); err != nil {
+	// A second hash for a node (a fork or an edit) is reported, not hidden:
+	// a run over leaves 6..8 that differs at 7, and a run at level 1.
+	forgedHashes := bytes.Repeat([]byte{1}, 96)
+	forged := treestore.Run{Org: "org_a", Level: 0, First: 6, Hashes: forgedHashes, EventIDs: []string{"f6", "f7", "f8"}, StreamSeqs: []uint64{1, 2, 3}}
+	if err := s.WriteRuns(ctx, token("forged"), []treestore.Run{forged}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tlog.InclusionProof(ctx, s, "org_a", 6, 37); !errors.Is(err, treestore.ErrCorrupt) {
 		t.Fatalf("proof over a forked node: %v", err)
+	}
+	if _, err := s.Size(ctx, "org_a"); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("size with overlapping leaf runs: %v", err)
+	}
+	if _, err := s.Trees(ctx, []string{"org_a", "org_b"}); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("trees with overlapping leaf runs: %v", err)
+	}
+	if _, err := tlog.InclusionProof(ctx, s, "org_b", 1, 5); err != nil {
+		t.Fatalf("another org's proof: %v", err)
+	}
+	interior := treestore.Run{Org: "org_b", Level: 1, First: 0, Hashes: bytes.Repeat([]byte{2}, 32)}
+	if err := s.WriteRuns(ctx, token("forged interior"), []treestore.Run{interior}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlog.InclusionProof(ctx, s, "org_b", 3, 5); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("proof over a forked interior node: %v", err)
+	}
+}
+
+// A gap in the leaves (a run deleted) makes the size fail, and the nodes
+// it held are missing.
+func TestGapInLeafRuns(t *testing.T) {
+	ctx := context.Background()
+	s, eng, db := open(t)
+	r := tlog.NewEmptyRange(0)
+	for i, n := range []int{5, 6, 7} {
+		if err := s.WriteRuns(ctx, token(fmt.Sprint("gap", i)), buildRuns(t, "org_g", r, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if size, err := s.Size(ctx, "org_g"); err != nil || size != 18 {
+		t.Fatalf("size = %d, %v; want 18", size, err)
+	}
+	if err := eng.Exec(ctx, "ALTER TABLE `"+db+"`.tlog_runs DELETE WHERE org_id = 'org_g' AND level = 0 AND first_idx = 5 SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Size(ctx, "org_g"); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("size with a gap: %v", err)
+	}
+	if _, err := s.Trees(ctx, []string{"org_g"}); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("trees with a gap: %v", err)
+	}
+	if _, err := s.Nodes(ctx, "org_g", []compact.NodeID{compact.NewNodeID(0, 7)}); !errors.Is(err, treestore.ErrCorrupt) {
+		t.Fatalf("a deleted leaf: %v", err)
+	}
+}
+
+// A run longer than MaxRun is stored in pieces; every node and leaf reads
+// back across the cut, and the key table finds leaves past it.
+func TestLongRunIsSplit(t *testing.T) {
+	ctx := context.Background()
+	s, eng, db := open(t)
+	r := tlog.NewEmptyRange(0)
+	n := treestore.MaxRun + 100
+	runs := buildRuns(t, "org_l", r, n)
+	if runs[0].Len() != n {
+		t.Fatalf("first run holds %d leaves, want %d", runs[0].Len(), n)
+	}
+	if err := s.WriteRuns(ctx, token("long"), runs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := eng.Query(ctx, "SELECT count() FROM `"+db+"`.tlog_runs WHERE org_id = 'org_l' AND level = 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leafRuns uint64
+	rows.Next()
+	_ = rows.Scan(&leafRuns)
+	rows.Close()
+	if leafRuns != 2 {
+		t.Fatalf("%d leaf runs stored, want 2", leafRuns)
+	}
+	if size, err := s.Size(ctx, "org_l"); err != nil || size != uint64(n) {
+		t.Fatalf("size = %d, %v", size, err)
+	}
+	root, _ := r.GetRootHash(nil)
+	if got, err := tlog.Root(ctx, s, "org_l", uint64(n)); err != nil || !bytes.Equal(got, root) {
+		t.Fatalf("root = %x, %v; want %x", got, err, root)
+	}
+	ls, err := s.Leaves(ctx, "org_l", treestore.MaxRun-2, treestore.MaxRun+2)
+	if err != nil || len(ls) != 4 || ls[0].Index != treestore.MaxRun-2 || ls[3].EventID != fmt.Sprintf("ev-org_l-%d", treestore.MaxRun+1) {
+		t.Fatalf("leaves across the cut = %+v, %v", ls, err)
+	}
+	for _, idx := range []uint64{0, treestore.MaxRun - 1, treestore.MaxRun, uint64(n) - 1} {
+		l, err := s.LeafByEvent(ctx, "org_l", fmt.Sprintf("ev-org_l-%d", idx))
+		if err != nil || l.Index != idx || l.StreamSeq != idx+1 {
+			t.Fatalf("leaf %d by event = %+v, %v", idx, l, err)
+		}
+		p, err := tlog.InclusionProof(ctx, s, "org_l", idx, uint64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx, uint64(n), l.Hash, p, root); err != nil {
+			t.Fatalf("inclusion of %d: %v", idx, err)
+		}
+	}
+}
+
+// A tree stored one row per node (schema version 5) is copied into runs
+// by the migration: the same size, root, leaves and log indices.
+func TestMigrationCopiesNodes(t *testing.T) {
+	ctx := context.Background()
+	db := chdbtest.Database(t)
+	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
+	es, err := eventstore.New(eng, eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := es.MigrateTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	r := tlog.NewEmptyRange(0)
+	var rows strings.Builder
+	for _, run := range buildRuns(t, "org_m", r, 13) {
+		for i := 0; i < run.Len(); i++ {
+			id, seq := "", uint64(0)
+			if run.Level == 0 {
+				id, seq = run.EventIDs[i], run.StreamSeqs[i]
+			}
+			fmt.Fprintf(&rows, "org_m\t%d\t%d\t%x\t%s\t%d\n", run.Level, run.First+uint64(i), run.Hashes[i*32:(i+1)*32], id, seq)
+		}
+	}
+	// As the version 5 store wrote them.
+	if err := eng.Exec(ctx, "INSERT INTO `"+db+"`.tlog_nodes (org_id, level, idx, hash, event_id, stream_seq) SELECT o, l, i, unhex(h), e, q FROM format(TabSeparated, 'o String, l UInt8, i UInt64, h String, e String, q UInt64', {data:String})",
+		eventstore.P("data", rows.String())); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second run copies nothing more
+		if err := es.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := treestore.New(eng, treestore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, err := s.Size(ctx, "org_m"); err != nil || size != 13 {
+		t.Fatalf("size = %d, %v; want 13", size, err)
+	}
+	root, _ := r.GetRootHash(nil)
+	if got, err := tlog.Root(ctx, s, "org_m", 13); err != nil || !bytes.Equal(got, root) {
+		t.Fatalf("root = %x, %v; want %x", got, err, root)
+	}
+	if l, err := s.LeafByEvent(ctx, "org_m", "ev-org_m-12"); err != nil || l.Index != 12 || l.StreamSeq != 13 {
+		t.Fatalf("leaf by event = %+v, %v", l, err)
+	}
+	// The writer goes on from there, in runs.
+	if err := s.WriteRuns(ctx, token("after"), buildRuns(t, "org_m", r, 4)); err != nil {
+		t.Fatal(err)
+	}
+	root, _ = r.GetRootHash(nil)
+	if got, err := tlog.Root(ctx, s, "org_m", 17); err != nil || !bytes.Equal(got, root) {
+		t.Fatalf("root after = %x, %v; want %x", got, err, root)
+	}
+	idx, err := s.LogIndices(ctx, "org_m", []string{"ev-org_m-0", "ev-org_m-12", "ev-org_m-16"})
+	if err != nil || len(idx) != 3 || idx["ev-org_m-12"] != 12 || idx["ev-org_m-16"] != 16 {
+		t.Fatalf("log indices = %v, %v", idx, err)
 	}
 }
 

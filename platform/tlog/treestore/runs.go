@@ -1,0 +1,459 @@
+package treestore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/takumo/audit/platform/eventstore"
+)
+
+// MaxRun is the largest number of nodes a stored run holds; WriteRuns
+// splits longer runs. A node (org, level, idx) is therefore in a run whose
+// first index is in [idx-MaxRun+1, idx]: a tight range of the table's
+// primary key.
+const MaxRun = eventstore.TlogMaxRun
+
+// hashSize is the size of a node hash.
+const hashSize = 32
+
+// Run is a sequence of consecutive nodes of one level of an org's tree:
+// node First+i has the hash Hashes[32i:32i+32]. A run of leaves (level 0)
+// carries the event id and stream sequence of each leaf; other levels
+// carry none.
+type Run struct {
+	Org        string
+	Level      uint8
+	First      uint64
+	Hashes     []byte
+	EventIDs   []string
+	StreamSeqs []uint64
+}
+
+// Len is the number of nodes of the run.
+func (r Run) Len() int { return len(r.Hashes) / hashSize }
+
+func (r Run) check() error {
+	n := r.Len()
+	switch {
+	case n == 0 || len(r.Hashes)%hashSize != 0:
+		return fmt.Errorf("treestore: run %d/%d of %s: %d bytes of hashes", r.Level, r.First, r.Org, len(r.Hashes))
+	case r.Level == 0 && (len(r.EventIDs) != n || len(r.StreamSeqs) != n):
+		return fmt.Errorf("treestore: leaf run %d of %s: %d hashes, %d event ids, %d stream sequences", r.First, r.Org, n, len(r.EventIDs), len(r.StreamSeqs))
+	case r.Level > 0 && (len(r.EventIDs) != 0 || len(r.StreamSeqs) != 0):
+		return fmt.Errorf("treestore: run %d/%d of %s: event ids above the leaves", r.Level, r.First, r.Org)
+	}
+	return nil
+}
+
+// appendJSONString appends v as a JSON string: quotes, backslashes and
+// control characters escaped, other bytes as they are.
+func appendJSONString(b []byte, v string) []byte {
+	const digits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', digits[c>>4], digits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// WriteRuns stores runs in one INSERT (atomic: all or none become
+// visible), one row per run, runs longer than MaxRun split. token is the
+// insert deduplication token (hex digits): a retry of the same call with
+// the same token is stored once. The leaves' event ids reach the key table
+// by event id through its materialized view.
+func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	if !isHex(token) {
+		return errors.New("treestore: token must be hex digits")
+	}
+	size, nodes := 0, 0
+	for _, r := range runs {
+		if err := r.check(); err != nil {
+			return err
+		}
+		size += 2*len(r.Hashes) + 64
+		for _, id := range r.EventIDs {
+			size += len(id) + 24
+		}
+		nodes += r.Len()
+	}
+	b := make([]byte, 0, size)
+	for _, r := range runs {
+		for off := 0; off < r.Len(); off += MaxRun {
+			end := min(r.Len(), off+MaxRun)
+			b = append(b, `{"o":`...)
+			b = appendJSONString(b, r.Org)
+			b = append(b, `,"l":`...)
+			b = strconv.AppendUint(b, uint64(r.Level), 10)
+			b = append(b, `,"f":`...)
+			b = strconv.AppendUint(b, r.First+uint64(off), 10)
+			b = append(b, `,"h":"`...)
+			b = hex.AppendEncode(b, r.Hashes[off*hashSize:end*hashSize])
+			b = append(b, `","e":[`...)
+			if r.Level == 0 {
+				for i, id := range r.EventIDs[off:end] {
+					if i > 0 {
+						b = append(b, ',')
+					}
+					b = appendJSONString(b, id)
+				}
+			}
+			b = append(b, `],"q":[`...)
+			if r.Level == 0 {
+				for i, q := range r.StreamSeqs[off:end] {
+					if i > 0 {
+						b = append(b, ',')
+					}
+					b = strconv.AppendUint(b, q, 10)
+				}
+			}
+			b = append(b, "]}\n"...)
+		}
+	}
+	q := "INSERT INTO " + s.runs + " (org_id, level, first_idx, hashes, event_ids, stream_seqs) " +
+		"SELECT o, l, f, unhex(h), e, q FROM format(JSONEachRow, 'o String, l UInt8, f UInt64, h String, e Array(String), q Array(UInt64)', {data:String}) " +
+		"SETTINGS insert_deduplication_token = '" + token + "'"
+	if err := s.eng.Exec(ctx, q, eventstore.P("data", string(b))); err != nil {
+		return fmt.Errorf("treestore: write %d nodes in %d runs: %w", nodes, len(runs), err)
+	}
+	return nil
+}
+
+func isHex(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeKey names a node of an org's tree.
+type nodeKey struct {
+	org string
+	id  compact.NodeID
+}
+
+// nodesPerQuery bounds the nodes one query looks up: each run read tests
+// every node asked for.
+const nodesPerQuery = 512
+
+// lowerBound is the smallest first index of a run that can hold node idx.
+func lowerBound(idx uint64) uint64 {
+	if idx < MaxRun-1 {
+		return 0
+	}
+	return idx - (MaxRun - 1)
+}
+
+// nodeHashes reads the hashes of the nodes keys, in queries of at most
+// nodesPerQuery nodes, each read through tight ranges of the primary key.
+// A node that is missing, that two runs give different hashes, or whose
+// run is cut short is an error wrapping ErrCorrupt.
+func (s *Store) nodeHashes(ctx context.Context, keys []nodeKey) (map[nodeKey][]byte, error) {
+	got := make(map[nodeKey][]byte, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), nodesPerQuery)]
+		keys = keys[len(chunk):]
+		if err := s.nodeChunk(ctx, chunk, got); err != nil {
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+func (s *Store) nodeChunk(ctx context.Context, keys []nodeKey, got map[nodeKey][]byte) error {
+	// The orgs are bound parameters; levels and indices are numbers,
+	// written into the query: the ranges the primary key prunes with,
+	// and the list each run is tested against.
+	orgParam := map[string]string{}
+	var params []eventstore.Param
+	byOrg := map[string][]compact.NodeID{}
+	var orgs []string
+	for _, k := range keys {
+		if _, ok := orgParam[k.org]; !ok {
+			name := "o" + strconv.Itoa(len(orgParam))
+			orgParam[k.org] = "{" + name + ":String}"
+			params = append(params, eventstore.P(name, k.org))
+			orgs = append(orgs, k.org)
+		}
+		byOrg[k.org] = append(byOrg[k.org], k.id)
+	}
+	var where, list strings.Builder
+	for i, org := range orgs {
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(org_id = " + orgParam[org] + " AND (")
+		for j, id := range byOrg[org] {
+			if j > 0 {
+				where.WriteString(" OR ")
+			}
+			fmt.Fprintf(&where, "(level = %d AND first_idx BETWEEN %d AND %d)", id.Level, lowerBound(id.Index), id.Index)
+			if list.Len() > 0 {
+				list.WriteByte(',')
+			}
+			fmt.Fprintf(&list, "(%s, toUInt8(%d), toUInt64(%d))", orgParam[org], id.Level, id.Index)
+		}
+		where.WriteString("))")
+	}
+	// Each run read yields the nodes asked for that it covers (the
+	// filter sees the run's bounds, not its hashes), then each node's
+	// hash is cut out of the run.
+	q := "SELECT o, l, i, any(h), uniqExact(h), min(length(h)) FROM (" +
+		"SELECT org_id AS o, w.2 AS l, w.3 AS i, substring(hashes, (w.3 - first_idx) * 32 + 1, 32) AS h FROM (" +
+		"SELECT org_id, first_idx, hashes, arrayFilter(x -> x.1 = org_id AND x.2 = level AND x.3 >= first_idx AND x.3 < first_idx + n, [" + list.String() + "]) AS ws FROM (" +
+		"SELECT org_id, level, first_idx, hashes, intDiv(length(hashes) + 31, 32) AS n FROM " + s.runs +
+		" WHERE " + where.String() + ")) ARRAY JOIN ws AS w) GROUP BY o, l, i"
+	rows, err := s.eng.Query(ctx, q, params...)
+	if err != nil {
+		return fmt.Errorf("treestore: read nodes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			org       string
+			level     uint8
+			idx, n    uint64
+			h         string
+			minLength uint64
+		)
+		if err := rows.Scan(&org, &level, &idx, &h, &n, &minLength); err != nil {
+			return fmt.Errorf("treestore: read nodes: %w", err)
+		}
+		if n != 1 {
+			return fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
+		}
+		if minLength != hashSize {
+			return fmt.Errorf("%w: org %s node %d/%d is cut short (%d bytes)", ErrCorrupt, org, level, idx, minLength)
+		}
+		got[nodeKey{org, compact.NewNodeID(uint(level), idx)}] = []byte(h)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("treestore: read nodes: %w", err)
+	}
+	return nil
+}
+
+// Nodes returns the hashes of the org's nodes ids, in order. A node
+// missing or stored with two different hashes (two runs covering it) is an
+// error wrapping ErrCorrupt.
+func (s *Store) Nodes(ctx context.Context, org string, ids []compact.NodeID) ([][]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]nodeKey, len(ids))
+	for i, id := range ids {
+		keys[i] = nodeKey{org, id}
+	}
+	got, err := s.nodeHashes(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, ok := got[nodeKey{org, id}]
+		if !ok {
+			return nil, fmt.Errorf("%w: org %s node %d/%d is missing", ErrCorrupt, org, id.Level, id.Index)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// leafSizes is the query behind Size and Trees: per org of the condition
+// orgs, the number of leaf runs, how many of them are malformed or do not
+// start where the previous one ended (a gap or an overlap), and the end of
+// the last one. The leaf runs are dense when the second count is 0.
+func (s *Store) leafSizes(ctx context.Context, orgs string, params ...eventstore.Param) (eventstore.Rows, error) {
+	return s.eng.Query(ctx, "SELECT org_id, count(), countIf(bad), max(end) FROM ("+
+		"SELECT org_id, first_idx + n AS end, n = 0 OR n > "+strconv.Itoa(MaxRun)+" OR length(hashes) != n * 32 OR length(stream_seqs) != n"+
+		" OR first_idx != lagInFrame(first_idx + n, 1, 0) OVER (PARTITION BY org_id ORDER BY first_idx ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS bad"+
+		" FROM (SELECT org_id, first_idx, hashes, stream_seqs, length(event_ids) AS n FROM "+s.runs+" WHERE level = 0 AND "+orgs+"))"+
+		" GROUP BY org_id", params...)
+}
+
+// Size returns the number of leaves of the org's tree. Leaf runs that are
+// not dense (each index of 0..n-1 in exactly one run) are an error
+// wrapping ErrCorrupt.
+func (s *Store) Size(ctx context.Context, org string) (uint64, error) {
+	rows, err := s.leafSizes(ctx, "org_id = {org:String}", eventstore.P("org", org))
+	if err != nil {
+		return 0, fmt.Errorf("treestore: size: %w", err)
+	}
+	defer rows.Close()
+	var (
+		o              string
+		runs, bad, end uint64
+	)
+	if rows.Next() {
+		if err := rows.Scan(&o, &runs, &bad, &end); err != nil {
+			return 0, fmt.Errorf("treestore: size: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("treestore: size: %w", err)
+	}
+	if bad > 0 {
+		return 0, fmt.Errorf("%w: org %s has %d of %d leaf runs out of place or malformed (leaves up to %d)", ErrCorrupt, org, bad, runs, end)
+	}
+	return end, nil
+}
+
+// Leaf is a logged event.
+type Leaf struct {
+	Index     uint64
+	EventID   string
+	Hash      []byte
+	StreamSeq uint64
+}
+
+// LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
+func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
+	// The key table gives the index, the tree its leaf.
+	at := "ifNull((SELECT min(idx) FROM " + s.byEvent + " WHERE org_id = {org:String} AND event_id = {id:String}), 0)"
+	ls, err := s.leaves(ctx, org, at, at+" + 1", eventstore.P("org", org), eventstore.P("id", eventID))
+	if err != nil {
+		return Leaf{}, err
+	}
+	for _, l := range ls {
+		if l.EventID == eventID {
+			return l, nil
+		}
+	}
+	return Leaf{}, ErrNotFound
+}
+
+// Leaves returns the org's leaves with indices in [from, to), in order.
+func (s *Store) Leaves(ctx context.Context, org string, from, to uint64) ([]Leaf, error) {
+	if to <= from {
+		return nil, nil
+	}
+	return s.leaves(ctx, org, "{from:UInt64}", "{to:UInt64}", eventstore.P("org", org), eventstore.P("from", from), eventstore.P("to", to))
+}
+
+// leaves returns the org's leaves with indices in [from, to), two UInt64
+// expressions of the query, in index order (a leaf two runs hold comes
+// twice). Only the part of each run in the range leaves the engine.
+func (s *Store) leaves(ctx context.Context, org, from, to string, params ...eventstore.Param) ([]Leaf, error) {
+	lo := "greatest(" + from + ", " + strconv.Itoa(MaxRun-1) + ") - " + strconv.Itoa(MaxRun-1)
+	q := "SELECT first_idx + off, arraySlice(event_ids, off + 1, cnt), arrayMap(x -> toString(x), arraySlice(stream_seqs, off + 1, cnt)), " +
+		"substring(hashes, off * 32 + 1, cnt * 32), length(hashes), length(event_ids), length(stream_seqs) FROM (" +
+		"SELECT first_idx, event_ids, stream_seqs, hashes, greatest(" + from + ", first_idx) - first_idx AS off, " +
+		"toUInt64(greatest(toInt64(least(" + to + ", first_idx + length(event_ids))) - toInt64(first_idx) - toInt64(off), 0)) AS cnt FROM " + s.runs +
+		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= " + lo + " AND first_idx < " + to + ") WHERE cnt > 0 ORDER BY first_idx"
+	rows, err := s.eng.Query(ctx, q, params...)
+	if err != nil {
+		return nil, fmt.Errorf("treestore: leaves: %w", err)
+	}
+	defer rows.Close()
+	var out []Leaf
+	sorted := true
+	for rows.Next() {
+		var (
+			start          uint64
+			ids, seqs      []string
+			hs             string
+			nh, nids, nseq uint64
+		)
+		if err := rows.Scan(&start, &ids, &seqs, &hs, &nh, &nids, &nseq); err != nil {
+			return nil, fmt.Errorf("treestore: leaves: %w", err)
+		}
+		if nh != nids*hashSize || nseq != nids || len(hs) != len(ids)*hashSize || len(seqs) != len(ids) {
+			return nil, fmt.Errorf("%w: org %s: the leaf run holding index %d is malformed", ErrCorrupt, org, start)
+		}
+		if len(out) > 0 && out[len(out)-1].Index >= start {
+			sorted = false
+		}
+		for i, id := range ids {
+			q, err := strconv.ParseUint(seqs[i], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("treestore: leaves: %w", err)
+			}
+			out = append(out, Leaf{Index: start + uint64(i), EventID: id, Hash: []byte(hs[i*hashSize : (i+1)*hashSize]), StreamSeq: q})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: leaves: %w", err)
+	}
+	if !sorted {
+		slices.SortStableFunc(out, func(a, b Leaf) int {
+			switch {
+			case a.Index < b.Index:
+				return -1
+			case a.Index > b.Index:
+				return 1
+			}
+			return 0
+		})
+	}
+	return out, nil
+}
+
+// Runs collects the nodes one write creates into runs: a node that
+// continues the last run of its org and level joins it, any other starts
+// a new run. The nodes a compact range's Append reports, in that order,
+// make one run per org and level. The zero value is ready to use; a Runs
+// is not safe for concurrent use.
+type Runs struct {
+	last map[runKey]int
+	runs []Run
+}
+
+type runKey struct {
+	org   string
+	level uint8
+}
+
+// Add appends node id of org with its hash, and for a leaf its event id
+// and stream sequence.
+func (rs *Runs) Add(org string, id compact.NodeID, hash []byte, eventID string, streamSeq uint64) {
+	if rs.last == nil {
+		rs.last = map[runKey]int{}
+	}
+	k := runKey{org, uint8(id.Level)}
+	i, ok := rs.last[k]
+	if !ok || rs.runs[i].First+uint64(rs.runs[i].Len()) != id.Index || len(hash) != hashSize {
+		i = len(rs.runs)
+		rs.runs = append(rs.runs, Run{Org: org, Level: k.level, First: id.Index})
+		rs.last[k] = i
+	}
+	r := &rs.runs[i]
+	r.Hashes = append(r.Hashes, hash...)
+	if k.level == 0 {
+		r.EventIDs = append(r.EventIDs, eventID)
+		r.StreamSeqs = append(r.StreamSeqs, streamSeq)
+	}
+}
+
+// List returns the runs, in the order their first nodes were added.
+func (rs *Runs) List() []Run { return rs.runs }
+
+// Nodes is the number of nodes added.
+func (rs *Runs) Nodes() int {
+	n := 0
+	for _, r := range rs.runs {
+		n += r.Len()
+	}
+	return n
+}

@@ -72,7 +72,7 @@ func BenchmarkWriter(b *testing.B) {
 	t0, cpu0 := time.Now(), cpuTime(b)
 	stop := start(b, w)
 	// Done when the writer acknowledged the last message: it does so
-	// after the batch's nodes are stored.
+	// after the batch's runs are stored.
 	cons, err := e.js.Consumer(ctx, topology.EventsStream, cfg.Consumer)
 	if err != nil {
 		b.Fatal(err)
@@ -107,14 +107,14 @@ func BenchmarkWriter(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ckpt-p50-ms")
 	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "ckpt-p99-ms")
 
-	for _, t := range []string{"tlog_nodes", "tlog_leaves_by_event"} {
+	for _, t := range []string{"tlog_runs", "tlog_leaves_by_event"} {
 		if err := e.eng.Exec(ctx, "OPTIMIZE TABLE `"+e.db+"`."+t+" FINAL"); err != nil {
 			b.Fatal(err)
 		}
 	}
 	// The tree: its nodes and its key table by event id.
 	var bytes uint64
-	rows, err := e.eng.Query(ctx, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} AND table IN ('tlog_nodes', 'tlog_leaves_by_event') AND active",
+	rows, err := e.eng.Query(ctx, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} AND table IN ('tlog_runs', 'tlog_leaves_by_event') AND active",
 		eventstorePDB(e.db))
 	if err != nil {
 		b.Fatal(err)

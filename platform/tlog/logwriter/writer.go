@@ -33,7 +33,7 @@ type Store interface {
 	Logged(ctx context.Context, keys []treestore.Key) (map[treestore.Key]uint64, error)
 	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
-	WriteNodes(ctx context.Context, token string, nodes []treestore.Node) error
+	WriteRuns(ctx context.Context, token string, runs []treestore.Run) error
 	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
 	PutCheckpoint(ctx context.Context, c treestore.StoredCheckpoint) error
 	Roots(ctx context.Context, sizes map[string]uint64) (map[string][]byte, error)
@@ -501,13 +501,10 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	}
 	step(2)
 	var (
-		// About two nodes per leaf: each leaf and, on average, one
-		// internal node it completes.
-		nodes = make([]treestore.Node, 0, 2*len(evs)+64)
-		h     tlog.Hasher
-		org   string
-		// slab holds the nodes' hashes, 32 bytes each.
-		slab []byte
+		// The new nodes, one run per org and level.
+		runs treestore.Runs
+		h    tlog.Hasher
+		org  string
 	)
 	key := func(subject string) *tlog.SubjectKey { return subjectKeys[treestore.Key{Org: org, EventID: subject}] }
 	for _, e := range evs {
@@ -521,15 +518,7 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		}
 		r := next[e.ev.OrgID]
 		err = r.Append(leaf[:], func(id compact.NodeID, h []byte) {
-			if cap(slab)-len(slab) < len(h) {
-				slab = make([]byte, 0, max(len(h), 2*sha256.Size*min(len(evs), 4096)))
-			}
-			slab = append(slab, h...)
-			n := treestore.Node{Org: e.ev.OrgID, Level: uint8(id.Level), Index: id.Index, Hash: slab[len(slab)-len(h) : len(slab) : len(slab)]}
-			if id.Level == 0 {
-				n.EventID, n.StreamSeq = e.ev.ID, e.sseq
-			}
-			nodes = append(nodes, n)
+			runs.Add(e.ev.OrgID, id, h, e.ev.ID, e.sseq)
 		})
 		if err != nil {
 			return err
@@ -548,12 +537,12 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 	if !w.lease.valid() {
 		return backoff.Permanent(ErrLeaseLost)
 	}
-	if err := w.store.WriteNodes(ctx, token(nodes), nodes); err != nil {
+	if err := w.store.WriteRuns(ctx, token(runs.List()), runs.List()); err != nil {
 		return err
 	}
 	step(5)
 	w.log.Debug("batch written", zap.Int("events", len(evs)), zap.Int("orgs", len(next)), zap.Int("new_salts", len(newSalts)),
-		zap.Int("nodes", len(nodes)), zap.Durations("logged,orgs,salts,hash,put_salts,write_nodes", steps[:]))
+		zap.Int("nodes", runs.Nodes()), zap.Int("runs", len(runs.List())), zap.Durations("logged,orgs,salts,hash,put_salts,write_runs", steps[:]))
 	w.forgetErased(evs)
 	w.mu.Lock()
 	for org, r := range next {
@@ -571,20 +560,26 @@ func cloneHashes(hs [][]byte) [][]byte {
 	return out
 }
 
-// token is the insert deduplication token of a set of nodes: a retry of
-// the same nodes is stored once.
-func token(nodes []treestore.Node) string {
-	b := make([]byte, 0, len(nodes)*64)
-	for _, n := range nodes {
-		b = append(b, n.Org...)
-		b = append(b, 0, n.Level)
-		b = binary.BigEndian.AppendUint64(b, n.Index)
-		b = append(b, n.Hash...)
-		b = append(b, n.EventID...)
-		b = append(b, 0)
+// token is the insert deduplication token of a set of runs: a retry of
+// the same runs is stored once.
+func token(runs []treestore.Run) string {
+	h := sha256.New()
+	var b []byte
+	for _, r := range runs {
+		b = append(b[:0], r.Org...)
+		b = append(b, 0, r.Level)
+		b = binary.BigEndian.AppendUint64(b, r.First)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(r.Hashes)))
+		h.Write(b)
+		h.Write(r.Hashes)
+		b = b[:0]
+		for _, id := range r.EventIDs {
+			b = append(b, id...)
+			b = append(b, 0)
+		}
+		h.Write(b)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // loadOrgs loads the state of the orgs of evs this writer does not hold.

@@ -280,7 +280,12 @@ func (e *env) checkLog(org string, n int) {
 	if len(cps) == 0 {
 		t.Fatalf("org %s: no checkpoint", org)
 	}
-	if forks, err := e.eng.Query(ctx, "SELECT level, idx FROM `"+e.db+"`.tlog_nodes WHERE org_id = {org:String} GROUP BY level, idx HAVING uniqExact(hash) > 1 LIMIT 1", eventstore.P("org", org)); err != nil {
+	if size, err := e.store.Size(ctx, org); err != nil || size != uint64(n) {
+		t.Errorf("org %s: size %d, %v; want %d (leaf runs dense, no overlap)", org, size, err, n)
+	}
+	// Every node of every run, by level and index.
+	if forks, err := e.eng.Query(ctx, "SELECT level, first_idx + p - 1 AS idx FROM (SELECT level, first_idx, extractAll(hex(hashes), '[0-9A-F]{64}') AS hs FROM `"+e.db+"`.tlog_runs WHERE org_id = {org:String})"+
+		" ARRAY JOIN hs AS h, arrayEnumerate(hs) AS p GROUP BY level, idx HAVING uniqExact(h) > 1 LIMIT 1", eventstore.P("org", org)); err != nil {
 		t.Fatal(err)
 	} else {
 		if forks.Next() {
@@ -573,9 +578,14 @@ func TestEditedTreeIsNotSigned(t *testing.T) {
 	}
 	e.publish("acme", 20, 30)
 	waitSize(t, e.store, "acme", 30)
-	err := e.eng.Exec(ctx, "ALTER TABLE `"+e.db+"`.tlog_nodes UPDATE hash = unhex(repeat('ab', 32)) WHERE org_id = 'acme' AND ((level = 0 AND idx = 25) OR (level = 2 AND idx = 6)) SETTINGS mutations_sync = 1")
-	if err != nil {
-		t.Fatal(err)
+	// The hashes of leaf 25 and node 2/6 overwritten in their runs.
+	for _, n := range []struct{ level, idx int }{{0, 25}, {2, 6}} {
+		off := fmt.Sprintf("(%d - first_idx) * 32", n.idx)
+		err := e.eng.Exec(ctx, "ALTER TABLE `"+e.db+"`.tlog_runs UPDATE hashes = concat(substring(hashes, 1, "+off+"), unhex(repeat('ab', 32)), substring(hashes, "+off+" + 33))"+
+			fmt.Sprintf(" WHERE org_id = 'acme' AND level = %d AND first_idx <= %d AND first_idx + intDiv(length(hashes), 32) > %d SETTINGS mutations_sync = 1", n.level, n.idx, n.idx))
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := w.Checkpoint(ctx, "acme"); err == nil || !strings.Contains(err.Error(), "does not rebuild") {
 		t.Fatalf("checkpoint over an edited tree: %v", err)

@@ -118,6 +118,20 @@ func (e *Engine) Insert(ctx context.Context, b eventstore.Batch) error {
 	}
 }
 
+// InsertRowBinary runs insert, an INSERT statement that names its table
+// and columns without a FORMAT clause or data (settings allowed), with
+// data, rows in RowBinary in the order of those columns, through the
+// session's streaming insert: the rows never pass through SQL text or a
+// parameter. Used for tables other than the events table (the transparency
+// log's runs); the caller builds the statement from checked names only.
+func (e *Engine) InsertRowBinary(ctx context.Context, insert string, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	_, err := e.sess.InsertStream(ctx, insert, "RowBinary", data, e.opts.ChunkSize)
+	return err
+}
+
 func (e *Engine) insertFile(ctx context.Context, insert string, data []byte) error {
 	f, err := os.CreateTemp(e.opts.TempDir, "audit-batch-*.rowbinary")
 	if err != nil {

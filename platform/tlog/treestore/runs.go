@@ -2,6 +2,7 @@ package treestore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -93,21 +94,82 @@ func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 		}
 		nodes += r.Len()
 	}
-	b := make([]byte, 0, size)
+	var err error
+	if ins, ok := s.eng.(rowBinaryInserter); ok {
+		err = ins.InsertRowBinary(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs)"+
+			" SETTINGS insert_deduplication_token = '"+token+"'", appendRowBinary(make([]byte, 0, size), runs))
+	} else {
+		err = s.eng.Exec(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs) "+
+			"SELECT o, l, f, unhex(h), e, q FROM format(JSONEachRow, 'o String, l UInt8, f UInt64, h String, e Array(String), q Array(UInt64)', {data:String}) "+
+			"SETTINGS insert_deduplication_token = '"+token+"'", eventstore.P("data", string(appendJSON(make([]byte, 0, size), runs))))
+	}
+	if err != nil {
+		return fmt.Errorf("treestore: write %d nodes in %d runs: %w", nodes, len(runs), err)
+	}
+	return nil
+}
+
+// rowBinaryInserter is an engine that takes an INSERT's rows in RowBinary
+// through a stream rather than in a parameter of the statement
+// (embedded.Engine): a batch's runs hold about 1 MB, which the engine
+// otherwise parses as a literal.
+type rowBinaryInserter interface {
+	InsertRowBinary(ctx context.Context, insert string, data []byte) error
+}
+
+// pieces calls f with each piece of r of at most MaxRun nodes: its first
+// index and the bounds of its nodes in r.
+func pieces(r Run, f func(first uint64, from, to int)) {
+	for off := 0; off < r.Len(); off += MaxRun {
+		f(r.First+uint64(off), off, min(r.Len(), off+MaxRun))
+	}
+}
+
+// appendRowBinary appends runs as rows of tlog_runs in RowBinary.
+func appendRowBinary(b []byte, runs []Run) []byte {
 	for _, r := range runs {
-		for off := 0; off < r.Len(); off += MaxRun {
-			end := min(r.Len(), off+MaxRun)
+		pieces(r, func(first uint64, from, to int) {
+			b = binary.AppendUvarint(b, uint64(len(r.Org)))
+			b = append(b, r.Org...)
+			b = append(b, r.Level)
+			b = binary.LittleEndian.AppendUint64(b, first)
+			hs := r.Hashes[from*hashSize : to*hashSize]
+			b = binary.AppendUvarint(b, uint64(len(hs)))
+			b = append(b, hs...)
+			if r.Level != 0 {
+				b = append(b, 0, 0) // two empty arrays
+				return
+			}
+			b = binary.AppendUvarint(b, uint64(to-from))
+			for _, id := range r.EventIDs[from:to] {
+				b = binary.AppendUvarint(b, uint64(len(id)))
+				b = append(b, id...)
+			}
+			b = binary.AppendUvarint(b, uint64(to-from))
+			for _, q := range r.StreamSeqs[from:to] {
+				b = binary.LittleEndian.AppendUint64(b, q)
+			}
+		})
+	}
+	return b
+}
+
+// appendJSON appends runs as rows of tlog_runs in JSONEachRow, the hashes
+// in hex.
+func appendJSON(b []byte, runs []Run) []byte {
+	for _, r := range runs {
+		pieces(r, func(first uint64, from, to int) {
 			b = append(b, `{"o":`...)
 			b = appendJSONString(b, r.Org)
 			b = append(b, `,"l":`...)
 			b = strconv.AppendUint(b, uint64(r.Level), 10)
 			b = append(b, `,"f":`...)
-			b = strconv.AppendUint(b, r.First+uint64(off), 10)
+			b = strconv.AppendUint(b, first, 10)
 			b = append(b, `,"h":"`...)
-			b = hex.AppendEncode(b, r.Hashes[off*hashSize:end*hashSize])
+			b = hex.AppendEncode(b, r.Hashes[from*hashSize:to*hashSize])
 			b = append(b, `","e":[`...)
 			if r.Level == 0 {
-				for i, id := range r.EventIDs[off:end] {
+				for i, id := range r.EventIDs[from:to] {
 					if i > 0 {
 						b = append(b, ',')
 					}
@@ -116,7 +178,7 @@ func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 			}
 			b = append(b, `],"q":[`...)
 			if r.Level == 0 {
-				for i, q := range r.StreamSeqs[off:end] {
+				for i, q := range r.StreamSeqs[from:to] {
 					if i > 0 {
 						b = append(b, ',')
 					}
@@ -124,15 +186,9 @@ func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 				}
 			}
 			b = append(b, "]}\n"...)
-		}
+		})
 	}
-	q := "INSERT INTO " + s.runs + " (org_id, level, first_idx, hashes, event_ids, stream_seqs) " +
-		"SELECT o, l, f, unhex(h), e, q FROM format(JSONEachRow, 'o String, l UInt8, f UInt64, h String, e Array(String), q Array(UInt64)', {data:String}) " +
-		"SETTINGS insert_deduplication_token = '" + token + "'"
-	if err := s.eng.Exec(ctx, q, eventstore.P("data", string(b))); err != nil {
-		return fmt.Errorf("treestore: write %d nodes in %d runs: %w", nodes, len(runs), err)
-	}
-	return nil
+	return b
 }
 
 func isHex(s string) bool {

@@ -352,3 +352,48 @@ func TestSaltsAndCheckpoints(t *testing.T) {
 		t.Fatalf("latest of an org without checkpoints: %v", err)
 	}
 }
+
+// engineOnly hides the embedded engine's streaming insert, so WriteRuns
+// takes the path a server engine takes: the rows in a parameter.
+type engineOnly struct{ eventstore.Engine }
+
+// Both ways of writing runs store the same rows: event ids with quotes,
+// backslashes and control characters come back as they were.
+func TestWriteRunsBothPaths(t *testing.T) {
+	ctx := context.Background()
+	_, eng, db := open(t)
+	for name, e := range map[string]eventstore.Engine{"stream": eng, "parameter": engineOnly{eng}} {
+		s, err := treestore.New(e, treestore.Config{Database: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		org := "org_" + name
+		r := tlog.NewEmptyRange(0)
+		runs := buildRuns(t, org, r, 9)
+		odd := "ev\"'\\\t\n\x00\x01é"
+		runs[0].EventIDs[3] = odd
+		if err := s.WriteRuns(ctx, token(name), runs); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ls, err := s.Leaves(ctx, org, 0, 9)
+		if err != nil || len(ls) != 9 {
+			t.Fatalf("%s: leaves = %d, %v", name, len(ls), err)
+		}
+		for i, l := range ls {
+			want := fmt.Sprintf("ev-%s-%d", org, i)
+			if i == 3 {
+				want = odd
+			}
+			if l.Index != uint64(i) || l.EventID != want || l.StreamSeq != uint64(i)+1 || !bytes.Equal(l.Hash, runs[0].Hashes[i*32:(i+1)*32]) {
+				t.Fatalf("%s: leaf %d = %+v, want event %q", name, i, l, want)
+			}
+		}
+		root, _ := r.GetRootHash(nil)
+		if got, err := tlog.Root(ctx, s, org, 9); err != nil || !bytes.Equal(got, root) {
+			t.Fatalf("%s: root = %x, %v; want %x", name, got, err, root)
+		}
+		if idx, err := s.LogIndices(ctx, org, []string{odd}); err != nil || idx[odd] != 3 {
+			t.Fatalf("%s: log index of the odd id = %v, %v", name, idx, err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/httpapi"
+	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/query"
 )
@@ -331,9 +332,13 @@ func BenchmarkReadLogIndex(b *testing.B) {
 	e := newEnvDB(b, query.Config{MaxLimit: 200}, db)
 	const n = 1_000_000
 	loadSynthetic(b, db, n, 1)
-	// Every event logged: one leaf each, in receipt order.
-	if _, err := chdbtest.Session(b).Query(context.Background(), "INSERT INTO `"+db+"`.tlog_nodes (org_id, level, idx, hash, event_id, stream_seq)"+
-		" SELECT org_id, 0, row_number() OVER (ORDER BY received_at, id) - 1, SHA256(id), id, stream_seq FROM `"+db+"`.events", "TabSeparated"); err != nil {
+	// Every event logged: one leaf each, in receipt order, in runs of
+	// treestore.MaxRun leaves.
+	if _, err := chdbtest.Session(b).Query(context.Background(), "INSERT INTO `"+db+"`.tlog_runs (org_id, level, first_idx, hashes, event_ids, stream_seqs)"+
+		" SELECT org_id, 0, min(i), unhex(arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray((i, hex(SHA256(id)))))))),"+
+		" arrayMap(x -> x.2, arraySort(groupArray((i, id)))), arrayMap(x -> x.2, arraySort(groupArray((i, stream_seq))))"+
+		" FROM (SELECT org_id, id, stream_seq, row_number() OVER (ORDER BY received_at, id) - 1 AS i FROM `"+db+"`.events)"+
+		" GROUP BY org_id, intDiv(i, "+strconv.Itoa(treestore.MaxRun)+")", "TabSeparated"); err != nil {
 		b.Fatal(err)
 	}
 	prod, err := producer.New(e.js)

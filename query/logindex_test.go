@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/transparency-dev/merkle/compact"
+
 	"github.com/takumo/audit/platform/auditapi"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/query"
@@ -19,12 +21,12 @@ import (
 // writer does.
 func (e *env) logged(org string, idx map[string]uint64) {
 	e.t.Helper()
-	var nodes []treestore.Node
+	var runs treestore.Runs
 	for id, i := range idx {
 		h := sha256.Sum256([]byte(org + id))
-		nodes = append(nodes, treestore.Node{Org: org, Level: 0, Index: i, Hash: h[:], EventID: id, StreamSeq: i + 1})
+		runs.Add(org, compact.NewNodeID(0, i), h[:], id, i+1)
 	}
-	if err := e.trees.WriteNodes(context.Background(), fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprint(nodes)))), nodes); err != nil {
+	if err := e.trees.WriteRuns(context.Background(), fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprint(runs.List())))), runs.List()); err != nil {
 		e.t.Fatal(err)
 	}
 }

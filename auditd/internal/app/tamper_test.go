@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -349,7 +347,7 @@ func TestTamperingInTheStoreIsDetected(t *testing.T) {
 
 // rewriteTree rewrites the rewrite org's stored tree so that it matches
 // the edited event 9: the leaf recomputed from the edited content and
-// every node rebuilt, the old nodes deleted.
+// every node above it, their bytes replaced inside the stored runs.
 func rewriteTree(t *testing.T, c *customer, eng eventstore.Engine, db string, exec func(string)) {
 	t.Helper()
 	ctx := context.Background()
@@ -367,31 +365,37 @@ func rewriteTree(t *testing.T, c *customer, eng eventstore.Engine, db string, ex
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := tlog.NewRange(0, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodes []treestore.Node
+	// Every node before and after the edit: leaf 9 and the nodes above
+	// it differ.
+	before, after := map[compact.NodeID][]byte{}, map[compact.NodeID][]byte{}
+	rb, ra := tlog.NewEmptyRange(0), tlog.NewEmptyRange(0)
 	for i, l := range leaves {
 		h := l.Hash
 		if i == 9 {
 			h = leaf9
 		}
-		err := r.Append(h, func(id compact.NodeID, hash []byte) {
-			nd := treestore.Node{Org: c.org, Level: uint8(id.Level), Index: id.Index, Hash: bytes.Clone(hash)}
-			if id.Level == 0 {
-				nd.EventID, nd.StreamSeq = l.EventID, l.StreamSeq
-			}
-			nodes = append(nodes, nd)
-		})
-		if err != nil {
+		if err := rb.Append(l.Hash, func(id compact.NodeID, hash []byte) { before[id] = bytes.Clone(hash) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := ra.Append(h, func(id compact.NodeID, hash []byte) { after[id] = bytes.Clone(hash) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	exec("ALTER TABLE DB.tlog_nodes DELETE WHERE org_id = '" + c.org + "' SETTINGS mutations_sync = 2")
-	sum := sha256.Sum256([]byte(fmt.Sprint(nodes)))
-	if err := trees.WriteNodes(ctx, hex.EncodeToString(sum[:16]), nodes); err != nil {
-		t.Fatal(err)
+	// Each changed node's 32 bytes rewritten in place, in the run that
+	// holds it.
+	changed := 0
+	for id, h := range after {
+		if bytes.Equal(h, before[id]) {
+			continue
+		}
+		changed++
+		off := fmt.Sprintf("(%d - first_idx) * 32", id.Index)
+		exec(fmt.Sprintf("ALTER TABLE DB.tlog_runs UPDATE hashes = concat(substring(hashes, 1, %s), unhex('%x'), substring(hashes, %s + 33))"+
+			" WHERE org_id = '%s' AND level = %d AND first_idx <= %d AND first_idx + intDiv(length(hashes), 32) > %d SETTINGS mutations_sync = 2",
+			off, h, off, c.org, id.Level, id.Index, id.Index))
+	}
+	if changed < 2 {
+		t.Fatalf("the edit changed %d nodes of the tree", changed)
 	}
 }
 

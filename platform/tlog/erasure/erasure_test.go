@@ -462,7 +462,7 @@ func TestErasureKeepsEveryProof(t *testing.T) {
 	}
 }
 
-var quickTables = []string{"events", "events_by_id", "events_by_actor", "tlog_subject_salts", "tlog_nodes", "tlog_leaves_by_event"}
+var quickTables = []string{"events", "events_by_id", "events_by_actor", "tlog_subject_salts", "tlog_runs", "tlog_leaves_by_event"}
 
 // quickOutdatedPartsRemoval makes the engine delete the parts a merge or
 // mutation replaced as soon as its cleanup runs (about every 30 s on the

@@ -125,7 +125,7 @@ func synthesize(b *testing.B, eng eventstore.Engine, trees *treestore.Store, db,
 	if err := treestoretest.Synthesize(ctx, eng, db, org, n); err != nil {
 		b.Fatal(err)
 	}
-	for _, t := range []string{"tlog_nodes", "tlog_leaves_by_event"} {
+	for _, t := range []string{"tlog_runs", "tlog_leaves_by_event"} {
 		if err := eng.Exec(ctx, "OPTIMIZE TABLE `"+db+"`."+t+" FINAL"); err != nil {
 			b.Fatal(err)
 		}
@@ -163,11 +163,11 @@ func synthesize(b *testing.B, eng eventstore.Engine, trees *treestore.Store, db,
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
-// nodeBytes is the size on disk of the tree: the active parts of tlog_nodes
+// nodeBytes is the size on disk of the tree: the active parts of tlog_runs
 // and of its key table by event id.
 func nodeBytes(b *testing.B, db string) uint64 {
 	out, err := chdbtest.Session(b).Query(context.Background(),
-		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '"+db+"' AND table IN ('tlog_nodes', 'tlog_leaves_by_event') AND active", "TabSeparated")
+		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '"+db+"' AND table IN ('tlog_runs', 'tlog_leaves_by_event') AND active", "TabSeparated")
 	if err != nil {
 		b.Fatal(err)
 	}

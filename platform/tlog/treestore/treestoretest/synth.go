@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog/treestore"
 )
 
 // LeafData is the data of leaf i of a synthetic tree: its decimal digits.
@@ -28,27 +29,35 @@ func EventID(org string, i uint64) string {
 }
 
 // Synthesize writes the tree of org with n synthetic leaves into the
-// tlog_nodes table of database db: leaves (with EventID and stream
+// tlog_runs table of database db: leaves (with EventID and stream
 // sequence i+1) and every complete interior node, as the log writer
-// stores them, each level computed by the engine from the one below in
-// one INSERT … SELECT. The org must have no nodes yet.
+// stores them, in runs of treestore.MaxRun nodes (the last of each level
+// shorter), each level computed by the engine from the one below in one
+// INSERT … SELECT. The org must have no runs yet.
 func Synthesize(ctx context.Context, eng eventstore.Engine, db, org string, n uint64) error {
 	if n == 0 {
 		return nil
 	}
-	t := "`" + db + "`.tlog_nodes"
-	if err := eng.Exec(ctx, "INSERT INTO "+t+" (org_id, level, idx, hash, event_id, stream_seq)"+
-		" SELECT {org:String}, 0, number, SHA256(concat(char(0), toString(number))),"+
-		" concat('01JE', substring(hex(SHA256(concat({org:String}, '/', toString(number)))), 1, 22)), number + 1"+
-		" FROM numbers({n:UInt64})",
-		eventstore.P("org", org), eventstore.P("n", n)); err != nil {
+	t := "`" + db + "`.tlog_runs"
+	const cols = " (org_id, level, first_idx, hashes, event_ids, stream_seqs)"
+	if err := eng.Exec(ctx, "INSERT INTO "+t+cols+
+		" SELECT {org:String}, 0, f, unhex(arrayStringConcat(arrayMap(i -> hex(SHA256(concat(char(0), toString(i)))), r))),"+
+		" arrayMap(i -> concat('01JE', substring(hex(SHA256(concat({org:String}, '/', toString(i)))), 1, 22)), r), arrayMap(i -> i + 1, r)"+
+		" FROM (SELECT number * {m:UInt64} AS f, range(f, least(f + {m:UInt64}, {n:UInt64})) AS r FROM numbers(intDiv({n:UInt64} + {m:UInt64} - 1, {m:UInt64})))",
+		eventstore.P("org", org), eventstore.P("n", n), eventstore.P("m", uint64(treestore.MaxRun))); err != nil {
 		return fmt.Errorf("treestoretest: leaves: %w", err)
 	}
 	for level := 1; level < bits.Len64(n); level++ {
-		if err := eng.Exec(ctx, "INSERT INTO "+t+" (org_id, level, idx, hash, event_id, stream_seq)"+
-			" SELECT {org:String}, {l:UInt8}, intDiv(idx, 2) AS p, SHA256(concat(char(1), argMin(hash, idx), argMax(hash, idx))), '', 0"+
-			" FROM "+t+" WHERE org_id = {org:String} AND level = {below:UInt8} GROUP BY p HAVING count() = 2",
-			eventstore.P("org", org), eventstore.P("l", uint8(level)), eventstore.P("below", uint8(level-1))); err != nil {
+		// The level below, one row per node, paired into parents, and
+		// the parents gathered into runs (in hex: arrayStringConcat
+		// stops at a zero byte).
+		if err := eng.Exec(ctx, "INSERT INTO "+t+cols+
+			" SELECT {org:String}, {l:UInt8}, intDiv(p, {m:UInt64}) * {m:UInt64} AS f, unhex(arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray((p, h)))))), [], []"+
+			" FROM (SELECT intDiv(i, 2) AS p, hex(SHA256(concat(char(1), argMin(h, i), argMax(h, i)))) AS h FROM ("+
+			" SELECT first_idx + k - 1 AS i, unhex(x) AS h FROM (SELECT first_idx, extractAll(hex(hashes), '[0-9A-F]{64}') AS xs FROM "+t+
+			" WHERE org_id = {org:String} AND level = {below:UInt8}) ARRAY JOIN xs AS x, arrayEnumerate(xs) AS k)"+
+			" GROUP BY p HAVING count() = 2) GROUP BY f",
+			eventstore.P("org", org), eventstore.P("l", uint8(level)), eventstore.P("below", uint8(level-1)), eventstore.P("m", uint64(treestore.MaxRun))); err != nil {
 			return fmt.Errorf("treestoretest: level %d: %w", level, err)
 		}
 	}

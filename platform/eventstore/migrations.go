@@ -305,10 +305,11 @@ func tlogLeavesByEvent(l layout) []string {
 	}
 }
 
-// TlogMaxRun bounds the nodes of one row of tlog_runs: a node (org,
-// level, idx) is in a run whose first_idx is within TlogMaxRun-1 of idx,
-// a tight range of the primary key.
-const TlogMaxRun = 16384
+// TlogMaxRun bounds the rows of tlog_runs: no run crosses a multiple of
+// it, so node (org, level, idx) is in the run of its block
+// intDiv(idx, TlogMaxRun) of the primary key, and reading one node reads
+// at most TlogMaxRun hashes (64 KiB).
+const TlogMaxRun = 2048
 
 // tlogRuns is migration 6: the tree stored as runs instead of one row per
 // node. A row of tlog_runs holds the consecutive nodes of one level that
@@ -327,7 +328,7 @@ func tlogRuns(l layout) []string {
     event_ids Array(String),
     stream_seqs Array(UInt64)
 )`
-	const tail = "\nORDER BY (org_id, level, first_idx)\nSETTINGS index_granularity = 1024, index_granularity_bytes = 262144"
+	const tail = "\nORDER BY (org_id, level, first_idx)\nSETTINGS index_granularity = 1024, index_granularity_bytes = 131072"
 	const copyNodes = " (org_id, level, first_idx, hashes, event_ids, stream_seqs)" +
 		" SELECT org_id, level, idx, toString(hash), if(level = 0, [event_id], []), if(level = 0, [stream_seq], []) FROM "
 	const leaves = "SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM "

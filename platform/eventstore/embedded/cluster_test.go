@@ -80,6 +80,10 @@ func TestClusterStatementsParse(t *testing.T) {
 		"ENGINE = Distributed('audit_cluster', audit, retention_changes_local, cityHash64(org_id))",
 		"ALTER TABLE `audit`.events_by_id_local ON CLUSTER `audit_cluster` UPDATE",
 		"ALTER TABLE `audit`.events_local ON CLUSTER `audit_cluster` DELETE",
+		"ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/tlog_runs_local', '{replica}')",
+		"ENGINE = Distributed('audit_cluster', audit, tlog_runs_local, cityHash64(org_id))",
+		"DROP VIEW IF EXISTS `audit`.tlog_leaves_by_event_mv ON CLUSTER `audit_cluster`",
+		"TO `audit`.tlog_leaves_by_event_local AS SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM `audit`.tlog_runs_local ARRAY JOIN",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no statement contains %q", want)

@@ -1,12 +1,14 @@
 // Package treestore keeps the transparency logs of platform/tlog in
 // ClickHouse, through an eventstore.Engine (embedded chDB or a server): the
-// hashes of every complete subtree of each org's tree (tlog_nodes, level 0
-// holding the leaves with their event ids), the signed checkpoints
+// hashes of every complete subtree of each org's tree, stored as runs of
+// consecutive nodes of one level (tlog_runs, level 0 holding the leaves
+// with their event ids; the key table tlog_leaves_by_event finds a leaf by
+// event id), the signed checkpoints
 // (tlog_checkpoints) and the per-subject salts of the personal-field
 // commitments (tlog_subject_salts). The tables are created by the event
 // store's migrations and have no TTL.
 //
 // A Store is safe for concurrent use. Only the log writer calls the write
-// methods (WriteNodes, PutSalts, PutCheckpoint); the read API and the
+// methods (WriteRuns, PutSalts, PutCheckpoint); the read API and the
 // erasure operation use the others.
 package treestore

@@ -15,10 +15,12 @@ import (
 	"github.com/takumo/audit/platform/eventstore"
 )
 
-// MaxRun is the largest number of nodes a stored run holds; WriteRuns
-// splits longer runs. A node (org, level, idx) is therefore in a run whose
-// first index is in [idx-MaxRun+1, idx]: a tight range of the table's
-// primary key.
+// MaxRun bounds the stored runs: no run crosses a multiple of MaxRun
+// (WriteRuns splits one that would), so a run holds at most MaxRun nodes
+// and node (org, level, idx) is in a run whose first index is in
+// [idx - idx%MaxRun, idx]. Reads look nodes up by (org_id, level,
+// intDiv(first_idx, MaxRun)), a set the primary key prunes with (a list
+// of ranges, one per node, costs the engine more to plan than the read).
 const MaxRun = eventstore.TlogMaxRun
 
 // hashSize is the size of a node hash.
@@ -72,7 +74,8 @@ func appendJSONString(b []byte, v string) []byte {
 }
 
 // WriteRuns stores runs in one INSERT (atomic: all or none become
-// visible), one row per run, runs longer than MaxRun split. token is the
+// visible), one row per run, a run that crosses a multiple of MaxRun
+// split there. token is the
 // insert deduplication token (hex digits): a retry of the same call with
 // the same token is stored once. The leaves' event ids reach the key table
 // by event id through its materialized view.
@@ -117,11 +120,14 @@ type rowBinaryInserter interface {
 	InsertRowBinary(ctx context.Context, insert string, data []byte) error
 }
 
-// pieces calls f with each piece of r of at most MaxRun nodes: its first
-// index and the bounds of its nodes in r.
+// pieces calls f with each piece of r that does not cross a multiple of
+// MaxRun: its first index and the bounds of its nodes in r.
 func pieces(r Run, f func(first uint64, from, to int)) {
-	for off := 0; off < r.Len(); off += MaxRun {
-		f(r.First+uint64(off), off, min(r.Len(), off+MaxRun))
+	for off := 0; off < r.Len(); {
+		first := r.First + uint64(off)
+		end := min(r.Len(), off+int(MaxRun-first%MaxRun))
+		f(first, off, end)
+		off = end
 	}
 }
 
@@ -214,16 +220,9 @@ type nodeKey struct {
 // every node asked for.
 const nodesPerQuery = 512
 
-// lowerBound is the smallest first index of a run that can hold node idx.
-func lowerBound(idx uint64) uint64 {
-	if idx < MaxRun-1 {
-		return 0
-	}
-	return idx - (MaxRun - 1)
-}
-
 // nodeHashes reads the hashes of the nodes keys, in queries of at most
-// nodesPerQuery nodes, each read through tight ranges of the primary key.
+// nodesPerQuery nodes, each node read through its block of the primary
+// key: (org_id, level, intDiv(first_idx, MaxRun)).
 // A node that is missing, that two runs give different hashes, or whose
 // run is cut short is an error wrapping ErrCorrupt.
 func (s *Store) nodeHashes(ctx context.Context, keys []nodeKey) (map[nodeKey][]byte, error) {
@@ -255,23 +254,16 @@ func (s *Store) nodeChunk(ctx context.Context, keys []nodeKey, got map[nodeKey][
 		}
 		byOrg[k.org] = append(byOrg[k.org], k.id)
 	}
-	var where, list strings.Builder
-	for i, org := range orgs {
-		if i > 0 {
-			where.WriteString(" OR ")
-		}
-		where.WriteString("(org_id = " + orgParam[org] + " AND (")
-		for j, id := range byOrg[org] {
-			if j > 0 {
-				where.WriteString(" OR ")
-			}
-			fmt.Fprintf(&where, "(level = %d AND first_idx BETWEEN %d AND %d)", id.Level, lowerBound(id.Index), id.Index)
+	var set, list strings.Builder
+	for _, org := range orgs {
+		for _, id := range byOrg[org] {
 			if list.Len() > 0 {
 				list.WriteByte(',')
+				set.WriteByte(',')
 			}
+			fmt.Fprintf(&set, "(%s, %d, %d)", orgParam[org], id.Level, id.Index/MaxRun)
 			fmt.Fprintf(&list, "(%s, toUInt8(%d), toUInt64(%d))", orgParam[org], id.Level, id.Index)
 		}
-		where.WriteString("))")
 	}
 	// Each run read yields the nodes asked for that it covers (the
 	// filter sees the run's bounds, not its hashes), then each node's
@@ -280,7 +272,7 @@ func (s *Store) nodeChunk(ctx context.Context, keys []nodeKey, got map[nodeKey][
 		"SELECT org_id AS o, w.2 AS l, w.3 AS i, substring(hashes, (w.3 - first_idx) * 32 + 1, 32) AS h FROM (" +
 		"SELECT org_id, first_idx, hashes, arrayFilter(x -> x.1 = org_id AND x.2 = level AND x.3 >= first_idx AND x.3 < first_idx + n, [" + list.String() + "]) AS ws FROM (" +
 		"SELECT org_id, level, first_idx, hashes, intDiv(length(hashes) + 31, 32) AS n FROM " + s.runs +
-		" WHERE " + where.String() + ")) ARRAY JOIN ws AS w) GROUP BY o, l, i"
+		" WHERE (org_id, level, intDiv(first_idx, " + strconv.Itoa(MaxRun) + ")) IN (" + set.String() + "))) ARRAY JOIN ws AS w) GROUP BY o, l, i"
 	rows, err := s.eng.Query(ctx, q, params...)
 	if err != nil {
 		return fmt.Errorf("treestore: read nodes: %w", err)
@@ -339,13 +331,13 @@ func (s *Store) Nodes(ctx context.Context, org string, ids []compact.NodeID) ([]
 
 // leafSizes is the query behind Size and Trees: per org of the condition
 // orgs, the number of leaf runs, how many of them are malformed or do not
-// start where the previous one ended (a gap or an overlap), and the end of
-// the last one. The leaf runs are dense when the second count is 0.
+// start where the previous one ended (a gap or an overlap) or cross a
+// multiple of MaxRun, and the end of the last one. The leaf runs are dense when the second count is 0.
 func (s *Store) leafSizes(ctx context.Context, orgs string, params ...eventstore.Param) (eventstore.Rows, error) {
 	return s.eng.Query(ctx, "SELECT org_id, count(), countIf(bad), max(end) FROM ("+
-		"SELECT org_id, first_idx + n AS end, n = 0 OR n > "+strconv.Itoa(MaxRun)+" OR length(hashes) != n * 32 OR length(stream_seqs) != n"+
+		"SELECT org_id, first_idx + n AS end, n = 0 OR intDiv(first_idx, "+strconv.Itoa(MaxRun)+") != intDiv(end - 1, "+strconv.Itoa(MaxRun)+") OR nh != n * 32 OR ns != n"+
 		" OR first_idx != lagInFrame(first_idx + n, 1, 0) OVER (PARTITION BY org_id ORDER BY first_idx ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS bad"+
-		" FROM (SELECT org_id, first_idx, hashes, stream_seqs, length(event_ids) AS n FROM "+s.runs+" WHERE level = 0 AND "+orgs+"))"+
+		" FROM (SELECT org_id, first_idx, length(hashes) AS nh, length(stream_seqs) AS ns, length(event_ids) AS n FROM "+s.runs+" WHERE level = 0 AND "+orgs+"))"+
 		" GROUP BY org_id", params...)
 }
 
@@ -386,16 +378,36 @@ type Leaf struct {
 
 // LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
 func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
-	// The key table gives the index, the tree its leaf.
-	at := "ifNull((SELECT min(idx) FROM " + s.byEvent + " WHERE org_id = {org:String} AND event_id = {id:String}), 0)"
-	ls, err := s.leaves(ctx, org, at, at+" + 1", eventstore.P("org", org), eventstore.P("id", eventID))
+	// The key table gives the index, the run holding it the leaf: one
+	// point read of each, the leaf's fields picked out of its run.
+	m := strconv.Itoa(MaxRun)
+	rows, err := s.eng.Query(ctx, "WITH ifNull((SELECT min(idx) FROM "+s.byEvent+" WHERE org_id = {org:String} AND event_id = {id:String}), 0) AS x,"+
+		" x - first_idx + 1 AS p SELECT x, event_ids[p], stream_seqs[p], substring(hashes, p * 32 - 31, 32), length(hashes), length(event_ids), length(stream_seqs) FROM "+s.runs+
+		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= intDiv(x, "+m+") * "+m+" AND first_idx <= x AND first_idx + length(event_ids) > x",
+		eventstore.P("org", org), eventstore.P("id", eventID))
 	if err != nil {
-		return Leaf{}, err
+		return Leaf{}, fmt.Errorf("treestore: leaf: %w", err)
 	}
-	for _, l := range ls {
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			l              Leaf
+			h              string
+			nh, nids, nseq uint64
+		)
+		if err := rows.Scan(&l.Index, &l.EventID, &l.StreamSeq, &h, &nh, &nids, &nseq); err != nil {
+			return Leaf{}, fmt.Errorf("treestore: leaf: %w", err)
+		}
+		if nh != nids*hashSize || nseq != nids || len(h) != hashSize {
+			return Leaf{}, fmt.Errorf("%w: org %s: the leaf run holding index %d is malformed", ErrCorrupt, org, l.Index)
+		}
 		if l.EventID == eventID {
+			l.Hash = []byte(h)
 			return l, nil
 		}
+	}
+	if err := rows.Err(); err != nil {
+		return Leaf{}, fmt.Errorf("treestore: leaf: %w", err)
 	}
 	return Leaf{}, ErrNotFound
 }
@@ -412,7 +424,7 @@ func (s *Store) Leaves(ctx context.Context, org string, from, to uint64) ([]Leaf
 // expressions of the query, in index order (a leaf two runs hold comes
 // twice). Only the part of each run in the range leaves the engine.
 func (s *Store) leaves(ctx context.Context, org, from, to string, params ...eventstore.Param) ([]Leaf, error) {
-	lo := "greatest(" + from + ", " + strconv.Itoa(MaxRun-1) + ") - " + strconv.Itoa(MaxRun-1)
+	lo := "intDiv(" + from + ", " + strconv.Itoa(MaxRun) + ") * " + strconv.Itoa(MaxRun)
 	q := "SELECT first_idx + off, arraySlice(event_ids, off + 1, cnt), arrayMap(x -> toString(x), arraySlice(stream_seqs, off + 1, cnt)), " +
 		"substring(hashes, off * 32 + 1, cnt * 32), length(hashes), length(event_ids), length(stream_seqs) FROM (" +
 		"SELECT first_idx, event_ids, stream_seqs, hashes, greatest(" + from + ", first_idx) - first_idx AS off, " +

@@ -204,16 +204,20 @@ func TestGapInLeafRuns(t *testing.T) {
 	}
 }
 
-// A run longer than MaxRun is stored in pieces; every node and leaf reads
-// back across the cut, and the key table finds leaves past it.
+// A run that crosses a multiple of MaxRun is stored in pieces cut there;
+// every node and leaf reads back across the cut, and the key table finds
+// leaves past it.
 func TestLongRunIsSplit(t *testing.T) {
 	ctx := context.Background()
 	s, eng, db := open(t)
 	r := tlog.NewEmptyRange(0)
-	n := treestore.MaxRun + 100
-	runs := buildRuns(t, "org_l", r, n)
-	if runs[0].Len() != n {
-		t.Fatalf("first run holds %d leaves, want %d", runs[0].Len(), n)
+	n := treestore.MaxRun + 200
+	if err := s.WriteRuns(ctx, token("first"), buildRuns(t, "org_l", r, 100)); err != nil {
+		t.Fatal(err)
+	}
+	runs := buildRuns(t, "org_l", r, n-100)
+	if runs[0].Len() != n-100 {
+		t.Fatalf("first run holds %d leaves, want %d", runs[0].Len(), n-100)
 	}
 	if err := s.WriteRuns(ctx, token("long"), runs); err != nil {
 		t.Fatal(err)
@@ -226,8 +230,8 @@ func TestLongRunIsSplit(t *testing.T) {
 	rows.Next()
 	_ = rows.Scan(&leafRuns)
 	rows.Close()
-	if leafRuns != 2 {
-		t.Fatalf("%d leaf runs stored, want 2", leafRuns)
+	if leafRuns != 3 {
+		t.Fatalf("%d leaf runs stored, want 3 (0..99, 100..MaxRun-1, MaxRun..)", leafRuns)
 	}
 	if size, err := s.Size(ctx, "org_l"); err != nil || size != uint64(n) {
 		t.Fatalf("size = %d, %v", size, err)

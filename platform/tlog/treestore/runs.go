@@ -238,67 +238,105 @@ func (s *Store) nodeHashes(ctx context.Context, keys []nodeKey) (map[nodeKey][]b
 }
 
 func (s *Store) nodeChunk(ctx context.Context, keys []nodeKey, got map[nodeKey][]byte) error {
-	// The orgs are bound parameters; levels and indices are numbers,
-	// written into the query: the ranges the primary key prunes with,
-	// and the list each run is tested against.
-	orgParam := map[string]string{}
+	// The orgs are bound parameters, numbered in the query; levels,
+	// blocks and indices are numbers, written into it. Each run's key
+	// block (org number, level, intDiv(first_idx, MaxRun)) is looked up
+	// by transform for the smallest and largest index asked for in it,
+	// and only the hashes between them leave the engine.
+	type block struct {
+		org   string
+		level uint8
+		b     uint64
+	}
+	orgNum := map[string]int{}
 	var params []eventstore.Param
-	byOrg := map[string][]compact.NodeID{}
-	var orgs []string
+	var orgList strings.Builder
+	span := map[block][2]uint64{}
+	var blocks []block
 	for _, k := range keys {
-		if _, ok := orgParam[k.org]; !ok {
-			name := "o" + strconv.Itoa(len(orgParam))
-			orgParam[k.org] = "{" + name + ":String}"
-			params = append(params, eventstore.P(name, k.org))
-			orgs = append(orgs, k.org)
-		}
-		byOrg[k.org] = append(byOrg[k.org], k.id)
-	}
-	var set, list strings.Builder
-	for _, org := range orgs {
-		for _, id := range byOrg[org] {
-			if list.Len() > 0 {
-				list.WriteByte(',')
-				set.WriteByte(',')
+		if _, ok := orgNum[k.org]; !ok {
+			name := "o" + strconv.Itoa(len(orgNum))
+			if len(orgNum) > 0 {
+				orgList.WriteByte(',')
 			}
-			fmt.Fprintf(&set, "(%s, %d, %d)", orgParam[org], id.Level, id.Index/MaxRun)
-			fmt.Fprintf(&list, "(%s, toUInt8(%d), toUInt64(%d))", orgParam[org], id.Level, id.Index)
+			orgList.WriteString("{" + name + ":String}")
+			orgNum[k.org] = len(orgNum)
+			params = append(params, eventstore.P(name, k.org))
 		}
+		bk := block{k.org, uint8(k.id.Level), k.id.Index / MaxRun}
+		sp, ok := span[bk]
+		if !ok {
+			blocks = append(blocks, bk)
+			sp = [2]uint64{k.id.Index, k.id.Index}
+		}
+		span[bk] = [2]uint64{min(sp[0], k.id.Index), max(sp[1], k.id.Index)}
 	}
-	// Each run read yields the nodes asked for that it covers (the
-	// filter sees the run's bounds, not its hashes), then each node's
-	// hash is cut out of the run.
-	q := "SELECT o, l, i, any(h), uniqExact(h), min(length(h)) FROM (" +
-		"SELECT org_id AS o, w.2 AS l, w.3 AS i, substring(hashes, (w.3 - first_idx) * 32 + 1, 32) AS h FROM (" +
-		"SELECT org_id, first_idx, hashes, arrayFilter(x -> x.1 = org_id AND x.2 = level AND x.3 >= first_idx AND x.3 < first_idx + n, [" + list.String() + "]) AS ws FROM (" +
-		"SELECT org_id, level, first_idx, hashes, intDiv(length(hashes) + 31, 32) AS n FROM " + s.runs +
-		" WHERE (org_id, level, intDiv(first_idx, " + strconv.Itoa(MaxRun) + ")) IN (" + set.String() + "))) ARRAY JOIN ws AS w) GROUP BY o, l, i"
+	var set, ks, los, his strings.Builder
+	for i, bk := range blocks {
+		if i > 0 {
+			set.WriteByte(',')
+			ks.WriteByte(',')
+			los.WriteByte(',')
+			his.WriteByte(',')
+		}
+		n := orgNum[bk.org]
+		fmt.Fprintf(&set, "({o%d:String}, %d, %d)", n, bk.level, bk.b)
+		fmt.Fprintf(&ks, "%d", uint64(n)<<48|uint64(bk.level)<<40|bk.b)
+		fmt.Fprintf(&los, "%d", span[bk][0])
+		fmt.Fprintf(&his, "%d", span[bk][1])
+	}
+	m := strconv.Itoa(MaxRun)
+	key := "bitShiftLeft(toUInt64(transform(org_id, [" + orgList.String() + "], range(" + strconv.Itoa(len(orgNum)) + "), 0)), 48)" +
+		" + bitShiftLeft(toUInt64(level), 40) + intDiv(first_idx, " + m + ")"
+	q := "SELECT org_id, level, first_idx + s, substring(hashes, s * 32 + 1, (e - s) * 32) FROM (" +
+		"SELECT org_id, level, first_idx, hashes, greatest(lo, first_idx) - first_idx AS s," +
+		" toInt64(least(hi + 1, first_idx + intDiv(length(hashes) + 31, 32))) - toInt64(first_idx) AS e FROM (" +
+		"SELECT org_id, level, first_idx, hashes, " + key + " AS k," +
+		" transform(k, [" + ks.String() + "], [" + los.String() + "], toUInt64(0)) AS lo," +
+		" transform(k, [" + ks.String() + "], [" + his.String() + "], toUInt64(0)) AS hi FROM " + s.runs +
+		" WHERE (org_id, level, intDiv(first_idx, " + m + ")) IN (" + set.String() + "))) WHERE e > toInt64(s)"
 	rows, err := s.eng.Query(ctx, q, params...)
 	if err != nil {
 		return fmt.Errorf("treestore: read nodes: %w", err)
 	}
 	defer rows.Close()
+	// Every run's slice gives each node asked for that it covers; two
+	// runs that give one node different hashes are a fork.
+	want := make(map[nodeKey]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	seen := make(map[nodeKey][]byte, len(keys))
 	for rows.Next() {
 		var (
-			org       string
-			level     uint8
-			idx, n    uint64
-			h         string
-			minLength uint64
+			org   string
+			level uint8
+			start uint64
+			hs    string
 		)
-		if err := rows.Scan(&org, &level, &idx, &h, &n, &minLength); err != nil {
+		if err := rows.Scan(&org, &level, &start, &hs); err != nil {
 			return fmt.Errorf("treestore: read nodes: %w", err)
 		}
-		if n != 1 {
-			return fmt.Errorf("%w: org %s node %d/%d has %d different hashes", ErrCorrupt, org, level, idx, n)
+		for off := 0; off < len(hs); off += hashSize {
+			k := nodeKey{org, compact.NewNodeID(uint(level), start+uint64(off/hashSize))}
+			if !want[k] {
+				continue
+			}
+			h := []byte(hs[off:min(len(hs), off+hashSize)])
+			if len(h) != hashSize {
+				return fmt.Errorf("%w: org %s node %d/%d is cut short (%d bytes)", ErrCorrupt, org, k.id.Level, k.id.Index, len(h))
+			}
+			if prev, ok := seen[k]; ok && string(prev) != string(h) {
+				return fmt.Errorf("%w: org %s node %d/%d has 2 different hashes", ErrCorrupt, org, k.id.Level, k.id.Index)
+			}
+			seen[k] = h
 		}
-		if minLength != hashSize {
-			return fmt.Errorf("%w: org %s node %d/%d is cut short (%d bytes)", ErrCorrupt, org, level, idx, minLength)
-		}
-		got[nodeKey{org, compact.NewNodeID(uint(level), idx)}] = []byte(h)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("treestore: read nodes: %w", err)
+	}
+	for k, h := range seen {
+		got[k] = h
 	}
 	return nil
 }

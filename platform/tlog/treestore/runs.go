@@ -210,6 +210,11 @@ func isHex(s string) bool {
 	return true
 }
 
+// noJIT ends the reads of runs: their arithmetic runs over a few rows,
+// and the engine's compilation of an expression or aggregate it has seen
+// three times took tens of milliseconds in the middle of a proof.
+const noJIT = " SETTINGS compile_expressions = 0, compile_aggregate_expressions = 0"
+
 // nodeKey names a node of an org's tree.
 type nodeKey struct {
 	org string
@@ -294,7 +299,7 @@ func (s *Store) nodeChunk(ctx context.Context, keys []nodeKey, got map[nodeKey][
 		"SELECT org_id, level, first_idx, hashes, " + key + " AS k," +
 		" transform(k, [" + ks.String() + "], [" + los.String() + "], toUInt64(0)) AS lo," +
 		" transform(k, [" + ks.String() + "], [" + his.String() + "], toUInt64(0)) AS hi FROM " + s.runs +
-		" WHERE (org_id, level, intDiv(first_idx, " + m + ")) IN (" + set.String() + "))) WHERE e > toInt64(s)"
+		" WHERE (org_id, level, intDiv(first_idx, " + m + ")) IN (" + set.String() + "))) WHERE e > toInt64(s)" + noJIT
 	rows, err := s.eng.Query(ctx, q, params...)
 	if err != nil {
 		return fmt.Errorf("treestore: read nodes: %w", err)
@@ -376,7 +381,7 @@ func (s *Store) leafSizes(ctx context.Context, orgs string, params ...eventstore
 		"SELECT org_id, first_idx + n AS end, n = 0 OR intDiv(first_idx, "+strconv.Itoa(MaxRun)+") != intDiv(end - 1, "+strconv.Itoa(MaxRun)+") OR nh != n * 32 OR ns != n"+
 		" OR first_idx != lagInFrame(first_idx + n, 1, 0) OVER (PARTITION BY org_id ORDER BY first_idx ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS bad"+
 		" FROM (SELECT org_id, first_idx, length(hashes) AS nh, length(stream_seqs) AS ns, length(event_ids) AS n FROM "+s.runs+" WHERE level = 0 AND "+orgs+"))"+
-		" GROUP BY org_id", params...)
+		" GROUP BY org_id"+noJIT, params...)
 }
 
 // Size returns the number of leaves of the org's tree. Leaf runs that are
@@ -421,7 +426,7 @@ func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, err
 	m := strconv.Itoa(MaxRun)
 	rows, err := s.eng.Query(ctx, "WITH ifNull((SELECT min(idx) FROM "+s.byEvent+" WHERE org_id = {org:String} AND event_id = {id:String}), 0) AS x,"+
 		" x - first_idx + 1 AS p SELECT x, event_ids[p], stream_seqs[p], substring(hashes, p * 32 - 31, 32), length(hashes), length(event_ids), length(stream_seqs) FROM "+s.runs+
-		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= intDiv(x, "+m+") * "+m+" AND first_idx <= x AND first_idx + length(event_ids) > x",
+		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= intDiv(x, "+m+") * "+m+" AND first_idx <= x AND first_idx + length(event_ids) > x"+noJIT,
 		eventstore.P("org", org), eventstore.P("id", eventID))
 	if err != nil {
 		return Leaf{}, fmt.Errorf("treestore: leaf: %w", err)
@@ -467,7 +472,7 @@ func (s *Store) leaves(ctx context.Context, org, from, to string, params ...even
 		"substring(hashes, off * 32 + 1, cnt * 32), length(hashes), length(event_ids), length(stream_seqs) FROM (" +
 		"SELECT first_idx, event_ids, stream_seqs, hashes, greatest(" + from + ", first_idx) - first_idx AS off, " +
 		"toUInt64(greatest(toInt64(least(" + to + ", first_idx + length(event_ids))) - toInt64(first_idx) - toInt64(off), 0)) AS cnt FROM " + s.runs +
-		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= " + lo + " AND first_idx < " + to + ") WHERE cnt > 0 ORDER BY first_idx"
+		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= " + lo + " AND first_idx < " + to + ") WHERE cnt > 0 ORDER BY first_idx" + noJIT
 	rows, err := s.eng.Query(ctx, q, params...)
 	if err != nil {
 		return nil, fmt.Errorf("treestore: leaves: %w", err)

@@ -354,8 +354,9 @@ func tlogRuns(l layout) []string {
 		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs" + l.onCluster + " AS " + l.db + ".tlog_runs_local" +
 			"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", tlog_runs_local, cityHash64(org_id))",
 		"DROP VIEW IF EXISTS " + l.db + ".tlog_leaves_by_event_mv" + l.onCluster,
+		// GLOBAL: both sides are Distributed tables.
 		"INSERT INTO " + l.db + ".tlog_runs" + copyNodes + l.db + ".tlog_nodes" +
-			" WHERE org_id NOT IN (SELECT DISTINCT org_id FROM " + l.db + ".tlog_runs)",
+			" WHERE org_id GLOBAL NOT IN (SELECT DISTINCT org_id FROM " + l.db + ".tlog_runs)",
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + l.db + ".tlog_runs_leaves_mv" + l.onCluster + " TO " + l.db + ".tlog_leaves_by_event_local AS " +
 			leaves + l.db + ".tlog_runs_local" + leavesJoin,
 	}

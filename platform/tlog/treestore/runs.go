@@ -74,11 +74,10 @@ func appendJSONString(b []byte, v string) []byte {
 }
 
 // WriteRuns stores runs in one INSERT (atomic: all or none become
-// visible), one row per run, a run that crosses a multiple of MaxRun
-// split there. token is the
-// insert deduplication token (hex digits): a retry of the same call with
-// the same token is stored once. The leaves' event ids reach the key table
-// by event id through its materialized view.
+// visible), one row per run, a run that crosses a multiple of MaxRun split
+// there. token is the insert deduplication token (hex digits): a retry of
+// the same call with the same token is stored once. The leaves' event ids
+// reach the key table by event id through its materialized view.
 func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 	if len(runs) == 0 {
 		return nil
@@ -221,15 +220,15 @@ type nodeKey struct {
 	id  compact.NodeID
 }
 
-// nodesPerQuery bounds the nodes one query looks up: each run read tests
-// every node asked for.
+// nodesPerQuery bounds the nodes one query looks up (its text lists each
+// of them).
 const nodesPerQuery = 512
 
 // nodeHashes reads the hashes of the nodes keys, in queries of at most
 // nodesPerQuery nodes, each node read through its block of the primary
-// key: (org_id, level, intDiv(first_idx, MaxRun)).
-// A node that is missing, that two runs give different hashes, or whose
-// run is cut short is an error wrapping ErrCorrupt.
+// key: (org_id, level, intDiv(first_idx, MaxRun)). A node that two runs
+// give different hashes, or whose run is cut short, is an error wrapping
+// ErrCorrupt; a node no run holds is absent from the result.
 func (s *Store) nodeHashes(ctx context.Context, keys []nodeKey) (map[nodeKey][]byte, error) {
 	got := make(map[nodeKey][]byte, len(keys))
 	for len(keys) > 0 {

@@ -317,7 +317,10 @@ const TlogMaxRun = 2048
 // hashes their hashes end to end (32 bytes each) and, for leaves, their
 // event ids and stream sequences. The key table by event id is fed from
 // the leaf runs from now on; tlog_nodes is copied into runs (one run per
-// node) and stays, unused, with its view dropped. Granules are bounded in
+// node) and stays, with its view dropped and a constraint no row meets:
+// a log writer of an older version, still running during an upgrade,
+// fails to write (and retries without acknowledging) instead of
+// appending nodes nothing reads any more, which would fork the log. Granules are bounded in
 // bytes so that reading one node reads about one run.
 func tlogRuns(l layout) []string {
 	const cols = `(
@@ -333,10 +336,12 @@ func tlogRuns(l layout) []string {
 		" SELECT org_id, level, idx, toString(hash), if(level = 0, [event_id], []), if(level = 0, [stream_seq], []) FROM "
 	const leaves = "SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM "
 	const leavesJoin = " ARRAY JOIN event_ids AS event_id, arrayEnumerate(event_ids) AS pos WHERE level = 0"
+	const retire = " ADD CONSTRAINT IF NOT EXISTS retired_for_tlog_runs CHECK length(org_id) = 0"
 	if !l.clustered {
 		return []string{
 			"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs " + cols + "\nENGINE = MergeTree" + tail +
 				", non_replicated_deduplication_window = 1000",
+			"ALTER TABLE " + l.db + ".tlog_nodes" + retire,
 			"DROP VIEW IF EXISTS " + l.db + ".tlog_leaves_by_event_mv",
 			// Nodes stored before (their leaves are in the key table
 			// already). Skipped for orgs with runs: a migration run again
@@ -353,6 +358,7 @@ func tlogRuns(l layout) []string {
 			", replicated_deduplication_window = 1000",
 		"CREATE TABLE IF NOT EXISTS " + l.db + ".tlog_runs" + l.onCluster + " AS " + l.db + ".tlog_runs_local" +
 			"\nENGINE = Distributed(" + l.cluster + ", " + strings.Trim(l.db, "`") + ", tlog_runs_local, cityHash64(org_id))",
+		"ALTER TABLE " + l.db + ".tlog_nodes_local" + l.onCluster + retire,
 		"DROP VIEW IF EXISTS " + l.db + ".tlog_leaves_by_event_mv" + l.onCluster,
 		// GLOBAL: both sides are Distributed tables.
 		"INSERT INTO " + l.db + ".tlog_runs" + copyNodes + l.db + ".tlog_nodes" +

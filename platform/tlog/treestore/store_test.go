@@ -307,6 +307,11 @@ func TestMigrationCopiesNodes(t *testing.T) {
 	if l, err := s.LeafByEvent(ctx, "org_m", "ev-org_m-12"); err != nil || l.Index != 12 || l.StreamSeq != 13 {
 		t.Fatalf("leaf by event = %+v, %v", l, err)
 	}
+	// A writer of the previous version can no longer add nodes there.
+	if err := eng.Exec(ctx, "INSERT INTO `"+db+"`.tlog_nodes (org_id, level, idx, hash, event_id, stream_seq) SELECT o, l, i, unhex(h), e, q FROM format(TabSeparated, 'o String, l UInt8, i UInt64, h String, e String, q UInt64', {data:String})",
+		eventstore.P("data", rows.String())); err == nil || !strings.Contains(err.Error(), "retired_for_tlog_runs") {
+		t.Fatalf("insert into tlog_nodes after the migration: %v; want the retirement constraint's refusal", err)
+	}
 	// The writer goes on from there, in runs.
 	if err := s.WriteRuns(ctx, token("after"), buildRuns(t, "org_m", r, 4)); err != nil {
 		t.Fatal(err)

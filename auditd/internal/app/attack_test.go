@@ -495,14 +495,7 @@ func TestAttacksOnTheBusAreRefused(t *testing.T) {
 	if _, err := ajs.Publish(ctx, "audit.webhook.deliveries.org_victim.ep_1", []byte("pending")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fan-out copy", func() bool {
-		s, err := ajs.Stream(ctx, topology.FanoutStream)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 3
-	})
+	waitForFanout(ctx, t, ajs, 3)
 	events, err := ajs.Stream(ctx, topology.EventsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -865,14 +858,7 @@ func TestHeadersCannotRewriteTheStreams(t *testing.T) {
 	if _, err := ajs.Publish(ctx, topology.DeadLetterSubject(topology.IngestorConsumer), []byte("dead")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fan-out copy", func() bool {
-		s, err := ajs.Stream(ctx, topology.FanoutStream)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 1
-	})
+	waitForFanout(ctx, t, ajs, 1)
 	forged := forgedCheckpoint(t)
 	headers := map[string]nats.Header{
 		"roll up every message":        {"Nats-Rollup": []string{"all"}},
@@ -1034,4 +1020,17 @@ func TestDeletedWatchMissesNoChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the ingestor to see the change", func() bool { return ingestor.Get("org_victim").Plan == orgsettings.Enterprise })
+}
+
+// waitForFanout waits until AUDIT_FANOUT holds n messages.
+func waitForFanout(ctx context.Context, t *testing.T, js jetstream.JetStream, n uint64) {
+	t.Helper()
+	waitFor(t, "the fan-out copy", func() bool {
+		s, err := js.Stream(ctx, topology.FanoutStream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == n
+	})
 }

@@ -329,14 +329,7 @@ func TestLogPageVerifiesEntriesInBrowser(t *testing.T) {
 	up, _ := url.Parse(base)
 	var lie atomic.Value
 	lie.Store("")
-	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, cfg.TlogDeployment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := logSigner(t, cfg)
 	const forgedOrigin = "audit.renamed/org_acme"
 	rewrite := func(res *http.Response, edit func([]byte) []byte) error {
 		body, err := io.ReadAll(res.Body)

@@ -281,14 +281,7 @@ func TestTamperingInTheStoreIsDetected(t *testing.T) {
 	// restarted on it would. The customer receives that checkpoint too: it
 	// and the fresh export agree, and the checkpoints kept from before the
 	// rewrite still expose it.
-	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, cfg.TlogDeployment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := logSigner(t, cfg)
 	rw := custs["rewrite"]
 	note, err := signer.Sign(rw.origin, rebuilt.Size, rebuilt.Root)
 	if err != nil {
@@ -418,4 +411,19 @@ func rebuiltCheckpoint(t *testing.T, c *customer, eng eventstore.Engine, db stri
 	}
 	cp.Root = root
 	return cp
+}
+
+// logSigner is the log's own signer: the development key auditd keeps in
+// its data directory, as an operator holding the key would load it.
+func logSigner(t *testing.T, cfg Config) *tlog.Signer {
+	t.Helper()
+	skey, err := tlog.LoadOrCreateDevKey(cfg.DataDir, cfg.TlogDeployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
 }

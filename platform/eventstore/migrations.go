@@ -332,8 +332,10 @@ func tlogRuns(l layout) []string {
     stream_seqs Array(UInt64)
 )`
 	const tail = "\nORDER BY (org_id, level, first_idx)\nSETTINGS index_granularity = 1024, index_granularity_bytes = 131072"
+	// unhex(hex(…)): toString and CAST drop a FixedString's trailing zero
+	// bytes, which would shorten one hash in 256.
 	const copyNodes = " (org_id, level, first_idx, hashes, event_ids, stream_seqs)" +
-		" SELECT org_id, level, idx, toString(hash), if(level = 0, [event_id], []), if(level = 0, [stream_seq], []) FROM "
+		" SELECT org_id, level, idx, unhex(hex(hash)), if(level = 0, [event_id], []), if(level = 0, [stream_seq], []) FROM "
 	const leaves = "SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM "
 	const leavesJoin = " ARRAY JOIN event_ids AS event_id, arrayEnumerate(event_ids) AS pos WHERE level = 0"
 	const retire = " ADD CONSTRAINT IF NOT EXISTS retired_for_tlog_runs CHECK length(org_id) = 0"

@@ -730,17 +730,7 @@ func TestAttacksOnTheHTTPRoutesAreRefused(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.DefaultPlan = "enterprise"
 	base := startAuditd(t, cfg)
-	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mint := func(perms ...string) string {
-		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: "org_acme", Subject: "u_admin", Permissions: perms, TTL: time.Hour}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := func(perms ...string) string { return adminToken(t, cfg, perms...) }
 	manage, read := mint(auditapi.PermManage), mint(auditapi.PermRead)
 	code, body := call(t, "POST", base+"/v1/service-keys", manage, []byte(`{"service": "billing"}`))
 	var sk auditapi.CreatedServiceKey

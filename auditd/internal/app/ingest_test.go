@@ -104,17 +104,7 @@ func TestREADMEIngestExamplesRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startAuditd(t, cfg)
-	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mint := func(perms ...string) string {
-		tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: "org_acme", Subject: "u_admin", Permissions: perms, TTL: time.Hour}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := func(perms ...string) string { return adminToken(t, cfg, perms...) }
 	code, body := call(t, "POST", base+"/v1/service-keys", mint(auditapi.PermManage), []byte(`{"service": "billing"}`))
 	if code != http.StatusCreated {
 		t.Fatalf("create key: %d %s", code, body)
@@ -219,4 +209,19 @@ func TestActionsDoc(t *testing.T) {
 			t.Errorf("the document lacks %q", w)
 		}
 	}
+}
+
+// adminToken is a bearer token of org_acme's admin u_admin with perms,
+// signed with auditd's development key.
+func adminToken(t *testing.T, cfg Config, perms ...string) string {
+	t.Helper()
+	key, err := cfg.AuthConfig.SigningKey(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auditapi.Mint(key, auditapi.TokenSpec{OrgID: "org_acme", Subject: "u_admin", Permissions: perms, TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -79,6 +79,10 @@ type Record struct {
 	Raw            []byte
 	StreamSeq      uint64
 	RetentionDays  uint16
+	// LogIndex is the event's index in its org's log when Logged is set
+	// (the column log_index; NULL otherwise).
+	LogIndex uint64
+	Logged   bool
 }
 
 // Column is a column of the events table.
@@ -114,6 +118,7 @@ var Columns = []Column{
 	{"raw", "String"},
 	{"stream_seq", "UInt64"},
 	{"retention_days", "UInt16"},
+	{"log_index", "Nullable(UInt64)"},
 }
 
 // ColumnList returns the column names joined with ", ", for an INSERT.

@@ -29,8 +29,9 @@ type idKey struct{ org, id string }
 // org already has stored, or that come earlier in recs, are dropped when
 // identical and refused (a *RowError, nothing written) otherwise. The kept
 // records carry the org's registered retention. They are filtered in
-// place: the result shares recs' backing array.
-func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error) {
+// place: the result shares recs' backing array. pos holds, for each kept
+// record, its position in recs as given.
+func (s *Store) firstWrites(ctx context.Context, recs []Record) (kept []Record, pos []int, err error) {
 	orgSet := make(map[string]struct{}, 8)
 	for i := range recs {
 		orgSet[recs[i].OrgID] = struct{}{}
@@ -43,16 +44,16 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 	orgList := keyList(len(orgs), func(i int) string { return orgs[i] })
 	days, err := s.registeredRetention(ctx, orgList)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stored, err := s.storedCopies(ctx, recs, orgList)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Decide first, write after: a refusal leaves recs as it was.
 	keep := make([]bool, len(recs))
 	first := make(map[idKey]int, len(recs))
-	kept := 0
+	nkept := 0
 	for i := range recs {
 		r := &recs[i]
 		k := idKey{r.OrgID, r.ID}
@@ -60,7 +61,7 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 			if bytes.Equal(recs[j].Raw, r.Raw) {
 				continue
 			}
-			return nil, s.conflict(i, *r, "an earlier row of the batch")
+			return nil, nil, s.conflict(i, *r, "an earlier row of the batch")
 		}
 		first[k] = i
 		if sums, ok := stored[k]; ok {
@@ -72,24 +73,26 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 			// original is identical but for the erased fields.
 			same, err := s.erasedCopyOf(ctx, r.OrgID, r.ID, r.Raw)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if same {
 				continue
 			}
-			return nil, s.conflict(i, *r, "the stored event")
+			return nil, nil, s.conflict(i, *r, "the stored event")
 		}
 		keep[i] = true
-		kept++
+		nkept++
 	}
-	if dropped := len(recs) - kept; dropped > 0 {
+	if dropped := len(recs) - nkept; dropped > 0 {
 		s.log.Debug("identical copies of stored events dropped", zap.Int("dropped", dropped))
 	}
 	n := 0
+	pos = make([]int, 0, nkept)
 	for i := range recs {
 		if !keep[i] {
 			continue
 		}
+		pos = append(pos, i)
 		if n != i {
 			recs[n] = recs[i]
 		}
@@ -98,7 +101,7 @@ func (s *Store) firstWrites(ctx context.Context, recs []Record) ([]Record, error
 		}
 		n++
 	}
-	return recs[:n], nil
+	return recs[:n], pos, nil
 }
 
 func (s *Store) conflict(i int, r Record, with string) error {

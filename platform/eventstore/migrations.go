@@ -132,6 +132,26 @@ var migrations = []migration{
 		name:    "transparency log stored as runs",
 		stmts:   tlogRuns,
 	},
+	{
+		version: 7,
+		name:    "log index on events",
+		stmts:   logIndexColumn,
+	},
+}
+
+// logIndexColumn is migration 7: the event's log_index, stored with the
+// event by the ingestor when it seals (Store.InsertSequenced). NULL on
+// rows stored without sealing and on rows stored before it: their index,
+// if any, is found through tlog_leaves_by_event.
+func logIndexColumn(l layout) []string {
+	const add = " ADD COLUMN IF NOT EXISTS log_index Nullable(UInt64)"
+	if !l.clustered {
+		return []string{"ALTER TABLE " + l.db + ".events" + add}
+	}
+	return []string{
+		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".events" + l.onCluster + add,
+	}
 }
 
 // holdColumnDDL adds the grace-period column: a row is kept at least until

@@ -159,6 +159,22 @@ func (s *Store) Table() string { return s.table }
 // an engine error part of the batch may be stored; retry the same batch.
 // Insert is safe for concurrent use; calls on one Store run one at a time.
 func (s *Store) Insert(ctx context.Context, rows []Row) error {
+	return s.InsertSequenced(ctx, rows, nil)
+}
+
+// Sequencer gives log indices to the events a batch stores for the first
+// time. first holds the positions, in the rows given to InsertSequenced, of
+// the rows that will be written, in batch order (never two of one org and
+// id). It returns one index per position, in the same order. An error
+// writes nothing; the batch may be retried. It runs under the Store's lock:
+// no other write of this Store happens between its look-up and the insert.
+type Sequencer func(ctx context.Context, first []int) ([]uint64, error)
+
+// InsertSequenced is Insert with seq, when not nil, called after the
+// first-write-wins decisions and before the rows are written: the written
+// rows carry the indices it returns (the column log_index). Rows Insert
+// drops (identical copies of stored events) are not passed to seq.
+func (s *Store) InsertSequenced(ctx context.Context, rows []Row, seq Sequencer) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -175,9 +191,21 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	recs, err := s.firstWrites(ctx, recs)
+	recs, pos, err := s.firstWrites(ctx, recs)
 	if err != nil || len(recs) == 0 {
 		return err
+	}
+	if seq != nil {
+		idx, err := seq(ctx, pos)
+		if err != nil {
+			return fmt.Errorf("eventstore: sequence %d rows: %w", len(recs), err)
+		}
+		if len(idx) != len(recs) {
+			return fmt.Errorf("eventstore: sequencer gave %d indices for %d rows", len(idx), len(recs))
+		}
+		for i := range recs {
+			recs[i].LogIndex, recs[i].Logged = idx[i], true
+		}
 	}
 	ids := make([]string, len(recs))
 	for i := range recs {
@@ -245,6 +273,42 @@ func (s *Store) Recent(ctx context.Context, orgID string, limit int) ([]schemas.
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("eventstore: recent: %w", err)
+	}
+	return out, nil
+}
+
+// LogIndices returns the log_index stored with those of the org's events
+// ids that have one (stored by InsertSequenced). Events stored without a
+// sequencer, expired or not, are absent.
+func (s *Store) LogIndices(ctx context.Context, orgID string, ids []string) (map[string]uint64, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if !schemas.ValidOrgID(orgID) {
+		return nil, fmt.Errorf("eventstore: invalid org id %q", orgID)
+	}
+	out := make(map[string]uint64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list := keyList(len(ids), func(i int) string { return ids[i] })
+	rows, err := s.eng.Query(ctx, "SELECT id, assumeNotNull(log_index) FROM "+s.table+
+		" WHERE org_id = {org:String} AND id IN "+list.sql("ids")+" AND log_index IS NOT NULL",
+		P("org", orgID), P("ids", list.text))
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: log indices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var idx uint64
+		if err := rows.Scan(&id, &idx); err != nil {
+			return nil, fmt.Errorf("eventstore: log indices: %w", err)
+		}
+		out[id] = idx
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: log indices: %w", err)
 	}
 	return out, nil
 }

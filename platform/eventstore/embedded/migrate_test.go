@@ -35,8 +35,15 @@ func TestMigrationKeepsStoredEvents(t *testing.T) {
 		})
 		ids = append(ids, id)
 	}
-	// Written as the version 2 store wrote them.
-	if err := embedded.New(chdbtest.Session(t), embedded.Options{}).Insert(ctx, eventstore.Batch{Table: s.Table(), Token: eventstore.DedupToken(ids), Records: recs}); err != nil {
+	// Written with the columns the version 2 store wrote (the others take
+	// their defaults).
+	err := embedded.New(chdbtest.Session(t), embedded.Options{}).Exec(ctx, "INSERT INTO "+s.Table()+
+		" (id, org_id, action, category, occurred_at, received_at, actor_type, actor_id, outcome, details, raw, stream_seq, retention_days)"+
+		" SELECT id, 'org_old', 'member.invited', 'members', r, r, 'user', 'usr_1', 'success', '{}', concat('{\"id\":\"', id, '\"}'), number + 1, 90"+
+		" FROM (SELECT number, concat('01JDOLD', leftPad(toString(number), 6, '0')) AS id,"+
+		" toDateTime64({r:String}, 3, 'UTC') AS r FROM numbers(3))",
+		eventstore.P("r", received.Format("2006-01-02 15:04:05.000")))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(ctx); err != nil {

@@ -40,7 +40,11 @@ func appendRecord(b []byte, r *eventstore.Record) []byte {
 	b = append(b, r.Raw...)
 	b = binary.LittleEndian.AppendUint64(b, r.StreamSeq)
 	b = binary.LittleEndian.AppendUint16(b, r.RetentionDays)
-	return b
+	if !r.Logged {
+		return append(b, 1) // NULL
+	}
+	b = append(b, 0)
+	return binary.LittleEndian.AppendUint64(b, r.LogIndex)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -58,7 +62,7 @@ func appendStrings(b []byte, ss []string) []byte {
 
 // recordSize estimates the RowBinary size of rec, to size buffers.
 func recordSize(r *eventstore.Record) int {
-	n := 64 + len(r.ID) + len(r.OrgID) + len(r.Action) + len(r.Category) +
+	n := 73 + len(r.ID) + len(r.OrgID) + len(r.Action) + len(r.Category) +
 		len(r.ActorType) + len(r.ActorID) + len(r.ActorName) + len(r.ActorEmail) + len(r.ActorIP) + len(r.ActorUserAgent) +
 		len(r.Outcome) + len(r.Reason) + len(r.Details) + len(r.RequestID) + len(r.TraceID) + len(r.Source) + len(r.Raw)
 	for i := range r.TargetIDs {

@@ -165,10 +165,14 @@ func (e *Engine) Insert(ctx context.Context, b eventstore.Batch) error {
 	}
 	for i := range b.Records {
 		r := &b.Records[i]
+		var logIndex *uint64
+		if r.Logged {
+			logIndex = &r.LogIndex
+		}
 		err := batch.Append(r.ID, r.OrgID, r.Action, r.Category, r.OccurredAt, r.ReceivedAt,
 			r.ActorType, r.ActorID, r.ActorName, r.ActorEmail, r.ActorIP, r.ActorUserAgent,
 			r.TargetTypes, r.TargetIDs, r.TargetNames, r.Outcome, r.Reason, r.Details,
-			r.RequestID, r.TraceID, r.Source, string(r.Raw), r.StreamSeq, r.RetentionDays)
+			r.RequestID, r.TraceID, r.Source, string(r.Raw), r.StreamSeq, r.RetentionDays, logIndex)
 		if err != nil {
 			_ = batch.Abort()
 			return fmt.Errorf("server: append row %d: %w", i, err)

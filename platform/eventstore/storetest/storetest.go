@@ -50,6 +50,7 @@ var cases = []testCase{
 	{name: "TenantIsolation", fn: testTenantIsolation, write: true},
 	{name: "BadInputInsertsNothing", fn: testBadInput, write: true},
 	{name: "StringsRoundTrip", fn: testStringsRoundTrip, write: true},
+	{name: "InsertSequenced", fn: testInsertSequenced, write: true},
 	{name: "Closed", fn: testClosed, write: false},
 	{name: "SearchFilters", fn: testSearchFilters, write: false},
 	{name: "SearchKeyset", fn: testSearchKeyset, write: false},

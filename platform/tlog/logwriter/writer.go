@@ -34,6 +34,7 @@ type Store interface {
 	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
 	WriteRuns(ctx context.Context, token string, runs []treestore.Run) error
+	LeavesAfter(ctx context.Context, seq uint64) ([]treestore.SealedLeaf, error)
 	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
 	PutCheckpoint(ctx context.Context, c treestore.StoredCheckpoint) error
 	Roots(ctx context.Context, sizes map[string]uint64) (map[string][]byte, error)
@@ -160,6 +161,7 @@ type Writer struct {
 	// is never used again. Writer goroutine only.
 	uncached map[treestore.Key]bool
 	lease    *lease
+	seal     sealState // sealing mode (Serve, Seal)
 }
 
 // New returns a Writer. accept decides which messages are logged.
@@ -450,34 +452,53 @@ func (w *Writer) retry(ctx context.Context, op func() error) error {
 // write appends evs (not yet known to be logged) to their orgs' trees and
 // stores the result. On error the in-memory state is dropped and rebuilt
 // from the store by the next attempt.
-func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) (err error) {
+func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	t0 := time.Now()
+	done, err := w.store.Logged(ctx, keys)
+	if err != nil {
+		w.dropOrgs()
+		return err
+	}
+	_, err = w.appendLeaves(ctx, evs, done, time.Since(t0))
+	return err
+}
+
+// dropOrgs forgets the orgs' states: they are loaded from the store again
+// when next needed.
+func (w *Writer) dropOrgs() {
+	w.mu.Lock()
+	w.orgs = map[string]*orgState{}
+	w.mu.Unlock()
+}
+
+// appendLeaves appends the events of evs not in done to their orgs' trees,
+// in order, and stores the new nodes and salts: one INSERT of runs. It
+// returns the log index of each of evs (done's for those in done).
+// lookup is the time the caller spent finding done, for the debug log. On
+// error the in-memory state is dropped and rebuilt from the store by the
+// next attempt.
+func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treestore.Key]uint64, lookup time.Duration) (idx []uint64, err error) {
 	defer func() {
 		if err != nil {
-			w.mu.Lock()
-			w.orgs = map[string]*orgState{}
-			w.mu.Unlock()
+			w.dropOrgs()
 		}
 	}()
 	// Time spent in each step, for the debug log.
 	var steps [6]time.Duration
+	steps[0] = lookup
 	mark := time.Now()
 	step := func(i int) {
 		now := time.Now()
 		steps[i] = now.Sub(mark)
 		mark = now
 	}
-	done, err := w.store.Logged(ctx, keys)
-	if err != nil {
-		return err
-	}
-	step(0)
 	// Org states, loaded from the store when first needed (all orgs new
 	// to this writer in one go).
 	if err := w.loadOrgs(ctx, evs); err != nil {
-		return err
+		return nil, err
 	}
 	step(1)
 	next := map[string]*compact.Range{}
@@ -491,13 +512,13 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		next[org], err = tlog.NewRange(st.r.Begin(), st.r.End(), cloneHashes(st.r.Hashes()))
 		if err != nil {
 			w.mu.Unlock()
-			return err
+			return nil, err
 		}
 	}
 	w.mu.Unlock()
 	subjectKeys, newSalts, err := w.saltsFor(ctx, evs, done)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	step(2)
 	var (
@@ -507,26 +528,30 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		org  string
 	)
 	key := func(subject string) *tlog.SubjectKey { return subjectKeys[treestore.Key{Org: org, EventID: subject}] }
-	for _, e := range evs {
-		if _, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
+	idx = make([]uint64, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if at, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
+			idx[i] = at
 			continue
 		}
 		org = e.ev.OrgID
 		leaf, err := h.Leaf(&e.ev, key)
 		if err != nil {
-			return backoff.Permanent(fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err))
+			return nil, backoff.Permanent(fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err))
 		}
 		r := next[e.ev.OrgID]
+		idx[i] = r.End()
 		err = r.Append(leaf[:], func(id compact.NodeID, h []byte) {
 			runs.Add(e.ev.OrgID, id, h, e.ev.ID, e.sseq)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	step(3)
 	if err := w.store.PutSalts(ctx, newSalts); err != nil {
-		return err
+		return nil, err
 	}
 	step(4)
 	for _, s := range newSalts {
@@ -535,10 +560,10 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		}
 	}
 	if !w.lease.valid() {
-		return backoff.Permanent(ErrLeaseLost)
+		return nil, backoff.Permanent(ErrLeaseLost)
 	}
 	if err := w.store.WriteRuns(ctx, token(runs.List()), runs.List()); err != nil {
-		return err
+		return nil, err
 	}
 	step(5)
 	w.log.Debug("batch written", zap.Int("events", len(evs)), zap.Int("orgs", len(next)), zap.Int("new_salts", len(newSalts)),
@@ -549,7 +574,7 @@ func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) 
 		w.orgs[org].r = r
 	}
 	w.mu.Unlock()
-	return nil
+	return idx, nil
 }
 
 func cloneHashes(hs [][]byte) [][]byte {

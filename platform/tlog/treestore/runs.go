@@ -567,3 +567,39 @@ func (rs *Runs) Nodes() int {
 	}
 	return n
 }
+
+// SealedLeaf is a leaf with its org, as LeavesAfter returns it.
+type SealedLeaf struct {
+	Org       string
+	Index     uint64
+	EventID   string
+	StreamSeq uint64
+}
+
+// LeavesAfter returns every leaf, of any org, whose stream sequence is
+// above seq: what a sequencer logged after its consumer's acknowledgement
+// floor, whose events may not be stored yet. It reads the stream sequences
+// of every leaf run (the runs' key does not order them by sequence). A run
+// whose arrays differ in length makes it fail.
+func (s *Store) LeavesAfter(ctx context.Context, seq uint64) ([]SealedLeaf, error) {
+	rows, err := s.eng.Query(ctx, "SELECT org_id, first_idx + pos - 1, event_id, sseq FROM "+s.runs+
+		" ARRAY JOIN event_ids AS event_id, stream_seqs AS sseq, arrayEnumerate(event_ids) AS pos"+
+		" WHERE level = 0 AND sseq > {seq:UInt64}"+noJIT,
+		eventstore.P("seq", seq))
+	if err != nil {
+		return nil, fmt.Errorf("treestore: leaves after %d: %w", seq, err)
+	}
+	defer rows.Close()
+	var out []SealedLeaf
+	for rows.Next() {
+		var l SealedLeaf
+		if err := rows.Scan(&l.Org, &l.Index, &l.EventID, &l.StreamSeq); err != nil {
+			return nil, fmt.Errorf("treestore: leaves after %d: %w", seq, err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("treestore: leaves after %d: %w", seq, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,209 @@
+package logwriter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
+)
+
+// Sealing: the ingestor is the log's sequencer. Instead of consuming
+// AUDIT_EVENTS itself (Run), the Writer serves the ingestor (Serve): while
+// it holds the lease, the ingestor hands it the events each batch stores
+// for the first time (Seal, called between the event store's look-up and
+// its insert), gets their log indices, and stores them with the events;
+// the Writer signs checkpoints of the trees it grew.
+
+// ErrNotSealing is returned by Seal while the Writer does not serve: Serve
+// is not running, has not recovered yet, or the lease was lost.
+var ErrNotSealing = errors.New("logwriter: not sealing (no lease held)")
+
+// Entry is an event the event store is about to store for the first time
+// and the stream sequence of its message.
+type Entry struct {
+	Event     *schemas.Event
+	StreamSeq uint64
+}
+
+// sealState is the sequencer's side of a serving Writer.
+type sealState struct {
+	mu sync.Mutex // one Seal at a time; guards the fields below
+	on bool
+	// pending holds the index of each event whose leaf is stored but
+	// whose event may not be: logged by a Seal whose batch was not
+	// reported stored yet, or found by Serve after the ingestor's
+	// acknowledgement floor. Such an event gets this index again, whatever
+	// message it comes in: never a second leaf.
+	pending map[treestore.Key]uint64
+	ready   chan struct{} // closed once Serve has recovered
+	// unsure is set when a Seal failed: its runs may have been stored all
+	// the same (an engine error after the write), so the next Seal looks
+	// its events up in the store before appending them.
+	unsure bool
+}
+
+// Ready is closed when Serve holds the lease and has recovered what a
+// previous sequencer left: the ingestor starts consuming then, not before.
+func (w *Writer) Ready() <-chan struct{} {
+	w.seal.mu.Lock()
+	defer w.seal.mu.Unlock()
+	if w.seal.ready == nil {
+		w.seal.ready = make(chan struct{})
+	}
+	return w.seal.ready
+}
+
+// Serve is the Writer's sealing mode, instead of Run: it holds the lease
+// (standing by while another instance holds it), recovers, makes Ready,
+// then signs checkpoints every CheckpointInterval until ctx ends (nil) or
+// the lease is lost (ErrLeaseLost). It does not consume the stream: the
+// ingestor calls Seal. ackFloor returns the ingestor consumer's
+// acknowledgement floor: leaves logged for messages after it are read
+// back from the store (treestore.LeavesAfter), since their events may not
+// be stored.
+func (w *Writer) Serve(ctx context.Context, ackFloor func(context.Context) (uint64, error)) error {
+	l, err := acquire(ctx, w.js, w.cfg, w.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.lease = l
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go l.keep(lctx, func() { cancel(ErrLeaseLost) })
+	defer l.release()
+	defer w.stopSealing()
+
+	w.dropOrgs()
+	clear(w.salts)
+	floor, err := ackFloor(lctx)
+	if err != nil {
+		return fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
+	}
+	leaves, err := w.store.LeavesAfter(lctx, floor)
+	if err != nil {
+		return err
+	}
+	pending := make(map[treestore.Key]uint64, len(leaves))
+	for _, lf := range leaves {
+		pending[treestore.Key{Org: lf.Org, EventID: lf.EventID}] = lf.Index
+	}
+	w.Ready() // creates the channel if nobody asked yet
+	w.seal.mu.Lock()
+	w.seal.pending, w.seal.on, w.seal.unsure = pending, true, false
+	close(w.seal.ready)
+	w.seal.mu.Unlock()
+	w.log.Info("sequencer started", zap.Uint64("ack_floor", floor), zap.Int("pending_leaves", len(pending)), zap.String("instance", w.cfg.Instance))
+
+	if orgs, err := w.store.Unsigned(lctx); err != nil {
+		w.log.Warn("listing unsigned trees", zap.Error(err))
+	} else if len(orgs) > 0 {
+		if err := w.loadOrgNames(lctx, orgs); err != nil {
+			w.log.Warn("loading unsigned trees", zap.Error(err))
+		} else {
+			w.checkpointAll(lctx)
+		}
+	}
+	tick := time.NewTicker(w.cfg.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-lctx.Done():
+			if errors.Is(context.Cause(lctx), ErrLeaseLost) {
+				return ErrLeaseLost
+			}
+			return nil
+		case <-tick.C:
+			w.checkpointAll(lctx)
+		}
+	}
+}
+
+// stopSealing makes Seal refuse until Serve runs again.
+func (w *Writer) stopSealing() {
+	w.seal.mu.Lock()
+	defer w.seal.mu.Unlock()
+	w.seal.on = false
+	w.seal.pending = nil
+	w.seal.ready = nil
+}
+
+// Seal gives each entry its log index, in order: the org's next one, its
+// leaf and the new nodes stored (with new salts) before it returns, in one
+// INSERT of runs, unless a leaf for the event is stored already (pending).
+// Entries must be first writes in the event store, never two of one org
+// and id. The caller stores the events with these indices and then calls
+// Stored; if it fails, it retries with the same entries, which get the same
+// indices. Calls run one at a time. It returns ErrNotSealing while Serve
+// is not serving, ErrLeaseLost once the lease is in doubt.
+func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
+	w.seal.mu.Lock()
+	defer w.seal.mu.Unlock()
+	if !w.seal.on {
+		return nil, ErrNotSealing
+	}
+	if !w.lease.valid() {
+		return nil, ErrLeaseLost
+	}
+	idx := make([]uint64, len(entries))
+	evs := make([]logged, 0, len(entries))
+	at := make([]int, 0, len(entries)) // position in entries of each of evs
+	for i, e := range entries {
+		if x, ok := w.seal.pending[treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID}]; ok {
+			idx[i] = x
+			continue
+		}
+		evs = append(evs, logged{ev: *e.Event, sseq: e.StreamSeq})
+		at = append(at, i)
+	}
+	if len(evs) == 0 {
+		return idx, nil
+	}
+	var (
+		done   map[treestore.Key]uint64
+		lookup time.Duration
+	)
+	if w.seal.unsure {
+		t0 := time.Now()
+		keys := make([]treestore.Key, len(evs))
+		for i := range evs {
+			keys[i] = treestore.Key{Org: evs[i].ev.OrgID, EventID: evs[i].ev.ID}
+		}
+		var err error
+		if done, err = w.store.Logged(ctx, keys); err != nil {
+			return nil, err
+		}
+		lookup = time.Since(t0)
+	}
+	got, err := w.appendLeaves(ctx, evs, done, lookup)
+	if err != nil {
+		w.seal.unsure = true
+		return nil, err
+	}
+	w.seal.unsure = false
+	for j, i := range at {
+		idx[i] = got[j]
+		e := entries[i].Event
+		w.seal.pending[treestore.Key{Org: strings.Clone(e.OrgID), EventID: strings.Clone(e.ID)}] = got[j]
+	}
+	return idx, nil
+}
+
+// Stored reports that the events of entries, sealed by Seal, are stored:
+// their leaves are no longer pending.
+func (w *Writer) Stored(entries []Entry) {
+	w.seal.mu.Lock()
+	defer w.seal.mu.Unlock()
+	for _, e := range entries {
+		delete(w.seal.pending, treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID})
+	}
+}

@@ -1,0 +1,216 @@
+package logwriter_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
+)
+
+// sealRows returns the rows of org's events from..to-1, their messages at
+// stream sequences seq, seq+1, …
+func sealRows(t *testing.T, org string, from, to int, seq uint64) []eventstore.Row {
+	t.Helper()
+	var out []eventstore.Row
+	for i := from; i < to; i++ {
+		ev := event(org, i)
+		at := ev.OccurredAt.Add(time.Second)
+		ev.ReceivedAt = &at
+		raw, err := schemas.Canonical(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, eventstore.Row{Event: ev, Raw: raw, StreamSeq: seq, RetentionDays: 3650})
+		seq++
+	}
+	return out
+}
+
+// serve runs w in sealing mode with the acknowledgement floor floor and
+// waits until it is ready.
+func serve(t *testing.T, w *logwriter.Writer, floor uint64) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Serve(ctx, func(context.Context) (uint64, error) { return floor, nil }) }()
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("sequencer not ready")
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}
+}
+
+// insertSealed stores rows through InsertSequenced with w as the
+// sequencer; with failAfter, the sequencer stores the leaves and then
+// fails, as an events insert failing after the runs were written does.
+func insertSealed(t *testing.T, es *eventstore.Store, w *logwriter.Writer, rows []eventstore.Row, failAfter bool) error {
+	t.Helper()
+	var entries []logwriter.Entry
+	err := es.InsertSequenced(context.Background(), rows, func(ctx context.Context, first []int) ([]uint64, error) {
+		entries = make([]logwriter.Entry, len(first))
+		for i, p := range first {
+			entries[i] = logwriter.Entry{Event: &rows[p].Event, StreamSeq: rows[p].StreamSeq}
+		}
+		idx, err := w.Seal(ctx, entries)
+		if err == nil && failAfter {
+			return nil, errors.New("the events insert failed")
+		}
+		return idx, err
+	})
+	if err == nil {
+		w.Stored(entries)
+	}
+	return err
+}
+
+// The sequencer's crash window: leaves stored, events not (an insert that
+// failed after the runs were written, then a restart of the sequencer).
+// Retried and redelivered events, in another order, get the indices
+// their leaves have; new events continue densely; the event store, the
+// leaves' key table and the tree agree, and checkpoints are consistent.
+func TestSealCrashWindow(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := e.writer("s1", nil)
+	stop := serve(t, w1, 0)
+	if err := insertSealed(t, es, w1, append(sealRows(t, "acme", 0, 10, 1), sealRows(t, "globex", 0, 5, 11)...), false); err != nil {
+		t.Fatal(err)
+	}
+	// A batch whose events insert fails after its leaves were stored,
+	// retried by the same sequencer.
+	b := sealRows(t, "acme", 10, 20, 16)
+	if err := insertSealed(t, es, w1, b, true); err == nil {
+		t.Fatal("no error from a failing sequencer")
+	}
+	if n, err := es.CountStored(ctx, "acme"); err != nil || n != 10 {
+		t.Fatalf("acme: %d events stored (%v) after a failed batch, want 10", n, err)
+	}
+	if n, err := e.store.Size(ctx, "acme"); err != nil || n != 20 {
+		t.Fatalf("acme: tree size %d (%v), want 20 (the failed batch's leaves)", n, err)
+	}
+	if err := insertSealed(t, es, w1, b, false); err != nil {
+		t.Fatal(err)
+	}
+	// Leaves stored, events not, and the sequencer stops before the
+	// batch is retried: its successor finds them above the floor (25).
+	c := append(sealRows(t, "acme", 20, 30, 26), sealRows(t, "globex", 5, 10, 36)...)
+	if err := insertSealed(t, es, w1, c, true); err == nil {
+		t.Fatal("no error from a failing sequencer")
+	}
+	stop()
+	if _, err := w1.Seal(ctx, nil); !errors.Is(err, logwriter.ErrNotSealing) {
+		t.Fatalf("Seal after Serve ended: %v, want ErrNotSealing", err)
+	}
+	w2 := e.writer("s2", nil)
+	defer serve(t, w2, 25)()
+	// Redelivered in another order, with new events after them.
+	again := append(append(append([]eventstore.Row{}, c[5:]...), c[:5]...), sealRows(t, "acme", 30, 35, 41)...)
+	if err := insertSealed(t, es, w2, again, false); err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, e, es, w2, map[string]int{"acme": 35, "globex": 10})
+}
+
+// checkSealed checks that each org's events 0..n-1 are stored with
+// log_index i, their leaves at i, and that w signs a checkpoint of the
+// tree that checkLog finds consistent.
+func checkSealed(t *testing.T, e *env, es *eventstore.Store, w *logwriter.Writer, orgs map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	for org, n := range orgs {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = eventID(org, i)
+		}
+		stored, err := es.LogIndices(ctx, org, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyed, err := e.store.LogIndices(ctx, org, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			if x, ok := stored[id]; !ok || x != uint64(i) {
+				t.Errorf("%s event %d: stored with log_index %d (%v), want %d", org, i, x, ok, i)
+			}
+			if keyed[id] != uint64(i) {
+				t.Errorf("%s event %d: leaf at %d, want %d", org, i, keyed[id], i)
+			}
+		}
+		if _, err := w.Checkpoint(ctx, org); err != nil {
+			t.Fatalf("%s: checkpoint: %v", org, err)
+		}
+		e.checkLog(org, n)
+	}
+}
+
+// lostReply is the tree store whose writes of runs, once armed, are
+// stored and then reported failed, as a connection lost before the
+// engine's answer makes them.
+type lostReply struct {
+	*treestore.Store
+	armed bool
+}
+
+func (s *lostReply) WriteRuns(ctx context.Context, token string, runs []treestore.Run) error {
+	if err := s.Store.WriteRuns(ctx, token, runs); err != nil {
+		return err
+	}
+	if s.armed {
+		s.armed = false
+		return errors.New("connection lost before the answer")
+	}
+	return nil
+}
+
+// A write of leaves reported failed but stored is not written again when
+// the batch is retried: the sequencer looks its events up first.
+func TestSealAfterAnUnansweredWrite(t *testing.T) {
+	e := newEnv(t)
+	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &lostReply{Store: e.store}
+	w, err := logwriter.New(e.tjs, store, e.signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+		Deployment: "audit.test", Instance: "s1", CheckpointInterval: time.Hour, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serve(t, w, 0)()
+	if err := insertSealed(t, es, w, sealRows(t, "acme", 0, 5, 1), false); err != nil {
+		t.Fatal(err)
+	}
+	b := sealRows(t, "acme", 5, 12, 6)
+	store.armed = true
+	if err := insertSealed(t, es, w, b, false); err == nil {
+		t.Fatal("no error from an unanswered write")
+	}
+	if err := insertSealed(t, es, w, b, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertSealed(t, es, w, sealRows(t, "acme", 12, 15, 13), false); err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, e, es, w, map[string]int{"acme": 15})
+}

@@ -1,9 +1,11 @@
 package ingestor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -61,7 +64,12 @@ func (i *Ingestor) insert(ctx context.Context, batch []consume.Msg[eventstore.Ro
 	ictx, cancel := context.WithTimeout(ctx, i.cfg.InsertTimeout)
 	defer cancel()
 	t0 := time.Now()
-	err := i.store.Insert(ictx, rows)
+	var err error
+	if i.sealer != nil {
+		err = i.insertSealed(ictx, rows)
+	} else {
+		err = i.store.Insert(ictx, rows)
+	}
 	i.m.insertSeconds.Observe(time.Since(t0).Seconds())
 	if err != nil {
 		i.m.insertErrors.Inc()
@@ -85,4 +93,39 @@ func storePoison(e *eventstore.RowError) *consume.PoisonError {
 		return &consume.PoisonError{Class: eventstore.ReasonConflictingDuplicate, Reason: e.Reason, Err: e}
 	}
 	return &consume.PoisonError{Class: "store", Reason: "store: " + e.Reason, Err: e}
+}
+
+// insertSealed stores rows with the log indices the sealer gives their
+// first writes, in stream order within the batch.
+func (i *Ingestor) insertSealed(ctx context.Context, rows []eventstore.Row) error {
+	var entries []logwriter.Entry
+	err := i.sequenced.InsertSequenced(ctx, rows, func(ctx context.Context, first []int) ([]uint64, error) {
+		// first is in batch order; a redelivered message may come after
+		// later ones.
+		order := make([]int, len(first))
+		for k := range order {
+			order[k] = k
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			return cmp.Compare(rows[first[a]].StreamSeq, rows[first[b]].StreamSeq)
+		})
+		entries = make([]logwriter.Entry, len(first))
+		for j, k := range order {
+			r := &rows[first[k]]
+			entries[j] = logwriter.Entry{Event: &r.Event, StreamSeq: r.StreamSeq}
+		}
+		idx, err := i.sealer.Seal(ctx, entries)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]uint64, len(first))
+		for j, k := range order {
+			out[k] = idx[j]
+		}
+		return out, nil
+	})
+	if err == nil && entries != nil {
+		i.sealer.Stored(entries)
+	}
+	return err
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 )
@@ -38,6 +39,29 @@ type Store interface {
 	// Insert stores the rows. It must be idempotent for a retried batch.
 	Insert(ctx context.Context, rows []eventstore.Row) error
 }
+
+// Sealer gives log indices to the events a batch stores for the first
+// time: the transparency log's sequencer (logwriter.Writer in sealing
+// mode, Serve).
+type Sealer interface {
+	// Ready is closed once the sequencer holds the log's lease and has
+	// recovered; the ingestor consumes only then.
+	Ready() <-chan struct{}
+	// Seal returns the entries' log indices, their leaves stored.
+	Seal(ctx context.Context, entries []logwriter.Entry) ([]uint64, error)
+	// Stored reports that the entries' events are stored.
+	Stored(entries []logwriter.Entry)
+}
+
+var _ Sealer = (*logwriter.Writer)(nil)
+
+// SequencedStore is the Store of a sealing ingestor: it hands a batch's
+// first writes to a sequencer before storing them with their indices.
+type SequencedStore interface {
+	InsertSequenced(ctx context.Context, rows []eventstore.Row, seq eventstore.Sequencer) error
+}
+
+var _ SequencedStore = (*eventstore.Store)(nil)
 
 // Retention gives the retention in days in force for an org.
 type Retention interface {
@@ -128,6 +152,8 @@ type Ingestor struct {
 	m         *metrics
 	cm        *consume.Metrics
 	notify    consume.Notifier
+	sealer    Sealer
+	sequenced SequencedStore
 }
 
 // Option configures an Ingestor.
@@ -154,6 +180,13 @@ func WithConsumeMetrics(m *consume.Metrics) Option { return func(i *Ingestor) { 
 // topology owner).
 func WithNotifier(n consume.Notifier) Option { return func(i *Ingestor) { i.notify = n } }
 
+// WithSealer makes the ingestor the transparency log's sequencer: each
+// batch's first writes get their log indices from s (their leaves stored
+// first) and are stored with them; the store must be a SequencedStore.
+// The ingestor consumes only once s is Ready: it must be the only active
+// instance (s holds the log's lease), so the others stand by.
+func WithSealer(s Sealer) Option { return func(i *Ingestor) { i.sealer = s } }
+
 // New returns an ingestor. The stream and its consumer must exist
 // (topology.Ensure).
 func New(cfg Config, js Stream, store Store, retention Retention, opts ...Option) (*Ingestor, error) {
@@ -170,6 +203,13 @@ func New(cfg Config, js Stream, store Store, retention Retention, opts ...Option
 	}
 	if i.log == nil {
 		i.log = zap.NewNop()
+	}
+	if i.sealer != nil {
+		ss, ok := store.(SequencedStore)
+		if !ok {
+			return nil, errors.New("ingestor: a sealing ingestor needs a store with InsertSequenced")
+		}
+		i.sequenced = ss
 	}
 	if i.catalog == nil {
 		i.catalog = schemas.NewCatalog()
@@ -188,6 +228,14 @@ func New(cfg Config, js Stream, store Store, retention Retention, opts ...Option
 // deleted while it runs does not stop it: it logs an error, waits for the
 // topology owner to recreate the consumer and reads on from it.
 func (i *Ingestor) Run(ctx context.Context) error {
+	if i.sealer != nil {
+		i.log.Info("ingestor waiting for the transparency log's lease")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-i.sealer.Ready():
+		}
+	}
 	cons, err := i.js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
 	if err != nil {
 		return fmt.Errorf("ingestor: consumer %s: %w", topology.IngestorConsumer, err)

@@ -64,19 +64,19 @@ func newPipeline(t testing.TB, ackWait time.Duration) *pipeline {
 // startIngestor runs an ingestor on its own connection. stop cancels it
 // and waits; kill closes its connection without letting it flush or ack,
 // as a crash would.
-func (p *pipeline) startIngestor(t testing.TB, store ingestor.Store, cfg ingestor.Config) (stop func() error, kill func()) {
+func (p *pipeline) startIngestor(t testing.TB, store ingestor.Store, cfg ingestor.Config, opts ...ingestor.Option) (stop func() error, kill func()) {
 	t.Helper()
-	opts, err := natsauth.Options(natstest.Keys(p.srv)[natsauth.Ingestor])
+	nopts, err := natsauth.Options(natstest.Keys(p.srv)[natsauth.Ingestor])
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := p.srv.Connect("ingestor", opts...)
+	nc, err := p.srv.Connect("ingestor", nopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
 	cfg.AckWait = p.ackWait
-	ing, err := ingestor.New(cfg, js, store, p.settings)
+	ing, err := ingestor.New(cfg, js, store, p.settings, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

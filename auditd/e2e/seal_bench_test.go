@@ -109,6 +109,60 @@ func startSealer(b *testing.B, p *pipeline, store *eventstore.Store, interval ti
 	return &sealer{w: w, trees: trees, js: js, stop: stop}
 }
 
+// startSequencer starts a log writer in sealing mode (Serve): the
+// ingestor, given it with ingestor.WithSealer, logs each batch's events
+// before storing them; the writer signs checkpoints every interval.
+func startSequencer(b *testing.B, p *pipeline, store *eventstore.Store, interval time.Duration) *sealer {
+	b.Helper()
+	skey, _, err := tlog.GenerateKey("audit.bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := p.srv.Connect("tlog", natstest.AdminOptions(b, p.srv)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+		Deployment: "audit.bench", CheckpointInterval: interval, Logger: benchLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	floor := func(ctx context.Context) (uint64, error) {
+		c, err := js.Consumer(ctx, "AUDIT_EVENTS", "ingestor")
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.AckFloor.Stream, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Serve(ctx, floor) }()
+	var once sync.Once
+	var res error
+	stop := func() error {
+		once.Do(func() { cancel(); res = <-done; nc.Close() })
+		return res
+	}
+	b.Cleanup(func() { _ = stop() })
+	return &sealer{w: w, trees: trees, js: js, stop: stop}
+}
+
 // drained reports whether the writer has logged (and acknowledged) every
 // message up to stream sequence last.
 func (s *sealer) drained(b *testing.B, last uint64) bool {
@@ -173,6 +227,9 @@ type runOptions struct {
 	org func(r *rand.Rand) string
 	// setup runs on the store before anything starts.
 	setup func(store *eventstore.Store)
+	// sequencer seals in the ingestor (a log writer in sealing mode)
+	// instead of running the log writer beside it; with seal only.
+	sequencer bool
 }
 
 // runPipeline emits n events with two producers as fast as they go and
@@ -190,10 +247,24 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 	}
 	// Leaves (and events) present before the run.
 	logged0, stored0 := scalar(b, store, "SELECT sum(length(event_ids)) FROM tlog_runs WHERE level = 0"), scalar(b, store, "SELECT count() FROM events")
-	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond})
-	var s *sealer
-	if seal {
+	var (
+		s    *sealer
+		opts []ingestor.Option
+	)
+	if seal && o.sequencer {
+		s = startSequencer(b, p, store, 10*time.Second)
+		opts = append(opts, ingestor.WithSealer(s.w))
+	}
+	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond}, opts...)
+	if seal && !o.sequencer {
 		s = startSealer(b, p, store, 10*time.Second)
+	}
+	if s != nil && o.sequencer {
+		select {
+		case <-s.w.Ready():
+		case <-time.After(time.Minute):
+			b.Fatal("sequencer not ready")
+		}
 	}
 	conns := producerConns(b, p.srv, 2)
 	start, cpu0 := time.Now(), cpuTime(b)
@@ -206,7 +277,7 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 		if ingested && ingestedAt == 0 {
 			ingestedAt = time.Since(start)
 		}
-		if ingested && (s == nil || s.drained(b, want)) {
+		if ingested && (s == nil || o.sequencer || s.drained(b, want)) {
 			break
 		}
 		if time.Since(start) > 20*time.Minute {
@@ -232,6 +303,37 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 		}
 	}
 	return pipelineRun{events: want, elapsed: elapsed, cpu: cpu, produced: produced, ingested: ingestedAt}
+}
+
+// BenchmarkSealingIngestor measures the cost of sealing in the ingestor
+// (a log writer in sealing mode gives each batch's first writes their
+// log indices, their leaves stored before the events; it signs
+// checkpoints every 10 s): the end-to-end run without sealing, with the
+// sealing ingestor and with the log writer beside the ingestor (the
+// deployed way), alternated AUDIT_SEAL_ROUNDS times (default 2) in one
+// process, AUDIT_SEAL_EVENTS events per run (default 200,000). It reports
+// the medians and the ratios to the unsealed rate.
+func BenchmarkSealingIngestor(b *testing.B) {
+	n := envInt(b, "AUDIT_SEAL_EVENTS", 200_000)
+	rounds := envInt(b, "AUDIT_SEAL_ROUNDS", 2)
+	for range b.N {
+		var off, in, beside, rIn, rBeside []float64
+		for r := range rounds {
+			u := runPipeline(b, n, false)
+			q := runPipelineWith(b, n, true, runOptions{sequencer: true})
+			w := runPipeline(b, n, true)
+			off, in, beside = append(off, u.rate()), append(in, q.rate()), append(beside, w.rate())
+			rIn, rBeside = append(rIn, q.rate()/u.rate()), append(rBeside, w.rate()/u.rate())
+			b.Logf("round %d: unsealed %.0f events/s (%.1f µs CPU/event); sealing ingestor %.0f events/s (%.1f µs CPU/event): %.3f; writer beside %.0f events/s (%.1f µs CPU/event): %.3f",
+				r+1, u.rate(), u.cpuPerEvent(), q.rate(), q.cpuPerEvent(), q.rate()/u.rate(), w.rate(), w.cpuPerEvent(), w.rate()/u.rate())
+		}
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(median(off), "unsealed_events/s")
+		b.ReportMetric(median(in), "sealed_events/s")
+		b.ReportMetric(median(rIn), "sealed/unsealed")
+		b.ReportMetric(median(beside), "writer_events/s")
+		b.ReportMetric(median(rBeside), "writer/unsealed")
+	}
 }
 
 // BenchmarkSealing measures the cost of the transparency log on the

@@ -80,7 +80,7 @@ func newEnvDB(t testing.TB, cfg query.Config, db string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Purge: store, Settings: settings, Recorder: prod, Logs: trees})
+	svc, err := query.New(cfg, query.Deps{Events: store, Retention: store, Purge: store, Settings: settings, Recorder: prod, Logs: query.StoredFirst(store, trees)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,38 @@ type LogIndex interface {
 	LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error)
 }
 
+// StoredFirst is the LogIndex of a deployment whose ingestor seals: the
+// index stored with each event (stored, *eventstore.Store) first, and
+// for the events that have none, stored before it sealed, the log's key
+// table (fallback, *treestore.Store), in a second query only when needed.
+func StoredFirst(stored, fallback LogIndex) LogIndex { return storedFirst{stored, fallback} }
+
+type storedFirst struct{ stored, fallback LogIndex }
+
+func (s storedFirst) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
+	got, err := s.stored.LogIndices(ctx, org, ids)
+	if err != nil {
+		return nil, err
+	}
+	var rest []string
+	for _, id := range ids {
+		if _, ok := got[id]; !ok {
+			rest = append(rest, id)
+		}
+	}
+	if len(rest) == 0 {
+		return got, nil
+	}
+	more, err := s.fallback.LogIndices(ctx, org, rest)
+	if err != nil {
+		return nil, err
+	}
+	for id, x := range more {
+		got[id] = x
+	}
+	return got, nil
+}
+
 // RetentionSetter applies a retention change to stored events
 // (*eventstore.Store). HeldUntil is when the grace period of a cut made
 // now would end.

@@ -231,13 +231,14 @@ func New(cfg QueryConfig, auth AuthConfig, devDir string) roles.Constructor {
 				return err
 			}
 			deps := query.Deps{Events: p.Events, Settings: p.Settings, Recorder: p.Recorder, Logger: p.Log.Named("query")}
-			// Each event read carries its log_index from the transparency
-			// log's tables (same database, read user).
+			// Each event read carries its log_index: the one stored with
+			// it, or else from the transparency log's key table (same
+			// database, read user).
 			trees, err := treestore.New(p.Events.Engine(), treestore.Config{Database: p.Events.Database()})
 			if err != nil {
 				return err
 			}
-			deps.Logs = trees
+			deps.Logs = query.StoredFirst(p.Events, trees)
 			if p.Writer != nil {
 				deps.Retention, deps.Purge = p.Writer, p.Writer
 				trees, err := treestore.New(p.Writer.Engine(), treestore.Config{Database: p.Writer.Database()})

@@ -15,6 +15,12 @@
 // the dead-letter stream with the reason and terminated, so it never
 // blocks the stream. Redelivered events are stored with the same
 // received_at (the stream's timestamp) and are deduplicated by the store.
+//
+// With a Sealer (WithSealer: the transparency log's writer in sealing
+// mode) the ingestor is the log's sequencer: it consumes only while the
+// sealer holds the log's lease (one active instance, the others stand
+// by), and each batch's first writes get their log indices, their leaves
+// stored, before the events are stored with them.
 package ingestor
 
 import (

@@ -25,6 +25,7 @@ import (
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/tlog/treestore/treestoretest"
+	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
 	"github.com/takumo/audit/schemas"
 )
@@ -94,6 +95,13 @@ func startSealer(b *testing.B, p *pipeline, store *eventstore.Store, interval ti
 	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
 		Deployment: "audit.bench", CheckpointInterval: interval, Logger: benchLogger(b)})
 	if err != nil {
+		b.Fatal(err)
+	}
+	// Run's consumer, which the deployed topology no longer declares:
+	// created before any event is published.
+	var topo topology.Config
+	topo.SetDefaults()
+	if _, err := js.CreateOrUpdateConsumer(context.Background(), topology.EventsStream, topo.TlogConsumerConfig()); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

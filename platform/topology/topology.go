@@ -274,10 +274,10 @@ func (c Config) FanoutSourceConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// TlogConsumerConfig is the log writer's durable pull consumer. Like the
-// ingestor's it exists before any event arrives (the events stream keeps a
-// message only for consumers bound when it arrives) and never gives up on
-// a message.
+// TlogConsumerConfig is the durable pull consumer of the log writer's
+// stand-alone mode (logwriter.Writer.Run), which the deployed roles no
+// longer use: Ensure does not create it (and removes one left by an
+// earlier version). It never gives up on a message.
 func (c Config) TlogConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       TlogConsumer,
@@ -338,13 +338,13 @@ type StreamManager interface {
 var _ StreamManager = (jetstream.JetStream)(nil)
 
 // Ensure creates or updates the shared streams, the ingestor's durable
-// consumer, the fan-out source, and the log writer's consumer and lease
-// bucket. It is idempotent. Only the topology
+// consumer, the fan-out source, and the log writer's lease bucket, and
+// removes the log writer's consumer of earlier versions. It is idempotent. Only the topology
 // owner calls it (platform/roles); every other process checks the same
 // objects with a Verifier (Config.Objects) and changes nothing. The
 // ingestor's consumer is created here, not by the ingestor, because the
 // events stream keeps a message only for consumers that exist when it
-// arrives; the log writer's for the same reason.
+// arrives.
 func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -359,8 +359,11 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
 	}
-	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.TlogConsumerConfig()); err != nil {
-		return fmt.Errorf("topology: consumer %s: %w", TlogConsumer, err)
+	// The log writer no longer reads the stream (the ingestor seals): an
+	// earlier deployment's consumer would hold every message (interest
+	// retention) and goes.
+	if err := events.DeleteConsumer(ctx, TlogConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("topology: remove consumer %s: %w", TlogConsumer, err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.TlogLeaseBucketConfig()); err != nil {
 		return fmt.Errorf("topology: bucket %s: %w", TlogLeaseBucket, err)

@@ -201,7 +201,6 @@ func TestLagCollectorReportsBacklog(t *testing.T) {
 audit_consumer_pending{consumer="fanout"} 0
 audit_consumer_pending{consumer="ingestor"} 3
 audit_consumer_pending{consumer="siem"} 6
-audit_consumer_pending{consumer="tlog"} 3
 # HELP audit_stream_messages Messages held by the stream.
 # TYPE audit_stream_messages gauge
 audit_stream_messages{stream="AUDIT_DEAD_LETTER"} 0
@@ -233,8 +232,7 @@ func waitForFanout(t *testing.T, js jetstream.JetStream, n uint64) {
 }
 
 // A consumer of the fan-out stream that stops reading never holds up
-// AUDIT_EVENTS: once the ingestor and the log writer have acknowledged and
-// the copy is made,
+// AUDIT_EVENTS: once the ingestor has acknowledged and the copy is made,
 // AUDIT_EVENTS lets the events go, and AUDIT_FANOUT drops its oldest when
 // full.
 func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
@@ -255,8 +253,8 @@ func TestStalledFanoutConsumerDoesNotHoldTheEventsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The ingestor and the log writer read them.
-	for _, name := range []string{topology.IngestorConsumer, topology.TlogConsumer} {
+	// The ingestor reads them.
+	for _, name := range []string{topology.IngestorConsumer} {
 		c, _ := js.Consumer(ctx, topology.EventsStream, name)
 		for acked := 0; acked < 64; {
 			b, err := c.Fetch(64, jetstream.FetchMaxWait(time.Second))
@@ -372,4 +370,27 @@ func repairs(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// The log writer's consumer of earlier versions, which nothing reads any
+// more and which would hold every event (interest retention), is removed
+// by Ensure; an events stream without it is left as it is.
+func TestEnsureRemovesTheOldLogWriterConsumer(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	cfg := defaults()
+	if err := topology.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, topology.EventsStream, cfg.TlogConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := topology.Ensure(ctx, js, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Consumer(ctx, topology.EventsStream, topology.TlogConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("consumer %s after Ensure: %v, want not found", topology.TlogConsumer, err)
+		}
+	}
 }

@@ -38,14 +38,10 @@ func (c Config) Objects() Objects {
 	}
 }
 
-// TlogObjects lists the log writer's consumer and lease bucket, which
-// Ensure creates and only the log writer verifies (other identities may
-// not read them).
+// TlogObjects lists the log writer's lease bucket, which Ensure creates
+// and only the log writer verifies (other identities may not read it).
 func (c Config) TlogObjects() Objects {
-	return Objects{
-		Consumers: []Consumer{{Stream: EventsStream, Config: c.TlogConsumerConfig()}},
-		Buckets:   []jetstream.KeyValueConfig{c.TlogLeaseBucketConfig()},
-	}
+	return Objects{Buckets: []jetstream.KeyValueConfig{c.TlogLeaseBucketConfig()}}
 }
 
 // Add returns o with the objects of more appended.

@@ -84,7 +84,6 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 		cfg.TopologyConfig, cfg.SettingsConfig)
 	ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, &roles.EmbeddedStore{Lib: cfg.CHDBLib, Dir: filepath.Join(cfg.DataDir, "clickhouse")})
 	ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
-	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
 	ctors[roles.Ingest] = ingestapirole.New(cfg.IngestAPIConfig, cfg.TopologyConfig)
 	ctors[roles.Query] = queryrole.New(cfg.QueryConfig, cfg.AuthConfig, cfg.DataDir)
 	hooks := webhookrole.New(cfg.WebhookConfig, cfg.SealConfig, cfg.TopologyConfig)
@@ -93,6 +92,9 @@ func Constructors(cfg Config) map[string]roles.Constructor {
 	ctors[roles.SIEM], ctors[roles.SIEMAPI] = siem.Forwarder(), siem.API()
 	tl := tlogrole.New(cfg.TlogConfig, cfg.WriterConfig, cfg.APIConfig, cfg.TopologyConfig, cfg.DataDir)
 	ctors[roles.Tlog], ctors[roles.TlogAPI] = tl.Writer(), tl.API()
+	// The ingestor is the log's sequencer: it stores events with the log
+	// indices the log writer gives them.
+	ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig, tl)
 	ctors[roles.Demo] = func(p *roles.Process) lifecycle.Stage {
 		return lifecycle.Stage{Run: func(ctx context.Context) error {
 			js, err := p.JetStream(roles.Demo)

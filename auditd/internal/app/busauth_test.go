@@ -332,7 +332,6 @@ siem:
 		}
 		return lanes == 0 && siem == 0 &&
 			settled(ajs, topology.EventsStream, topology.IngestorConsumer) &&
-			settled(ajs, topology.EventsStream, topology.TlogConsumer) &&
 			settled(ajs, topology.FanoutStream, dispatcher.FanoutConsumer)
 	})
 	for _, e := range logs.All() {

@@ -75,7 +75,7 @@ func TestOnlyTheOwnerChangesTheTopology(t *testing.T) {
 	before := snapshot(t, js)
 	for _, want := range []string{"stream AUDIT_EVENTS", "consumer AUDIT_EVENTS/ingestor", "stream AUDIT_FANOUT",
 		"consumer AUDIT_FANOUT/webhook-dispatcher", "stream KV_AUDIT_ORG_SETTINGS", "stream AUDIT_WEBHOOK_DELIVERIES",
-		"consumer AUDIT_EVENTS/tlog", "stream KV_AUDIT_TLOG_LEASE"} {
+		"stream KV_AUDIT_TLOG_LEASE"} {
 		if _, ok := before[want]; !ok {
 			t.Fatalf("the owner did not create %s; have %v", want, slices.Sorted(maps.Keys(before)))
 		}

@@ -1,11 +1,12 @@
 // Command ingestor consumes the AUDIT_EVENTS stream of an external NATS
 // cluster into a ClickHouse server or cluster, and runs the transparency
-// log's writer beside it (platform/tlog/logwriter): every stored event is
-// appended to its org's Merkle tree and checkpoints are signed with
-// AUDIT_TLOG_SIGNING_KEY_FILE. Run as many instances as needed: they share
-// one durable consumer, and one of them holds the log writer's lease while
-// the others stand by. It connects as two NATS identities, ingestor and
-// tlog (AUDIT_NATS_CREDS is a directory holding ingestor.nk and tlog.nk).
+// log's writer beside it (platform/tlog/logwriter): the ingestor stores
+// every event with its log_index, its leaf appended to its org's Merkle
+// tree first, and checkpoints are signed with AUDIT_TLOG_SIGNING_KEY_FILE.
+// One instance is active: it holds the log's lease, and further instances
+// stand by (neither consuming nor logging) until it stops. It connects as
+// two NATS identities, ingestor and tlog (AUDIT_NATS_CREDS is a directory
+// holding ingestor.nk and tlog.nk).
 // For a single machine, auditd runs both with embedded NATS and
 // ClickHouse instead.
 package main
@@ -48,9 +49,10 @@ func run(args []string) error {
 	return roles.Command("ingestor", &cfg, args, func(ctx context.Context, log *zap.Logger) error {
 		ctors := roles.Shared(cfg.BusConfig, nil, cfg.TopologyConfig, cfg.SettingsConfig)
 		ctors[roles.Store] = roles.NewStore(cfg.StoreConfig, true, nil)
-		ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig)
 		ctors[roles.Catalog] = roles.NewCatalog(cfg.CatalogConfig)
-		ctors[roles.Tlog] = tlogrole.New(cfg.TlogConfig, cfg.WriterConfig, tlogrole.APIConfig{}, cfg.TopologyConfig, "").Writer()
+		tl := tlogrole.New(cfg.TlogConfig, cfg.WriterConfig, tlogrole.APIConfig{}, cfg.TopologyConfig, "")
+		ctors[roles.Tlog] = tl.Writer()
+		ctors[roles.Ingestor] = ingestrole.New(cfg.IngestConfig, cfg.TopologyConfig, tl)
 		return roles.New("ingestor", cfg.ProcessConfig, cfg.HTTPAddr, log).Run(ctx, roles.IngestorRoles, ctors)
 	})
 }

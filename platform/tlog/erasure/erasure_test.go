@@ -55,7 +55,14 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	_, _, js := natstest.StartWithTopology(t, topology.Config{TlogLeaseTTL: 3 * time.Second, TlogAckWait: 2 * time.Second})
+	topo := topology.Config{TlogLeaseTTL: 3 * time.Second, TlogAckWait: 2 * time.Second}
+	_, _, js := natstest.StartWithTopology(t, topo)
+	// The writer runs stand-alone here (Run), on the consumer the deployed
+	// topology no longer declares.
+	topo.SetDefaults()
+	if _, err := js.CreateOrUpdateConsumer(context.Background(), topology.EventsStream, topo.TlogConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
 	db := chdbtest.Database(t)
 	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
 	// The store and the writer log to nothing: goroutines they start may

@@ -17,6 +17,15 @@
 // whose event is already logged is acknowledged and skipped, so a crash at
 // any point leaves no gap, no repeated index and no fork.
 //
+// That is the stand-alone mode (Run), kept for its tests. The deployed
+// roles run the sealing mode instead (Serve, Seal, Stored; seal.go): the
+// Writer consumes nothing; the ingestor of the same process, which runs
+// only while the Writer holds the lease, hands it each batch's first
+// writes between its store's look-up and insert, gets their indices and
+// stores them with the events. Leaves logged for messages after the
+// ingestor's acknowledgement floor are read back on start, so an event
+// whose leaf is stored keeps its index when its message comes again.
+//
 // Every CheckpointInterval, and on demand (Checkpoint), it signs a
 // checkpoint for each org whose tree grew, after checking that the tree in
 // the store rebuilds the root it is about to sign.

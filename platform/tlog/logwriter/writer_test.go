@@ -76,6 +76,10 @@ func newEnvLease(t testing.TB, leaseTTL time.Duration) *env {
 	if err := topology.Ensure(context.Background(), js, topo); err != nil {
 		t.Fatal(err)
 	}
+	// Run's consumer, which the deployed topology no longer declares.
+	if _, err := js.CreateOrUpdateConsumer(context.Background(), topology.EventsStream, topo.TlogConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
 	_, tjs := natstest.Connect(t, srv, keys[natsauth.Tlog])
 	skey, vkey, err := tlog.GenerateKey("audit.test")
 	if err != nil {

@@ -10,8 +10,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/lifecycle"
@@ -20,6 +22,7 @@ import (
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/tlogapi"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/platform/topology"
 )
 
 // TlogConfig is what both roles read: the deployment's name.
@@ -42,6 +45,8 @@ type APIConfig struct {
 // signing key when no key file is configured; standalone binaries pass ""
 // and need a configured key.
 type Roles struct {
+	seq     atomic.Pointer[logwriter.Writer]
+	js      atomic.Pointer[jetstream.JetStream]
 	cfg     TlogConfig
 	writer  WriterConfig
 	api     APIConfig
@@ -105,20 +110,27 @@ func (r *Roles) keys(log *zap.Logger) ([]string, error) {
 	return keys, nil
 }
 
-// Writer is the log writer role. It connects with its own NATS identity
-// (natsauth.Tlog) and uses its durable consumer and lease bucket, which
-// the topology owner creates (topology.Config.TlogObjects); outside the
-// owner it waits for them and reports drift.
+// Writer is the log writer role, in sealing mode: it holds the log's
+// lease (standing by while another instance does), gives the ingestor of
+// the same process the log indices of the events it stores
+// (logwriter.Writer.Seal; Sequencer returns it for the ingestor role),
+// and signs checkpoints. It connects with its own NATS identity
+// (natsauth.Tlog) and uses the lease bucket, which the topology owner
+// creates (topology.Config.TlogObjects); outside the owner it waits for it
+// and reports drift.
 func (r *Roles) Writer() roles.Constructor {
 	return func(p *roles.Process) lifecycle.Stage {
-		var w *logwriter.Writer
+		var (
+			w  *logwriter.Writer
+			js jetstream.JetStream
+		)
 		return lifecycle.Stage{
 			Start: func(ctx context.Context) error {
 				signer, err := r.signer(p.Log)
 				if err != nil {
 					return err
 				}
-				js, err := p.JetStream(roles.Tlog)
+				js, err = p.JetStream(roles.Tlog)
 				if err != nil {
 					return err
 				}
@@ -137,17 +149,53 @@ func (r *Roles) Writer() roles.Constructor {
 				if err != nil {
 					return err
 				}
+				r.js.Store(&js)
+				r.seq.Store(w)
 				p.Log.Info("checkpoints signed", zap.String("verifier_key", signer.VerifierKey()), zap.String("key_id", fmt.Sprintf("%08x", signer.KeyHash())))
 				return nil
 			},
 			Run: func(ctx context.Context) error {
-				if err := w.Run(ctx); err != nil {
+				if p.Runs(roles.Ingestor) {
+					// The ingestor role serves the writer (Serve), so
+					// that it outlives the ingestor's last batch.
+					<-ctx.Done()
+					return nil
+				}
+				if err := r.Serve(ctx); err != nil {
 					return fmt.Errorf("log writer: %w", err)
 				}
 				return nil
 			},
 		}
 	}
+}
+
+// Sequencer returns the log writer the Writer role started (nil before it
+// started): the ingestor role of the same process seals with it and runs
+// Serve.
+func (r *Roles) Sequencer() *logwriter.Writer { return r.seq.Load() }
+
+// Serve runs the started log writer's sealing mode (logwriter.Writer.Serve)
+// until ctx ends or the lease is lost. Leaves stored for messages after
+// the ingestor consumer's acknowledgement floor may lack their events:
+// the writer reads them back first.
+func (r *Roles) Serve(ctx context.Context) error {
+	w, js := r.seq.Load(), r.js.Load()
+	if w == nil || js == nil {
+		return errors.New("tlogrole: the log writer has not started")
+	}
+	floor := func(ctx context.Context) (uint64, error) {
+		c, err := (*js).Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.AckFloor.Stream, nil
+	}
+	return w.Serve(ctx, floor)
 }
 
 // API is the /v1/integrity role, authorized by the query role.

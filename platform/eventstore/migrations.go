@@ -134,7 +134,7 @@ var migrations = []migration{
 	},
 	{
 		version: 7,
-		name:    "log index on events",
+		name:    "log index on events, stream sequence index on leaf runs",
 		stmts:   logIndexColumn,
 	},
 }
@@ -142,15 +142,27 @@ var migrations = []migration{
 // logIndexColumn is migration 7: the event's log_index, stored with the
 // event by the ingestor when it seals (Store.InsertSequenced). NULL on
 // rows stored without sealing and on rows stored before it: their index,
-// if any, is found through tlog_leaves_by_event.
+// if any, is found through tlog_leaves_by_event. The leaf runs get a
+// min-max index of their highest stream sequence, so that the log
+// writer's start-up read of the leaves above the ingestor's ack floor
+// (treestore.LeavesAfter) skips the granules of older leaves instead of
+// reading every leaf ever logged.
 func logIndexColumn(l layout) []string {
 	const add = " ADD COLUMN IF NOT EXISTS log_index Nullable(UInt64)"
+	const index = " ADD INDEX IF NOT EXISTS max_stream_seq arrayMax(stream_seqs) TYPE minmax GRANULARITY 1"
+	const materialize = " MATERIALIZE INDEX max_stream_seq"
 	if !l.clustered {
-		return []string{"ALTER TABLE " + l.db + ".events" + add}
+		return []string{
+			"ALTER TABLE " + l.db + ".events" + add,
+			"ALTER TABLE " + l.db + ".tlog_runs" + index,
+			"ALTER TABLE " + l.db + ".tlog_runs" + materialize,
+		}
 	}
 	return []string{
 		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + add,
 		"ALTER TABLE " + l.db + ".events" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".tlog_runs_local" + l.onCluster + index,
+		"ALTER TABLE " + l.db + ".tlog_runs_local" + l.onCluster + materialize,
 	}
 }
 

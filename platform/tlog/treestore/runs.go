@@ -568,6 +568,15 @@ func (rs *Runs) Nodes() int {
 	return n
 }
 
+// leavesAfterQuery selects the leaves of runs above the stream sequence
+// {seq}; the condition on arrayMax(stream_seqs) is the max_stream_seq
+// index's expression.
+func leavesAfterQuery(runs string) string {
+	return "SELECT org_id, first_idx + pos - 1, event_id, sseq FROM " + runs +
+		" ARRAY JOIN event_ids AS event_id, stream_seqs AS sseq, arrayEnumerate(event_ids) AS pos" +
+		" WHERE level = 0 AND arrayMax(stream_seqs) > {seq:UInt64} AND sseq > {seq:UInt64}" + noJIT
+}
+
 // SealedLeaf is a leaf with its org, as LeavesAfter returns it.
 type SealedLeaf struct {
 	Org       string
@@ -578,14 +587,13 @@ type SealedLeaf struct {
 
 // LeavesAfter returns every leaf, of any org, whose stream sequence is
 // above seq: what a sequencer logged after its consumer's acknowledgement
-// floor, whose events may not be stored yet. It reads the stream sequences
-// of every leaf run (the runs' key does not order them by sequence). A run
-// whose arrays differ in length makes it fail.
+// floor, whose events may not be stored yet. The runs' key does not order
+// them by sequence: the skip index on each run's highest sequence
+// (max_stream_seq) skips the granules of runs logged before seq, so the
+// read is about the runs above seq, not the whole log. A run whose arrays
+// differ in length makes it fail.
 func (s *Store) LeavesAfter(ctx context.Context, seq uint64) ([]SealedLeaf, error) {
-	rows, err := s.eng.Query(ctx, "SELECT org_id, first_idx + pos - 1, event_id, sseq FROM "+s.runs+
-		" ARRAY JOIN event_ids AS event_id, stream_seqs AS sseq, arrayEnumerate(event_ids) AS pos"+
-		" WHERE level = 0 AND sseq > {seq:UInt64}"+noJIT,
-		eventstore.P("seq", seq))
+	rows, err := s.eng.Query(ctx, leavesAfterQuery(s.runs), eventstore.P("seq", seq))
 	if err != nil {
 		return nil, fmt.Errorf("treestore: leaves after %d: %w", seq, err)
 	}

@@ -146,14 +146,20 @@ var migrations = []migration{
 // min-max index of their highest stream sequence, so that the log
 // writer's start-up read of the leaves above the ingestor's ack floor
 // (treestore.LeavesAfter) skips the granules of older leaves instead of
-// reading every leaf ever logged.
+// reading every leaf ever logged; the events get one of their stream
+// sequence, for the look-up of events stored without a log index
+// (Store.Unlogged).
 func logIndexColumn(l layout) []string {
 	const add = " ADD COLUMN IF NOT EXISTS log_index Nullable(UInt64)"
 	const index = " ADD INDEX IF NOT EXISTS max_stream_seq arrayMax(stream_seqs) TYPE minmax GRANULARITY 1"
 	const materialize = " MATERIALIZE INDEX max_stream_seq"
+	const eventsIndex = " ADD INDEX IF NOT EXISTS stream_seq stream_seq TYPE minmax GRANULARITY 1"
+	const eventsMaterialize = " MATERIALIZE INDEX stream_seq"
 	if !l.clustered {
 		return []string{
 			"ALTER TABLE " + l.db + ".events" + add,
+			"ALTER TABLE " + l.db + ".events" + eventsIndex,
+			"ALTER TABLE " + l.db + ".events" + eventsMaterialize,
 			"ALTER TABLE " + l.db + ".tlog_runs" + index,
 			"ALTER TABLE " + l.db + ".tlog_runs" + materialize,
 		}
@@ -161,6 +167,8 @@ func logIndexColumn(l layout) []string {
 	return []string{
 		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + add,
 		"ALTER TABLE " + l.db + ".events" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + eventsIndex,
+		"ALTER TABLE " + l.db + ".events_local" + l.onCluster + eventsMaterialize,
 		"ALTER TABLE " + l.db + ".tlog_runs_local" + l.onCluster + index,
 		"ALTER TABLE " + l.db + ".tlog_runs_local" + l.onCluster + materialize,
 	}

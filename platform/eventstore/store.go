@@ -313,6 +313,51 @@ func (s *Store) LogIndices(ctx context.Context, orgID string, ids []string) (map
 	return out, nil
 }
 
+// Unlogged returns up to limit stored events, of any org, without a log
+// index and with a stream sequence above after, in stream order, one copy
+// of each: events stored without a sequencer, such as those a version
+// whose log writer read the stream on its own had stored but not logged
+// yet when it stopped. Rows have Event and StreamSeq set. Expired rows
+// still on disk are included.
+func (s *Store) Unlogged(ctx context.Context, after uint64, limit int) ([]Row, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("eventstore: unlogged: limit %d", limit)
+	}
+	rows, err := s.eng.Query(ctx, "SELECT "+eventColumns+", stream_seq FROM "+s.table+
+		" WHERE stream_seq > {after:UInt64} AND log_index IS NULL"+
+		" ORDER BY stream_seq, org_id, id LIMIT 1 BY org_id, id LIMIT {limit:UInt64}",
+		P("after", after), P("limit", uint64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: unlogged: %w", err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		ev, err := scanEvent(seqScanner{rows, &r.StreamSeq})
+		if err != nil {
+			return nil, err
+		}
+		r.Event = ev
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: unlogged: %w", err)
+	}
+	return out, nil
+}
+
+// seqScanner scans a row of eventColumns followed by one more column.
+type seqScanner struct {
+	Rows
+	extra *uint64
+}
+
+func (s seqScanner) Scan(dest ...any) error { return s.Rows.Scan(append(dest, s.extra)...) }
+
 // Get returns the org's live event with the id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, orgID, id string) (schemas.Event, error) {
 	if err := s.check(); err != nil {

@@ -97,6 +97,9 @@ func (w *Writer) Serve(ctx context.Context, ackFloor func(context.Context) (uint
 	for _, lf := range leaves {
 		pending[treestore.Key{Org: lf.Org, EventID: lf.EventID}] = lf.Index
 	}
+	if err := w.catchUp(lctx, floor, pending); err != nil {
+		return err
+	}
 	w.Ready() // creates the channel if nobody asked yet
 	w.seal.mu.Lock()
 	w.seal.pending, w.seal.on, w.seal.unsure = pending, true, false
@@ -206,4 +209,63 @@ func (w *Writer) Stored(entries []Entry) {
 	for _, e := range entries {
 		delete(w.seal.pending, treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID})
 	}
+}
+
+// catchUpBatch bounds the events catchUp logs per write.
+const catchUpBatch = 10_000
+
+// catchUp logs the stored events that have no log index and no leaf
+// (Config.Unlogged), in stream order, before the ingestor seals: events
+// above the highest stream sequence logged that were stored without a
+// sequencer, e.g. by a version whose log writer consumed the stream on its
+// own and had not caught up when it stopped. Events with a leaf already
+// (another copy logged, or pending) are skipped.
+func (w *Writer) catchUp(ctx context.Context, floor uint64, pending map[treestore.Key]uint64) error {
+	if w.cfg.Unlogged == nil {
+		return nil
+	}
+	after, err := w.store.LastLoggedSeq(ctx, floor)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for {
+		entries, err := w.cfg.Unlogged(ctx, after, catchUpBatch)
+		if err != nil {
+			return fmt.Errorf("logwriter: events stored without a log index: %w", err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		after = entries[len(entries)-1].StreamSeq
+		keys := make([]treestore.Key, 0, len(entries))
+		for _, e := range entries {
+			keys = append(keys, treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID})
+		}
+		done, err := w.store.Logged(ctx, keys)
+		if err != nil {
+			return err
+		}
+		evs := make([]logged, 0, len(entries))
+		for i, e := range entries {
+			if _, ok := done[keys[i]]; ok {
+				continue
+			}
+			if _, ok := pending[keys[i]]; ok {
+				continue
+			}
+			evs = append(evs, logged{ev: *e.Event, sseq: e.StreamSeq})
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		if _, err := w.appendLeaves(ctx, evs, nil, 0); err != nil {
+			return fmt.Errorf("logwriter: logging events stored without a log index: %w", err)
+		}
+		total += len(evs)
+	}
+	if total > 0 {
+		w.log.Warn("logged events stored without a log index", zap.Int("events", total), zap.Uint64("up_to_stream_seq", after))
+	}
+	return nil
 }

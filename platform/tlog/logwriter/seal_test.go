@@ -214,3 +214,100 @@ func TestSealAfterAnUnansweredWrite(t *testing.T) {
 	}
 	checkSealed(t, e, es, w, map[string]int{"acme": 15})
 }
+
+// TestServeLogsEventsStoredWithoutAnIndex: events stored without a
+// sequencer and never logged (a version whose log writer consumed the
+// stream on its own and had not caught up when it stopped) are logged by
+// the next Serve before it is ready, in stream order and once each;
+// events logged already keep their leaves, and sealing continues after
+// them.
+func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlogged := func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
+		rows, err := es.Unlogged(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]logwriter.Entry, len(rows))
+		for i := range rows {
+			out[i] = logwriter.Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
+		}
+		return out, nil
+	}
+	w1 := e.writer("s1", nil)
+	stop := serve(t, w1, 0)
+	// Logged and stored apart, the stored rows without their indices.
+	logged := append(sealRows(t, "acme", 0, 10, 1), sealRows(t, "globex", 0, 5, 11)...)
+	entries := make([]logwriter.Entry, len(logged))
+	for i := range logged {
+		entries[i] = logwriter.Entry{Event: &logged[i].Event, StreamSeq: logged[i].StreamSeq}
+	}
+	if _, err := w1.Seal(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	w1.Stored(entries)
+	// Stored, never logged, the two orgs' messages interleaved.
+	var later []eventstore.Row
+	acme, globex := sealRows(t, "acme", 10, 25, 0), sealRows(t, "globex", 5, 10, 0)
+	for i := range acme {
+		acme[i].StreamSeq = uint64(16 + i + i/3)
+		later = append(later, acme[i])
+		if i%3 == 2 {
+			globex[i/3].StreamSeq = acme[i].StreamSeq + 1
+			later = append(later, globex[i/3])
+		}
+	}
+	if err := es.Insert(ctx, append(logged, later...)); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	last := later[len(later)-1].StreamSeq
+	w2 := e.writer("s2", func(c *logwriter.Config) { c.Unlogged = unlogged })
+	stop = serve(t, w2, last)
+	for _, o := range []struct {
+		org string
+		n   uint64
+	}{{"acme", 25}, {"globex", 10}} {
+		if n, err := e.store.Size(ctx, o.org); err != nil || n != o.n {
+			t.Fatalf("%s: tree size %d (%v) once ready, want %d", o.org, n, err, o.n)
+		}
+	}
+	if err := insertSealed(t, es, w2, sealRows(t, "acme", 25, 30, last+1), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []string{"acme", "globex"} {
+		if _, err := w2.Checkpoint(ctx, org); err != nil {
+			t.Fatalf("%s: checkpoint: %v", org, err)
+		}
+	}
+	stop()
+	// A later start finds nothing left to log: the checks below find
+	// no leaf twice.
+	w3 := e.writer("s3", func(c *logwriter.Config) { c.Unlogged = unlogged })
+	defer serve(t, w3, last+5)()
+	for org, n := range map[string]int{"acme": 30, "globex": 10} {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = eventID(org, i)
+		}
+		keyed, err := e.store.LogIndices(ctx, org, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			if x, ok := keyed[id]; !ok || x != uint64(i) {
+				t.Errorf("%s event %d: leaf at %d (%v), want %d", org, i, x, ok, i)
+			}
+		}
+		e.checkLog(org, n)
+	}
+	if rows, err := es.Unlogged(ctx, 0, 100); err != nil || len(rows) != 35 {
+		t.Fatalf("Unlogged from 0: %d rows (%v), want the 35 stored without an index (the 5 sealed have theirs)", len(rows), err)
+	}
+}

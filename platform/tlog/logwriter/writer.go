@@ -35,6 +35,7 @@ type Store interface {
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
 	WriteRuns(ctx context.Context, token string, runs []treestore.Run) error
 	LeavesAfter(ctx context.Context, seq uint64) ([]treestore.SealedLeaf, error)
+	LastLoggedSeq(ctx context.Context, near uint64) (uint64, error)
 	LatestCheckpoint(ctx context.Context, org string) (treestore.StoredCheckpoint, error)
 	PutCheckpoint(ctx context.Context, c treestore.StoredCheckpoint) error
 	Roots(ctx context.Context, sizes map[string]uint64) (map[string][]byte, error)
@@ -80,6 +81,11 @@ type Config struct {
 	Instance string
 	// Logger; default no-op.
 	Logger *zap.Logger
+	// Unlogged, when set, returns up to limit stored events without a
+	// log index whose stream sequence is above after, in stream order
+	// (eventstore.Store.Unlogged): Serve logs them before the ingestor
+	// seals, so that no stored event stays out of the log.
+	Unlogged func(ctx context.Context, after uint64, limit int) ([]Entry, error)
 }
 
 // SetDefaults fills zero fields.

@@ -577,6 +577,40 @@ func leavesAfterQuery(runs string) string {
 		" WHERE level = 0 AND arrayMax(stream_seqs) > {seq:UInt64} AND sseq > {seq:UInt64}" + noJIT
 }
 
+// LastLoggedSeq returns the highest stream sequence of any leaf, 0 for an
+// empty log. near, a sequence expected close to it (the ingestor's ack
+// floor), bounds the read: the runs above near minus 2^16, 2^20, 2^24 are
+// tried first (the max_stream_seq index skips the others), the whole log
+// last.
+func (s *Store) LastLoggedSeq(ctx context.Context, near uint64) (uint64, error) {
+	for _, w := range []uint64{1 << 16, 1 << 20, 1 << 24, near} {
+		above := uint64(0)
+		if near > w {
+			above = near - w
+		}
+		var max uint64
+		rows, err := s.eng.Query(ctx, "SELECT max(arrayMax(stream_seqs)) FROM "+s.runs+
+			" WHERE level = 0 AND arrayMax(stream_seqs) > {above:UInt64}"+noJIT, eventstore.P("above", above))
+		if err != nil {
+			return 0, fmt.Errorf("treestore: last logged sequence: %w", err)
+		}
+		if rows.Next() {
+			err = rows.Scan(&max)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		rows.Close()
+		if err != nil {
+			return 0, fmt.Errorf("treestore: last logged sequence: %w", err)
+		}
+		if max > 0 || above == 0 {
+			return max, nil
+		}
+	}
+	return 0, nil
+}
+
 // SealedLeaf is a leaf with its org, as LeavesAfter returns it.
 type SealedLeaf struct {
 	Org       string

@@ -46,9 +46,28 @@ type pipeline struct {
 
 func newPipeline(t testing.TB, ackWait time.Duration) *pipeline {
 	t.Helper()
+	return newPipelineAt(t, ackWait, 0)
+}
+
+// newPipelineAt is newPipeline with the events stream's first sequence
+// at firstSeq (when not 0), as a stream that has carried firstSeq-1
+// messages, all acknowledged: the ingestor's ack floor starts at
+// firstSeq-1.
+func newPipelineAt(t testing.TB, ackWait time.Duration, firstSeq uint64) *pipeline {
+	t.Helper()
 	cfg := topology.Config{IngestAckWait: ackWait}
 	cfg.SetDefaults()
-	srv, nc, _ := natstest.StartWithTopology(t, cfg)
+	srv, nc, admin := natstest.Start(t)
+	if firstSeq > 0 {
+		sc := cfg.EventsStreamConfig()
+		sc.FirstSeq = firstSeq
+		if _, err := admin.CreateStream(context.Background(), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := topology.Ensure(context.Background(), admin, cfg); err != nil {
+		t.Fatal(err)
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
 	if err != nil {
 		t.Fatal(err)

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/takumo/audit/ingestor"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/natsauth"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/roles"
-	"github.com/takumo/audit/platform/tlog"
-	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -92,11 +91,11 @@ func TestFaultBrokerRestartUnderLoad(t *testing.T) {
 
 // ingestorOn runs an ingestor with store on b, as the ingestor binary
 // would, until the test ends.
-func ingestorOn(t testing.TB, b *broker, store ingestor.Store, settings *orgsettings.Store, ackWait time.Duration) {
+func ingestorOn(t testing.TB, b *broker, store ingestor.Store, settings *orgsettings.Store, ackWait time.Duration, opts ...ingestor.Option) {
 	t.Helper()
 	_, js := b.connect(t, natsauth.Ingestor)
 	ing, err := ingestor.New(ingestor.Config{BatchSize: 1000, BatchWait: 50 * time.Millisecond, AckWait: ackWait,
-		RetryInitial: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond}, js, store, settings)
+		RetryInitial: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond}, js, store, settings, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,34 +105,19 @@ func ingestorOn(t testing.TB, b *broker, store ingestor.Store, settings *orgsett
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// logWriterOn runs the transparency log's writer on b with its own
-// identity, writing the tree into store's database, as the ingestor binary
-// runs it beside the ingestor: the events stream keeps each event until
-// both have acknowledged it.
-func logWriterOn(t testing.TB, b *broker, store *eventstore.Store) {
+// sealingIngestorOn runs, until the test ends, an ingestor with store on
+// b that seals, as auditd's ingestor role does beside the tlog role: the
+// log writer (its own identity, the tree in store's database) serves as
+// its sequencer, and each batch's new events are logged before they are
+// stored with their log indices. It returns the writer's tree store.
+func sealingIngestorOn(t testing.TB, b *broker, store *eventstore.Store, settings *orgsettings.Store, ackWait time.Duration) *treestore.Store {
 	t.Helper()
 	_, js := b.connect(t, natsauth.Tlog)
-	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	skey, _, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()),
-		logwriter.Config{Deployment: "audit.test", BatchWait: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	seq := serveSequencer(t, js, store, time.Second, zap.NewNop())
+	// Cleanups run last first: the ingestor stops (its last batch
+	// sealed) before the writer does.
+	ingestorOn(t, b, store, settings, ackWait, ingestor.WithSealer(seq.w))
+	return seq.trees
 }
 
 // topologyOn creates the topology on b as its owner and opens the org
@@ -199,8 +183,9 @@ func TestFaultStoreOutage(t *testing.T) {
 }
 
 // The events stream fills up while no ingestor reads it: publishes fail
-// loudly, and once an ingestor and the log writer drain it the refused
-// events are emitted again (same ids) and nothing acknowledged is lost.
+// loudly, and once a sealing ingestor drains it the refused events are
+// emitted again (same ids), nothing acknowledged is lost, and every
+// stored event is in its org's log with its leaf's index.
 func TestFaultFullStream(t *testing.T) {
 	b := startBroker(t)
 	admin, settings := topologyOn(t, b, topology.Config{MaxBytes: 256 << 10})
@@ -230,8 +215,7 @@ func TestFaultFullStream(t *testing.T) {
 		t.Fatal("nothing was accepted before the stream was full")
 	}
 	store := newStore(t)
-	ingestorOn(t, b, store, settings, 5*time.Second)
-	logWriterOn(t, b, store)
+	trees := sealingIngestorOn(t, b, store, settings, 5*time.Second)
 	start := time.Now()
 	var recovery time.Duration
 	for i, ev := range refused {
@@ -251,6 +235,7 @@ func TestFaultFullStream(t *testing.T) {
 	if res.Lost != 0 || res.Duplicates != 0 {
 		t.Errorf("full stream: %+v", res)
 	}
+	checkSealed(t, store, trees, faultOrgs...)
 	var full *jetstream.APIError
 	msg := firstErr.Error()
 	if errors.As(firstErr, &full) {
@@ -258,7 +243,7 @@ func TestFaultFullStream(t *testing.T) {
 	}
 	report(t, faultRow{Scenario: "events stream full (256 KiB), then drained",
 		Acked: res.Acked, Stored: res.Stored, Duplicates: res.Duplicates, Lost: res.Lost, Recovery: recovery,
-		Note: fmt.Sprintf("%d accepted, then Emit failed loudly (%q) for the next %d; emitted again once an ingestor and the log writer ran; recovery: both started → first of them accepted", res.Acked-len(refused), msg, len(refused))})
+		Note: fmt.Sprintf("%d accepted, then Emit failed loudly (%q) for the next %d; emitted again once a sealing ingestor ran, every stored event logged with its index; recovery: ingestor started → first of them accepted", res.Acked-len(refused), msg, len(refused))})
 }
 
 // Webhook and SIEM receivers go down (webhooks answer 500, the syslog

@@ -105,15 +105,16 @@ func ingestorOn(t testing.TB, b *broker, store ingestor.Store, settings *orgsett
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// sealingIngestorOn runs, until the test ends, an ingestor with store on
-// b that seals, as auditd's ingestor role does beside the tlog role: the
-// log writer (its own identity, the tree in store's database) serves as
-// its sequencer, and each batch's new events are logged before they are
-// stored with their log indices. It returns the writer's tree store.
-func sealingIngestorOn(t testing.TB, b *broker, store *eventstore.Store, settings *orgsettings.Store, ackWait time.Duration) *treestore.Store {
+// sealingIngestorOn runs, until the test ends, an ingestor on b that
+// seals, as auditd's ingestor role does beside the tlog role: the log
+// writer (its own identity, the tree in events' database) serves as its
+// sequencer, and each batch's new events are logged before they are
+// stored with their log indices, through store (events or a wrapper of
+// it). It returns the writer's tree store.
+func sealingIngestorOn(t testing.TB, b *broker, events *eventstore.Store, store ingestor.Store, settings *orgsettings.Store, ackWait time.Duration) *treestore.Store {
 	t.Helper()
 	_, js := b.connect(t, natsauth.Tlog)
-	seq := serveSequencer(t, js, store, time.Second, zap.NewNop())
+	seq := serveSequencer(t, js, events, time.Second, zap.NewNop())
 	// Cleanups run last first: the ingestor stops (its last batch
 	// sealed) before the writer does.
 	ingestorOn(t, b, store, settings, ackWait, ingestor.WithSealer(seq.w))
@@ -137,16 +138,19 @@ func topologyOn(t testing.TB, b *broker, cfg topology.Config) (jetstream.JetStre
 	return admin, settings
 }
 
-// The ingestor's store becomes unavailable for longer than the ack wait
-// and comes back. The embedded engine cannot be taken down without ending
-// the test process, so the outage is the ingestor's store seam answering
-// every insert with an error, as a ClickHouse client does while its server
-// is unreachable; the rows then go to the real store.
+// The sealing ingestor's store becomes unavailable for longer than the
+// ack wait and comes back. The embedded engine cannot be taken down
+// without ending the test process, so the outage is the ingestor's store
+// seam answering every insert with an error, as a ClickHouse client does
+// while its server is unreachable: half of them before anything is
+// written, half after the batch's new events were logged (leaves stored,
+// events not); the rows then go to the real store. Each event is stored
+// once, in its org's log once, with its leaf's index.
 func TestFaultStoreOutage(t *testing.T) {
 	b := startBroker(t)
 	admin, settings := topologyOn(t, b, topology.Config{IngestAckWait: 2 * time.Second})
 	store := &flakyStore{Store: newStore(t)}
-	ingestorOn(t, b, store, settings, 2*time.Second)
+	trees := sealingIngestorOn(t, b, store.Store, store, settings, 2*time.Second)
 	down := 4 * time.Second
 	if faultsLong() {
 		down = 20 * time.Second
@@ -177,9 +181,14 @@ func TestFaultStoreOutage(t *testing.T) {
 	if res.Lost != 0 || res.Duplicates != 0 || l.failed != 0 {
 		t.Errorf("store outage: %+v, %d Emit calls failed", res, l.failed)
 	}
+	if store.logged.Load() == 0 {
+		t.Error("no insert was refused after its batch was logged")
+	}
+	checkSealed(t, store.Store, trees, faultOrgs...)
 	report(t, faultRow{Scenario: fmt.Sprintf("store unavailable for %s under load", down),
 		Acked: res.Acked, Stored: res.Stored, Duplicates: res.Duplicates, Lost: res.Lost, Recovery: caughtUp,
-		Note: fmt.Sprintf("%d inserts refused; producers unaffected (%d calls failed); ack wait 2 s; recovery: store back → backlog stored", store.failures.Load(), l.failed)})
+		Note: fmt.Sprintf("sealing ingestor: %d inserts refused (%d after the batch was logged), every stored event logged once with its index; producers unaffected (%d calls failed); ack wait 2 s; recovery: store back → backlog stored",
+			store.failures.Load(), store.logged.Load(), l.failed)})
 }
 
 // The events stream fills up while no ingestor reads it: publishes fail
@@ -215,7 +224,7 @@ func TestFaultFullStream(t *testing.T) {
 		t.Fatal("nothing was accepted before the stream was full")
 	}
 	store := newStore(t)
-	trees := sealingIngestorOn(t, b, store, settings, 5*time.Second)
+	trees := sealingIngestorOn(t, b, store, store, settings, 5*time.Second)
 	start := time.Now()
 	var recovery time.Duration
 	for i, ev := range refused {

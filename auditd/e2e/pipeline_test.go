@@ -215,14 +215,44 @@ type flakyStore struct {
 	*eventstore.Store
 	down     atomic.Bool
 	failures atomic.Int64
+	// logged counts the refused inserts whose events the sequencer had
+	// logged (InsertSequenced).
+	logged atomic.Int64
 }
+
+var errRefused = errors.New("clickhouse: connection refused")
 
 func (s *flakyStore) Insert(ctx context.Context, rows []eventstore.Row) error {
 	if s.down.Load() {
 		s.failures.Add(1)
-		return errors.New("clickhouse: connection refused")
+		return errRefused
 	}
 	return s.Store.Insert(ctx, rows)
+}
+
+// InsertSequenced, while the store is down, fails as a connection lost
+// at any moment of a sealed batch does: every other call is refused before
+// anything is written, the others once the sequencer has logged the
+// batch's new events (their leaves stored) and before the events are.
+func (s *flakyStore) InsertSequenced(ctx context.Context, rows []eventstore.Row, seq eventstore.Sequencer) error {
+	if !s.down.Load() {
+		return s.Store.InsertSequenced(ctx, rows, seq)
+	}
+	if s.failures.Add(1)%2 == 1 || seq == nil {
+		return errRefused
+	}
+	err := s.Store.InsertSequenced(ctx, rows, func(ctx context.Context, first []int) ([]uint64, error) {
+		if _, err := seq(ctx, first); err != nil {
+			return nil, err
+		}
+		s.logged.Add(1)
+		return nil, errRefused
+	})
+	if err == nil {
+		// Every row was a copy of a stored event: nothing to log.
+		return errRefused
+	}
+	return err
 }
 
 func TestStoreOutageBackOffAckNothingThenCatchUp(t *testing.T) {

@@ -49,11 +49,14 @@ func drain(t testing.TB, admin jetstream.JetStream, timeout time.Duration) {
 
 // The broker restarts while producers emit: no call whose deadline
 // outlasts the outage fails, and every acknowledged event is stored once.
+// The process runs the ingestor and the log writer as auditd does (the
+// ingestor seals): every stored event is also in its org's log once, with
+// its leaf's index, and the writer keeps its lease through the outages.
 func TestFaultBrokerRestartUnderLoad(t *testing.T) {
 	b := startBroker(t)
 	cfg := appConfig(t, b.URL(), writeCreds(t, b.keys), 1)
 	store := newStore(t)
-	startProcess(t, "auditd", cfg, store, true, []string{roles.Ingestor})
+	a := startProcess(t, "auditd", cfg, store, true, []string{roles.Ingestor, roles.Tlog})
 	_, admin := b.connect(t, natsauth.Admin)
 
 	restarts, outage := 1, time.Second
@@ -84,9 +87,20 @@ func TestFaultBrokerRestartUnderLoad(t *testing.T) {
 	if res.Lost != 0 || res.Duplicates != 0 {
 		t.Errorf("broker restart: %+v", res)
 	}
+	select {
+	case err := <-a.done:
+		a.once.Do(func() { a.err = err })
+		t.Fatalf("auditd stopped during the restarts: %v", err)
+	default:
+	}
+	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, store, trees, faultOrgs...)
 	report(t, faultRow{Scenario: fmt.Sprintf("broker restarted under load (%d× %s down)", restarts, outage),
 		Acked: res.Acked, Stored: res.Stored, Duplicates: res.Duplicates, Lost: res.Lost, Recovery: worst,
-		Note: fmt.Sprintf("4 producers, Emit deadline 1 min: %d calls failed; recovery: broker ready → first Emit started after it succeeded (worst)", l.failed)})
+		Note: fmt.Sprintf("4 producers, Emit deadline 1 min: %d calls failed; sealing ingestor, every stored event logged once with its index; recovery: broker ready → first Emit started after it succeeded (worst)", l.failed)})
 }
 
 // ingestorOn runs an ingestor with store on b, as the ingestor binary

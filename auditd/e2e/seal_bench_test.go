@@ -86,7 +86,8 @@ type pipelineRun struct {
 	cpu      time.Duration // CPU time of the whole process (every role, NATS, the engine)
 	produced time.Duration
 	// startup is how long the sequencer took to serve (lease, LeavesAfter
-	// read back), before the clock started; sealing only.
+	// read back, catch-up of unlogged events), before the clock started;
+	// sealing only.
 	startup time.Duration
 	// signed is when every org's tree was in a signed checkpoint, from the
 	// start; with runOptions.waitSigned only.
@@ -445,9 +446,10 @@ func checkpointLatency(b *testing.B, rate int, d, interval time.Duration) (p50, 
 // 1..n), and the events stream starts at sequence n+1: as in a deployment
 // whose log grew with its stream, those messages are acknowledged, below
 // the ingestor's ack floor, so the writer's start-up (treestore.
-// LeavesAfter) reads none of them back, only scans their runs.
+// LeavesAfter, LastLoggedSeq) reads none of them back.
 // It reports both rates and their ratio; the sequencer's start-up
-// (sequencer_startup_s: lease and LeavesAfter, before the clock starts);
+// (sequencer_startup_s: the lease, LeavesAfter and the catch-up of events
+// stored without a log index, before the clock starts);
 // checkpoint_lag_s, from the ingestor's last insert to every org's tree
 // being in a signed checkpoint (10 s interval); and signing_round_s, the
 // span of the signing times of the checkpoints signed after the last

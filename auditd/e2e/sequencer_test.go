@@ -26,7 +26,8 @@ type sequencer struct {
 	w     *logwriter.Writer
 	trees *treestore.Store
 	// started is when Serve was called: Ready closes once it holds the
-	// lease and has read back the leaves above the ingestor's ack floor.
+	// lease, has read back the leaves above the ingestor's ack floor and
+	// has logged the stored events without a log index.
 	started time.Time
 	stop    func() error
 }
@@ -52,8 +53,21 @@ func serveSequencer(t testing.TB, js jetstream.JetStream, store *eventstore.Stor
 	// The writer serves the ingestor and never reads the stream itself:
 	// its message filter is never called.
 	ignore := func(jetstream.Msg) (schemas.Event, bool) { return schemas.Event{}, false }
+	// Stored events without a log index are logged before the ingestor
+	// seals, as tlogrole configures it.
+	unlogged := func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
+		rows, err := store.Unlogged(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]logwriter.Entry, len(rows))
+		for i := range rows {
+			out[i] = logwriter.Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
+		}
+		return out, nil
+	}
 	w, err := logwriter.New(js, trees, signer, ignore, logwriter.Config{
-		Deployment: "audit.test", CheckpointInterval: interval, Logger: log})
+		Deployment: "audit.test", CheckpointInterval: interval, Logger: log, Unlogged: unlogged})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +97,8 @@ func serveSequencer(t testing.TB, js jetstream.JetStream, store *eventstore.Stor
 }
 
 // ready waits until the sequencer serves and returns how long after
-// Serve started that was (the lease and the read-back of LeavesAfter).
+// Serve started that was (the lease, the read-back of LeavesAfter and the
+// catch-up of stored events without a log index).
 func (s *sequencer) ready(t testing.TB, timeout time.Duration) time.Duration {
 	t.Helper()
 	select {

@@ -97,8 +97,8 @@ faults: chdb
 		$(GO) test -count=1 -timeout 20m -run '^(TestClusterFaults|TestFault.*)$$' -v ./e2e/ | grep -E '^(---|ok|FAIL|panic)|_test.go:'
 
 ## bench-tlog: the transparency log (docs/integrity.md, "Measured"): the log
-## writer alone over 100,000 events; the pipeline without and with the writer
-## (sealed/unsealed, same process); checkpoint latency at the 10s and 1s
+## writer alone over 100,000 events; the pipeline without and with sealing in
+## the ingestor (sealed/unsealed, alternated in one process); checkpoint latency at the 10s and 1s
 ## intervals; 10,000 orgs at once, one with a 10,000,000-event tree; and
 ## inclusion proofs at 10,000,000 events. That tree is generated once into
 ## $(TLOG_BENCH_DIR) (about 1.3 GB), so reruns skip it.

@@ -231,6 +231,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 		// A message the consumer is waiting for that the stream no longer
 		// holds is looked up by sequence before it is skipped.
 		p.PublishAllow = append(p.PublishAllow, jsAPI+"STREAM.MSG.GET."+EventsStream, kvWrite(TlogLeaseBucket))
+		// The earlier log writer's consumer, removed once the events it
+		// had not logged are (logwriter.LegacyConsumer).
+		p.PublishAllow = append(p.PublishAllow, jsAPI+"CONSUMER.DELETE."+EventsStream+"."+TlogConsumer)
 		// The signed checkpoints it sends to the orgs' witnesses.
 		p.PublishAllow = append(p.PublishAllow, CheckpointsSubjects)
 		p.PublishAllow = append(p.PublishAllow, kvRead(TlogLeaseBucket)...)

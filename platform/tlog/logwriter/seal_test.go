@@ -8,9 +8,12 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -215,18 +218,63 @@ func TestSealAfterAnUnansweredWrite(t *testing.T) {
 	checkSealed(t, e, es, w, map[string]int{"acme": 15})
 }
 
-// TestServeLogsEventsStoredWithoutAnIndex: events stored without a
-// sequencer and never logged (a version whose log writer consumed the
-// stream on its own and had not caught up when it stopped) are logged by
-// the next Serve before it is ready, in stream order and once each;
-// events logged already keep their leaves, and sealing continues after
-// them.
+// published publishes org's events from..to-1 and returns their rows as
+// the ingestor stores them (received_at the message's time, its stream
+// sequence).
+func published(t *testing.T, e *env, org string, from, to int) []eventstore.Row {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, topology.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []eventstore.Row
+	for i := from; i < to; i++ {
+		ev := event(org, i)
+		b, err := schemas.Canonical(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := e.js.Publish(ctx, schemas.Subject(org, ev.Action), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := stream.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := msg.Time.UTC().Truncate(time.Millisecond)
+		ev.ReceivedAt = &at
+		raw, err := schemas.Canonical(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, eventstore.Row{Event: ev, Raw: raw, StreamSeq: ack.Sequence, RetentionDays: 3650})
+	}
+	return out
+}
+
+// TestServeLogsEventsStoredWithoutAnIndex: events an earlier version
+// stored without logging them (its log writer read the stream on its own
+// and had not caught up when it stopped) are logged by the next Serve
+// before it is ready, in stream order and once each, when the stream
+// still holds the same event at their sequence; rows written into the
+// store directly (no message, or another event at that sequence) are not.
+// The earlier writer's consumer, which kept those messages, is removed.
 func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The earlier log writer's consumer: the stream keeps what it has
+	// not acknowledged.
+	if _, err := e.js.Consumer(ctx, topology.EventsStream, logwriter.LegacyConsumer); err != nil {
+		if _, err := e.js.CreateConsumer(ctx, topology.EventsStream, jetstream.ConsumerConfig{
+			Durable: logwriter.LegacyConsumer, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	unlogged := func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
 		rows, err := es.Unlogged(ctx, after, limit)
@@ -242,7 +290,7 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	w1 := e.writer("s1", nil)
 	stop := serve(t, w1, 0)
 	// Logged and stored apart, the stored rows without their indices.
-	logged := append(sealRows(t, "acme", 0, 10, 1), sealRows(t, "globex", 0, 5, 11)...)
+	logged := append(published(t, e, "acme", 0, 10), published(t, e, "globex", 0, 5)...)
 	entries := make([]logwriter.Entry, len(logged))
 	for i := range logged {
 		entries[i] = logwriter.Entry{Event: &logged[i].Event, StreamSeq: logged[i].StreamSeq}
@@ -253,21 +301,27 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	w1.Stored(entries)
 	// Stored, never logged, the two orgs' messages interleaved.
 	var later []eventstore.Row
-	acme, globex := sealRows(t, "acme", 10, 25, 0), sealRows(t, "globex", 5, 10, 0)
-	for i := range acme {
-		acme[i].StreamSeq = uint64(16 + i + i/3)
-		later = append(later, acme[i])
+	for i := 0; i < 15; i++ {
+		later = append(later, published(t, e, "acme", 10+i, 11+i)...)
 		if i%3 == 2 {
-			globex[i/3].StreamSeq = acme[i].StreamSeq + 1
-			later = append(later, globex[i/3])
+			later = append(later, published(t, e, "globex", 5+i/3, 6+i/3)...)
 		}
 	}
-	if err := es.Insert(ctx, append(logged, later...)); err != nil {
+	last := later[len(later)-1].StreamSeq
+	// Rows written into the store directly: one with no message at its
+	// sequence, one whose message holds another event.
+	noMessage := sealRows(t, "acme", 900, 901, last+100)
+	edited := published(t, e, "acme", 901, 902)
+	edited[0].Event.Actor.Name = "Mallory"
+	if edited[0].Raw, err = schemas.Canonical(edited[0].Event); err != nil {
+		t.Fatal(err)
+	}
+	last = edited[0].StreamSeq
+	if err := es.Insert(ctx, append(append(append(logged, later...), noMessage...), edited...)); err != nil {
 		t.Fatal(err)
 	}
 	stop()
 
-	last := later[len(later)-1].StreamSeq
 	w2 := e.writer("s2", func(c *logwriter.Config) { c.Unlogged = unlogged })
 	stop = serve(t, w2, last)
 	for _, o := range []struct {
@@ -278,7 +332,10 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 			t.Fatalf("%s: tree size %d (%v) once ready, want %d", o.org, n, err, o.n)
 		}
 	}
-	if err := insertSealed(t, es, w2, sealRows(t, "acme", 25, 30, last+1), false); err != nil {
+	if _, err := e.js.Consumer(ctx, topology.EventsStream, logwriter.LegacyConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the earlier writer's consumer after Serve: %v, want not found", err)
+	}
+	if err := insertSealed(t, es, w2, sealRows(t, "acme", 25, 30, last+1000), false); err != nil {
 		t.Fatal(err)
 	}
 	for _, org := range []string{"acme", "globex"} {
@@ -287,10 +344,10 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 		}
 	}
 	stop()
-	// A later start finds nothing left to log: the checks below find
-	// no leaf twice.
+	// A later start logs nothing more: the checks below find no leaf
+	// twice, and the forged rows still have none.
 	w3 := e.writer("s3", func(c *logwriter.Config) { c.Unlogged = unlogged })
-	defer serve(t, w3, last+5)()
+	defer serve(t, w3, last+1005)()
 	for org, n := range map[string]int{"acme": 30, "globex": 10} {
 		ids := make([]string, n)
 		for i := range ids {
@@ -307,7 +364,7 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 		}
 		e.checkLog(org, n)
 	}
-	if rows, err := es.Unlogged(ctx, 0, 100); err != nil || len(rows) != 35 {
-		t.Fatalf("Unlogged from 0: %d rows (%v), want the 35 stored without an index (the 5 sealed have theirs)", len(rows), err)
+	if keyed, err := e.store.LogIndices(ctx, "acme", []string{eventID("acme", 900), eventID("acme", 901)}); err != nil || len(keyed) != 0 {
+		t.Errorf("rows written into the store directly got leaves %v (%v), want none", keyed, err)
 	}
 }

@@ -83,8 +83,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Unlogged, when set, returns up to limit stored events without a
 	// log index whose stream sequence is above after, in stream order
-	// (eventstore.Store.Unlogged): Serve logs them before the ingestor
-	// seals, so that no stored event stays out of the log.
+	// (eventstore.Store.Unlogged): Serve logs those the stream confirms
+	// before the ingestor seals, so that no event stored by an earlier
+	// version stays out of the log.
 	Unlogged func(ctx context.Context, after uint64, limit int) ([]Entry, error)
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -41,8 +42,9 @@ var erin = struct{ id, name, email, ip, ua string }{
 }
 
 // env is the log writer on a real NATS server and the event store and
-// tree on the real engine, with an ingest loop that stores what the
-// stream holds as the ingestor does.
+// tree on the real engine, sealing: the writer serves an ingest loop that
+// stores what the stream holds as the sealing ingestor does
+// (logwriter/sealtest).
 type env struct {
 	t      *testing.T
 	js     jetstream.JetStream
@@ -55,14 +57,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	topo := topology.Config{TlogLeaseTTL: 3 * time.Second, TlogAckWait: 2 * time.Second}
-	_, _, js := natstest.StartWithTopology(t, topo)
-	// The writer runs stand-alone here (Run), on the consumer the deployed
-	// topology no longer declares.
-	topo.SetDefaults()
-	if _, err := js.CreateOrUpdateConsumer(context.Background(), topology.EventsStream, topo.TlogConsumerConfig()); err != nil {
-		t.Fatal(err)
-	}
+	_, _, js := natstest.StartWithTopology(t, topology.Config{TlogLeaseTTL: 3 * time.Second, IngestAckWait: 2 * time.Second})
 	db := chdbtest.Database(t)
 	eng := embedded.New(chdbtest.Session(t), embedded.Options{})
 	// The store and the writer log to nothing: goroutines they start may
@@ -94,75 +89,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	w, err := logwriter.New(js, tree, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
-		Deployment: "audit.test", Instance: "w1", BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, Logger: zap.NewNop()})
+		Deployment: "audit.test", Instance: "w1", CheckpointInterval: 200 * time.Millisecond, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, js: js, events: es, tree: tree, eng: eng, db: db, writer: w, vs: vs}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 2)
-	go func() { done <- w.Run(rctx) }()
-	go func() { done <- e.ingest(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-				t.Error(err)
-			}
-		}
-	})
+	sealtest.Start(t, js, es, w)
 	return e
-}
-
-// ingest stores the stream's events as the ingestor does: canonical bytes
-// from the catalog, received_at the stream's time, first write wins.
-func (e *env) ingest(ctx context.Context) error {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, topology.EventsStream, jetstream.ConsumerConfig{
-		Durable: "test-ingest", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	cat := schemas.NewCatalog()
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
-		if err != nil {
-			return err
-		}
-		var rows []eventstore.Row
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			ev, err := schemas.Decode(m.Data())
-			if err != nil {
-				return err
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			at := md.Timestamp.UTC().Truncate(time.Millisecond)
-			ev.ReceivedAt = &at
-			raw, err := cat.Encode(&ev)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, eventstore.Row{Event: ev, Raw: raw, StreamSeq: md.Sequence.Stream, RetentionDays: 365})
-			msgs = append(msgs, m)
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		if err := e.events.Insert(ctx, rows); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		for _, m := range msgs {
-			_ = m.Ack()
-		}
-	}
-	return nil
 }
 
 func (e *env) publish(evs ...schemas.Event) {

@@ -71,7 +71,7 @@ func TestExportVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.writer("w1", nil)
-	stop := start(t, w)
+	stop := e.start(w)
 	e.publish("acme", 0, 60)
 	waitSize(t, e.store, "acme", 60)
 	sc, err := w.Checkpoint(ctx, "acme")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
@@ -63,22 +64,11 @@ func serve(t *testing.T, w *logwriter.Writer, floor uint64) (stop func()) {
 // fails, as an events insert failing after the runs were written does.
 func insertSealed(t *testing.T, es *eventstore.Store, w *logwriter.Writer, rows []eventstore.Row, failAfter bool) error {
 	t.Helper()
-	var entries []logwriter.Entry
-	err := es.InsertSequenced(context.Background(), rows, func(ctx context.Context, first []int) ([]uint64, error) {
-		entries = make([]logwriter.Entry, len(first))
-		for i, p := range first {
-			entries[i] = logwriter.Entry{Event: &rows[p].Event, StreamSeq: rows[p].StreamSeq}
-		}
-		idx, err := w.Seal(ctx, entries)
-		if err == nil && failAfter {
-			return nil, errors.New("the events insert failed")
-		}
-		return idx, err
-	})
-	if err == nil {
-		w.Stored(entries)
+	var fail func() error
+	if failAfter {
+		fail = func() error { return errors.New("the events insert failed") }
 	}
-	return err
+	return sealtest.Insert(context.Background(), es, w, rows, fail)
 }
 
 // The sequencer's crash window: leaves stored, events not (an insert that
@@ -89,10 +79,7 @@ func insertSealed(t *testing.T, es *eventstore.Store, w *logwriter.Writer, rows 
 func TestSealCrashWindow(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := e.es
 	w1 := e.writer("s1", nil)
 	stop := serve(t, w1, 0)
 	if err := insertSealed(t, es, w1, append(sealRows(t, "acme", 0, 10, 1), sealRows(t, "globex", 0, 5, 11)...), false); err != nil {
@@ -190,10 +177,7 @@ func (s *lostReply) WriteRuns(ctx context.Context, token string, runs []treestor
 // the batch is retried: the sequencer looks its events up first.
 func TestSealAfterAnUnansweredWrite(t *testing.T) {
 	e := newEnv(t)
-	es, err := eventstore.New(e.eng, eventstore.Config{Database: e.db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := e.es
 	store := &lostReply{Store: e.store}
 	w, err := logwriter.New(e.tjs, store, e.signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
 		Deployment: "audit.test", Instance: "s1", CheckpointInterval: time.Hour, Logger: zaptest.NewLogger(t)})

@@ -20,7 +20,7 @@ func TestCheckpointsArePublished(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	w := e.writer("w1", nil)
-	stop := start(t, w)
+	stop := e.start(w)
 	e.publish("acme", 0, 30)
 	waitSize(t, e.store, "acme", 30)
 	var stored []byte
@@ -75,7 +75,7 @@ func TestCheckpointsArePublished(t *testing.T) {
 
 	// A restarted writer publishes the checkpoints it signs.
 	w2 := e.writer("w2", nil)
-	stop = start(t, w2)
+	stop = e.start(w2)
 	e.publish("acme", 30, 35)
 	waitSize(t, e.store, "acme", 35)
 	deadline = time.Now().Add(30 * time.Second)
@@ -107,7 +107,7 @@ func TestCheckpointPublicationIsRetried(t *testing.T) {
 	if _, err := e.js.UpdateStream(ctx, without); err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, e.writer("w1", nil))
+	stop := e.start(e.writer("w1", nil))
 	defer func() {
 		if err := stop(); err != nil {
 			t.Error(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -56,8 +57,10 @@ type env struct {
 	srv    *natsembed.Server
 	js     jetstream.JetStream // admin: publishes, inspects
 	tjs    jetstream.JetStream // the log writer's identity
+	ijs    jetstream.JetStream // the ingestor's identity
 	nc     *nats.Conn
 	store  *treestore.Store
+	es     *eventstore.Store
 	eng    eventstore.Engine
 	db     string
 	signer *tlog.Signer
@@ -71,16 +74,13 @@ func newEnv(t testing.TB) *env { return newEnvLease(t, 3*time.Second) }
 func newEnvLease(t testing.TB, leaseTTL time.Duration) *env {
 	srv, keys := natstest.StartServer(t, natsembed.Config{Listen: "127.0.0.1:0"})
 	nc, js := natstest.Connect(t, srv, keys[natsauth.Admin])
-	topo := topology.Config{TlogLeaseTTL: leaseTTL, TlogAckWait: 2 * time.Second}
+	topo := topology.Config{TlogLeaseTTL: leaseTTL, IngestAckWait: 2 * time.Second}
 	topo.SetDefaults()
 	if err := topology.Ensure(context.Background(), js, topo); err != nil {
 		t.Fatal(err)
 	}
-	// Run's consumer, which the deployed topology no longer declares.
-	if _, err := js.CreateOrUpdateConsumer(context.Background(), topology.EventsStream, topo.TlogConsumerConfig()); err != nil {
-		t.Fatal(err)
-	}
 	_, tjs := natstest.Connect(t, srv, keys[natsauth.Tlog])
+	_, ijs := natstest.Connect(t, srv, keys[natsauth.Ingestor])
 	skey, vkey, err := tlog.GenerateKey("audit.test")
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +94,16 @@ func newEnvLease(t testing.TB, leaseTTL time.Duration) *env {
 		t.Fatal(err)
 	}
 	store, eng, db := openStore(t)
-	return &env{t: t, srv: srv, js: js, tjs: tjs, nc: nc, store: store, eng: eng, db: db, signer: signer, vs: vs}
+	es, err := eventstore.New(eng, eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, srv: srv, js: js, tjs: tjs, ijs: ijs, nc: nc, store: store, es: es, eng: eng, db: db, signer: signer, vs: vs}
 }
 
 func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Writer {
-	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(e.t).Named(instance)}
+	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, CheckpointInterval: 200 * time.Millisecond,
+		Logger: zaptest.NewLogger(e.t).Named(instance)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -107,12 +111,12 @@ func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Wr
 	return w
 }
 
-// killableWriter is a writer with the log writer's identity on its own
-// TCP connection through a relay; kill resets both sides of the relay at
-// once, as the death of the writer's process would: what the client had
-// not sent yet is lost (no flush, no acknowledgement, no lease release)
-// and the server sees the connection drop.
-func (e *env) killableWriter(instance string) (w *logwriter.Writer, kill func()) {
+// killableSealer is a writer and the ingest loop sealing through it, each
+// with its identity on its own TCP connection through a relay; kill resets
+// both sides of the relay at once, as the death of their process would:
+// what the clients had not sent yet is lost (no flush, no acknowledgement,
+// no lease release) and the server sees the connections drop.
+func (e *env) killableSealer(instance string) (s *sealtest.Sealing, kill func()) {
 	t := e.t
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,18 +146,23 @@ func (e *env) killableWriter(instance string) (w *logwriter.Writer, kill func())
 			go func() { _, _ = io.Copy(c, up) }()
 		}
 	}()
-	opts, err := natsauth.Options(natstest.Keys(e.srv)[natsauth.Tlog])
-	if err != nil {
-		t.Fatal(err)
+	connect := func(role natsauth.Role) jetstream.JetStream {
+		opts, err := natsauth.Options(natstest.Keys(e.srv)[role])
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect("nats://"+ln.Addr().String(), append(opts, nats.Name(instance+"-"+string(role)), nats.NoReconnect())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
 	}
-	nc, err := nats.Connect("nats://"+ln.Addr().String(), append(opts, nats.Name(instance), nats.NoReconnect())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tjs, ijs := connect(natsauth.Tlog), connect(natsauth.Ingestor)
 	kill = func() {
 		ln.Close()
 		mu.Lock()
@@ -163,11 +172,11 @@ func (e *env) killableWriter(instance string) (w *logwriter.Writer, kill func())
 			c.Close()
 		}
 	}
-	t.Cleanup(func() { kill(); nc.Close() })
-	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, BatchSize: 50, BatchWait: 50 * time.Millisecond,
-		CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(t).Named(instance)}
-	w, _ = e.writerOn(js, instance, cfg)
-	return w, kill
+	t.Cleanup(kill)
+	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, CheckpointInterval: 200 * time.Millisecond,
+		Logger: zaptest.NewLogger(t).Named(instance)}
+	w, _ := e.writerOn(tjs, instance, cfg)
+	return sealtest.Start(t, ijs, e.es, w), kill
 }
 
 func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Config) (*logwriter.Writer, *nats.Conn) {
@@ -219,20 +228,9 @@ func (e *env) publish(org string, from, to int) {
 	}
 }
 
-func start(t testing.TB, w *logwriter.Writer) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	return func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatal("writer did not stop")
-			return nil
-		}
-	}
+// start seals with w: w serving, the ingest loop storing through it.
+func (e *env) start(w *logwriter.Writer) (stop func() error) {
+	return sealtest.Start(e.t, e.ijs, e.es, w).Stop
 }
 
 func waitSize(t testing.TB, s *treestore.Store, org string, want uint64) {
@@ -256,12 +254,36 @@ func waitSize(t testing.TB, s *treestore.Store, org string, want uint64) {
 	}
 }
 
+// waitStored waits until the event store holds n events of org.
+func (e *env) waitStored(org string, n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := e.es.Count(context.Background(), org)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if got >= uint64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("org %s: %d events stored after 30s, want %d", org, got, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // checkLog checks that org's leaves are exactly events 0..n-1 in stream
-// order, dense, each once, that no node of the tree is stored twice with
-// different hashes, and that every stored checkpoint verifies, is
-// consistent with every later one, and the latest's root is the stored
-// tree's at its size.
-func (e *env) checkLog(org string, n int) {
+// order, dense, each once, each event stored once with its leaf's index,
+// that no node of the tree is stored twice with different hashes, and that
+// every stored checkpoint verifies, is consistent with every later one,
+// and the latest's root is the stored tree's at its size.
+func (e *env) checkLog(org string, n int) { e.checkLogOrder(org, n, true) }
+
+// checkLogOrder is checkLog; unless inOrder, the leaves may be events
+// 0..n-1 in any order (after a crash, redelivered messages are sealed
+// after later ones).
+func (e *env) checkLogOrder(org string, n int, inOrder bool) {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
@@ -272,9 +294,29 @@ func (e *env) checkLog(org string, n int) {
 	if len(ls) != n {
 		t.Fatalf("org %s: %d leaves, want %d", org, len(ls), n)
 	}
+	want := map[string]bool{}
+	for i := range n {
+		want[event(org, i).ID] = true
+	}
+	ids := make([]string, n)
 	for i, l := range ls {
-		if l.Index != uint64(i) || l.EventID != event(org, i).ID {
-			t.Fatalf("org %s: leaf %d is index %d event %s, want event %s", org, i, l.Index, l.EventID, event(org, i).ID)
+		if l.Index != uint64(i) || !want[l.EventID] || (inOrder && l.EventID != event(org, i).ID) {
+			t.Fatalf("org %s: leaf %d is index %d event %s, want event %s (in order: %v)", org, i, l.Index, l.EventID, event(org, i).ID, inOrder)
+		}
+		delete(want, l.EventID) // each once
+		ids[i] = l.EventID
+	}
+	// Every event stored once, with its leaf's index.
+	if stored, err := e.es.CountStored(ctx, org); err != nil || stored != uint64(n) {
+		t.Fatalf("org %s: %d events stored (%v), want %d", org, stored, err, n)
+	}
+	indices, err := e.es.LogIndices(ctx, org, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if x, ok := indices[id]; !ok || x != uint64(i) {
+			t.Fatalf("org %s: event %d stored with log_index %d (%v), want %d", org, i, x, ok, i)
 		}
 	}
 	cps, err := e.store.Checkpoints(ctx, org)
@@ -329,7 +371,7 @@ func (e *env) checkLog(org string, n int) {
 func TestDenseIndicesAndProofs(t *testing.T) {
 	e := newEnv(t)
 	w := e.writer("w1", nil)
-	stop := start(t, w)
+	stop := e.start(w)
 	e.publish("acme", 0, 120)
 	e.publish("globex", 0, 30)
 	// Duplicates outside the stream's window are not new leaves.
@@ -389,11 +431,12 @@ func TestDenseIndicesAndProofs(t *testing.T) {
 	}
 }
 
-// TestCrashRestart kills writers (the kill -9 equivalent: the writer's
-// connection is reset without a flush, its in-memory state is dropped,
-// its lease is left to expire) at a different point of its work each
-// time, while events of two orgs keep arriving; after the last restart
-// every event is logged exactly once, indices are dense and unique, in
+// TestCrashRestart kills the sealing pipeline (the kill -9 equivalent:
+// the writer's and the ingest loop's connections are reset without a
+// flush, their in-memory state is dropped, the lease is left to expire) at
+// a different point of its work each time, while events of two orgs keep
+// arriving; after the last restart every event is stored and logged
+// exactly once with its leaf's index, indices are dense and unique, in
 // stream order, and every checkpoint any of the writers signed is
 // consistent with every later one.
 func TestCrashRestart(t *testing.T) {
@@ -413,8 +456,7 @@ func TestCrashRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, kill := e.killableWriter(fmt.Sprintf("w%d", round))
-		stop := start(t, w)
+		s, kill := e.killableSealer(fmt.Sprintf("w%d", round))
 		// Wait until this writer has appended something, then let it run a
 		// little longer so the kill lands at a different point each time.
 		for deadline := time.Now().Add(30 * time.Second); ; {
@@ -432,16 +474,20 @@ func TestCrashRestart(t *testing.T) {
 		}
 		time.Sleep(time.Duration(round*37) * time.Millisecond)
 		kill()
-		// The process is gone: whatever this writer still does in memory
-		// must not reach the bus; its goroutine is ended before the next
-		// writer starts (an INSERT in flight lands whole or not at all).
-		_ = stop()
+		// The process is gone: whatever it still does in memory must not
+		// reach the bus; its goroutines end before the next instance
+		// starts (an INSERT in flight lands whole or not at all).
+		_ = s.Stop()
 	}
 	<-pubDone
 	w := e.writer("final", nil)
-	stop := start(t, w)
+	stop := e.start(w)
 	waitSize(t, e.store, "acme", total)
 	waitSize(t, e.store, "initech", total/10)
+	// Events whose leaves a killed instance stored come back when their
+	// messages are redelivered (after the ack wait).
+	e.waitStored("acme", total)
+	e.waitStored("initech", total/10)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := e.store.LatestCheckpoint(context.Background(), "acme")
@@ -456,8 +502,8 @@ func TestCrashRestart(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	e.checkLog("acme", total)
-	e.checkLog("initech", total/10)
+	e.checkLogOrder("acme", total, false)
+	e.checkLogOrder("initech", total/10, false)
 	cps, err := e.store.Checkpoints(context.Background(), "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -467,18 +513,42 @@ func TestCrashRestart(t *testing.T) {
 	}
 }
 
-// TestSecondInstanceCannotFork starts two writers at once: one holds the
-// lease, the other stands by and takes over only when the first stops.
+func ready(t *testing.T, w *logwriter.Writer) bool {
+	t.Helper()
+	select {
+	case <-w.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// TestSecondInstanceCannotFork starts two sealing pipelines: the writer
+// holding the lease seals, the other stands by (its ingest loop does not
+// consume, its Seal refuses, it signs nothing) and takes over only when
+// the first stops.
 func TestSecondInstanceCannotFork(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
 	w1 := e.writer("w1", nil)
 	w2 := e.writer("w2", nil)
-	stop1 := start(t, w1)
-	time.Sleep(300 * time.Millisecond)
-	stop2 := start(t, w2)
+	stop1 := e.start(w1)
+	select {
+	case <-w1.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first writer is not ready")
+	}
+	stop2 := e.start(w2)
 	e.publish("acme", 0, 200)
 	waitSize(t, e.store, "acme", 200)
-	if _, err := w2.Checkpoint(context.Background(), "acme"); !errors.Is(err, logwriter.ErrNotLoaded) {
+	if ready(t, w2) {
+		t.Fatal("the standby is ready while the first writer holds the lease")
+	}
+	ev := event("acme", 500)
+	if _, err := w2.Seal(ctx, []logwriter.Entry{{Event: &ev, StreamSeq: 1000}}); !errors.Is(err, logwriter.ErrNotSealing) {
+		t.Fatalf("the standby's Seal: %v, want ErrNotSealing", err)
+	}
+	if _, err := w2.Checkpoint(ctx, "acme"); !errors.Is(err, logwriter.ErrNotLoaded) {
 		t.Fatalf("standby signed a checkpoint: %v", err)
 	}
 	if err := stop1(); err != nil {
@@ -486,21 +556,23 @@ func TestSecondInstanceCannotFork(t *testing.T) {
 	}
 	e.publish("acme", 200, 300)
 	waitSize(t, e.store, "acme", 300)
+	if _, err := w2.Checkpoint(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
 	e.checkLog("acme", 300)
 }
 
-// A lease taken over behind a writer's back (its key rewritten) makes the
-// writer stop with ErrLeaseLost.
+// A lease taken over behind a writer's back (its key rewritten) makes
+// Serve stop with ErrLeaseLost; Seal refuses from then on and nothing more
+// is logged.
 func TestLeaseLost(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
 	w := e.writer("w1", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	s := sealtest.Start(t, e.ijs, e.es, w)
 	e.publish("acme", 0, 10)
 	waitSize(t, e.store, "acme", 10)
 	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
@@ -511,25 +583,30 @@ func TestLeaseLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
-		if !errors.Is(err, logwriter.ErrLeaseLost) {
-			t.Fatalf("Run = %v, want ErrLeaseLost", err)
-		}
+	case <-s.Served():
 	case <-time.After(20 * time.Second):
-		t.Fatal("writer kept running without its lease")
+		t.Fatal("writer kept serving without its lease")
+	}
+	if err := s.Stop(); !errors.Is(err, logwriter.ErrLeaseLost) {
+		t.Fatalf("Serve = %v, want ErrLeaseLost", err)
+	}
+	ev := event("acme", 10)
+	if _, err := w.Seal(ctx, []logwriter.Entry{{Event: &ev, StreamSeq: 11}}); !errors.Is(err, logwriter.ErrNotSealing) {
+		t.Fatalf("Seal after the lease was lost: %v, want ErrNotSealing", err)
+	}
+	if n, err := e.store.Size(ctx, "acme"); err != nil || n != 10 {
+		t.Fatalf("tree size %d (%v) after the lease was lost, want 10", n, err)
 	}
 }
 
 // A server's reply stored on the lease key (any client of the bus can
-// have one stored there by naming the key as a request's reply subject)
-// is no takeover: the writer renews over it and keeps logging.
+// have one stored there by naming it as a request's reply subject) is no
+// takeover: the writer renews over it and keeps sealing.
 func TestLeaseOverwrittenByAReply(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
 	w := e.writer("w1", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer cancel()
+	s := sealtest.Start(t, e.ijs, e.es, w)
 	e.publish("acme", 0, 10)
 	waitSize(t, e.store, "acme", 10)
 	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
@@ -548,8 +625,8 @@ func TestLeaseOverwrittenByAReply(t *testing.T) {
 				break
 			}
 			select {
-			case err := <-done:
-				t.Fatalf("after the reply %q: Run = %v", reply, err)
+			case <-s.Served():
+				t.Fatalf("after the reply %q: Serve = %v", reply, s.Stop())
 			default:
 			}
 			if time.Now().After(deadline) {
@@ -560,10 +637,13 @@ func TestLeaseOverwrittenByAReply(t *testing.T) {
 	}
 	e.publish("acme", 10, 20)
 	waitSize(t, e.store, "acme", 20)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
+	if _, err := w.Checkpoint(ctx, "acme"); err != nil {
+		t.Fatal(err)
 	}
+	if err := s.Stop(); err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	e.checkLog("acme", 20)
 }
 
 // TestEditedTreeIsNotSigned rewrites stored hashes behind the writer's
@@ -573,7 +653,7 @@ func TestEditedTreeIsNotSigned(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	w := e.writer("w1", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour })
-	stop := start(t, w)
+	stop := e.start(w)
 	defer stop()
 	e.publish("acme", 0, 20)
 	waitSize(t, e.store, "acme", 20)
@@ -607,7 +687,7 @@ func TestSignsWhatPredecessorLeftUnsigned(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	w := e.writer("w1", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour })
-	stop := start(t, w)
+	stop := e.start(w)
 	e.publish("acme", 0, 25)
 	waitSize(t, e.store, "acme", 25)
 	if err := stop(); err != nil {
@@ -616,7 +696,7 @@ func TestSignsWhatPredecessorLeftUnsigned(t *testing.T) {
 	if _, err := e.store.LatestCheckpoint(ctx, "acme"); !errors.Is(err, treestore.ErrNotFound) {
 		t.Fatalf("checkpoint before the successor: %v", err)
 	}
-	stop = start(t, e.writer("w2", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour }))
+	stop = e.start(e.writer("w2", func(c *logwriter.Config) { c.CheckpointInterval = time.Hour }))
 	defer stop()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

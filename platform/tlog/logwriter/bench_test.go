@@ -8,84 +8,64 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/logwriter"
-	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
 )
 
-// BenchmarkWriter measures the writer alone: b.N events of 100 orgs are
-// in the stream before it starts; it reports events/s until the last one
-// is logged and events per CPU-second of the whole process in that time
-// (the writer, the NATS server delivering to it, the engine: events/s
-// per core), the latency of signing a checkpoint (p50, p99; the check of
-// the stored root included) and the tree's bytes on disk per event.
+// BenchmarkWriter measures the log writer alone, as the sealing
+// ingestor drives it: a Writer serving (Serve, checkpoints left to the end)
+// and Seal + Stored called directly with b.N prepared events of 100 orgs,
+// in batches of the ingestor's default size (10,000). No stream is read
+// and no event is stored: each batch costs what the ingestor's insert
+// adds to it when sealing (salts, leaf hashes, one INSERT of runs). It
+// reports events/s and events per CPU-second of the whole process (the
+// writer and the engine's threads), the latency of signing a checkpoint
+// (p50, p99; the check of the stored root included) and the tree's bytes
+// on disk per event.
 //
 //	AUDIT_CHDB_LIB=... go test -run '^$' -bench Writer -benchtime 20000x ./tlog/logwriter/
 func BenchmarkWriter(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
-	cfg := logwriter.Config{Deployment: "audit.test"} // default batches
-	cfg.SetDefaults()
-	const orgs = 100
-	var futures []jetstream.PubAckFuture
-	for i := 0; i < b.N; i++ {
-		if i%1000 == 999 {
-			// A bounded window of publishes in flight: a loaded machine
-			// otherwise stalls the async publisher.
-			<-e.js.PublishAsyncComplete()
-		}
-		org := fmt.Sprintf("org%03d", i%orgs)
-		ev := event(org, i/orgs)
-		data, err := schemas.Canonical(ev)
-		if err != nil {
-			b.Fatal(err)
-		}
-		f, err := e.js.PublishAsync(schemas.Subject(org, ev.Action), data, jetstream.WithMsgID(ev.ID))
-		if err != nil {
-			b.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
-	<-e.js.PublishAsyncComplete()
-	var last uint64
-	for _, f := range futures {
-		select {
-		case err := <-f.Err():
-			b.Fatal(err)
-		case ack := <-f.Ok():
-			last = max(last, ack.Sequence)
-		}
-	}
+	const (
+		orgs  = 100
+		batch = 10_000
+	)
 	w := e.writer("bench", func(c *logwriter.Config) {
-		c.BatchSize, c.BatchWait, c.CheckpointInterval = cfg.BatchSize, cfg.BatchWait, time.Hour
+		c.CheckpointInterval = time.Hour
 		c.Logger = zap.NewNop()
 		if testing.Verbose() {
 			c.Logger = zap.NewExample()
 			c.Logger.Debug("verbose")
 		}
 	})
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- w.Serve(sctx, func(context.Context) (uint64, error) { return 0, nil }) }()
+	select {
+	case <-w.Ready():
+	case err := <-served:
+		b.Fatalf("Serve: %v", err)
+	}
+	evs := make([]schemas.Event, b.N)
+	entries := make([]logwriter.Entry, b.N)
+	for i := range evs {
+		evs[i] = event(fmt.Sprintf("org%03d", i%orgs), i/orgs)
+		at := evs[i].OccurredAt.Add(time.Second)
+		evs[i].ReceivedAt = &at
+		entries[i] = logwriter.Entry{Event: &evs[i], StreamSeq: uint64(i) + 1}
+	}
 	b.ResetTimer()
 	t0, cpu0 := time.Now(), cpuTime(b)
-	stop := start(b, w)
-	// Done when the writer acknowledged the last message: it does so
-	// after the batch's runs are stored.
-	cons, err := e.js.Consumer(ctx, topology.EventsStream, cfg.Consumer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		info, err := cons.Info(ctx)
-		if err != nil {
+	for from := 0; from < b.N; from += batch {
+		part := entries[from:min(from+batch, b.N)]
+		if _, err := w.Seal(ctx, part); err != nil {
 			b.Fatal(err)
 		}
-		if info.AckFloor.Stream >= last {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+		w.Stored(part)
 	}
 	elapsed, cpu := time.Since(t0), cpuTime(b)-cpu0
 	b.StopTimer()
@@ -100,7 +80,8 @@ func BenchmarkWriter(b *testing.B) {
 		}
 		lat = append(lat, time.Since(s))
 	}
-	if err := stop(); err != nil {
+	cancel()
+	if err := <-served; err != nil {
 		b.Fatal(err)
 	}
 	slices.Sort(lat)
@@ -126,7 +107,7 @@ func BenchmarkWriter(b *testing.B) {
 }
 
 // cpuTime is the CPU time (user and system) the process has used: the
-// writer, the NATS server delivering to it and the engine's threads.
+// writer and the engine's threads.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -113,70 +110,20 @@ func (e *env) writer(instance string, mod func(*logwriter.Config)) *logwriter.Wr
 
 // killableSealer is a writer and the ingest loop sealing through it, each
 // with its identity on its own TCP connection through a relay; kill resets
-// both sides of the relay at once, as the death of their process would:
-// what the clients had not sent yet is lost (no flush, no acknowledgement,
-// no lease release) and the server sees the connections drop.
+// both connections at once, as the death of their process would: what the
+// clients had not sent yet is lost (no flush, no acknowledgement, no lease
+// release) and the server sees the connections drop.
 func (e *env) killableSealer(instance string) (s *sealtest.Sealing, kill func()) {
 	t := e.t
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := strings.TrimPrefix(e.srv.ClientURL(), "nats://")
-	var (
-		mu    sync.Mutex
-		conns []*net.TCPConn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c.(*net.TCPConn), up.(*net.TCPConn))
-			mu.Unlock()
-			go func() { _, _ = io.Copy(up, c) }()
-			go func() { _, _ = io.Copy(c, up) }()
-		}
-	}()
-	connect := func(role natsauth.Role) jetstream.JetStream {
-		opts, err := natsauth.Options(natstest.Keys(e.srv)[role])
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := nats.Connect("nats://"+ln.Addr().String(), append(opts, nats.Name(instance+"-"+string(role)), nats.NoReconnect())...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
-	}
-	tjs, ijs := connect(natsauth.Tlog), connect(natsauth.Ingestor)
-	kill = func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.SetLinger(0) // reset, not an orderly close
-			c.Close()
-		}
-	}
-	t.Cleanup(kill)
+	relay := natstest.NewRelay(t, e.srv)
+	keys := natstest.Keys(e.srv)
+	_, tjs := relay.Connect(t, keys[natsauth.Tlog], instance+"-tlog")
+	_, ijs := relay.Connect(t, keys[natsauth.Ingestor], instance+"-ingestor")
 	cfg := logwriter.Config{Deployment: "audit.test", Instance: instance, CheckpointInterval: 200 * time.Millisecond,
 		Logger: zaptest.NewLogger(t).Named(instance)}
 	w, _ := e.writerOn(tjs, instance, cfg)
-	return sealtest.Start(t, ijs, e.es, w), kill
+	return sealtest.Start(t, ijs, e.es, w), relay.Kill
 }
 
 func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Config) (*logwriter.Writer, *nats.Conn) {

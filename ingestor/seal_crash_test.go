@@ -220,7 +220,7 @@ func (h *crashHarness) start() *process {
 	_, ijs := relay.Connect(t, keys[natsauth.Ingestor], name+"-ingestor")
 	_, tjs := relay.Connect(t, keys[natsauth.Tlog], name+"-tlog")
 	p := &process{name: name, relay: relay, died: make(chan struct{}), done: make(chan struct{})}
-	w, err := logwriter.New(tjs, dyingTrees{h.trees, p}, h.signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+	w, err := logwriter.New(tjs, dyingTrees{h.trees, p}, h.signer, logwriter.Config{
 		Deployment: "audit.test", Instance: name, CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(t).Named(name)})
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ type sealing struct {
 
 func startSealing(t *testing.T, e *env, store ingestor.Store, trees *treestore.Store, signer *tlog.Signer, name string) *sealing {
 	t.Helper()
-	w, err := logwriter.New(e.js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+	w, err := logwriter.New(e.js, trees, signer, logwriter.Config{
 		Deployment: "audit.test", Instance: name, CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(t).Named(name)})
 	if err != nil {
 		t.Fatal(err)

@@ -41,13 +41,16 @@
 //     hashed; no other role reads or writes it), publishes its own audit
 //     records, creates and deletes SIEM destination consumers, enqueues
 //     webhook replays and reads the attempt log.
-//   - tlog (the transparency log's writer) reads AUDIT_EVENTS through its
-//     durable consumer tlog (info, next, ack), looks up one of its
-//     messages by sequence (STREAM.MSG.GET, to skip one the stream no
-//     longer holds), reads and writes its lease bucket AUDIT_TLOG_LEASE,
-//     and publishes the signed checkpoints. It publishes no event, creates
-//     no consumer on a shared stream and touches no other bucket; no other
-//     identity but admin may change its consumer or write its lease.
+//   - tlog (the transparency log's writer) reads and writes its lease
+//     bucket AUDIT_TLOG_LEASE, reads the ingestor consumer's info (its
+//     acknowledgement floor, where the writer recovers from), publishes
+//     the signed checkpoints, and, for the catch-up after an upgrade, gets
+//     messages of AUDIT_EVENTS by sequence (a stored event is confirmed
+//     against its message before it is logged) and deletes the earlier
+//     log writer's consumer tlog. It consumes nothing (the ingestor of its
+//     process hands it the events to log), publishes no event, creates no
+//     consumer and touches no other bucket; no other identity but admin
+//     may write its lease.
 //
 // Every role but the producer receives replies on an inbox of its own
 // (InboxPrefix), so the producer's _INBOX.> cannot see another role's
@@ -79,8 +82,8 @@
 //     or delete them (a key-value delete, or a rollup of the bucket, is a
 //     write); it holds the endpoints' signing secrets anyway. Only moving
 //     the failure state to a bucket of its own would take this away.
-//   - tlog may read any message of AUDIT_EVENTS by sequence; it reads
-//     every event through its consumer anyway.
+//   - tlog may read any message of AUDIT_EVENTS by sequence, not only
+//     those its catch-up confirms; the events it logs reach it anyway.
 //   - every role reading a bucket may create and delete consumers on that
 //     bucket's stream (a watch is an ephemeral push consumer), with any
 //     deliver subject; they read only that bucket, and the attack suite

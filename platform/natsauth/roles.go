@@ -54,7 +54,9 @@ const (
 	IngestorConsumer   = "ingestor"
 	FanoutSource       = "fanout"
 	DispatcherConsumer = "webhook-dispatcher"
-	TlogConsumer       = "tlog"
+	// TlogConsumer is the consumer through which earlier versions' log
+	// writer read AUDIT_EVENTS; the log writer may only delete it.
+	TlogConsumer = "tlog"
 
 	SettingsBucket     = "AUDIT_ORG_SETTINGS"
 	EndpointsBucket    = "AUDIT_WEBHOOK_ENDPOINTS"
@@ -227,12 +229,11 @@ func PermissionsOf(r Role) (Permissions, error) {
 	case Tlog:
 		p := Permissions{SubscribeAllow: inbox}
 		p.PublishAllow = append(p.PublishAllow, verifyShared...)
-		p.PublishAllow = append(p.PublishAllow, consume(EventsStream, TlogConsumer)...)
-		// A message the consumer is waiting for that the stream no longer
-		// holds is looked up by sequence before it is skipped.
+		// A stored event an earlier version left unlogged is confirmed
+		// against its message before it is logged (logwriter's catch-up),
+		// which then removes the earlier log writer's consumer
+		// (logwriter.LegacyConsumer).
 		p.PublishAllow = append(p.PublishAllow, jsAPI+"STREAM.MSG.GET."+EventsStream, kvWrite(TlogLeaseBucket))
-		// The earlier log writer's consumer, removed once the events it
-		// had not logged are (logwriter.LegacyConsumer).
 		p.PublishAllow = append(p.PublishAllow, jsAPI+"CONSUMER.DELETE."+EventsStream+"."+TlogConsumer)
 		// The signed checkpoints it sends to the orgs' witnesses.
 		p.PublishAllow = append(p.PublishAllow, CheckpointsSubjects)

@@ -19,11 +19,12 @@
 // platform/tlog/witness), so the same consumers deliver them to the orgs'
 // witnesses.
 //
-// The transparency log's writer reads AUDIT_EVENTS through its own durable
-// consumer (tlog) and holds its single-writer lease in the key-value
-// bucket AUDIT_TLOG_LEASE; both are declared here and created by the
-// owner, so every stored event is also logged and the writer's identity
-// needs no right to create anything.
+// The transparency log's writer holds its single-writer lease in the
+// key-value bucket AUDIT_TLOG_LEASE, declared here and created by the
+// owner, so the writer's identity needs no right to create anything. It
+// reads no stream: the sealing ingestor hands it the events it logs. The
+// durable consumer tlog through which earlier versions' writer read
+// AUDIT_EVENTS is removed by Ensure.
 //
 // AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
 // the reason and its origin in headers. It keeps them until an operator
@@ -63,9 +64,9 @@ const (
 	// CheckpointsSubjects are the signed checkpoints the log writer
 	// publishes into AUDIT_FANOUT.
 	CheckpointsSubjects = witness.Subjects
-	// TlogConsumer is the durable pull consumer of the transparency log's
-	// writer (platform/tlog/logwriter); one writer instance is active.
-	TlogConsumer = "tlog"
+	// oldTlogConsumer is the consumer on AUDIT_EVENTS through which
+	// earlier versions' log writer read the stream; Ensure removes it.
+	oldTlogConsumer = "tlog"
 	// TlogLeaseBucket holds the log writer's lease: one key, created only
 	// if absent, renewed by compare-and-set, expiring after its TTL.
 	TlogLeaseBucket = "AUDIT_TLOG_LEASE"
@@ -105,12 +106,6 @@ type Config struct {
 	// FanoutMaxAge bounds how long the fan-out stream keeps an event, and
 	// so how far back a SIEM replay can reach from the stream.
 	FanoutMaxAge time.Duration
-	// TlogAckWait is how long the log writer may hold a message before
-	// JetStream redelivers it.
-	TlogAckWait time.Duration
-	// TlogMaxAckPending bounds the log writer's unacknowledged messages;
-	// it must exceed the writer's batch size (10,000 by default).
-	TlogMaxAckPending int
 	// TlogLeaseTTL is how long the log writer's lease lives without
 	// renewal: a standby takes over this long after the active writer
 	// stopped. The writer reads it from the bucket.
@@ -146,12 +141,6 @@ func (c *Config) SetDefaults() {
 	if c.FanoutMaxAge == 0 {
 		c.FanoutMaxAge = 7 * 24 * time.Hour
 	}
-	if c.TlogAckWait == 0 {
-		c.TlogAckWait = 30 * time.Second
-	}
-	if c.TlogMaxAckPending == 0 {
-		c.TlogMaxAckPending = 40_000
-	}
 	if c.TlogLeaseTTL == 0 {
 		c.TlogLeaseTTL = 15 * time.Second
 	}
@@ -186,12 +175,6 @@ func (c Config) Validate() error {
 	}
 	if c.FanoutMaxAge < time.Minute {
 		errs = append(errs, fmt.Errorf("fan-out max age must be at least 1m, got %s", c.FanoutMaxAge))
-	}
-	if c.TlogAckWait < time.Second {
-		errs = append(errs, fmt.Errorf("log writer ack wait must be at least 1s, got %s", c.TlogAckWait))
-	}
-	if c.TlogMaxAckPending < 1 {
-		errs = append(errs, fmt.Errorf("log writer max ack pending must be positive, got %d", c.TlogMaxAckPending))
 	}
 	if c.TlogLeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("log writer lease TTL must be at least 1s, got %s", c.TlogLeaseTTL))
@@ -274,26 +257,6 @@ func (c Config) FanoutSourceConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// TlogConsumerConfig is the durable pull consumer of the log writer's
-// stand-alone mode (logwriter.Writer.Run), which the deployed roles no
-// longer use: Ensure does not create it (and removes one left by an
-// earlier version). It never gives up on a message.
-func (c Config) TlogConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       TlogConsumer,
-		Description:   "Takumo Audit log writer: events into the orgs' Merkle trees",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// One active writer appends in stream order: acknowledging the
-		// last message of a batch acknowledges the whole batch.
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       c.TlogAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: c.TlogMaxAckPending,
-		FilterSubject: EventsSubjects,
-		Replicas:      c.Replicas,
-	}
-}
-
 // TlogLeaseBucketConfig is the log writer's lease bucket.
 func (c Config) TlogLeaseBucketConfig() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
@@ -362,8 +325,8 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	// The log writer no longer reads the stream (the ingestor seals): an
 	// earlier deployment's consumer would hold every message (interest
 	// retention) and goes.
-	if err := events.DeleteConsumer(ctx, TlogConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("topology: remove consumer %s: %w", TlogConsumer, err)
+	if err := events.DeleteConsumer(ctx, oldTlogConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("topology: remove consumer %s: %w", oldTlogConsumer, err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.TlogLeaseBucketConfig()); err != nil {
 		return fmt.Errorf("topology: bucket %s: %w", TlogLeaseBucket, err)

@@ -382,15 +382,18 @@ func TestEnsureRemovesTheOldLogWriterConsumer(t *testing.T) {
 	if err := topology.Ensure(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, topology.EventsStream, cfg.TlogConsumerConfig()); err != nil {
+	// As earlier versions declared it.
+	if _, err := js.CreateOrUpdateConsumer(ctx, topology.EventsStream, jetstream.ConsumerConfig{
+		Durable: "tlog", DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckAllPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 40_000, FilterSubject: topology.EventsSubjects}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		if err := topology.Ensure(ctx, js, cfg); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Consumer(ctx, topology.EventsStream, topology.TlogConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			t.Fatalf("consumer %s after Ensure: %v, want not found", topology.TlogConsumer, err)
+		if _, err := js.Consumer(ctx, topology.EventsStream, "tlog"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("consumer tlog after Ensure: %v, want not found", err)
 		}
 	}
 }

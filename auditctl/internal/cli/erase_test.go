@@ -20,12 +20,13 @@ import (
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
-	"github.com/takumo/audit/schemas"
 )
 
-// logWriter runs the transparency log's writer on js and returns the
-// eraser over the store.
+// logWriter runs the transparency log's writer on js, sealing for an
+// ingest loop that stores what the stream holds (logwriter/sealtest), and
+// returns the eraser over the store.
 func logWriter(t testing.TB, js jetstream.JetStream, db string, store *eventstore.Store) *erasure.Eraser {
 	t.Helper()
 	trees, err := treestore.New(embedded.New(chdbtest.Session(t), embedded.Options{}), treestore.Config{Database: db})
@@ -40,17 +41,13 @@ func logWriter(t testing.TB, js jetstream.JetStream, db string, store *eventstor
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := logwriter.New(js, trees, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{Deployment: "audit.test",
-		BatchWait: 20 * time.Millisecond, Logger: zap.NewNop()})
+	w, err := logwriter.New(js, trees, signer, logwriter.Config{Deployment: "audit.test", Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	s := sealtest.Start(t, js, store, w)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := s.Stop(); err != nil {
 			t.Error(err)
 		}
 	})

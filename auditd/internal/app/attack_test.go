@@ -28,6 +28,7 @@ import (
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/orgsettings"
 	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/witness"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/producer"
@@ -45,7 +46,7 @@ func TestPermissionNamesMatchTheTopology(t *testing.T) {
 		natsauth.DeadLetterStream:    topology.DeadLetterStream,
 		natsauth.IngestorConsumer:    topology.IngestorConsumer,
 		natsauth.FanoutSource:        topology.FanoutSource,
-		natsauth.TlogConsumer:        topology.TlogConsumer,
+		natsauth.TlogConsumer:        logwriter.LegacyConsumer,
 		natsauth.TlogLeaseBucket:     topology.TlogLeaseBucket,
 		natsauth.EventsSubjects:      topology.EventsSubjects,
 		natsauth.CheckpointsSubjects: topology.CheckpointsSubjects,
@@ -241,15 +242,24 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		attack{name: "acknowledge on the fan-out source", subject: "$JS.ACK.AUDIT_EVENTS.fanout.1.1.1.1.1", body: []byte("+ACK")},
 		attack{name: "answer the fan-out source's flow control", subject: "$JS.FC.AUDIT_EVENTS.fanout.1", body: nil},
 	)
+	// No role reads the events through the consumer name the log writer
+	// of earlier versions read them with (the log writer included: the
+	// ingestor of its process hands it the events now; the rows below also
+	// refuse every role to recreate that consumer).
+	out = append(out,
+		req("fetch from the old log writer's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.tlog", []byte(`{"batch":1,"expires":1000000000}`)),
+		attack{name: "acknowledge on the old log writer's consumer", subject: "$JS.ACK.AUDIT_EVENTS.tlog.1.1.1.1.1", body: []byte("+ACK")},
+	)
 	if r != natsauth.Tlog {
-		// The log writer reads every event through its consumer anyway.
-		out = append(out, req("get a message of AUDIT_EVENTS", api+"STREAM.MSG.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)))
-		// Silence the log: take its messages, acknowledge them unlogged,
-		// or take over or free the single writer's lease.
+		// The log writer's catch-up confirms stored events against their
+		// messages, and then removes the old consumer.
+		out = append(out,
+			req("get a message of AUDIT_EVENTS", api+"STREAM.MSG.GET.AUDIT_EVENTS", []byte(`{"seq":1}`)),
+			req("delete the old log writer's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.tlog", nil),
+		)
+		// Silence the log: take over or free the single writer's lease.
 		lease := "$KV." + natsauth.TlogLeaseBucket + ".writer"
 		out = append(out,
-			attack{name: "acknowledge on the log writer's consumer", subject: "$JS.ACK.AUDIT_EVENTS.tlog.1.1.1.1.1", body: []byte("+ACK")},
-			req("fetch from the log writer's consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS.tlog", []byte(`{"batch":1,"expires":1000000000}`)),
 			req("take the log writer's lease", lease, []byte("intruder")),
 			attack{name: "delete the log writer's lease", request: true, subject: lease, header: nats.Header{"KV-Operation": []string{"DEL"}}},
 			attack{name: "purge the log writer's lease", request: true, subject: lease, header: nats.Header{"KV-Operation": []string{"PURGE"}, "Nats-Rollup": []string{"sub"}}},
@@ -264,14 +274,15 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		}
 		out = append(out, req("record an action", "audit.events.org_victim.audit.webhook_disabled", evBody))
 	}
-	// Take or terminate the ingestor's and the log writer's deliveries
-	// through the acknowledgement subject of a stream the role may
-	// acknowledge on: $JS.ACK.<stream>.<consumer>.<other stream>.<seq>...
-	// is what the server routes to <consumer>, with <seq> as the stream
-	// sequence, so a subject of the v2 form $JS.ACK.*.*.<other stream>.>
-	// must not be allowed.
-	for _, c := range []string{natsauth.IngestorConsumer, natsauth.TlogConsumer} {
-		if (r == natsauth.Ingestor && c == natsauth.IngestorConsumer) || (r == natsauth.Tlog && c == natsauth.TlogConsumer) {
+	// Take or terminate the ingestor's deliveries (and those of a consumer
+	// under the old log writer's name) through the acknowledgement subject
+	// of a stream the role may acknowledge on:
+	// $JS.ACK.<stream>.<consumer>.<other stream>.<seq>... is what the
+	// server routes to <consumer>, with <seq> as the stream sequence, so a
+	// subject of the v2 form $JS.ACK.*.*.<other stream>.> must not be
+	// allowed.
+	for _, c := range []string{natsauth.IngestorConsumer, "tlog"} {
+		if r == natsauth.Ingestor && c == natsauth.IngestorConsumer {
 			continue
 		}
 		for _, s := range []string{natsauth.FanoutStream, natsauth.DeliveriesStream, natsauth.EventsStream} {
@@ -345,10 +356,9 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("create a stream", api+"STREAM.CREATE.EVIL", cfgJSON(t, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"audit.>"}})),
 		req("delete the ingestor's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.ingestor", nil),
 		req("delete the fan-out source", api+"CONSUMER.DELETE.AUDIT_EVENTS.fanout", nil),
-		req("delete the log writer's consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS.tlog", nil),
-		req("repoint the log writer's consumer at one org", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog.audit.events.org_victim.>", consumerCfg("tlog", "audit.events.org_victim.>")),
-		req("recreate the log writer's consumer", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
-		req("recreate the log writer's consumer (old API)", api+"CONSUMER.DURABLE.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
+		req("repoint the old log writer's consumer at one org", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog.audit.events.org_victim.>", consumerCfg("tlog", "audit.events.org_victim.>")),
+		req("recreate the old log writer's consumer", api+"CONSUMER.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
+		req("recreate the old log writer's consumer (old API)", api+"CONSUMER.DURABLE.CREATE.AUDIT_EVENTS.tlog", consumerCfg("tlog", "")),
 		req("shorten the log writer's lease TTL", api+"STREAM.UPDATE.KV_"+natsauth.TlogLeaseBucket, cfgJSON(t, jetstream.StreamConfig{Name: "KV_" + natsauth.TlogLeaseBucket, Subjects: []string{"$KV." + natsauth.TlogLeaseBucket + ".>"}, MaxAge: time.Millisecond})),
 		req("delete the dispatcher's consumer", api+"CONSUMER.DELETE.AUDIT_FANOUT.webhook-dispatcher", nil),
 		req("delete AUDIT_EVENTS", api+"STREAM.DELETE.AUDIT_EVENTS", nil),
@@ -361,9 +371,9 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		req("delete the log writer's lease message", api+"STREAM.MSG.DELETE.KV_"+natsauth.TlogLeaseBucket, []byte(`{"seq":1}`)),
 		// Stall or rewind a consumer without changing its configuration.
 		req("pause the ingestor's consumer", api+"CONSUMER.PAUSE.AUDIT_EVENTS.ingestor", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
-		req("pause the log writer's consumer", api+"CONSUMER.PAUSE.AUDIT_EVENTS.tlog", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
+		req("pause the old log writer's consumer", api+"CONSUMER.PAUSE.AUDIT_EVENTS.tlog", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
 		req("pause the dispatcher's consumer", api+"CONSUMER.PAUSE.AUDIT_FANOUT.webhook-dispatcher", []byte(`{"pause_until":"2999-01-01T00:00:00Z"}`)),
-		req("move the log writer's consumer past events", api+"CONSUMER.RESET.AUDIT_EVENTS.tlog", []byte(`{"seq":1000000}`)),
+		req("move the old log writer's consumer past events", api+"CONSUMER.RESET.AUDIT_EVENTS.tlog", []byte(`{"seq":1000000}`)),
 		req("move the ingestor's consumer past events", api+"CONSUMER.RESET.AUDIT_EVENTS.ingestor", []byte(`{"seq":1000000}`)),
 		// The server's own services: every client's connection details.
 		req("list the account's connections", "$SYS.REQ.ACCOUNT.PING.CONNZ", nil),

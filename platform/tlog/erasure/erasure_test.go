@@ -88,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := logwriter.New(js, tree, signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+	w, err := logwriter.New(js, tree, signer, logwriter.Config{
 		Deployment: "audit.test", Instance: "w1", CheckpointInterval: 200 * time.Millisecond, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

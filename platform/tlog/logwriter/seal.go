@@ -14,12 +14,12 @@ import (
 	"github.com/takumo/audit/schemas"
 )
 
-// Sealing: the ingestor is the log's sequencer. Instead of consuming
-// AUDIT_EVENTS itself (Run), the Writer serves the ingestor (Serve): while
-// it holds the lease, the ingestor hands it the events each batch stores
-// for the first time (Seal, called between the event store's look-up and
-// its insert), gets their log indices, and stores them with the events;
-// the Writer signs checkpoints of the trees it grew.
+// Sealing: the ingestor is the log's sequencer. The Writer serves the
+// ingestor (Serve): while it holds the lease, the ingestor hands it the
+// events each batch stores for the first time (Seal, called between the
+// event store's look-up and its insert), gets their log indices, and
+// stores them with the events; the Writer signs checkpoints of the trees
+// it grew.
 
 // ErrNotSealing is returned by Seal while the Writer does not serve: Serve
 // is not running, has not recovered yet, or the lease was lost.
@@ -60,7 +60,7 @@ func (w *Writer) Ready() <-chan struct{} {
 	return w.seal.ready
 }
 
-// Serve is the Writer's sealing mode, instead of Run: it holds the lease
+// Serve runs the Writer as the ingestor's sequencer: it holds the lease
 // (standing by while another instance holds it), recovers, makes Ready,
 // then signs checkpoints every CheckpointInterval until ctx ends (nil) or
 // the lease is lost (ErrLeaseLost). It does not consume the stream: the

@@ -179,7 +179,7 @@ func TestSealAfterAnUnansweredWrite(t *testing.T) {
 	e := newEnv(t)
 	es := e.es
 	store := &lostReply{Store: e.store}
-	w, err := logwriter.New(e.tjs, store, e.signer, logwriter.Accept(schemas.NewCatalog()), logwriter.Config{
+	w, err := logwriter.New(e.tjs, store, e.signer, logwriter.Config{
 		Deployment: "audit.test", Instance: "s1", CheckpointInterval: time.Hour, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/transparency-dev/merkle/compact"
@@ -44,13 +43,8 @@ type Store interface {
 
 var _ Store = (*treestore.Store)(nil)
 
-// AcceptFunc decides whether a message carries an event the event store
-// keeps, and returns it with ReceivedAt set to the message's stored time.
-// It must take the same decisions as the ingestor, so that every stored
-// event is logged and nothing else is.
-type AcceptFunc func(msg jetstream.Msg) (schemas.Event, bool)
-
-// ErrLeaseLost is returned by Run when the writer lost its lease.
+// ErrLeaseLost is returned by Serve when the writer lost its lease, and
+// by Seal once the lease is in doubt.
 var ErrLeaseLost = errors.New("logwriter: lease lost")
 
 // Config configures a Writer.
@@ -58,17 +52,6 @@ type Config struct {
 	// Deployment names the deployment in checkpoint origins
 	// ("<deployment>/<org>"). Required.
 	Deployment string
-	// Stream and Consumer: the events stream and the writer's durable
-	// consumer on it, which the topology owner creates
-	// (topology.TlogConsumerConfig). Defaults "AUDIT_EVENTS" and "tlog".
-	Stream, Consumer string
-	// BatchSize bounds the messages appended per INSERT; default 10000,
-	// at most 16384 (one INSERT stays one part). Each batch costs a few
-	// queries whatever its size, so large batches keep the writer's share
-	// of the engine small. The consumer's max ack pending must exceed it.
-	BatchSize int
-	// BatchWait is how long a batch collects; default 500ms.
-	BatchWait time.Duration
 	// CheckpointInterval: how often grown trees get a signed checkpoint;
 	// default 10s.
 	CheckpointInterval time.Duration
@@ -91,18 +74,6 @@ type Config struct {
 
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
-	if c.Stream == "" {
-		c.Stream = "AUDIT_EVENTS"
-	}
-	if c.Consumer == "" {
-		c.Consumer = "tlog"
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 10000
-	}
-	if c.BatchWait == 0 {
-		c.BatchWait = 500 * time.Millisecond
-	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
 	}
@@ -125,9 +96,6 @@ func (c Config) Validate() error {
 	if c.Deployment == "" {
 		errs = append(errs, errors.New("deployment name is required"))
 	}
-	if c.BatchSize < 1 || c.BatchSize > 16384 {
-		errs = append(errs, fmt.Errorf("batch size must be 1-16384, got %d", c.BatchSize))
-	}
 	if c.CheckpointInterval <= 0 {
 		errs = append(errs, fmt.Errorf("checkpoint interval must be positive, got %s", c.CheckpointInterval))
 	}
@@ -147,14 +115,14 @@ type orgState struct {
 	published uint64
 }
 
-// Writer appends events to the orgs' logs. Run it once; Checkpoint is safe
-// for concurrent use while it runs.
+// Writer appends events to the orgs' logs as the ingestor's sequencer
+// (Serve, Seal, Stored). Serve it once at a time; Checkpoint is safe for
+// concurrent use while it serves.
 type Writer struct {
 	cfg    Config
 	js     jetstream.JetStream
 	store  Store
 	signer *tlog.Signer
-	accept AcceptFunc
 	log    *zap.Logger
 
 	mu   sync.Mutex // guards orgs and pubPause
@@ -171,306 +139,24 @@ type Writer struct {
 	seal     sealState // sealing mode (Serve, Seal)
 }
 
-// New returns a Writer. accept decides which messages are logged.
-func New(js jetstream.JetStream, store Store, signer *tlog.Signer, accept AcceptFunc, cfg Config) (*Writer, error) {
+// New returns a Writer. js holds the lease and publishes checkpoints to
+// the witnesses.
+func New(js jetstream.JetStream, store Store, signer *tlog.Signer, cfg Config) (*Writer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("logwriter: %w", err)
 	}
-	if js == nil || store == nil || signer == nil || accept == nil {
+	if js == nil || store == nil || signer == nil {
 		return nil, errors.New("logwriter: nil dependency")
 	}
-	return &Writer{cfg: cfg, js: js, store: store, signer: signer, accept: accept, log: cfg.Logger,
+	return &Writer{cfg: cfg, js: js, store: store, signer: signer, log: cfg.Logger,
 		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
-// Run holds the lease (waiting as a standby while another instance holds
-// it), then appends events until ctx ends or the lease is lost
-// (ErrLeaseLost). It returns nil when ctx ends.
-func (w *Writer) Run(ctx context.Context) error {
-	l, err := acquire(ctx, w.js, w.cfg, w.log)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	w.lease = l
-	lctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go l.keep(lctx, func() { cancel(ErrLeaseLost) })
-	defer l.release()
-
-	cons, err := w.js.Consumer(lctx, w.cfg.Stream, w.cfg.Consumer)
-	if err != nil {
-		return fmt.Errorf("logwriter: consumer %s on %s (the topology owner creates it): %w", w.cfg.Consumer, w.cfg.Stream, err)
-	}
-	info, err := cons.Info(lctx)
-	if err != nil {
-		return fmt.Errorf("logwriter: consumer info: %w", err)
-	}
-	// Everything up to the ack floor was logged (acks follow the writes);
-	// messages after it are examined again, in stream order.
-	w.mu.Lock()
-	w.orgs = map[string]*orgState{}
-	w.mu.Unlock()
-	clear(w.salts)
-	seq := &sequencer{next: info.AckFloor.Stream + 1, buf: map[uint64]jetstream.Msg{}}
-	w.log.Info("log writer started", zap.Uint64("stream_seq", seq.next), zap.String("instance", w.cfg.Instance))
-
-	// Trees a previous writer grew without signing them get their
-	// checkpoint now, not when their org next sends an event.
-	if orgs, err := w.store.Unsigned(lctx); err != nil {
-		w.log.Warn("listing unsigned trees", zap.Error(err))
-	} else if len(orgs) > 0 {
-		if err := w.loadOrgNames(lctx, orgs); err != nil {
-			w.log.Warn("loading unsigned trees", zap.Error(err))
-		} else {
-			w.checkpointAll(lctx)
-		}
-	}
-
-	tick := time.NewTicker(w.cfg.CheckpointInterval)
-	defer tick.Stop()
-	signing := make(chan struct{}, 1)
-	defer func() { signing <- struct{}{} }() // the round under way ends first
-	var (
-		batch   []seqMsg
-		pending jetstream.MessageBatch // requested while the last batch was written
-	)
-	deadline := time.Now().Add(w.cfg.BatchWait)
-	stalledSince := time.Time{}
-	for {
-		if lctx.Err() != nil {
-			if errors.Is(context.Cause(lctx), ErrLeaseLost) {
-				return ErrLeaseLost
-			}
-			return nil
-		}
-		select {
-		case <-tick.C:
-			// Signing runs beside the appends (a round over thousands of
-			// orgs takes a while); a tick during a round is skipped.
-			select {
-			case signing <- struct{}{}:
-				go func() {
-					defer func() { <-signing }()
-					w.checkpointAll(lctx)
-				}()
-			default:
-			}
-		default:
-		}
-		mb := pending
-		pending = nil
-		if mb == nil {
-			want := w.cfg.BatchSize - len(batch)
-			wait := time.Until(deadline)
-			if wait < 10*time.Millisecond {
-				wait = 10 * time.Millisecond
-			}
-			if mb, err = cons.Fetch(want, jetstream.FetchMaxWait(wait)); err != nil {
-				if lctx.Err() != nil {
-					continue
-				}
-				w.log.Warn("fetching messages", zap.Error(err))
-				sleep(lctx, 100*time.Millisecond)
-				continue
-			}
-		}
-		fetched := 0
-		for msg := range mb.Messages() {
-			md, err := msg.Metadata()
-			if err != nil {
-				_ = msg.Term()
-				continue
-			}
-			fetched++
-			batch = seq.offer(md.Sequence.Stream, parsedMsg{Msg: msg, md: md}, batch)
-		}
-		if fetched > 0 {
-			w.log.Debug("fetched", zap.Int("messages", fetched), zap.Uint64("next", seq.next), zap.Int("buffered", len(seq.buf)))
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && lctx.Err() == nil {
-			w.log.Debug("fetch ended", zap.Error(err))
-		}
-		// A message expected next that no longer exists (removed before
-		// this consumer was bound) would stall the sequence: skip it.
-		if len(batch) == 0 && len(seq.buf) > 0 {
-			if stalledSince.IsZero() {
-				stalledSince = time.Now()
-			} else if time.Since(stalledSince) > w.cfg.BatchWait {
-				batch = w.skipMissing(lctx, seq, batch)
-			}
-		} else {
-			stalledSince = time.Time{}
-		}
-		if len(batch) > 0 && (len(batch) >= w.cfg.BatchSize || !time.Now().Before(deadline)) {
-			// The next messages are requested before the batch is
-			// written, so that they arrive while it is.
-			if next, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.BatchWait)); err == nil {
-				pending = next
-			}
-			if err := w.append(lctx, batch); err != nil {
-				if lctx.Err() != nil {
-					continue
-				}
-				return err
-			}
-			batch = batch[:0]
-		}
-		if !time.Now().Before(deadline) {
-			deadline = time.Now().Add(w.cfg.BatchWait)
-		}
-	}
-}
-
-// skipMissing moves the sequence past messages the stream no longer has.
-func (w *Writer) skipMissing(ctx context.Context, seq *sequencer, batch []seqMsg) []seqMsg {
-	st, err := w.js.Stream(ctx, w.cfg.Stream)
-	if err != nil {
-		return batch
-	}
-	for len(seq.buf) > 0 {
-		_, err := st.GetMsg(ctx, seq.next)
-		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return batch
-		}
-		w.log.Info("stream message no longer exists; skipped", zap.Uint64("stream_seq", seq.next))
-		seq.next++
-		batch = seq.drain(batch)
-	}
-	return batch
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-// parsedMsg is a message whose metadata was parsed once, on delivery.
-type parsedMsg struct {
-	jetstream.Msg
-	md *jetstream.MsgMetadata
-}
-
-// Metadata returns the metadata parsed on delivery.
-func (m parsedMsg) Metadata() (*jetstream.MsgMetadata, error) { return m.md, nil }
-
-// seqMsg is a message and its stream sequence.
-type seqMsg struct {
-	msg  jetstream.Msg
-	sseq uint64
-}
-
-// sequencer puts delivered messages back in stream order.
-type sequencer struct {
-	next uint64
-	buf  map[uint64]jetstream.Msg
-}
-
-// offer takes a delivered message: one already processed is acknowledged,
-// the next one and those buffered after it join the batch, a later one
-// waits in the buffer (a bounded number; beyond, it is left for
-// redelivery).
-func (s *sequencer) offer(sseq uint64, msg jetstream.Msg, batch []seqMsg) []seqMsg {
-	switch {
-	case sseq < s.next:
-		_ = msg.Ack()
-		return batch
-	case sseq > s.next:
-		if _, dup := s.buf[sseq]; !dup && len(s.buf) < 100_000 {
-			s.buf[sseq] = msg
-		}
-		return batch
-	}
-	batch = append(batch, seqMsg{msg: msg, sseq: sseq})
-	s.next++
-	return s.drain(batch)
-}
-
-func (s *sequencer) drain(batch []seqMsg) []seqMsg {
-	for {
-		m, ok := s.buf[s.next]
-		if !ok {
-			return batch
-		}
-		delete(s.buf, s.next)
-		batch = append(batch, seqMsg{msg: m, sseq: s.next})
-		s.next++
-	}
-}
-
+// logged is an event to append and the stream sequence of its message.
 type logged struct {
 	ev   schemas.Event
 	sseq uint64
-}
-
-// append logs a batch of messages in stream order and acknowledges them.
-func (w *Writer) append(ctx context.Context, msgs []seqMsg) error {
-	var (
-		evs  = make([]logged, 0, len(msgs))
-		keys = make([]treestore.Key, 0, len(msgs))
-		seen = make(map[treestore.Key]struct{}, len(msgs))
-	)
-	for _, m := range msgs {
-		ev, ok := w.accept(m.msg)
-		if !ok {
-			continue
-		}
-		k := treestore.Key{Org: ev.OrgID, EventID: ev.ID}
-		if _, dup := seen[k]; dup {
-			continue // first write wins, within the batch too
-		}
-		seen[k] = struct{}{}
-		evs = append(evs, logged{ev: ev, sseq: m.sseq})
-		keys = append(keys, k)
-	}
-	if err := w.retry(ctx, func() error { return w.write(ctx, evs, keys) }); err != nil {
-		return err
-	}
-	// msgs are in stream order (AckAllPolicy: the last one acknowledges
-	// them all).
-	if len(msgs) > 0 {
-		_ = msgs[len(msgs)-1].msg.Ack()
-	}
-	w.log.Debug("batch logged", zap.Int("messages", len(msgs)), zap.Int("events", len(evs)))
-	return nil
-}
-
-// retry runs op until it succeeds, ctx ends or the lease is in doubt.
-func (w *Writer) retry(ctx context.Context, op func() error) error {
-	bo := backoff.WithContext(backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0)), ctx)
-	return backoff.Retry(func() error {
-		if !w.lease.valid() {
-			return backoff.Permanent(ErrLeaseLost)
-		}
-		err := op()
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("log write failed; retrying", zap.Error(err))
-		}
-		return err
-	}, bo)
-}
-
-// write appends evs (not yet known to be logged) to their orgs' trees and
-// stores the result. On error the in-memory state is dropped and rebuilt
-// from the store by the next attempt.
-func (w *Writer) write(ctx context.Context, evs []logged, keys []treestore.Key) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	t0 := time.Now()
-	done, err := w.store.Logged(ctx, keys)
-	if err != nil {
-		w.dropOrgs()
-		return err
-	}
-	_, err = w.appendLeaves(ctx, evs, done, time.Since(t0))
-	return err
 }
 
 // dropOrgs forgets the orgs' states: they are loaded from the store again
@@ -545,7 +231,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 		org = e.ev.OrgID
 		leaf, err := h.Leaf(&e.ev, key)
 		if err != nil {
-			return nil, backoff.Permanent(fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err))
+			return nil, fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err)
 		}
 		r := next[e.ev.OrgID]
 		idx[i] = r.End()
@@ -567,7 +253,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 		}
 	}
 	if !w.lease.valid() {
-		return nil, backoff.Permanent(ErrLeaseLost)
+		return nil, ErrLeaseLost
 	}
 	if err := w.store.WriteRuns(ctx, token(runs.List()), runs.List()); err != nil {
 		return nil, err

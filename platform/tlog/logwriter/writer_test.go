@@ -127,7 +127,7 @@ func (e *env) killableSealer(instance string) (s *sealtest.Sealing, kill func())
 }
 
 func (e *env) writerOn(js jetstream.JetStream, instance string, cfg logwriter.Config) (*logwriter.Writer, *nats.Conn) {
-	w, err := logwriter.New(js, e.store, e.signer, logwriter.Accept(schemas.NewCatalog()), cfg)
+	w, err := logwriter.New(js, e.store, e.signer, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func (r *Roles) Writer() roles.Constructor {
 				if err != nil {
 					return err
 				}
-				w, err = logwriter.New(js, trees, signer, logwriter.Accept(p.Catalog), logwriter.Config{
+				w, err = logwriter.New(js, trees, signer, logwriter.Config{
 					Deployment:         r.cfg.TlogDeployment,
 					CheckpointInterval: r.writer.TlogCheckpointInterval,
 					Logger:             p.Log.Named("tlog"),

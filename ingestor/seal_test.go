@@ -87,6 +87,15 @@ func TestSealingIngestor(t *testing.T) {
 	}
 	e := startNATS(t, 30*time.Second)
 	a := startSealing(t, e, store, trees, signer, "a")
+	// b starts once a holds the lease, so that b is the standby.
+	waitFor(t, "the first sequencer ready", 30*time.Second, func() bool {
+		select {
+		case <-a.w.Ready():
+			return true
+		default:
+			return false
+		}
+	})
 	b := startSealing(t, e, store, trees, signer, "b")
 	defer func() { b.stop() }()
 

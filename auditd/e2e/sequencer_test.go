@@ -14,7 +14,6 @@ import (
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
-	"github.com/takumo/audit/schemas"
 )
 
 // sequencer is a log writer in sealing mode (logwriter.Writer.Serve) and
@@ -50,23 +49,8 @@ func serveSequencer(t testing.TB, js jetstream.JetStream, store *eventstore.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The writer serves the ingestor and never reads the stream itself:
-	// its message filter is never called.
-	ignore := func(jetstream.Msg) (schemas.Event, bool) { return schemas.Event{}, false }
-	// Stored events without a log index are logged before the ingestor
-	// seals, as tlogrole configures it.
-	unlogged := func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
-		rows, err := store.Unlogged(ctx, after, limit)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]logwriter.Entry, len(rows))
-		for i := range rows {
-			out[i] = logwriter.Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
-		}
-		return out, nil
-	}
-	w, err := logwriter.New(js, trees, signer, ignore, logwriter.Config{
+	unlogged := logwriter.UnloggedFrom(store)
+	w, err := logwriter.New(js, trees, signer, logwriter.Config{
 		Deployment: "audit.test", CheckpointInterval: interval, Logger: log, Unlogged: unlogged})
 	if err != nil {
 		t.Fatal(err)

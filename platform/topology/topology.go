@@ -22,9 +22,12 @@
 // The transparency log's writer holds its single-writer lease in the
 // key-value bucket AUDIT_TLOG_LEASE, declared here and created by the
 // owner, so the writer's identity needs no right to create anything. It
-// reads no stream: the sealing ingestor hands it the events it logs. The
-// durable consumer tlog through which earlier versions' writer read
-// AUDIT_EVENTS is removed by Ensure.
+// reads no stream: the sealing ingestor hands it the events it logs. Ensure
+// leaves the durable consumer tlog through which earlier versions' writer
+// read AUDIT_EVENTS: the messages it has not acknowledged are what the
+// upgraded writer checks the events that writer had not logged against,
+// and the writer removes it once they are logged
+// (logwriter.LegacyConsumer).
 //
 // AUDIT_DEAD_LETTER holds messages a consumer could not process, each with
 // the reason and its origin in headers. It keeps them until an operator
@@ -64,9 +67,6 @@ const (
 	// CheckpointsSubjects are the signed checkpoints the log writer
 	// publishes into AUDIT_FANOUT.
 	CheckpointsSubjects = witness.Subjects
-	// oldTlogConsumer is the consumer on AUDIT_EVENTS through which
-	// earlier versions' log writer read the stream; Ensure removes it.
-	oldTlogConsumer = "tlog"
 	// TlogLeaseBucket holds the log writer's lease: one key, created only
 	// if absent, renewed by compare-and-set, expiring after its TTL.
 	TlogLeaseBucket = "AUDIT_TLOG_LEASE"
@@ -321,12 +321,6 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
-	}
-	// The log writer no longer reads the stream (the ingestor seals): an
-	// earlier deployment's consumer would hold every message (interest
-	// retention) and goes.
-	if err := events.DeleteConsumer(ctx, oldTlogConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("topology: remove consumer %s: %w", oldTlogConsumer, err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.TlogLeaseBucketConfig()); err != nil {
 		return fmt.Errorf("topology: bucket %s: %w", TlogLeaseBucket, err)

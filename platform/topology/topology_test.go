@@ -375,7 +375,11 @@ func repairs(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // The log writer's consumer of earlier versions, which nothing reads any
 // more and which would hold every event (interest retention), is removed
 // by Ensure; an events stream without it is left as it is.
-func TestEnsureRemovesTheOldLogWriterConsumer(t *testing.T) {
+// TestEnsureLeavesTheOldLogWriterConsumer: Ensure neither creates nor
+// removes the consumer of earlier versions' log writer; the upgraded
+// writer removes it once it has logged the events that consumer had not
+// (logwriter.LegacyConsumer).
+func TestEnsureLeavesTheOldLogWriterConsumer(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	ctx := context.Background()
 	cfg := defaults()
@@ -392,8 +396,17 @@ func TestEnsureRemovesTheOldLogWriterConsumer(t *testing.T) {
 		if err := topology.Ensure(ctx, js, cfg); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Consumer(ctx, topology.EventsStream, "tlog"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			t.Fatalf("consumer tlog after Ensure: %v, want not found", err)
+		if _, err := js.Consumer(ctx, topology.EventsStream, "tlog"); err != nil {
+			t.Fatalf("consumer tlog after Ensure: %v, want it left in place", err)
 		}
+	}
+	if err := js.DeleteConsumer(ctx, topology.EventsStream, "tlog"); err != nil {
+		t.Fatal(err)
+	}
+	if err := topology.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Consumer(ctx, topology.EventsStream, "tlog"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("consumer tlog after Ensure: %v, want none created", err)
 	}
 }

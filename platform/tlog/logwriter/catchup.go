@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/schemas"
 )
@@ -109,6 +110,21 @@ func (w *Writer) catchUp(ctx context.Context, floor uint64, pending map[treestor
 		w.log.Warn("the earlier log writer's consumer not removed: the stream keeps every message for it until it is", zap.String("consumer", LegacyConsumer), zap.Error(err))
 	}
 	return nil
+}
+
+// UnloggedFrom is Config.Unlogged over the event store es.
+func UnloggedFrom(es *eventstore.Store) func(context.Context, uint64, int) ([]Entry, error) {
+	return func(ctx context.Context, after uint64, limit int) ([]Entry, error) {
+		rows, err := es.Unlogged(ctx, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Entry, len(rows))
+		for i := range rows {
+			out[i] = Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
+		}
+		return out, nil
+	}
 }
 
 // confirmed checks a stored event against its message in the stream: ""

@@ -260,17 +260,7 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	unlogged := func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
-		rows, err := es.Unlogged(ctx, after, limit)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]logwriter.Entry, len(rows))
-		for i := range rows {
-			out[i] = logwriter.Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
-		}
-		return out, nil
-	}
+	unlogged := logwriter.UnloggedFrom(es)
 	w1 := e.writer("s1", nil)
 	stop := serve(t, w1, 0)
 	// Logged and stored apart, the stored rows without their indices.

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/lifecycle"
 	"github.com/takumo/audit/platform/roles"
 	"github.com/takumo/audit/platform/tlog"
@@ -146,7 +145,7 @@ func (r *Roles) Writer() roles.Constructor {
 					Deployment:         r.cfg.TlogDeployment,
 					CheckpointInterval: r.writer.TlogCheckpointInterval,
 					Logger:             p.Log.Named("tlog"),
-					Unlogged:           unlogged(p.Writer),
+					Unlogged:           logwriter.UnloggedFrom(p.Writer),
 				})
 				if err != nil {
 					return err
@@ -169,21 +168,6 @@ func (r *Roles) Writer() roles.Constructor {
 				return nil
 			},
 		}
-	}
-}
-
-// unlogged is logwriter.Config.Unlogged over the event store.
-func unlogged(es *eventstore.Store) func(context.Context, uint64, int) ([]logwriter.Entry, error) {
-	return func(ctx context.Context, after uint64, limit int) ([]logwriter.Entry, error) {
-		rows, err := es.Unlogged(ctx, after, limit)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]logwriter.Entry, len(rows))
-		for i := range rows {
-			out[i] = logwriter.Entry{Event: &rows[i].Event, StreamSeq: rows[i].StreamSeq}
-		}
-		return out, nil
 	}
 }
 

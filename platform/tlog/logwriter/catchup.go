@@ -93,8 +93,16 @@ func (w *Writer) catchUp(ctx context.Context, floor uint64, pending map[treestor
 		if len(evs) == 0 {
 			continue
 		}
-		if _, err := w.appendLeaves(ctx, evs, nil, 0); err != nil {
+		idx, err := w.appendLeaves(ctx, evs, nil, 0)
+		if err != nil {
 			return fmt.Errorf("logwriter: logging events stored without a log index: %w", err)
+		}
+		// Their messages may be redelivered to the ingestor, which can
+		// take one for a first write (a crash can leave a stored row
+		// without its id key): Seal gives it this index, never a second
+		// leaf.
+		for j := range evs {
+			pending[treestore.Key{Org: evs[j].ev.OrgID, EventID: evs[j].ev.ID}] = idx[j]
 		}
 		nLogged += len(evs)
 	}

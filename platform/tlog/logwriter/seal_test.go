@@ -309,6 +309,17 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	if _, err := e.js.Consumer(ctx, topology.EventsStream, logwriter.LegacyConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("the earlier writer's consumer after Serve: %v, want not found", err)
 	}
+	// A caught-up event's message redelivered and taken for a first write
+	// (a crash can leave a stored row without its id key) gets the index
+	// it was caught up at, not a second leaf.
+	again := later[4] // acme 13
+	idx, err := w2.Seal(ctx, []logwriter.Entry{{Event: &again.Event, StreamSeq: again.StreamSeq}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(13); idx[0] != want {
+		t.Fatalf("caught-up event %s sealed again at %d, want its index %d", again.Event.ID, idx[0], want)
+	}
 	if err := insertSealed(t, es, w2, sealRows(t, "acme", 25, 30, last+1000), false); err != nil {
 		t.Fatal(err)
 	}

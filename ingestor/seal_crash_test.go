@@ -194,18 +194,7 @@ func newCrashHarness(t *testing.T) *crashHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	skey, vkey, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := tlog.NewVerifiers(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, vs := sealtest.Keys(t, "audit.test")
 	return &crashHarness{t: t, srv: srv, js: js, events: events, trees: trees, signer: signer, vs: vs}
 }
 
@@ -236,7 +225,7 @@ func (h *crashHarness) start() *process {
 	p.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.errs[0] = w.Serve(ctx, sealtest.AckFloor(ijs)) }()
+	go func() { defer wg.Done(); p.errs[0] = w.Serve(ctx, topology.IngestorAckFloor(ijs)) }()
 	go func() { defer wg.Done(); p.errs[1] = ing.Run(ctx) }()
 	go func() { wg.Wait(); close(p.done) }()
 	return p

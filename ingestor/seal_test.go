@@ -12,6 +12,7 @@ import (
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
@@ -36,17 +37,7 @@ func startSealing(t *testing.T, e *env, store ingestor.Store, trees *treestore.S
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	floor := func(ctx context.Context) (uint64, error) {
-		c, err := e.js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
-		if err != nil {
-			return 0, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return info.AckFloor.Stream, nil
-	}
+	floor := topology.IngestorAckFloor(e.js)
 	wdone, idone := make(chan error, 1), make(chan error, 1)
 	go func() { wdone <- w.Serve(ctx, floor) }()
 	go func() { idone <- ing.Run(ctx) }()
@@ -73,18 +64,7 @@ func TestSealingIngestor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	skey, vkey, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := tlog.NewVerifiers(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, vs := sealtest.Keys(t, "audit.test")
 	e := startNATS(t, 30*time.Second)
 	a := startSealing(t, e, store, trees, signer, "a")
 	// b starts once a holds the lease, so that b is the standby.

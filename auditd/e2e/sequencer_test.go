@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/takumo/audit/platform/eventstore"
-	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
 	"github.com/takumo/audit/platform/topology"
 )
@@ -37,14 +37,7 @@ type sequencer struct {
 // is the ingestor consumer's, read as tlogrole does.
 func serveSequencer(t testing.TB, js jetstream.JetStream, store *eventstore.Store, interval time.Duration, log *zap.Logger) *sequencer {
 	t.Helper()
-	skey, _, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _ := sealtest.Keys(t, "audit.test")
 	trees, err := treestore.New(store.Engine(), treestore.Config{Database: store.Database()})
 	if err != nil {
 		t.Fatal(err)
@@ -55,17 +48,7 @@ func serveSequencer(t testing.TB, js jetstream.JetStream, store *eventstore.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	floor := func(ctx context.Context) (uint64, error) {
-		c, err := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
-		if err != nil {
-			return 0, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return info.AckFloor.Stream, nil
-	}
+	floor := topology.IngestorAckFloor(js)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	started := time.Now()

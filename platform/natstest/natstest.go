@@ -88,11 +88,20 @@ func StartServer(t testing.TB, cfg natsembed.Config) (*natsembed.Server, natsaut
 // closed when the test ends.
 func Connect(t testing.TB, srv *natsembed.Server, id natsauth.Identity) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
+	return connectAs(t, id, func(opts []nats.Option) (*nats.Conn, error) {
+		return srv.Connect(t.Name()+"/"+string(id.Role), opts...)
+	})
+}
+
+// connectAs connects with id's options through dial and opens the
+// JetStream context; the connection is closed when the test ends.
+func connectAs(t testing.TB, id natsauth.Identity, dial func([]nats.Option) (*nats.Conn, error)) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	opts, err := natsauth.Options(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := srv.Connect(t.Name()+"/"+string(id.Role), opts...)
+	nc, err := dial(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

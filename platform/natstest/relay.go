@@ -61,20 +61,9 @@ func NewRelay(t testing.TB, srv *natsembed.Server) *Relay {
 // test ends.
 func (r *Relay) Connect(t testing.TB, id natsauth.Identity, name string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	opts, err := natsauth.Options(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect("nats://"+r.ln.Addr().String(), append(opts, nats.Name(name), nats.NoReconnect())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return connectAs(t, id, func(opts []nats.Option) (*nats.Conn, error) {
+		return nats.Connect("nats://"+r.ln.Addr().String(), append(opts, nats.Name(name), nats.NoReconnect())...)
+	})
 }
 
 // Kill resets every connection through the relay and refuses new ones.

@@ -338,3 +338,20 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 func DeadLetterSubject(consumer string) string {
 	return "audit.dead_letter." + consumer
 }
+
+// IngestorAckFloor returns a function reading the acknowledgement floor
+// of the ingestor's consumer with js: every message at or below it is
+// stored. The log writer recovers from it when it starts sealing.
+func IngestorAckFloor(js jetstream.JetStream) func(context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) {
+		c, err := js.Consumer(ctx, EventsStream, IngestorConsumer)
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.AckFloor.Stream, nil
+	}
+}

@@ -17,7 +17,6 @@ import (
 	"github.com/takumo/audit/platform/chdbtest"
 	"github.com/takumo/audit/platform/eventstore"
 	"github.com/takumo/audit/platform/eventstore/embedded"
-	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/erasure"
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
@@ -33,14 +32,7 @@ func logWriter(t testing.TB, js jetstream.JetStream, db string, store *eventstor
 	if err != nil {
 		t.Fatal(err)
 	}
-	skey, _, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _ := sealtest.Keys(t, "audit.test")
 	w, err := logwriter.New(js, trees, signer, logwriter.Config{Deployment: "audit.test", Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

@@ -76,18 +76,7 @@ func newEnv(t *testing.T) *env {
 	}
 	quickOutdatedPartsRemoval(t, eng, db)
 	uncompressedPersonalColumns(t, eng, db)
-	skey, vkey, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := tlog.NewVerifiers(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, vs := sealtest.Keys(t, "audit.test")
 	w, err := logwriter.New(js, tree, signer, logwriter.Config{
 		Deployment: "audit.test", Instance: "w1", CheckpointInterval: 200 * time.Millisecond, Logger: zap.NewNop()})
 	if err != nil {

@@ -78,18 +78,7 @@ func newEnvLease(t testing.TB, leaseTTL time.Duration) *env {
 	}
 	_, tjs := natstest.Connect(t, srv, keys[natsauth.Tlog])
 	_, ijs := natstest.Connect(t, srv, keys[natsauth.Ingestor])
-	skey, vkey, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := tlog.NewVerifiers(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, vs := sealtest.Keys(t, "audit.test")
 	store, eng, db := openStore(t)
 	es, err := eventstore.New(eng, eventstore.Config{Database: db})
 	if err != nil {

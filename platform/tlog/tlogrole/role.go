@@ -185,17 +185,7 @@ func (r *Roles) Serve(ctx context.Context) error {
 	if w == nil || js == nil {
 		return errors.New("tlogrole: the log writer has not started")
 	}
-	floor := func(ctx context.Context) (uint64, error) {
-		c, err := (*js).Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
-		if err != nil {
-			return 0, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return info.AckFloor.Stream, nil
-	}
+	floor := topology.IngestorAckFloor((*js))
 	return w.Serve(ctx, floor)
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/takumo/audit/platform/consume"
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/topology"
 	"github.com/takumo/audit/schemas"
@@ -64,20 +65,23 @@ func Insert(ctx context.Context, es *eventstore.Store, w *logwriter.Writer, rows
 	return err
 }
 
-// AckFloor returns the acknowledgement floor of the ingestor's consumer,
-// read with js: what Serve recovers from.
-func AckFloor(js jetstream.JetStream) func(context.Context) (uint64, error) {
-	return func(ctx context.Context) (uint64, error) {
-		c, err := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
-		if err != nil {
-			return 0, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return info.AckFloor.Stream, nil
+// Keys returns a new signing key's signer and its verifiers, for the
+// deployment name.
+func Keys(t testing.TB, name string) (*tlog.Signer, *tlog.Verifiers) {
+	t.Helper()
+	skey, vkey, err := tlog.GenerateKey(name)
+	if err != nil {
+		t.Fatal(err)
 	}
+	signer, err := tlog.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tlog.NewVerifiers(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, vs
 }
 
 // Ingest waits until w is Ready, then consumes AUDIT_EVENTS on the
@@ -173,7 +177,7 @@ func Start(t testing.TB, js jetstream.JetStream, es *eventstore.Store, w *logwri
 	s := &Sealing{W: w, cancel: cancel, served: make(chan struct{}), ingested: make(chan error, 1)}
 	go func() {
 		defer close(s.served)
-		s.serveErr = w.Serve(ctx, AckFloor(js))
+		s.serveErr = w.Serve(ctx, topology.IngestorAckFloor(js))
 	}()
 	go func() { s.ingested <- Ingest(ctx, js, es, w) }()
 	t.Cleanup(func() { _ = s.Stop() })

@@ -286,6 +286,19 @@ func (h *crashHarness) load(sent map[string][]string) *load {
 	return &load{stop: func() map[string][]string { cancel(); <-done; return sent }}
 }
 
+// finish stops the load once p seals, checks the logs, and stops p,
+// which must have stopped without an error.
+func (h *crashHarness) finish(p *process, l *load) {
+	h.t.Helper()
+	h.sealing(p)
+	h.check(p, l.stop())
+	p.cancel()
+	h.wait(p)
+	if err := errors.Join(p.errs[:]...); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // check waits until p has stored every event of sent, then checks the log
 // of each org: tree size = events stored, leaf indices dense and unique,
 // the leaves exactly the events sent, each stored once with its leaf's
@@ -425,13 +438,7 @@ func TestSealingPipelineSurvivesKills(t *testing.T) {
 			t.Logf("%s killed %s", p.name, k)
 			p = h.start()
 		}
-		h.sealing(p)
-		h.check(p, l.stop())
-		p.cancel()
-		h.wait(p)
-		if err := errors.Join(p.errs[:]...); err != nil {
-			t.Fatal(err)
-		}
+		h.finish(p, l)
 	})
 	t.Run("random moments", func(t *testing.T) {
 		h.t = t
@@ -444,12 +451,6 @@ func TestSealingPipelineSurvivesKills(t *testing.T) {
 			h.wait(p)
 			p = h.start()
 		}
-		h.sealing(p)
-		h.check(p, l.stop())
-		p.cancel()
-		h.wait(p)
-		if err := errors.Join(p.errs[:]...); err != nil {
-			t.Fatal(err)
-		}
+		h.finish(p, l)
 	})
 }

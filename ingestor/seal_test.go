@@ -119,10 +119,7 @@ func TestSealingIngestor(t *testing.T) {
 
 	for _, org := range orgs {
 		ids := sent[org]
-		stored, err := store.LogIndices(ctx, org, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stored := sealtest.StoredIndices(t, store, org)
 		leaves, err := trees.Leaves(ctx, org, 0, uint64(len(ids))+5)
 		if err != nil {
 			t.Fatal(err)

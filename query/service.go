@@ -31,29 +31,39 @@ type Reader interface {
 	Stream(ctx context.Context, orgID string, f eventstore.Filter, fn func(schemas.Event) error) error
 }
 
-// LogIndex finds where stored events are in their org's transparency log
-// (*treestore.Store): the log_index of each id logged so far.
+// LogIndex finds where stored events are in their org's transparency
+// log: the log_index of each of evs (the org's events, as read) logged so
+// far.
 type LogIndex interface {
+	LogIndices(ctx context.Context, org string, evs []schemas.Event) (map[string]uint64, error)
+}
+
+// KeyTable finds logged events by id (*treestore.Store, the log's key
+// table).
+type KeyTable interface {
 	LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error)
 }
 
 // StoredFirst is the LogIndex of a deployment whose ingestor seals: the
 // index stored with each event (stored, *eventstore.Store) first, and
 // for the events that have none, stored before it sealed, the log's key
-// table (fallback, *treestore.Store), in a second query only when needed.
-func StoredFirst(stored, fallback LogIndex) LogIndex { return storedFirst{stored, fallback} }
+// table (fallback), in a second query only when needed.
+func StoredFirst(stored LogIndex, fallback KeyTable) LogIndex { return storedFirst{stored, fallback} }
 
-type storedFirst struct{ stored, fallback LogIndex }
+type storedFirst struct {
+	stored   LogIndex
+	fallback KeyTable
+}
 
-func (s storedFirst) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
-	got, err := s.stored.LogIndices(ctx, org, ids)
+func (s storedFirst) LogIndices(ctx context.Context, org string, evs []schemas.Event) (map[string]uint64, error) {
+	got, err := s.stored.LogIndices(ctx, org, evs)
 	if err != nil {
 		return nil, err
 	}
 	var rest []string
-	for _, id := range ids {
-		if _, ok := got[id]; !ok {
-			rest = append(rest, id)
+	for _, e := range evs {
+		if _, ok := got[e.ID]; !ok {
+			rest = append(rest, e.ID)
 		}
 	}
 	if len(rest) == 0 {
@@ -556,11 +566,7 @@ func (s *Service) withLogIndex(ctx context.Context, org string, evs []schemas.Ev
 	if s.deps.Logs == nil || len(evs) == 0 {
 		return out, nil
 	}
-	ids := make([]string, len(evs))
-	for i, e := range evs {
-		ids[i] = e.ID
-	}
-	idx, err := s.deps.Logs.LogIndices(ctx, org, ids)
+	idx, err := s.deps.Logs.LogIndices(ctx, org, evs)
 	if err != nil {
 		return nil, fmt.Errorf("query: log indices: %w", err)
 	}

@@ -277,24 +277,36 @@ func (s *Store) Recent(ctx context.Context, orgID string, limit int) ([]schemas.
 	return out, nil
 }
 
-// LogIndices returns the log_index stored with those of the org's events
-// ids that have one (stored by InsertSequenced). Events stored without a
-// sequencer, expired or not, are absent.
-func (s *Store) LogIndices(ctx context.Context, orgID string, ids []string) (map[string]uint64, error) {
+// LogIndices returns the log_index stored with those of evs, events of the
+// org as a read returned them, that have one (stored by InsertSequenced).
+// Events stored without a sequencer are absent. The look-up is bounded by
+// the events' occurred_at, which the primary key orders: a page of events
+// reads the granules of its own time span, whatever the org's size.
+func (s *Store) LogIndices(ctx context.Context, orgID string, evs []schemas.Event) (map[string]uint64, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	if !schemas.ValidOrgID(orgID) {
 		return nil, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
-	out := make(map[string]uint64, len(ids))
-	if len(ids) == 0 {
+	out := make(map[string]uint64, len(evs))
+	if len(evs) == 0 {
 		return out, nil
 	}
-	list := keyList(len(ids), func(i int) string { return ids[i] })
+	lo, hi := evs[0].OccurredAt, evs[0].OccurredAt
+	for _, e := range evs[1:] {
+		if e.OccurredAt.Before(lo) {
+			lo = e.OccurredAt
+		}
+		if e.OccurredAt.After(hi) {
+			hi = e.OccurredAt
+		}
+	}
+	list := keyList(len(evs), func(i int) string { return evs[i].ID })
 	rows, err := s.eng.Query(ctx, "SELECT id, assumeNotNull(log_index) FROM "+s.table+
-		" WHERE org_id = {org:String} AND id IN "+list.sql("ids")+" AND log_index IS NOT NULL",
-		P("org", orgID), P("ids", list.text))
+		" WHERE org_id = {org:String} AND occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at <= {hi:DateTime64(3, 'UTC')}"+
+		" AND id IN "+list.sql("ids")+" AND log_index IS NOT NULL",
+		P("org", orgID), P("lo", lo), P("hi", hi), P("ids", list.text))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: log indices: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/schemas"
 )
 
 // InsertSequenced hands the sequencer the first writes of a batch, in
@@ -51,7 +52,9 @@ func testInsertSequenced(t *testing.T, s *eventstore.Store) {
 		t.Fatalf("sequencer saw %v, want %v", got, want)
 	}
 	wantStored(t, s, "org_q", 4)
-	idx, err := s.LogIndices(ctx(t), "org_q", []string{rs[0].Event.ID, rs[1].Event.ID, rs[2].Event.ID, rs[3].Event.ID, "nope"})
+	nope := rs[1].Event
+	nope.ID = "nope"
+	idx, err := s.LogIndices(ctx(t), "org_q", []schemas.Event{rs[0].Event, rs[1].Event, rs[2].Event, rs[3].Event, nope})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +62,7 @@ func testInsertSequenced(t *testing.T, s *eventstore.Store) {
 	if !maps.Equal(idx, want) {
 		t.Fatalf("LogIndices = %v, want %v", idx, want)
 	}
-	if other, err := s.LogIndices(ctx(t), "org_other", []string{rs[0].Event.ID}); err != nil || len(other) != 0 {
+	if other, err := s.LogIndices(ctx(t), "org_other", []schemas.Event{rs[0].Event}); err != nil || len(other) != 0 {
 		t.Fatalf("LogIndices of another org = %v, %v; want none", other, err)
 	}
 }

@@ -257,10 +257,7 @@ func (e *env) checkLogWith(org string, n int, c logCheck) {
 		if stored, err := e.es.CountStored(ctx, org); err != nil || stored != uint64(n) {
 			t.Fatalf("org %s: %d events stored (%v), want %d", org, stored, err, n)
 		}
-		indices, err := e.es.LogIndices(ctx, org, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
+		indices := sealtest.StoredIndices(t, e.es, org)
 		for i, id := range ids {
 			if x, ok := indices[id]; !ok || x != uint64(i) {
 				t.Fatalf("org %s: event %d stored with log_index %d (%v), want %d", org, i, x, ok, i)
@@ -513,20 +510,29 @@ func TestSecondInstanceCannotFork(t *testing.T) {
 	e.checkLog("acme", 300)
 }
 
+// sealingTen starts a writer sealing for the ingest loop, has acme's
+// events 0..9 logged, and returns the writer, its loop and the lease
+// bucket (with the admin's connection, which may write it).
+func (e *env) sealingTen() (*logwriter.Writer, *sealtest.Sealing, jetstream.KeyValue) {
+	e.t.Helper()
+	w := e.writer("w1", nil)
+	s := sealtest.Start(e.t, e.ijs, e.es, w)
+	e.publish("acme", 0, 10)
+	waitSize(e.t, e.store, "acme", 10)
+	kv, err := e.js.KeyValue(context.Background(), "AUDIT_TLOG_LEASE")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w, s, kv
+}
+
 // A lease taken over behind a writer's back (its key rewritten) makes
 // Serve stop with ErrLeaseLost; Seal refuses from then on and nothing more
 // is logged.
 func TestLeaseLost(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	w := e.writer("w1", nil)
-	s := sealtest.Start(t, e.ijs, e.es, w)
-	e.publish("acme", 0, 10)
-	waitSize(t, e.store, "acme", 10)
-	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, s, kv := e.sealingTen()
 	if _, err := kv.Put(ctx, "writer", []byte("intruder")); err != nil {
 		t.Fatal(err)
 	}
@@ -553,14 +559,7 @@ func TestLeaseLost(t *testing.T) {
 func TestLeaseOverwrittenByAReply(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	w := e.writer("w1", nil)
-	s := sealtest.Start(t, e.ijs, e.es, w)
-	e.publish("acme", 0, 10)
-	waitSize(t, e.store, "acme", 10)
-	kv, err := e.js.KeyValue(ctx, "AUDIT_TLOG_LEASE")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, s, kv := e.sealingTen()
 	for _, reply := range []string{`{"stream":"AUDIT_EVENTS","seq":11}`, `{"type":"io.nats.jetstream.api.v1.stream_info_response"}`, ``} {
 		put, err := kv.Put(ctx, "writer", []byte(reply))
 		if err != nil {

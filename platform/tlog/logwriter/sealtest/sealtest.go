@@ -65,6 +65,24 @@ func Insert(ctx context.Context, es *eventstore.Store, w *logwriter.Writer, rows
 	return err
 }
 
+// StoredIndices returns the log_index stored with each of the org's live
+// events that has one (eventstore.Store.LogIndices over all of them).
+func StoredIndices(t testing.TB, es *eventstore.Store, org string) map[string]uint64 {
+	t.Helper()
+	var evs []schemas.Event
+	if err := es.Stream(context.Background(), org, eventstore.Filter{}, func(e schemas.Event) error {
+		evs = append(evs, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := es.LogIndices(context.Background(), org, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
 // Keys returns a new signing key's signer and its verifiers, for the
 // deployment name.
 func Keys(t testing.TB, name string) (*tlog.Signer, *tlog.Verifiers) {

@@ -133,11 +133,7 @@ func TestRetentionCutGracePeriod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := producer.New(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	prod := openProducer(t, e)
 	srv := serviceOver(e, past, prod)
 	putPlanOn(e, srv.URL, "org_s", "developer")
 	if got := e.list(reader(t, "org_s"), url.Values{}); len(got.Data) != 2 {
@@ -199,13 +195,7 @@ func TestSettingsChangeNotRecordedNotMade(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	e.putPlan("org_n", "enterprise")
 	e.aged("org_n", "old_", 2, 40*24*time.Hour)
-	closed, err := producer.New(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := closed.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closed := closedProducer(t, e)
 	srv := serviceOver(e, e.store, closed)
 	saved := e.srv.URL
 	e.srv.URL = srv.URL
@@ -368,13 +358,23 @@ func authOf(secret []byte) httpapi.AuthConfig { return httpapi.AuthConfig{HMACSe
 
 func authPEM(keys []byte) httpapi.AuthConfig { return httpapi.AuthConfig{PublicKeysPEM: keys} }
 
-func closedProducer(t *testing.T, e *env) *producer.Producer {
+// openProducer returns a producer on e's bus, closed when the test ends.
+func openProducer(t *testing.T, e *env) *producer.Producer {
 	t.Helper()
 	p, err := producer.New(e.js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = p.Close(context.Background())
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+func closedProducer(t *testing.T, e *env) *producer.Producer {
+	t.Helper()
+	p := openProducer(t, e)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -427,11 +427,7 @@ func TestConcurrentSettingsChangesDoNotOverwriteEachOther(t *testing.T) {
 	if r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":3650}`); r.status != 200 {
 		t.Fatalf("custom retention: %d %s", r.status, r.body)
 	}
-	prod, err := producer.New(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	prod := openProducer(t, e)
 	operator, main := 0, e.srv.URL
 	svc, err := query.New(query.Config{Auth: authOf(secret), RatePerSecond: 1000, RateBurst: 1000},
 		query.Deps{Events: e.store, Retention: heldHook{e.store, func() {
@@ -478,11 +474,7 @@ func TestPurgeKeepsSettingsChangedMeanwhile(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	e.putPlan("org_m", "enterprise")
 	cut := e.putPlan("org_m", "developer").LastRetentionCut
-	prod, err := producer.New(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	prod := openProducer(t, e)
 	operator, main := 0, e.srv.URL
 	svc, err := query.New(query.Config{Auth: authOf(secret), PurgeKeysPEM: pubPEM, RatePerSecond: 1000, RateBurst: 1000},
 		query.Deps{Events: e.store, Retention: e.store, Purge: purgeHook{e.store, func() {
@@ -553,11 +545,7 @@ func TestSettingsChangesApplyInOrder(t *testing.T) {
 	if r := e.do("PUT", "/v1/settings", admin, `{"custom_retention_days":3650}`); r.status != 200 {
 		t.Fatalf("custom retention: %d %s", r.status, r.body)
 	}
-	prod, err := producer.New(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	prod := openProducer(t, e)
 	var base string
 	var overtook atomic.Bool
 	second := make(chan int, 1)

@@ -38,6 +38,14 @@ func TestLeavesAfterSkipsOlderRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The highest sequence logged, whatever the hint: close to it, far
+	// above it (every window tried, then the whole log), or none.
+	for _, near := range []uint64{big, big + 5, 50_000_000, 0} {
+		if last, err := s.LastLoggedSeq(ctx, near); err != nil || last != big+5 {
+			t.Fatalf("LastLoggedSeq(%d) = %d, %v; want %d", near, last, err, big+5)
+		}
+	}
+
 	got, err := s.LeavesAfter(ctx, big)
 	if err != nil {
 		t.Fatal(err)

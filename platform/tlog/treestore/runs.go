@@ -583,29 +583,32 @@ func leavesAfterQuery(runs string) string {
 // tried first (the max_stream_seq index skips the others), the whole log
 // last.
 func (s *Store) LastLoggedSeq(ctx context.Context, near uint64) (uint64, error) {
+	highest := func(above uint64) (uint64, error) {
+		rows, err := s.eng.Query(ctx, "SELECT max(arrayMax(stream_seqs)) FROM "+s.runs+
+			" WHERE level = 0 AND arrayMax(stream_seqs) > {above:UInt64}"+noJIT, eventstore.P("above", above))
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		var last uint64
+		if rows.Next() {
+			if err := rows.Scan(&last); err != nil {
+				return 0, err
+			}
+		}
+		return last, rows.Err()
+	}
 	for _, w := range []uint64{1 << 16, 1 << 20, 1 << 24, near} {
 		above := uint64(0)
 		if near > w {
 			above = near - w
 		}
-		var max uint64
-		rows, err := s.eng.Query(ctx, "SELECT max(arrayMax(stream_seqs)) FROM "+s.runs+
-			" WHERE level = 0 AND arrayMax(stream_seqs) > {above:UInt64}"+noJIT, eventstore.P("above", above))
+		last, err := highest(above)
 		if err != nil {
 			return 0, fmt.Errorf("treestore: last logged sequence: %w", err)
 		}
-		if rows.Next() {
-			err = rows.Scan(&max)
-		}
-		if err == nil {
-			err = rows.Err()
-		}
-		rows.Close()
-		if err != nil {
-			return 0, fmt.Errorf("treestore: last logged sequence: %w", err)
-		}
-		if max > 0 || above == 0 {
-			return max, nil
+		if last > 0 || above == 0 {
+			return last, nil
 		}
 	}
 	return 0, nil

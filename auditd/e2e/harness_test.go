@@ -6,6 +6,9 @@ package e2e
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +197,47 @@ func producerConns(tb testing.TB, srv *natsembed.Server, k int) []jetstream.JetS
 		_, out[i] = natstest.Connect(tb, srv, natstest.Keys(srv)[natsauth.Producer])
 	}
 	return out
+}
+
+// scope is a testing.TB whose cleanups (and temporary directories) run
+// when end is called rather than when the test ends: a benchmark that
+// runs several pipelines one after the other releases each before the
+// next starts.
+type scope struct {
+	testing.TB
+	cleanups []func()
+}
+
+func isolate(tb testing.TB) *scope { return &scope{TB: tb} }
+
+func (s *scope) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
+
+func (s *scope) TempDir() string {
+	dir, err := os.MkdirTemp("", "audit-e2e-")
+	if err != nil {
+		s.Fatal(err)
+	}
+	s.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// end runs the cleanups, last registered first, waits until the engine
+// runs no merge (those of the dropped databases stop) and collects the
+// garbage they left.
+func (s *scope) end() {
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
+	s.cleanups = nil
+	ses := chdbtest.Session(s.TB)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out, err := ses.Query(context.Background(), "SELECT count() FROM system.merges", "TabSeparated")
+		if err != nil {
+			s.Fatal(err)
+		}
+		if strings.TrimSpace(string(out)) == "0" {
+			break
+		}
+	}
+	runtime.GC()
 }

@@ -40,7 +40,7 @@ func envInt(b *testing.B, name string, def int) int {
 
 // benchLogger is the writer's logger: none, or the debug log into the file
 // AUDIT_SEAL_LOG names.
-func benchLogger(b *testing.B) *zap.Logger {
+func benchLogger(b testing.TB) *zap.Logger {
 	f := os.Getenv("AUDIT_SEAL_LOG")
 	if f == "" {
 		return zap.NewNop()
@@ -58,7 +58,7 @@ func benchLogger(b *testing.B) *zap.Logger {
 // connection with the log writer's identity: the ingestor, given it with
 // ingestor.WithSealer, logs each batch's events before storing them; the
 // writer signs checkpoints every interval.
-func (p *pipeline) startSequencer(b *testing.B, store *eventstore.Store, interval time.Duration) *sequencer {
+func (p *pipeline) startSequencer(b testing.TB, store *eventstore.Store, interval time.Duration) *sequencer {
 	b.Helper()
 	_, js := natstest.Connect(b, p.srv, natstest.Keys(p.srv)[natsauth.Tlog])
 	return serveSequencer(b, js, store, interval, benchLogger(b))
@@ -159,11 +159,15 @@ func runPipeline(b *testing.B, n int, seal bool) pipelineRun {
 }
 
 func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
-	p := newPipelineAt(b, 60*time.Second, o.firstSeq)
+	// The run's NATS server, database and connections end with it: the
+	// next run starts without their memory, files and merges.
+	t := isolate(b)
+	defer t.end()
+	p := newPipelineAt(t, 60*time.Second, o.firstSeq)
 	if c := p.consumer(b); o.firstSeq > 0 && c.AckFloor.Stream != o.firstSeq-1 {
 		b.Fatalf("the ingestor's ack floor is %d on a stream starting at %d", c.AckFloor.Stream, o.firstSeq)
 	}
-	store := newStore(b)
+	store := newStore(t)
 	if o.setup != nil {
 		o.setup(store)
 	}
@@ -180,16 +184,16 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 		run  pipelineRun
 	)
 	if seal {
-		s = p.startSequencer(b, store, o.interval)
+		s = p.startSequencer(t, store, o.interval)
 		opts = append(opts, ingestor.WithSealer(s.w))
 	}
-	stop, _ := p.startIngestor(b, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond}, opts...)
+	stop, _ := p.startIngestor(t, store, ingestor.Config{BatchSize: 20_000, BatchWait: 200 * time.Millisecond}, opts...)
 	if s != nil {
 		// The ingestor consumes once the sequencer serves: its start-up
 		// is not part of the rate.
 		run.startup = s.ready(b, 10*time.Minute)
 	}
-	conns := producerConns(b, p.srv, 2)
+	conns := producerConns(t, p.srv, 2)
 	start, cpu0 := time.Now(), cpuTime(b)
 	want := emitDemo(b, conns, n, o.org)
 	run.produced = time.Since(start)
@@ -249,8 +253,10 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 // sealing ingestor (a log writer in sealing mode gives each batch's first
 // writes their log indices, their leaves stored before the events; it
 // signs checkpoints every 10 s), alternated AUDIT_SEAL_ROUNDS times
-// (default 2) in one process, AUDIT_SEAL_EVENTS events per run (default
-// 200,000). The clock of a run stops when the ingestor has stored every
+// (default 2) in one process, each mode first in every other round, AUDIT_SEAL_EVENTS events per run (default
+// 200,000). Each run has its own NATS server and database, released
+// before the next starts (no merge of an earlier run still going). The
+// clock of a run stops when the ingestor has stored every
 // event: a sealed event is logged when it is stored (signing it into a
 // checkpoint is BenchmarkCheckpointLatency's measure). It reports the
 // medians of both rates, of their per-round ratio (sealed/unsealed) and of
@@ -261,8 +267,13 @@ func BenchmarkSealing(b *testing.B) {
 	for range b.N {
 		var off, on, ratios, cpuOff, cpuOn []float64
 		for r := range rounds {
-			u := runPipeline(b, n, false)
-			s := runPipeline(b, n, true)
+			// Each mode goes first in every other round.
+			var u, s pipelineRun
+			if r%2 == 0 {
+				u, s = runPipeline(b, n, false), runPipeline(b, n, true)
+			} else {
+				s, u = runPipeline(b, n, true), runPipeline(b, n, false)
+			}
 			off, on = append(off, u.rate()), append(on, s.rate())
 			cpuOff, cpuOn = append(cpuOff, u.cpuPerEvent()), append(cpuOn, s.cpuPerEvent())
 			ratios = append(ratios, s.rate()/u.rate())

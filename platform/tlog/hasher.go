@@ -14,11 +14,20 @@ import (
 
 // SubjectKey is a subject's salt ready to commit with: its keyed
 // HMAC-SHA256, reset between fields, so the key schedule is computed once
-// per subject rather than once per field. It is not safe for concurrent
-// use.
+// per subject rather than once per field. It remembers the last
+// commitment of each field path: the same person's events repeat their
+// name, email, address and user agent, whose commitments are then copied
+// instead of computed again. It is not safe for concurrent use.
 type SubjectKey struct {
-	mac hash.Hash
-	sum [sha256.Size]byte
+	mac  hash.Hash
+	sum  [sha256.Size]byte
+	last []commitmentMemo
+}
+
+// commitmentMemo is the commitment of value at path.
+type commitmentMemo struct {
+	path, value string
+	commitment  []byte
 }
 
 // NewSubjectKey returns the key of a salt.
@@ -27,15 +36,34 @@ func NewSubjectKey(salt []byte) *SubjectKey {
 }
 
 // appendCommitment appends Commitment(salt, path, value) to dst; scratch
-// is a buffer it may reuse, returned grown.
+// is a buffer it may reuse, returned grown. The key keeps value until
+// the path's next value.
 func (k *SubjectKey) appendCommitment(dst, scratch []byte, path, value string) ([]byte, []byte) {
+	m := -1
+	for i := range k.last {
+		if k.last[i].path == path {
+			if k.last[i].value == value {
+				return append(dst, k.last[i].commitment...), scratch
+			}
+			m = i
+			break
+		}
+	}
 	scratch = append(scratch[:0], path...)
 	scratch = append(scratch, 0)
 	scratch = append(scratch, value...)
 	k.mac.Reset()
 	k.mac.Write(scratch)
+	start := len(dst)
 	dst = append(dst, CommitmentPrefix...)
-	return hex.AppendEncode(dst, k.mac.Sum(k.sum[:0])), scratch
+	dst = hex.AppendEncode(dst, k.mac.Sum(k.sum[:0]))
+	if m < 0 {
+		k.last = append(k.last, commitmentMemo{path: path})
+		m = len(k.last) - 1
+	}
+	k.last[m].value = value
+	k.last[m].commitment = append(k.last[m].commitment[:0], dst[start:]...)
+	return dst, scratch
 }
 
 // Hasher computes leaf hashes as Leaf does, without the commitments and

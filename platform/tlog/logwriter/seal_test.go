@@ -2,6 +2,7 @@ package logwriter_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/takumo/audit/platform/eventstore"
+	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/logwriter"
 	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/platform/tlog/treestore"
@@ -348,5 +350,116 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	}
 	if keyed, err := e.store.LogIndices(ctx, "acme", []string{eventID("acme", 900), eventID("acme", 901)}); err != nil || len(keyed) != 0 {
 		t.Errorf("rows written into the store directly got leaves %v (%v), want none", keyed, err)
+	}
+}
+
+// saltSpy is the tree store that records the subjects the writer looks
+// up, and whose writes of salts, once armed, are stored and then reported
+// failed.
+type saltSpy struct {
+	*treestore.Store
+	looked []treestore.Key
+	armed  bool
+}
+
+func (s *saltSpy) Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error) {
+	s.looked = append(s.looked, keys...)
+	return s.Store.Salts(ctx, keys)
+}
+
+func (s *saltSpy) PutSalts(ctx context.Context, salts []treestore.Salt) error {
+	if err := s.Store.PutSalts(ctx, salts); err != nil {
+		return err
+	}
+	if s.armed {
+		s.armed = false
+		return errors.New("connection lost before the answer")
+	}
+	return nil
+}
+
+// saltRows counts the org's stored salts.
+func saltRows(t *testing.T, e *env, org string) int {
+	t.Helper()
+	n := 0
+	err := e.store.Subjects(context.Background(), []string{org}, func(string, string) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The salts of new subjects are created without asking the store; a
+// subject with a salt gets it, never a second one: after a restart of the
+// writer (it looks the subject up) and after a write of salts reported
+// failed but stored.
+func TestSubjectSalts(t *testing.T) {
+	e := newEnv(t)
+	start := func(name string) (*saltSpy, *logwriter.Writer) {
+		spy := &saltSpy{Store: e.store}
+		w, err := logwriter.New(e.tjs, spy, e.signer, logwriter.Config{
+			Deployment: "audit.test", Instance: name, CheckpointInterval: time.Hour, Logger: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spy, w
+	}
+	// event's subjects: actors usr_0..usr_6 and targets usr_t0..usr_t4.
+	const subjects = 12
+	spy, w := start("s1")
+	stop := serve(t, w, 0)
+	if err := insertSealed(t, e.es, w, sealRows(t, "acme", 0, 20, 1), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(spy.looked) != 0 {
+		t.Fatalf("new subjects looked up: %v", spy.looked)
+	}
+	if n := saltRows(t, e, "acme"); n != subjects {
+		t.Fatalf("%d salts stored, want %d", n, subjects)
+	}
+	stop()
+
+	spy, w = start("s2")
+	defer serve(t, w, 20)()
+	if err := insertSealed(t, e.es, w, sealRows(t, "acme", 20, 40, 21), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(spy.looked) != subjects {
+		t.Fatalf("after a restart, %d subjects looked up, want %d: %v", len(spy.looked), subjects, spy.looked)
+	}
+	if n := saltRows(t, e, "acme"); n != subjects {
+		t.Fatalf("after a restart, %d salts stored, want %d", n, subjects)
+	}
+
+	// A batch with a new subject whose salt is stored but reported
+	// failed, then retried.
+	rows := sealRows(t, "acme", 40, 45, 41)
+	rows[2].Event.Actor.ID = "usr_new"
+	spy.armed = true
+	if err := insertSealed(t, e.es, w, rows, false); err == nil {
+		t.Fatal("no error from an unanswered write of salts")
+	}
+	if err := insertSealed(t, e.es, w, rows, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := saltRows(t, e, "acme"); n != subjects+1 {
+		t.Fatalf("after a retried write of salts, %d salts stored, want %d", n, subjects+1)
+	}
+	checkSealed(t, e, e.es, w, map[string]int{"acme": 45})
+	// Each leaf is the event's, committed under the stored salts.
+	evs := make([]schemas.Event, 45)
+	for i := range evs {
+		evs[i] = sealRows(t, "acme", i, i+1, 1)[0].Event
+	}
+	evs[42] = rows[2].Event
+	entries, err := e.store.Entries(context.Background(), "acme", evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range entries {
+		leaf, err := tlog.EntryLeaf(x)
+		if err != nil || x.LogIndex == nil || hex.EncodeToString(leaf) != x.Integrity.LeafHash {
+			t.Fatalf("event %d: leaf %x (%v), logged %s at %v", i, leaf, err, x.Integrity.LeafHash, x.LogIndex)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +33,7 @@ type Store interface {
 	Unsigned(ctx context.Context) ([]string, error)
 	Logged(ctx context.Context, keys []treestore.Key) (map[treestore.Key]uint64, error)
 	Salts(ctx context.Context, keys []treestore.Key) (map[treestore.Key][]byte, error)
+	Subjects(ctx context.Context, orgs []string, f func(org, subject string)) error
 	PutSalts(ctx context.Context, salts []treestore.Salt) error
 	WriteRuns(ctx context.Context, token string, runs []treestore.Run) error
 	LeavesAfter(ctx context.Context, seq uint64) ([]treestore.SealedLeaf, error)
@@ -125,8 +128,14 @@ type Writer struct {
 	signer *tlog.Signer
 	log    *zap.Logger
 
-	mu   sync.Mutex // guards orgs and pubPause
+	mu   sync.Mutex // guards orgs, known and pubPause
 	orgs map[string]*orgState
+	// known holds, for each org whose subjects this writer loaded, the
+	// subjects with a salt in the store (see subjectSet); nil for an org
+	// with more than maxKnownSubjects, whose subjects are always looked
+	// up. Dropped with the orgs' states.
+	known map[string]*subjectSet
+	seed  maphash.Seed
 	// pubPause: after a failed publication, none is tried before this
 	// time, so that a bus refusing them never slows the log down.
 	pubPause time.Time
@@ -150,7 +159,8 @@ func New(js jetstream.JetStream, store Store, signer *tlog.Signer, cfg Config) (
 		return nil, errors.New("logwriter: nil dependency")
 	}
 	return &Writer{cfg: cfg, js: js, store: store, signer: signer, log: cfg.Logger,
-		orgs: map[string]*orgState{}, salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
+		orgs: map[string]*orgState{}, known: map[string]*subjectSet{}, seed: maphash.MakeSeed(),
+		salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
 // logged is an event to append and the stream sequence of its message.
@@ -164,6 +174,7 @@ type logged struct {
 func (w *Writer) dropOrgs() {
 	w.mu.Lock()
 	w.orgs = map[string]*orgState{}
+	w.known = map[string]*subjectSet{}
 	w.mu.Unlock()
 }
 
@@ -247,6 +258,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 		return nil, err
 	}
 	step(4)
+	w.addKnown(newSalts)
 	for _, s := range newSalts {
 		if k := (treestore.Key{Org: s.Org, EventID: s.Subject}); !w.uncached[k] {
 			w.salts[ownKey(k)] = s.Salt
@@ -367,7 +379,10 @@ func (w *Writer) forgetErased(evs []logged) {
 }
 
 // saltsFor returns the keys of every subject of evs not in done, creating
-// the salts of those that have none, and the salts created.
+// the salts of those that have none, and the salts created. A subject
+// neither in the cache nor known to the org's subject set has no salt:
+// only the writer holding the lease creates salts, and the set was loaded
+// from the store after it took the lease. The others are looked up.
 func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
 	out := map[treestore.Key]*tlog.SubjectKey{}
 	var missing []treestore.Key
@@ -393,28 +408,142 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.
 	if len(missing) == 0 {
 		return out, nil, nil
 	}
-	found, err := w.store.Salts(ctx, missing)
+	if err := w.loadKnown(ctx, missing); err != nil {
+		return nil, nil, err
+	}
+	var lookup, fresh []treestore.Key
+	w.mu.Lock()
+	for _, k := range missing {
+		if set := w.known[k.Org]; set == nil || set.has(maphash.String(w.seed, k.EventID)) {
+			lookup = append(lookup, k)
+		} else {
+			fresh = append(fresh, k)
+		}
+	}
+	w.mu.Unlock()
+	found, err := w.store.Salts(ctx, lookup)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(w.salts) > 1_000_000 {
 		clear(w.salts)
 	}
-	var fresh []treestore.Salt
-	for _, k := range missing {
+	var created []treestore.Salt
+	newSalt := func(k treestore.Key) error {
+		salt := make([]byte, tlog.SaltSize)
+		if _, err := rand.Read(salt); err != nil {
+			return err
+		}
+		created = append(created, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
+		out[k] = tlog.NewSubjectKey(salt)
+		return nil
+	}
+	for _, k := range lookup {
 		salt, ok := found[k]
 		if !ok {
-			salt = make([]byte, tlog.SaltSize)
-			if _, err := rand.Read(salt); err != nil {
+			if err := newSalt(k); err != nil {
 				return nil, nil, err
 			}
-			fresh = append(fresh, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		} else if !w.uncached[k] {
+			continue
+		}
+		if !w.uncached[k] {
 			w.salts[ownKey(k)] = salt
 		}
 		out[k] = tlog.NewSubjectKey(salt)
 	}
-	return out, fresh, nil
+	for _, k := range fresh {
+		if err := newSalt(k); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, created, nil
+}
+
+// maxKnownSubjects bounds an org's subject set (8 bytes a subject): the
+// subjects of a larger org are looked up in the store.
+const maxKnownSubjects = 1 << 23
+
+// subjectSet is the set of an org's subjects with a salt, as 64-bit hashes
+// of their ids under the writer's seed: those loaded from the store
+// sorted, those created since in a map. A hash in the set may be another
+// subject's (then the store answers that it has no salt); a subject with a
+// salt is always in it.
+type subjectSet struct {
+	sorted []uint64
+	added  map[uint64]struct{}
+}
+
+func (s *subjectSet) has(h uint64) bool {
+	if _, ok := s.added[h]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearch(s.sorted, h)
+	return ok
+}
+
+func (s *subjectSet) add(h uint64) {
+	s.added[h] = struct{}{}
+	if len(s.added) < 1<<16 {
+		return
+	}
+	for h := range s.added {
+		s.sorted = append(s.sorted, h)
+	}
+	slices.Sort(s.sorted)
+	s.sorted = slices.Compact(s.sorted)
+	clear(s.added)
+}
+
+// loadKnown loads the subject sets of the orgs of keys that have none, in
+// one query.
+func (w *Writer) loadKnown(ctx context.Context, keys []treestore.Key) error {
+	var orgs []string
+	w.mu.Lock()
+	for _, k := range keys {
+		if _, ok := w.known[k.Org]; !ok && !slices.Contains(orgs, k.Org) {
+			orgs = append(orgs, strings.Clone(k.Org))
+		}
+	}
+	w.mu.Unlock()
+	if len(orgs) == 0 {
+		return nil
+	}
+	sets := make(map[string]*subjectSet, len(orgs))
+	for _, o := range orgs {
+		sets[o] = &subjectSet{added: map[uint64]struct{}{}}
+	}
+	err := w.store.Subjects(ctx, orgs, func(org, subject string) {
+		if s := sets[org]; s != nil {
+			s.sorted = append(s.sorted, maphash.String(w.seed, subject))
+			if len(s.sorted) > maxKnownSubjects {
+				sets[org] = nil
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for org, s := range sets {
+		if s != nil {
+			slices.Sort(s.sorted)
+			s.sorted = slices.Compact(s.sorted)
+		}
+		w.known[org] = s
+	}
+	return nil
+}
+
+// addKnown adds the subjects of stored salts to their orgs' sets.
+func (w *Writer) addKnown(salts []treestore.Salt) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range salts {
+		if set := w.known[s.Org]; set != nil {
+			set.add(maphash.String(w.seed, s.Subject))
+		}
+	}
 }
 
 // ownKey returns k with copies of its strings: a key the writer keeps

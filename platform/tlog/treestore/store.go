@@ -2,6 +2,7 @@ package treestore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -225,28 +226,78 @@ func (s *Store) Salts(ctx context.Context, keys []Key) (map[Key][]byte, error) {
 	return out, nil
 }
 
-// PutSalts stores new salts in one INSERT.
+// PutSalts stores new salts in one INSERT (in RowBinary when the engine
+// takes it: a batch of new subjects never passes through SQL text).
 func (s *Store) PutSalts(ctx context.Context, salts []Salt) error {
 	if len(salts) == 0 {
 		return nil
 	}
-	var b strings.Builder
 	for _, x := range salts {
 		if len(x.Salt) != tlog.SaltSize {
 			return fmt.Errorf("treestore: salt of %d bytes", len(x.Salt))
 		}
-		b.WriteString(tsv(x.Org))
-		b.WriteByte('\t')
-		b.WriteString(tsv(x.Subject))
-		b.WriteByte('\t')
-		b.WriteString(hex.EncodeToString(x.Salt))
-		b.WriteByte('\n')
 	}
-	err := s.eng.Exec(ctx, "INSERT INTO "+s.salts+" (org_id, subject, salt, created_at) "+
-		"SELECT o, e, unhex(h), {now:DateTime64(3)} FROM format(TabSeparated, 'o String, e String, h String', {data:String})",
-		eventstore.P("data", b.String()), eventstore.P("now", time.Now().UTC()))
+	now := time.Now().UTC()
+	var err error
+	if ins, ok := s.eng.(rowBinaryInserter); ok {
+		b := make([]byte, 0, len(salts)*(2*tlog.SaltSize+16))
+		for _, x := range salts {
+			b = binary.AppendUvarint(b, uint64(len(x.Org)))
+			b = append(b, x.Org...)
+			b = binary.AppendUvarint(b, uint64(len(x.Subject)))
+			b = append(b, x.Subject...)
+			b = append(b, x.Salt...)
+			b = binary.LittleEndian.AppendUint64(b, uint64(now.UnixMilli()))
+		}
+		err = ins.InsertRowBinary(ctx, "INSERT INTO "+s.salts+" (org_id, subject, salt, created_at)", b)
+	} else {
+		var b strings.Builder
+		for _, x := range salts {
+			b.WriteString(tsv(x.Org))
+			b.WriteByte('\t')
+			b.WriteString(tsv(x.Subject))
+			b.WriteByte('\t')
+			b.WriteString(hex.EncodeToString(x.Salt))
+			b.WriteByte('\n')
+		}
+		err = s.eng.Exec(ctx, "INSERT INTO "+s.salts+" (org_id, subject, salt, created_at) "+
+			"SELECT o, e, unhex(h), {now:DateTime64(3)} FROM format(TabSeparated, 'o String, e String, h String', {data:String})",
+			eventstore.P("data", b.String()), eventstore.P("now", now))
+	}
 	if err != nil {
 		return fmt.Errorf("treestore: put %d salts: %w", len(salts), err)
+	}
+	return nil
+}
+
+// Subjects calls f with the id of every subject of the orgs that has a
+// salt (a subject may come more than once), in one query: the log writer
+// learns which subjects of an org are known and creates the salts of new
+// ones without asking the store for each.
+func (s *Store) Subjects(ctx context.Context, orgs []string, f func(org, subject string)) error {
+	if len(orgs) == 0 {
+		return nil
+	}
+	var list strings.Builder
+	for _, o := range orgs {
+		list.WriteString(tsv(o))
+		list.WriteByte('\n')
+	}
+	rows, err := s.eng.Query(ctx, "SELECT org_id, subject FROM "+s.salts+
+		" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))", eventstore.P("orgs", list.String()))
+	if err != nil {
+		return fmt.Errorf("treestore: subjects: %w", err)
+	}
+	defer rows.Close()
+	var org, subject string
+	for rows.Next() {
+		if err := rows.Scan(&org, &subject); err != nil {
+			return fmt.Errorf("treestore: subjects: %w", err)
+		}
+		f(org, subject)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("treestore: subjects: %w", err)
 	}
 	return nil
 }

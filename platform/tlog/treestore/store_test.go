@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -415,5 +417,62 @@ func TestWriteRunsBothPaths(t *testing.T) {
 		if idx, err := s.LogIndices(ctx, org, []string{odd}); err != nil || idx[odd] != 3 {
 			t.Fatalf("%s: log index of the odd id = %v, %v", name, idx, err)
 		}
+	}
+}
+
+// Both ways of storing salts store the same rows, odd subject ids
+// included, and Subjects lists the subjects of the orgs asked for, only
+// those.
+func TestPutSaltsBothPathsAndSubjects(t *testing.T) {
+	ctx := context.Background()
+	_, eng, db := open(t)
+	odd := "u\"'\\\t\n\x00\x01é"
+	want := map[string][]string{}
+	for i, e := range []eventstore.Engine{eng, engineOnly{eng}} {
+		s, err := treestore.New(e, treestore.Config{Database: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		org := fmt.Sprintf("org_%d", i)
+		salts := []treestore.Salt{
+			{Org: org, Subject: "u1", Salt: bytes.Repeat([]byte{byte(i + 1)}, 32)},
+			{Org: org, Subject: odd, Salt: bytes.Repeat([]byte{0}, 32)},
+		}
+		if err := s.PutSalts(ctx, salts); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Salts(ctx, []treestore.Key{{Org: org, EventID: "u1"}, {Org: org, EventID: odd}})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("%s: salts = %v, %v", org, got, err)
+		}
+		for _, x := range salts {
+			if !bytes.Equal(got[treestore.Key{Org: org, EventID: x.Subject}], x.Salt) {
+				t.Fatalf("%s: salt of %q = %x, want %x", org, x.Subject, got[treestore.Key{Org: org, EventID: x.Subject}], x.Salt)
+			}
+		}
+		want[org] = []string{"u1", odd}
+	}
+	s, err := treestore.New(eng, treestore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	if err := s.Subjects(ctx, []string{"org_0", "org_1", "org_none"}, func(org, subject string) {
+		got[org] = append(got[org], subject)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range got {
+		slices.Sort(v)
+	}
+	for _, v := range want {
+		slices.Sort(v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("subjects = %q, want %q", got, want)
+	}
+	got = map[string][]string{}
+	if err := s.Subjects(ctx, []string{"org_1"}, func(org, subject string) { got[org] = append(got[org], subject) }); err != nil || len(got) != 1 || len(got["org_1"]) != 2 {
+		t.Fatalf("subjects of org_1 = %q, %v", got, err)
 	}
 }

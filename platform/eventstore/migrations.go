@@ -137,6 +137,40 @@ var migrations = []migration{
 		name:    "log index on events, stream sequence index on leaf runs",
 		stmts:   logIndexColumn,
 	},
+	{
+		version: 8,
+		name:    "leaves keyed by event id only for events stored without a log index",
+		stmts:   keyedRuns,
+	},
+}
+
+// keyedRuns is migration 8: the key table of leaves by event id is fed
+// only from the leaf runs marked keyed. Events the sealing ingestor stores
+// carry their log_index (migration 7) and are found by id through the
+// events' own id table, so their leaves need no key row: one part and one
+// merge chain less per batch. The runs of events stored without an index
+// (the log writer's catch-up after an upgrade) are marked, and so are the
+// runs of any writer that does not know the column (the default): their
+// events stay findable by id through the key table. MODIFY QUERY swaps
+// the view's query in place, with no window in which an insert is not
+// seen.
+func keyedRuns(l layout) []string {
+	const add = " ADD COLUMN IF NOT EXISTS keyed UInt8 DEFAULT 1"
+	query := func(runs string) string {
+		return " MODIFY QUERY SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM " + l.db + "." + runs +
+			" ARRAY JOIN event_ids AS event_id, arrayEnumerate(event_ids) AS pos WHERE level = 0 AND keyed = 1"
+	}
+	if !l.clustered {
+		return []string{
+			"ALTER TABLE " + l.db + ".tlog_runs" + add,
+			"ALTER TABLE " + l.db + ".tlog_runs_leaves_mv" + query("tlog_runs"),
+		}
+	}
+	return []string{
+		"ALTER TABLE " + l.db + ".tlog_runs_local" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".tlog_runs" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".tlog_runs_leaves_mv" + l.onCluster + query("tlog_runs_local"),
+	}
 }
 
 // logIndexColumn is migration 7: the event's log_index, stored with the

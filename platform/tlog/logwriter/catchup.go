@@ -93,7 +93,7 @@ func (w *Writer) catchUp(ctx context.Context, floor uint64, pending map[treestor
 		if len(evs) == 0 {
 			continue
 		}
-		idx, err := w.appendLeaves(ctx, evs, nil, 0)
+		idx, err := w.appendLeaves(ctx, evs, true, 0)
 		if err != nil {
 			return fmt.Errorf("logwriter: logging events stored without a log index: %w", err)
 		}

@@ -44,9 +44,32 @@ type sealState struct {
 	pending map[treestore.Key]uint64
 	ready   chan struct{} // closed once Serve has recovered
 	// unsure is set when a Seal failed: its runs may have been stored all
-	// the same (an engine error after the write), so the next Seal looks
-	// its events up in the store before appending them.
+	// the same (an engine error after the write), so the next Seal reads
+	// back the leaves above the ingestor's acknowledgement floor first.
 	unsure bool
+	// ackFloor is Serve's.
+	ackFloor func(context.Context) (uint64, error)
+}
+
+// readBack adds to pending the leaves logged for messages after the
+// ingestor's acknowledgement floor (their events may not be stored), each
+// org's event id with its index, unless pending has it.
+func (w *Writer) readBack(ctx context.Context, pending map[treestore.Key]uint64) error {
+	floor, err := w.seal.ackFloor(ctx)
+	if err != nil {
+		return fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
+	}
+	leaves, err := w.store.LeavesAfter(ctx, floor)
+	if err != nil {
+		return err
+	}
+	for _, lf := range leaves {
+		k := treestore.Key{Org: lf.Org, EventID: lf.EventID}
+		if _, ok := pending[k]; !ok {
+			pending[k] = lf.Index
+		}
+	}
+	return nil
 }
 
 // Ready is closed when Serve holds the lease and has recovered what a
@@ -85,17 +108,16 @@ func (w *Writer) Serve(ctx context.Context, ackFloor func(context.Context) (uint
 
 	w.dropOrgs()
 	clear(w.salts)
+	w.seal.mu.Lock()
+	w.seal.ackFloor = ackFloor
+	w.seal.mu.Unlock()
 	floor, err := ackFloor(lctx)
 	if err != nil {
 		return fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
 	}
-	leaves, err := w.store.LeavesAfter(lctx, floor)
-	if err != nil {
+	pending := map[treestore.Key]uint64{}
+	if err := w.readBack(lctx, pending); err != nil {
 		return err
-	}
-	pending := make(map[treestore.Key]uint64, len(leaves))
-	for _, lf := range leaves {
-		pending[treestore.Key{Org: lf.Org, EventID: lf.EventID}] = lf.Index
 	}
 	if err := w.catchUp(lctx, floor, pending); err != nil {
 		return err
@@ -157,6 +179,18 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 	if !w.lease.valid() {
 		return nil, ErrLeaseLost
 	}
+	var lookup time.Duration
+	if w.seal.unsure {
+		// The failed Seal's runs may be stored all the same (an engine
+		// error after the write). Their leaves are above the ingestor's
+		// acknowledgement floor, their events not stored: read back as
+		// Serve does on start, they are pending.
+		t0 := time.Now()
+		if err := w.readBack(ctx, w.seal.pending); err != nil {
+			return nil, err
+		}
+		lookup = time.Since(t0)
+	}
 	idx := make([]uint64, len(entries))
 	evs := make([]logged, 0, len(entries))
 	at := make([]int, 0, len(entries)) // position in entries of each of evs
@@ -171,23 +205,7 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 	if len(evs) == 0 {
 		return idx, nil
 	}
-	var (
-		done   map[treestore.Key]uint64
-		lookup time.Duration
-	)
-	if w.seal.unsure {
-		t0 := time.Now()
-		keys := make([]treestore.Key, len(evs))
-		for i := range evs {
-			keys[i] = treestore.Key{Org: evs[i].ev.OrgID, EventID: evs[i].ev.ID}
-		}
-		var err error
-		if done, err = w.store.Logged(ctx, keys); err != nil {
-			return nil, err
-		}
-		lookup = time.Since(t0)
-	}
-	got, err := w.appendLeaves(ctx, evs, done, lookup)
+	got, err := w.appendLeaves(ctx, evs, false, lookup)
 	if err != nil {
 		w.seal.unsure = true
 		return nil, err

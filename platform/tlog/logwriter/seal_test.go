@@ -260,7 +260,13 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 		}
 	}
 	unlogged := logwriter.UnloggedFrom(es)
-	w1 := e.writer("s1", nil)
+	// The earlier writer's runs feed the key table, as those of a writer
+	// that knows no keyed column do (its default).
+	w1, err := logwriter.New(e.tjs, earlierWriterStore{e.store}, e.signer, logwriter.Config{
+		Deployment: "audit.test", Instance: "s1", CheckpointInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := serve(t, w1, 0)
 	// Logged and stored apart, the stored rows without their indices.
 	logged := append(published(t, e, "acme", 0, 10), published(t, e, "globex", 0, 5)...)
@@ -351,6 +357,17 @@ func TestServeLogsEventsStoredWithoutAnIndex(t *testing.T) {
 	if keyed, err := e.store.LogIndices(ctx, "acme", []string{eventID("acme", 900), eventID("acme", 901)}); err != nil || len(keyed) != 0 {
 		t.Errorf("rows written into the store directly got leaves %v (%v), want none", keyed, err)
 	}
+}
+
+// earlierWriterStore is the tree store as an earlier version's log
+// writer used it: every run it writes feeds the key table.
+type earlierWriterStore struct{ *treestore.Store }
+
+func (s earlierWriterStore) WriteRuns(ctx context.Context, token string, runs []treestore.Run) error {
+	for i := range runs {
+		runs[i].Keyed = true
+	}
+	return s.Store.WriteRuns(ctx, token, runs)
 }
 
 // saltSpy is the tree store that records the subjects the writer looks

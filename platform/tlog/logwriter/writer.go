@@ -178,13 +178,13 @@ func (w *Writer) dropOrgs() {
 	w.mu.Unlock()
 }
 
-// appendLeaves appends the events of evs not in done to their orgs' trees,
-// in order, and stores the new nodes and salts: one INSERT of runs. It
-// returns the log index of each of evs (done's for those in done).
-// lookup is the time the caller spent finding done, for the debug log. On
-// error the in-memory state is dropped and rebuilt from the store by the
-// next attempt.
-func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treestore.Key]uint64, lookup time.Duration) (idx []uint64, err error) {
+// appendLeaves appends the events of evs to their orgs' trees, in order,
+// and stores the new salts and then the new nodes: one INSERT of runs,
+// keyed (Run.Keyed) when the events are stored without their log index.
+// It returns the log index of each of evs. lookup is the time the caller
+// spent before, for the debug log. On error the in-memory state is
+// dropped and rebuilt from the store by the next attempt.
+func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, lookup time.Duration) (idx []uint64, err error) {
 	defer func() {
 		if err != nil {
 			w.dropOrgs()
@@ -220,7 +220,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 		}
 	}
 	w.mu.Unlock()
-	subjectKeys, newSalts, err := w.saltsFor(ctx, evs, done)
+	subjectKeys, newSalts, err := w.saltsFor(ctx, evs)
 	if err != nil {
 		return nil, err
 	}
@@ -235,10 +235,6 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 	idx = make([]uint64, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		if at, ok := done[treestore.Key{Org: e.ev.OrgID, EventID: e.ev.ID}]; ok {
-			idx[i] = at
-			continue
-		}
 		org = e.ev.OrgID
 		leaf, err := h.Leaf(&e.ev, key)
 		if err != nil {
@@ -267,7 +263,11 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, done map[treest
 	if !w.lease.valid() {
 		return nil, ErrLeaseLost
 	}
-	if err := w.store.WriteRuns(ctx, token(runs.List()), runs.List()); err != nil {
+	list := runs.List()
+	for i := range list {
+		list[i].Keyed = keyed
+	}
+	if err := w.store.WriteRuns(ctx, token(list), list); err != nil {
 		return nil, err
 	}
 	step(5)
@@ -300,6 +300,9 @@ func token(runs []treestore.Run) string {
 		b = append(b, 0, r.Level)
 		b = binary.BigEndian.AppendUint64(b, r.First)
 		b = binary.BigEndian.AppendUint64(b, uint64(len(r.Hashes)))
+		if r.Keyed {
+			b = append(b, 1)
+		}
 		h.Write(b)
 		h.Write(r.Hashes)
 		b = b[:0]
@@ -378,20 +381,17 @@ func (w *Writer) forgetErased(evs []logged) {
 	}
 }
 
-// saltsFor returns the keys of every subject of evs not in done, creating
+// saltsFor returns the keys of every subject of evs, creating
 // the salts of those that have none, and the salts created. A subject
 // neither in the cache nor known to the org's subject set has no salt:
 // only the writer holding the lease creates salts, and the set was loaded
 // from the store after it took the lease. The others are looked up.
-func (w *Writer) saltsFor(ctx context.Context, evs []logged, done map[treestore.Key]uint64) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
+func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
 	out := map[treestore.Key]*tlog.SubjectKey{}
 	var missing []treestore.Key
 	want := map[treestore.Key]bool{}
 	for i := range evs {
 		e := &evs[i].ev
-		if _, ok := done[treestore.Key{Org: e.OrgID, EventID: e.ID}]; ok {
-			continue
-		}
 		forSubjects(e, func(s string) {
 			k := treestore.Key{Org: e.OrgID, EventID: s}
 			if _, ok := out[k]; ok || want[k] {

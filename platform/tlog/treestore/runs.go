@@ -37,6 +37,10 @@ type Run struct {
 	Hashes     []byte
 	EventIDs   []string
 	StreamSeqs []uint64
+	// Keyed puts a leaf run's event ids into the key table by event id:
+	// for events stored without their log index. The sealing ingestor's
+	// events carry theirs and are found through it.
+	Keyed bool
 }
 
 // Len is the number of nodes of the run.
@@ -76,8 +80,9 @@ func appendJSONString(b []byte, v string) []byte {
 // WriteRuns stores runs in one INSERT (atomic: all or none become
 // visible), one row per run, a run that crosses a multiple of MaxRun split
 // there. token is the insert deduplication token (hex digits): a retry of
-// the same call with the same token is stored once. The leaves' event ids
-// reach the key table by event id through its materialized view.
+// the same call with the same token is stored once. The event ids of
+// keyed leaf runs reach the key table by event id through its
+// materialized view.
 func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 	if len(runs) == 0 {
 		return nil
@@ -98,11 +103,11 @@ func (s *Store) WriteRuns(ctx context.Context, token string, runs []Run) error {
 	}
 	var err error
 	if ins, ok := s.eng.(rowBinaryInserter); ok {
-		err = ins.InsertRowBinary(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs)"+
+		err = ins.InsertRowBinary(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs, keyed)"+
 			" SETTINGS insert_deduplication_token = '"+token+"'", appendRowBinary(make([]byte, 0, size), runs))
 	} else {
-		err = s.eng.Exec(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs) "+
-			"SELECT o, l, f, unhex(h), e, q FROM format(JSONEachRow, 'o String, l UInt8, f UInt64, h String, e Array(String), q Array(UInt64)', {data:String}) "+
+		err = s.eng.Exec(ctx, "INSERT INTO "+s.runs+" (org_id, level, first_idx, hashes, event_ids, stream_seqs, keyed) "+
+			"SELECT o, l, f, unhex(h), e, q, k FROM format(JSONEachRow, 'o String, l UInt8, f UInt64, h String, e Array(String), q Array(UInt64), k UInt8', {data:String}) "+
 			"SETTINGS insert_deduplication_token = '"+token+"'", eventstore.P("data", string(appendJSON(make([]byte, 0, size), runs))))
 	}
 	if err != nil {
@@ -143,20 +148,29 @@ func appendRowBinary(b []byte, runs []Run) []byte {
 			b = append(b, hs...)
 			if r.Level != 0 {
 				b = append(b, 0, 0) // two empty arrays
-				return
+			} else {
+				b = binary.AppendUvarint(b, uint64(to-from))
+				for _, id := range r.EventIDs[from:to] {
+					b = binary.AppendUvarint(b, uint64(len(id)))
+					b = append(b, id...)
+				}
+				b = binary.AppendUvarint(b, uint64(to-from))
+				for _, q := range r.StreamSeqs[from:to] {
+					b = binary.LittleEndian.AppendUint64(b, q)
+				}
 			}
-			b = binary.AppendUvarint(b, uint64(to-from))
-			for _, id := range r.EventIDs[from:to] {
-				b = binary.AppendUvarint(b, uint64(len(id)))
-				b = append(b, id...)
-			}
-			b = binary.AppendUvarint(b, uint64(to-from))
-			for _, q := range r.StreamSeqs[from:to] {
-				b = binary.LittleEndian.AppendUint64(b, q)
-			}
+			b = append(b, keyedByte(r))
 		})
 	}
 	return b
+}
+
+// keyedByte is the run's keyed column.
+func keyedByte(r Run) byte {
+	if r.Keyed {
+		return 1
+	}
+	return 0
 }
 
 // appendJSON appends runs as rows of tlog_runs in JSONEachRow, the hashes
@@ -190,7 +204,9 @@ func appendJSON(b []byte, runs []Run) []byte {
 					b = strconv.AppendUint(b, q, 10)
 				}
 			}
-			b = append(b, "]}\n"...)
+			b = append(b, `],"k":`...)
+			b = strconv.AppendUint(b, uint64(keyedByte(r)), 10)
+			b = append(b, "}\n"...)
 		})
 	}
 	return b
@@ -420,10 +436,11 @@ type Leaf struct {
 
 // LeafByEvent returns the org's leaf for an event id, or ErrNotFound.
 func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, error) {
-	// The key table gives the index, the run holding it the leaf: one
-	// point read of each, the leaf's fields picked out of its run.
+	// The event's stored log index or the key table gives the index, the
+	// run holding it the leaf: point reads, the leaf's fields picked out
+	// of its run (an index that is not this event's leaf finds nothing).
 	m := strconv.Itoa(MaxRun)
-	rows, err := s.eng.Query(ctx, "WITH ifNull((SELECT min(idx) FROM "+s.byEvent+" WHERE org_id = {org:String} AND event_id = {id:String}), 0) AS x,"+
+	rows, err := s.eng.Query(ctx, "WITH ifNull((SELECT min(idx) FROM ("+s.indexOf("({id:String})")+")), 0) AS x,"+
 		" x - first_idx + 1 AS p SELECT x, event_ids[p], stream_seqs[p], substring(hashes, p * 32 - 31, 32), length(hashes), length(event_ids), length(stream_seqs) FROM "+s.runs+
 		" WHERE org_id = {org:String} AND level = 0 AND first_idx >= intDiv(x, "+m+") * "+m+" AND first_idx <= x AND first_idx + length(event_ids) > x"+noJIT,
 		eventstore.P("org", org), eventstore.P("id", eventID))

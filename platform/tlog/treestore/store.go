@@ -34,6 +34,7 @@ type Config struct {
 type Store struct {
 	eng                               eventstore.Engine
 	runs, byEvent, checkpoints, salts string
+	events, eventsByID                string
 }
 
 var _ tlog.NodeReader = (*Store)(nil)
@@ -53,7 +54,8 @@ func New(eng eventstore.Engine, cfg Config) (*Store, error) {
 	}
 	db := "`" + cfg.Database + "`"
 	return &Store{eng: eng, runs: db + ".tlog_runs", byEvent: db + ".tlog_leaves_by_event",
-		checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts"}, nil
+		checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts",
+		events: db + ".events", eventsByID: db + ".events_by_id"}, nil
 }
 
 // appendTSV appends v escaped for the TabSeparated format: backslash,
@@ -89,7 +91,10 @@ func tsv(v string) string {
 // Key names an event of an org.
 type Key struct{ Org, EventID string }
 
-// Logged returns, among keys, those already logged, with their log index.
+// Logged returns, among keys, those the key table holds, with their log
+// index: the logged events among those stored without a log index (the
+// catch-up's question). An event the sealing ingestor stored is found
+// through its stored log_index instead (LogIndices).
 func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) {
 	out := map[Key]uint64{}
 	if len(keys) == 0 {
@@ -137,19 +142,34 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 	return out, nil
 }
 
+// indexOf selects (event_id, idx): the log index of each event of org
+// {org:String} whose id is in the list ids (an SQL tuple), from both places
+// an index is kept: the log_index the sealing ingestor stores with the
+// event (found through the events' id table, then the events' primary
+// key), and the key table, which holds the leaves of events stored
+// without one (logged before migration 8 or by the catch-up). An event
+// may come from both; readers take the smallest index.
+func (s *Store) indexOf(ids string) string {
+	return "SELECT event_id, idx FROM " + s.byEvent + " WHERE org_id = {org:String} AND event_id IN " + ids +
+		" UNION ALL SELECT id AS event_id, assumeNotNull(log_index) AS idx FROM " + s.events +
+		" WHERE org_id = {org:String} AND (occurred_at, id) GLOBAL IN (SELECT occurred_at, id FROM " + s.eventsByID +
+		" WHERE org_id = {org:String} AND id IN " + ids + ") AND log_index IS NOT NULL"
+}
+
 // LogIndices returns the log_index of those of the org's events ids that
-// are logged; an id absent from the result is not logged (yet). One
-// query of point reads in the leaves' key table (org_id, event_id).
+// are logged; an id absent from the result is not logged (yet), or its
+// event no longer exists. One query of point reads (indexOf).
 func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	// A list of bound values, not a subquery: the primary key then reads
+	// A list of bound values, not a subquery: the primary keys then read
 	// the granules of these ids only.
 	var in strings.Builder
 	params := make([]eventstore.Param, 0, len(ids)+1)
 	params = append(params, eventstore.P("org", org))
+	in.WriteByte('(')
 	for i, id := range ids {
 		if i > 0 {
 			in.WriteString(", ")
@@ -158,8 +178,8 @@ func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[s
 		in.WriteString("{" + name + ":String}")
 		params = append(params, eventstore.P(name, id))
 	}
-	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM "+s.byEvent+
-		" WHERE org_id = {org:String} AND event_id IN ("+in.String()+") GROUP BY event_id", params...)
+	in.WriteByte(')')
+	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM ("+s.indexOf(in.String())+") GROUP BY event_id", params...)
 	if err != nil {
 		return nil, fmt.Errorf("treestore: log indices: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/takumo/audit/platform/eventstore/embedded"
 	"github.com/takumo/audit/platform/tlog"
 	"github.com/takumo/audit/platform/tlog/treestore"
+	"github.com/takumo/audit/schemas"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
@@ -44,7 +45,9 @@ func open(t *testing.T) (*treestore.Store, eventstore.Engine, string) {
 }
 
 // buildRuns appends n leaves for org to a compact range and returns every
-// node it completes in runs, as the log writer stores them.
+// node it completes in runs, keyed: as the log writer stores those of
+// events stored without their log index, found by id through the key
+// table (no event is stored here).
 func buildRuns(t *testing.T, org string, r *compact.Range, n int) []treestore.Run {
 	t.Helper()
 	var rs treestore.Runs
@@ -59,7 +62,11 @@ func buildRuns(t *testing.T, org string, r *compact.Range, n int) []treestore.Ru
 			t.Fatal(err)
 		}
 	}
-	return rs.List()
+	runs := rs.List()
+	for i := range runs {
+		runs[i].Keyed = true
+	}
+	return runs
 }
 
 func token(s string) string {
@@ -474,5 +481,93 @@ func TestPutSaltsBothPathsAndSubjects(t *testing.T) {
 	got = map[string][]string{}
 	if err := s.Subjects(ctx, []string{"org_1"}, func(org, subject string) { got[org] = append(got[org], subject) }); err != nil || len(got) != 1 || len(got["org_1"]) != 2 {
 		t.Fatalf("subjects of org_1 = %q, %v", got, err)
+	}
+}
+
+// The leaves of events stored with their log index (the sealing
+// ingestor's) are not in the key table: the events' stored index finds
+// them by id, and only for the events stored.
+func TestUnkeyedLeavesFoundThroughTheirEvents(t *testing.T) {
+	ctx := context.Background()
+	s, eng, db := open(t)
+	es, err := eventstore.New(eng, eventstore.Config{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const org, n = "org_u", 6
+	r := tlog.NewEmptyRange(0)
+	var rs treestore.Runs
+	var rows []eventstore.Row
+	for i := range n {
+		ev := schemas.Event{ID: fmt.Sprintf("evt_u%d", i), OrgID: org, Action: "member.invited", Category: schemas.CategoryMember,
+			OccurredAt: time.Date(2026, 11, 30, 12, 0, i, 0, time.UTC), Actor: schemas.Actor{Type: schemas.ActorUser, ID: "usr_1"},
+			Outcome: schemas.OutcomeSuccess}
+		at := ev.OccurredAt.Add(time.Second)
+		ev.ReceivedAt = &at
+		raw, err := schemas.Canonical(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, eventstore.Row{Event: ev, Raw: raw, StreamSeq: uint64(i) + 1, RetentionDays: 3650})
+		leaf := rfc6962.DefaultHasher.HashLeaf(raw)
+		if err := r.Append(leaf, func(nid compact.NodeID, h []byte) { rs.Add(org, nid, h, ev.ID, uint64(i)+1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WriteRuns(ctx, token("unkeyed"), rs.List()); err != nil {
+		t.Fatal(err)
+	}
+	// All but the last event stored, each with its leaf's index.
+	err = es.InsertSequenced(ctx, rows[:n-1], func(_ context.Context, first []int) ([]uint64, error) {
+		out := make([]uint64, len(first))
+		for i, k := range first {
+			out[i] = uint64(k)
+		}
+		return out, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyRows, err := eng.Query(ctx, "SELECT count() FROM `"+db+"`.tlog_leaves_by_event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyed uint64
+	for keyRows.Next() {
+		if err := keyRows.Scan(&keyed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyRows.Close()
+	if keyed != 0 {
+		t.Fatalf("%d rows in the key table for unkeyed runs", keyed)
+	}
+	ids := []string{"evt_u0", "evt_u3", "evt_u4", "evt_u5", "evt_none"}
+	got, err := s.LogIndices(ctx, org, ids)
+	if err != nil || !reflect.DeepEqual(got, map[string]uint64{"evt_u0": 0, "evt_u3": 3, "evt_u4": 4}) {
+		t.Fatalf("log indices = %v, %v", got, err)
+	}
+	l, err := s.LeafByEvent(ctx, org, "evt_u3")
+	if err != nil || l.Index != 3 || l.EventID != "evt_u3" || l.StreamSeq != 4 || !bytes.Equal(l.Hash, rfc6962.DefaultHasher.HashLeaf(rows[3].Raw)) {
+		t.Fatalf("leaf by event = %+v, %v", l, err)
+	}
+	if _, err := s.LeafByEvent(ctx, org, "evt_u5"); !errors.Is(err, treestore.ErrNotFound) {
+		t.Fatalf("leaf of an event not stored: %v", err)
+	}
+	leaves, err := s.LeavesByEvent(ctx, org, ids)
+	if err != nil || len(leaves) != 3 || leaves["evt_u4"].Index != 4 {
+		t.Fatalf("leaves by event = %+v, %v", leaves, err)
+	}
+	// A stored index that is not the event's leaf finds nothing: the
+	// run's event id at that index is another's.
+	other := rows[n-1]
+	other.Event.ID, other.StreamSeq = "evt_liar", 99
+	other.Raw, _ = schemas.Canonical(other.Event)
+	err = es.InsertSequenced(ctx, []eventstore.Row{other}, func(context.Context, []int) ([]uint64, error) { return []uint64{2}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LeafByEvent(ctx, org, "evt_liar"); !errors.Is(err, treestore.ErrNotFound) {
+		t.Fatalf("leaf of an event stored with another's index: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,12 @@ type sealState struct {
 	// acknowledgement floor. Such an event gets this index again, whatever
 	// message it comes in: never a second leaf.
 	pending map[treestore.Key]uint64
+	// last is the latest Seal's batch, not reported stored yet: the
+	// caller's entries and their indices. The next Seal moves it into
+	// pending first, so a batch reported stored before the next one (the
+	// usual case) costs no map entry.
+	last    []Entry
+	lastIdx []uint64
 	ready   chan struct{} // closed once Serve has recovered
 	// unsure is set when a Seal failed: its runs may have been stored all
 	// the same (an engine error after the write), so the next Seal reads
@@ -125,6 +132,7 @@ func (w *Writer) Serve(ctx context.Context, ackFloor func(context.Context) (uint
 	w.Ready() // creates the channel if nobody asked yet
 	w.seal.mu.Lock()
 	w.seal.pending, w.seal.on, w.seal.unsure = pending, true, false
+	w.seal.last, w.seal.lastIdx = nil, nil
 	close(w.seal.ready)
 	w.seal.mu.Unlock()
 	w.log.Info("sequencer started", zap.Uint64("ack_floor", floor), zap.Int("pending_leaves", len(pending)), zap.String("instance", w.cfg.Instance))
@@ -159,6 +167,7 @@ func (w *Writer) stopSealing() {
 	defer w.seal.mu.Unlock()
 	w.seal.on = false
 	w.seal.pending = nil
+	w.seal.last, w.seal.lastIdx = nil, nil
 	w.seal.ready = nil
 }
 
@@ -179,6 +188,10 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 	if !w.lease.valid() {
 		return nil, ErrLeaseLost
 	}
+	for i, e := range w.seal.last {
+		w.seal.pending[treestore.Key{Org: strings.Clone(e.Event.OrgID), EventID: strings.Clone(e.Event.ID)}] = w.seal.lastIdx[i]
+	}
+	w.seal.last, w.seal.lastIdx = nil, nil
 	var lookup time.Duration
 	if w.seal.unsure {
 		// The failed Seal's runs may be stored all the same (an engine
@@ -195,9 +208,11 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 	evs := make([]logged, 0, len(entries))
 	at := make([]int, 0, len(entries)) // position in entries of each of evs
 	for i, e := range entries {
-		if x, ok := w.seal.pending[treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID}]; ok {
-			idx[i] = x
-			continue
+		if len(w.seal.pending) > 0 {
+			if x, ok := w.seal.pending[treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID}]; ok {
+				idx[i] = x
+				continue
+			}
 		}
 		evs = append(evs, logged{ev: *e.Event, sseq: e.StreamSeq})
 		at = append(at, i)
@@ -213,17 +228,22 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 	w.seal.unsure = false
 	for j, i := range at {
 		idx[i] = got[j]
-		e := entries[i].Event
-		w.seal.pending[treestore.Key{Org: strings.Clone(e.OrgID), EventID: strings.Clone(e.ID)}] = got[j]
 	}
+	w.seal.last, w.seal.lastIdx = entries, slices.Clone(idx)
 	return idx, nil
 }
 
-// Stored reports that the events of entries, sealed by Seal, are stored:
-// their leaves are no longer pending.
+// Stored reports that the events of entries (the slice given to Seal) are
+// stored: their leaves are no longer pending.
 func (w *Writer) Stored(entries []Entry) {
 	w.seal.mu.Lock()
 	defer w.seal.mu.Unlock()
+	if len(entries) > 0 && len(entries) == len(w.seal.last) && &entries[0] == &w.seal.last[0] {
+		w.seal.last, w.seal.lastIdx = nil, nil
+	}
+	if len(w.seal.pending) == 0 {
+		return
+	}
 	for _, e := range entries {
 		delete(w.seal.pending, treestore.Key{Org: e.Event.OrgID, EventID: e.Event.ID})
 	}

@@ -253,9 +253,16 @@ func (e *env) checkLogWith(org string, n int, c logCheck) {
 		ids[i] = l.EventID
 	}
 	if !c.unindexed {
-		// Every event stored once, with its leaf's index.
-		if stored, err := e.es.CountStored(ctx, org); err != nil || stored != uint64(n) {
-			t.Fatalf("org %s: %d events stored (%v), want %d", org, stored, err, n)
+		// Every event stored once, with its leaf's index (the leaves are
+		// stored first: the last batch's events may be on their way).
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			stored, err := e.es.CountStored(ctx, org)
+			if err == nil && stored == uint64(n) {
+				break
+			}
+			if err != nil || stored > uint64(n) || time.Now().After(deadline) {
+				t.Fatalf("org %s: %d events stored (%v), want %d", org, stored, err, n)
+			}
 		}
 		indices := sealtest.StoredIndices(t, e.es, org)
 		for i, id := range ids {
@@ -501,6 +508,8 @@ func TestSecondInstanceCannotFork(t *testing.T) {
 	}
 	e.publish("acme", 200, 300)
 	waitSize(t, e.store, "acme", 300)
+	// The leaves are stored before their events: stop once both are.
+	e.waitStored("acme", 300)
 	if _, err := w2.Checkpoint(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}

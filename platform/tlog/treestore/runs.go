@@ -468,6 +468,20 @@ func (s *Store) LeafByEvent(ctx context.Context, org, eventID string) (Leaf, err
 	if err := rows.Err(); err != nil {
 		return Leaf{}, fmt.Errorf("treestore: leaf: %w", err)
 	}
+	// An index that is another event's leaf (the row edited in the
+	// store): the event's own leaf, if any, is found as LeavesByEvent
+	// finds it.
+	if idx, err := s.LogIndices(ctx, org, []string{eventID}); err != nil {
+		return Leaf{}, err
+	} else if len(idx) > 0 {
+		found, err := s.leavesScanned(ctx, org, []string{eventID})
+		if err != nil {
+			return Leaf{}, err
+		}
+		if l, ok := found[eventID]; ok {
+			return l, nil
+		}
+	}
 	return Leaf{}, ErrNotFound
 }
 

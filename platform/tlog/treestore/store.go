@@ -142,6 +142,23 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 	return out, nil
 }
 
+// boundIDs returns the ids as a list of bound parameters ("{e0:String},
+// {e1:String}, …") and the parameters, org's first ({org:String}).
+func boundIDs(org string, ids []string) (string, []eventstore.Param) {
+	var in strings.Builder
+	params := make([]eventstore.Param, 0, len(ids)+1)
+	params = append(params, eventstore.P("org", org))
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		name := "e" + strconv.Itoa(i)
+		in.WriteString("{" + name + ":String}")
+		params = append(params, eventstore.P(name, id))
+	}
+	return in.String(), params
+}
+
 // indexOf selects (event_id, idx): the log index of each event of org
 // {org:String} whose id is in the list ids (an SQL tuple), from both places
 // an index is kept: the log_index the sealing ingestor stores with the
@@ -166,20 +183,8 @@ func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[s
 	}
 	// A list of bound values, not a subquery: the primary keys then read
 	// the granules of these ids only.
-	var in strings.Builder
-	params := make([]eventstore.Param, 0, len(ids)+1)
-	params = append(params, eventstore.P("org", org))
-	in.WriteByte('(')
-	for i, id := range ids {
-		if i > 0 {
-			in.WriteString(", ")
-		}
-		name := "e" + strconv.Itoa(i)
-		in.WriteString("{" + name + ":String}")
-		params = append(params, eventstore.P(name, id))
-	}
-	in.WriteByte(')')
-	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM ("+s.indexOf(in.String())+") GROUP BY event_id", params...)
+	in, params := boundIDs(org, ids)
+	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM ("+s.indexOf("("+in+")")+") GROUP BY event_id", params...)
 	if err != nil {
 		return nil, fmt.Errorf("treestore: log indices: %w", err)
 	}

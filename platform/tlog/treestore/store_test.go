@@ -570,4 +570,16 @@ func TestUnkeyedLeavesFoundThroughTheirEvents(t *testing.T) {
 	if _, err := s.LeafByEvent(ctx, org, "evt_liar"); !errors.Is(err, treestore.ErrNotFound) {
 		t.Fatalf("leaf of an event stored with another's index: %v", err)
 	}
+	// An event stored with another's index that has a leaf of its own
+	// (rows swapped in the store) is found at its own.
+	err = es.InsertSequenced(ctx, rows[n-1:], func(context.Context, []int) ([]uint64, error) { return []uint64{1}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.LeafByEvent(ctx, org, "evt_u5"); err != nil || l.Index != 5 || l.EventID != "evt_u5" {
+		t.Fatalf("leaf of an event stored with another's index = %+v, %v; want its own at 5", l, err)
+	}
+	if leaves, err := s.LeavesByEvent(ctx, org, []string{"evt_u1", "evt_u5", "evt_liar"}); err != nil || len(leaves) != 2 || leaves["evt_u5"].Index != 5 || leaves["evt_u1"].Index != 1 {
+		t.Fatalf("leaves by event = %+v, %v", leaves, err)
+	}
 }

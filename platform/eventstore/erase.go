@@ -198,7 +198,7 @@ func (s *Store) rewrite(ctx context.Context, org string, recs []erasureRow) erro
 	// The id key table: the rewritten bytes' hash first, then the old
 	// hashes go. A crash between the two leaves both, which only widens
 	// what Insert takes as identical.
-	if err := s.eng.Exec(ctx, "INSERT INTO "+s.ids+" "+idSelect+s.table+" WHERE "+inSet, P("org", org)); err != nil {
+	if err := s.eng.Exec(ctx, "INSERT INTO "+s.ids+idColumns+idSelectLogged+s.table+" WHERE "+inSet, P("org", org)); err != nil {
 		return fmt.Errorf("eventstore: erase: key table: %w", err)
 	}
 	err = s.eng.Exec(ctx, "ALTER TABLE "+s.idsLocal+" DELETE WHERE "+inSet+" AND raw_sha256 != SHA256("+get("raw")+")"+

@@ -142,12 +142,43 @@ var migrations = []migration{
 		name:    "leaves keyed by event id only for events stored without a log index",
 		stmts:   keyedRuns,
 	},
+	{
+		version: 9,
+		name:    "log index in the events' id table",
+		stmts:   idLogIndex,
+	},
+}
+
+// idSelectLogged is idSelect with the event's log_index (migration 9).
+const idSelectLogged = "SELECT org_id, id, SHA256(raw) AS raw_sha256, occurred_at, received_at, retention_days, hold_until, log_index FROM "
+
+// idColumns are the columns idSelectLogged gives, in its order.
+const idColumns = " (org_id, id, raw_sha256, occurred_at, received_at, retention_days, hold_until, log_index) "
+
+// idLogIndex is migration 9: the id table carries each event's log_index
+// (NULL for events stored without one), so an event's index is found by
+// its id with one primary-key read (the key table of leaves holds it only
+// for events stored without one, migration 8). MODIFY QUERY swaps the
+// view's query in place.
+func idLogIndex(l layout) []string {
+	const add = " ADD COLUMN IF NOT EXISTS log_index Nullable(UInt64)"
+	if !l.clustered {
+		return []string{
+			"ALTER TABLE " + l.db + ".events_by_id" + add,
+			"ALTER TABLE " + l.db + ".events_by_id_mv MODIFY QUERY " + idSelectLogged + l.db + ".events",
+		}
+	}
+	return []string{
+		"ALTER TABLE " + l.db + ".events_by_id_local" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".events_by_id" + l.onCluster + add,
+		"ALTER TABLE " + l.db + ".events_by_id_mv" + l.onCluster + " MODIFY QUERY " + idSelectLogged + l.db + ".events_local",
+	}
 }
 
 // keyedRuns is migration 8: the key table of leaves by event id is fed
 // only from the leaf runs marked keyed. Events the sealing ingestor stores
 // carry their log_index (migration 7) and are found by id through the
-// events' own id table, so their leaves need no key row: one part and one
+// events' own id table (migration 9), so their leaves need no key row: one part and one
 // merge chain less per batch. The runs of events stored without an index
 // (the log writer's catch-up after an upgrade) are marked, and so are the
 // runs of any writer that does not know the column (the default): their

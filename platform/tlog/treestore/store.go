@@ -34,7 +34,7 @@ type Config struct {
 type Store struct {
 	eng                               eventstore.Engine
 	runs, byEvent, checkpoints, salts string
-	events, eventsByID                string
+	eventsByID                        string
 }
 
 var _ tlog.NodeReader = (*Store)(nil)
@@ -55,7 +55,7 @@ func New(eng eventstore.Engine, cfg Config) (*Store, error) {
 	db := "`" + cfg.Database + "`"
 	return &Store{eng: eng, runs: db + ".tlog_runs", byEvent: db + ".tlog_leaves_by_event",
 		checkpoints: db + ".tlog_checkpoints", salts: db + ".tlog_subject_salts",
-		events: db + ".events", eventsByID: db + ".events_by_id"}, nil
+		eventsByID: db + ".events_by_id"}, nil
 }
 
 // appendTSV appends v escaped for the TabSeparated format: backslash,
@@ -162,15 +162,14 @@ func boundIDs(org string, ids []string) (string, []eventstore.Param) {
 // indexOf selects (event_id, idx): the log index of each event of org
 // {org:String} whose id is in the list ids (an SQL tuple), from both places
 // an index is kept: the log_index the sealing ingestor stores with the
-// event (found through the events' id table, then the events' primary
-// key), and the key table, which holds the leaves of events stored
-// without one (logged before migration 8 or by the catch-up). An event
-// may come from both; readers take the smallest index.
+// event, which the events' id table carries (migration 9), and the key
+// table of leaves, which holds the index of events stored without one
+// (logged before migration 8 or by the catch-up). Two primary-key reads;
+// an event may come from both, readers take the smallest index.
 func (s *Store) indexOf(ids string) string {
 	return "SELECT event_id, idx FROM " + s.byEvent + " WHERE org_id = {org:String} AND event_id IN " + ids +
-		" UNION ALL SELECT id AS event_id, assumeNotNull(log_index) AS idx FROM " + s.events +
-		" WHERE org_id = {org:String} AND (occurred_at, id) GLOBAL IN (SELECT occurred_at, id FROM " + s.eventsByID +
-		" WHERE org_id = {org:String} AND id IN " + ids + ") AND log_index IS NOT NULL"
+		" UNION ALL SELECT id AS event_id, assumeNotNull(log_index) AS idx FROM " + s.eventsByID +
+		" WHERE org_id = {org:String} AND id IN " + ids + " AND log_index IS NOT NULL"
 }
 
 // LogIndices returns the log_index of those of the org's events ids that

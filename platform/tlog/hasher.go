@@ -14,13 +14,15 @@ import (
 
 // SubjectKey is a subject's salt ready to commit with: its keyed
 // HMAC-SHA256, reset between fields, so the key schedule is computed once
-// per subject rather than once per field. It remembers the last
-// commitment of each field path: the same person's events repeat their
-// name, email, address and user agent, whose commitments are then copied
-// instead of computed again. It is not safe for concurrent use.
+// per subject rather than once per field. A key made for a batch
+// (NewBatchSubjectKey) also remembers the last commitment of each field
+// path: the same person's events repeat their name, email, address and
+// user agent, whose commitments are then copied instead of computed
+// again. It is not safe for concurrent use.
 type SubjectKey struct {
 	mac  hash.Hash
 	sum  [sha256.Size]byte
+	memo bool
 	last []commitmentMemo
 }
 
@@ -33,6 +35,13 @@ type commitmentMemo struct {
 // NewSubjectKey returns the key of a salt.
 func NewSubjectKey(salt []byte) *SubjectKey {
 	return &SubjectKey{mac: hmac.New(sha256.New, salt)}
+}
+
+// NewBatchSubjectKey returns the key of a salt for committing many events
+// (the log writer's, for one batch): it remembers each field path's last
+// commitment.
+func NewBatchSubjectKey(salt []byte) *SubjectKey {
+	return &SubjectKey{mac: hmac.New(sha256.New, salt), memo: true}
 }
 
 // appendCommitment appends Commitment(salt, path, value) to dst; scratch
@@ -57,6 +66,9 @@ func (k *SubjectKey) appendCommitment(dst, scratch []byte, path, value string) (
 	start := len(dst)
 	dst = append(dst, CommitmentPrefix...)
 	dst = hex.AppendEncode(dst, k.mac.Sum(k.sum[:0]))
+	if !k.memo {
+		return dst, scratch
+	}
 	if m < 0 {
 		k.last = append(k.last, commitmentMemo{path: path})
 		m = len(k.last) - 1

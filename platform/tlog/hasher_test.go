@@ -10,13 +10,19 @@ import (
 )
 
 // A Hasher gives Leaf's hash for every event, whatever it hashed before,
-// and fails where Leaf fails.
+// and fails where Leaf fails, with keys made for a batch (which remember
+// each field's last commitment) or not.
 func TestHasherMatchesLeaf(t *testing.T) {
+	t.Run("batch keys", func(t *testing.T) { hasherMatchesLeaf(t, tlog.NewBatchSubjectKey) })
+	t.Run("keys", func(t *testing.T) { hasherMatchesLeaf(t, tlog.NewSubjectKey) })
+}
+
+func hasherMatchesLeaf(t *testing.T, newKey func([]byte) *tlog.SubjectKey) {
 	salts := tlog.Salts{}
 	keys := map[string]*tlog.SubjectKey{}
 	for i, s := range []string{"usr_0", "usr_1", "usr_2", "usr_t0", "usr_t1", "usr_t2", "usr_t3"} {
 		salts[s] = bytes.Repeat([]byte{byte(i + 1)}, tlog.SaltSize)
-		keys[s] = tlog.NewSubjectKey(salts[s])
+		keys[s] = newKey(salts[s])
 	}
 	key := func(s string) *tlog.SubjectKey { return keys[s] }
 	erased := testEvent(5)

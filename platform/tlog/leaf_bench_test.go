@@ -25,8 +25,8 @@ func BenchmarkLeaf(b *testing.B) {
 func BenchmarkHasher(b *testing.B) {
 	ev := testEvent(1)
 	ev.Actor.UserAgent = "Mozilla/5.0 (X11; Linux x86_64)"
-	keys := map[string]*tlog.SubjectKey{ev.Actor.ID: tlog.NewSubjectKey(bytes.Repeat([]byte{1}, 32)),
-		ev.Targets[0].ID: tlog.NewSubjectKey(bytes.Repeat([]byte{2}, 32))}
+	keys := map[string]*tlog.SubjectKey{ev.Actor.ID: tlog.NewBatchSubjectKey(bytes.Repeat([]byte{1}, 32)),
+		ev.Targets[0].ID: tlog.NewBatchSubjectKey(bytes.Repeat([]byte{2}, 32))}
 	key := func(s string) *tlog.SubjectKey { return keys[s] }
 	var h tlog.Hasher
 	b.ReportAllocs()

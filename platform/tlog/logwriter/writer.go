@@ -398,7 +398,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 				return
 			}
 			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
-				out[k] = tlog.NewSubjectKey(salt)
+				out[k] = tlog.NewBatchSubjectKey(salt)
 			} else {
 				want[k] = true
 				missing = append(missing, k)
@@ -435,7 +435,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 			return err
 		}
 		created = append(created, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		out[k] = tlog.NewSubjectKey(salt)
+		out[k] = tlog.NewBatchSubjectKey(salt)
 		return nil
 	}
 	for _, k := range lookup {
@@ -449,7 +449,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 		if !w.uncached[k] {
 			w.salts[ownKey(k)] = salt
 		}
-		out[k] = tlog.NewSubjectKey(salt)
+		out[k] = tlog.NewBatchSubjectKey(salt)
 	}
 	for _, k := range fresh {
 		if err := newSalt(k); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/takumo/audit/platform/tlog"
+	"github.com/takumo/audit/platform/tlog/logwriter/sealtest"
 	"github.com/takumo/audit/schemas"
 )
 
@@ -72,18 +73,7 @@ func testEvent(i int) schemas.Event {
 
 // newFixture logs n events, with a signed checkpoint after every 10.
 func newFixture(t *testing.T, n int) *fixture {
-	skey, vkey, err := tlog.GenerateKey("audit.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := tlog.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := tlog.NewVerifiers(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, vs := sealtest.Keys(t, "audit.test")
 	f := &fixture{tree: newMemTree(), signer: signer, vs: vs, salts: map[string][]byte{}}
 	for i := 0; i < n; i++ {
 		ev := testEvent(i)

@@ -60,15 +60,16 @@ type sealState struct {
 
 // readBack adds to pending the leaves logged for messages after the
 // ingestor's acknowledgement floor (their events may not be stored), each
-// org's event id with its index, unless pending has it.
-func (w *Writer) readBack(ctx context.Context, pending map[treestore.Key]uint64) error {
+// org's event id with its index, unless pending has it. It returns the
+// floor.
+func (w *Writer) readBack(ctx context.Context, pending map[treestore.Key]uint64) (uint64, error) {
 	floor, err := w.seal.ackFloor(ctx)
 	if err != nil {
-		return fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
+		return 0, fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
 	}
 	leaves, err := w.store.LeavesAfter(ctx, floor)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, lf := range leaves {
 		k := treestore.Key{Org: lf.Org, EventID: lf.EventID}
@@ -76,7 +77,7 @@ func (w *Writer) readBack(ctx context.Context, pending map[treestore.Key]uint64)
 			pending[k] = lf.Index
 		}
 	}
-	return nil
+	return floor, nil
 }
 
 // Ready is closed when Serve holds the lease and has recovered what a
@@ -118,12 +119,9 @@ func (w *Writer) Serve(ctx context.Context, ackFloor func(context.Context) (uint
 	w.seal.mu.Lock()
 	w.seal.ackFloor = ackFloor
 	w.seal.mu.Unlock()
-	floor, err := ackFloor(lctx)
-	if err != nil {
-		return fmt.Errorf("logwriter: the ingestor's acknowledgement floor: %w", err)
-	}
 	pending := map[treestore.Key]uint64{}
-	if err := w.readBack(lctx, pending); err != nil {
+	floor, err := w.readBack(lctx, pending)
+	if err != nil {
 		return err
 	}
 	if err := w.catchUp(lctx, floor, pending); err != nil {
@@ -199,7 +197,7 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 		// acknowledgement floor, their events not stored: read back as
 		// Serve does on start, they are pending.
 		t0 := time.Now()
-		if err := w.readBack(ctx, w.seal.pending); err != nil {
+		if _, err := w.readBack(ctx, w.seal.pending); err != nil {
 			return nil, err
 		}
 		lookup = time.Since(t0)

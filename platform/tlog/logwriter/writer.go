@@ -498,19 +498,21 @@ func (s *subjectSet) add(h uint64) {
 // one query.
 func (w *Writer) loadKnown(ctx context.Context, keys []treestore.Key) error {
 	var orgs []string
+	sets := map[string]*subjectSet{}
 	w.mu.Lock()
 	for _, k := range keys {
-		if _, ok := w.known[k.Org]; !ok && !slices.Contains(orgs, k.Org) {
-			orgs = append(orgs, strings.Clone(k.Org))
+		if _, ok := w.known[k.Org]; ok {
+			continue
+		}
+		if _, ok := sets[k.Org]; !ok {
+			org := strings.Clone(k.Org)
+			orgs = append(orgs, org)
+			sets[org] = &subjectSet{added: map[uint64]struct{}{}}
 		}
 	}
 	w.mu.Unlock()
 	if len(orgs) == 0 {
 		return nil
-	}
-	sets := make(map[string]*subjectSet, len(orgs))
-	for _, o := range orgs {
-		sets[o] = &subjectSet{added: map[uint64]struct{}{}}
 	}
 	err := w.store.Subjects(ctx, orgs, func(org, subject string) {
 		if s := sets[org]; s != nil {

@@ -30,8 +30,7 @@ func (s *Store) Trees(ctx context.Context, orgs []string) (map[string]OrgTree, e
 	var list strings.Builder
 	for _, o := range orgs {
 		out[o] = OrgTree{}
-		list.WriteString(tsv(o))
-		list.WriteByte('\n')
+		tsvRow(&list, o)
 	}
 	in := "org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"
 	rows, err := s.leafSizes(ctx, in, eventstore.P("orgs", list.String()))

@@ -88,6 +88,17 @@ func tsv(v string) string {
 	return string(appendTSV(nil, v))
 }
 
+// tsvRow writes fields as one TabSeparated row.
+func tsvRow(b *strings.Builder, fields ...string) {
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		b.WriteString(tsv(f))
+	}
+	b.WriteByte('\n')
+}
+
 // Key names an event of an org.
 type Key struct{ Org, EventID string }
 
@@ -110,11 +121,9 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 		want[k] = true
 		if !seen[k.Org] {
 			seen[k.Org] = true
-			orgs.WriteString(tsv(k.Org))
-			orgs.WriteByte('\n')
+			tsvRow(&orgs, k.Org)
 		}
-		ids.WriteString(tsv(k.EventID))
-		ids.WriteByte('\n')
+		tsvRow(&ids, k.EventID)
 	}
 	rows, err := s.eng.Query(ctx, "SELECT org_id, event_id, min(idx) FROM "+s.byEvent+
 		" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))"+
@@ -220,10 +229,7 @@ func (s *Store) Salts(ctx context.Context, keys []Key) (map[Key][]byte, error) {
 	}
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString(tsv(k.Org))
-		b.WriteByte('\t')
-		b.WriteString(tsv(k.EventID))
-		b.WriteByte('\n')
+		tsvRow(&b, k.Org, k.EventID)
 	}
 	rows, err := s.eng.Query(ctx, "SELECT org_id, subject, hex(argMin(salt, created_at)) FROM "+s.salts+
 		" WHERE (org_id, subject) IN (SELECT o, e FROM format(TabSeparated, 'o String, e String', {keys:String}))"+
@@ -277,12 +283,7 @@ func (s *Store) PutSalts(ctx context.Context, salts []Salt) error {
 	} else {
 		var b strings.Builder
 		for _, x := range salts {
-			b.WriteString(tsv(x.Org))
-			b.WriteByte('\t')
-			b.WriteString(tsv(x.Subject))
-			b.WriteByte('\t')
-			b.WriteString(hex.EncodeToString(x.Salt))
-			b.WriteByte('\n')
+			tsvRow(&b, x.Org, x.Subject, hex.EncodeToString(x.Salt))
 		}
 		err = s.eng.Exec(ctx, "INSERT INTO "+s.salts+" (org_id, subject, salt, created_at) "+
 			"SELECT o, e, unhex(h), {now:DateTime64(3)} FROM format(TabSeparated, 'o String, e String, h String', {data:String})",
@@ -304,8 +305,7 @@ func (s *Store) Subjects(ctx context.Context, orgs []string, f func(org, subject
 	}
 	var list strings.Builder
 	for _, o := range orgs {
-		list.WriteString(tsv(o))
-		list.WriteByte('\n')
+		tsvRow(&list, o)
 	}
 	rows, err := s.eng.Query(ctx, "SELECT org_id, subject FROM "+s.salts+
 		" WHERE org_id IN (SELECT o FROM format(TabSeparated, 'o String', {orgs:String}))", eventstore.P("orgs", list.String()))

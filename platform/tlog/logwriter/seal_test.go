@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -477,6 +478,45 @@ func TestSubjectSalts(t *testing.T) {
 		leaf, err := tlog.EntryLeaf(x)
 		if err != nil || x.LogIndex == nil || hex.EncodeToString(leaf) != x.Integrity.LeafHash {
 			t.Fatalf("event %d: leaf %x (%v), logged %s at %v", i, leaf, err, x.Integrity.LeafHash, x.LogIndex)
+		}
+	}
+}
+
+// A batch large enough to be hashed by several goroutines: every leaf is
+// its event's, at its index, committed under the stored salts (subjects
+// shared by events of different parts).
+func TestLargeBatchLeaves(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	e := newEnv(t)
+	w := e.writer("w1", nil)
+	defer serve(t, w, 0)()
+	const n = 1300
+	acme, globex := sealRows(t, "acme", 0, n, 0), sealRows(t, "globex", 0, n, 0)
+	var rows []eventstore.Row
+	for i := range n {
+		rows = append(rows, acme[i], globex[i])
+	}
+	for i := range rows {
+		rows[i].StreamSeq = uint64(i + 1)
+	}
+	if err := insertSealed(t, e.es, w, rows, false); err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, e, e.es, w, map[string]int{"acme": n, "globex": n})
+	for org, rs := range map[string][]eventstore.Row{"acme": acme, "globex": globex} {
+		evs := make([]schemas.Event, len(rs))
+		for i := range rs {
+			evs[i] = rs[i].Event
+		}
+		entries, err := e.store.Entries(context.Background(), org, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range entries {
+			leaf, err := tlog.EntryLeaf(x)
+			if err != nil || x.LogIndex == nil || *x.LogIndex != uint64(i) || hex.EncodeToString(leaf) != x.Integrity.LeafHash {
+				t.Fatalf("%s event %d: leaf %x (%v), logged %s at %v", org, i, leaf, err, x.Integrity.LeafHash, x.LogIndex)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -220,40 +221,38 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 		}
 	}
 	w.mu.Unlock()
-	subjectKeys, newSalts, err := w.saltsFor(ctx, evs)
+	salts, newSalts, err := w.saltsFor(ctx, evs)
 	if err != nil {
 		return nil, err
 	}
 	step(2)
-	var (
-		// The new nodes, one run per org and level.
-		runs treestore.Runs
-		h    tlog.Hasher
-		org  string
-	)
-	key := func(subject string) *tlog.SubjectKey { return subjectKeys[treestore.Key{Org: org, EventID: subject}] }
+	// The new salts are stored while the leaves are computed; the runs,
+	// whose leaves commit to them, are written only once they are.
+	saltsStored := make(chan error, 1)
+	go func() { saltsStored <- w.store.PutSalts(ctx, newSalts) }()
+	leaves, err := hashLeaves(evs, salts)
+	step(3)
+	if serr := <-saltsStored; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, err
+	}
+	step(4)
+	// The new nodes, one run per org and level.
+	var runs treestore.Runs
 	idx = make([]uint64, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		org = e.ev.OrgID
-		leaf, err := h.Leaf(&e.ev, key)
-		if err != nil {
-			return nil, fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err)
-		}
 		r := next[e.ev.OrgID]
 		idx[i] = r.End()
-		err = r.Append(leaf[:], func(id compact.NodeID, h []byte) {
+		err = r.Append(leaves[i][:], func(id compact.NodeID, h []byte) {
 			runs.Add(e.ev.OrgID, id, h, e.ev.ID, e.sseq)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	step(3)
-	if err := w.store.PutSalts(ctx, newSalts); err != nil {
-		return nil, err
-	}
-	step(4)
 	w.addKnown(newSalts)
 	for _, s := range newSalts {
 		if k := (treestore.Key{Org: s.Org, EventID: s.Subject}); !w.uncached[k] {
@@ -272,7 +271,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	}
 	step(5)
 	w.log.Debug("batch written", zap.Int("events", len(evs)), zap.Int("orgs", len(next)), zap.Int("new_salts", len(newSalts)),
-		zap.Int("nodes", runs.Nodes()), zap.Int("runs", len(runs.List())), zap.Durations("logged,orgs,salts,hash,put_salts,write_runs", steps[:]))
+		zap.Int("nodes", runs.Nodes()), zap.Int("runs", len(runs.List())), zap.Durations("logged,orgs,salts,hash,put_salts_wait,tree_write_runs", steps[:]))
 	w.forgetErased(evs)
 	w.mu.Lock()
 	for org, r := range next {
@@ -381,13 +380,13 @@ func (w *Writer) forgetErased(evs []logged) {
 	}
 }
 
-// saltsFor returns the keys of every subject of evs, creating
+// saltsFor returns the salt of every subject of evs, creating
 // the salts of those that have none, and the salts created. A subject
 // neither in the cache nor known to the org's subject set has no salt:
 // only the writer holding the lease creates salts, and the set was loaded
 // from the store after it took the lease. The others are looked up.
-func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
-	out := map[treestore.Key]*tlog.SubjectKey{}
+func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key][]byte, []treestore.Salt, error) {
+	out := map[treestore.Key][]byte{}
 	var missing []treestore.Key
 	want := map[treestore.Key]bool{}
 	for i := range evs {
@@ -398,7 +397,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 				return
 			}
 			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
-				out[k] = tlog.NewBatchSubjectKey(salt)
+				out[k] = salt
 			} else {
 				want[k] = true
 				missing = append(missing, k)
@@ -435,7 +434,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 			return err
 		}
 		created = append(created, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		out[k] = tlog.NewBatchSubjectKey(salt)
+		out[k] = salt
 		return nil
 	}
 	for _, k := range lookup {
@@ -449,7 +448,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 		if !w.uncached[k] {
 			w.salts[ownKey(k)] = salt
 		}
-		out[k] = tlog.NewBatchSubjectKey(salt)
+		out[k] = salt
 	}
 	for _, k := range fresh {
 		if err := newSalt(k); err != nil {
@@ -458,6 +457,67 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 	}
 	return out, created, nil
 }
+
+// hashLeaves returns the leaf hashes of evs, their personal fields
+// committed under salts. A large batch is split between the CPUs: each
+// part has its own hasher and subject keys (a key is not safe for
+// concurrent use).
+func hashLeaves(evs []logged, salts map[treestore.Key][]byte) ([][sha256.Size]byte, error) {
+	leaves := make([][sha256.Size]byte, len(evs))
+	parts := min(runtime.GOMAXPROCS(0), len(evs)/minLeavesPerWorker)
+	if parts < 1 {
+		parts = 1
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		from, to := p*len(evs)/parts, (p+1)*len(evs)/parts
+		hash := func() {
+			var (
+				h    tlog.Hasher
+				org  string
+				keys = map[treestore.Key]*tlog.SubjectKey{}
+			)
+			key := func(subject string) *tlog.SubjectKey {
+				k := treestore.Key{Org: org, EventID: subject}
+				if sk, ok := keys[k]; ok {
+					return sk
+				}
+				salt, ok := salts[k]
+				if !ok {
+					return nil
+				}
+				sk := tlog.NewBatchSubjectKey(salt)
+				keys[k] = sk
+				return sk
+			}
+			for i := from; i < to; i++ {
+				e := &evs[i]
+				org = e.ev.OrgID
+				leaf, err := h.Leaf(&e.ev, key)
+				if err != nil {
+					errs[p] = fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err)
+					return
+				}
+				leaves[i] = leaf
+			}
+		}
+		if p == parts-1 {
+			hash()
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hash()
+		}()
+	}
+	wg.Wait()
+	return leaves, errors.Join(errs...)
+}
+
+// minLeavesPerWorker is the fewest events a hashing goroutine is given.
+const minLeavesPerWorker = 512
 
 // maxKnownSubjects bounds an org's subject set (8 bytes a subject): the
 // subjects of a larger org are looked up in the store.

@@ -4,7 +4,9 @@
 //
 // It is shaped like Watermill's router: the Engine owns the JetStream
 // side — fetching from a durable pull consumer, the batch window (size and
-// longest wait), keeping every fetched message from redelivery while it is
+// longest wait; while the handler is busy the next batch keeps growing up
+// to the size, so a backlog is handled in full batches), keeping every
+// fetched message from redelivery while it is
 // held, acknowledging, releasing on stop, dead-lettering — and a plain
 // Handler does the work. A Decoder turns each message into the handler's
 // value as it arrives; the Handler receives a batch of decoded messages in

@@ -123,7 +123,8 @@ func (e *Engine[T]) Run(ctx context.Context) error {
 	go func() { defer close(keepAliveDone); e.keepAlive(kctx) }()
 	defer func() { stopKeepAlive(); <-keepAliveDone }()
 
-	ready := make(chan *batch[T], 1)
+	// Unbuffered: while the handler is busy, the next batch grows.
+	ready := make(chan *batch[T])
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(ready)

@@ -533,3 +533,38 @@ func TestOneAttemptOnStop(t *testing.T) {
 	run(t, e, consume.Config{BatchSize: 10, BatchWait: 20 * time.Millisecond}, r2.handle)
 	waitFor(t, "immediate redelivery", 5*time.Second, func() bool { return len(r2.handled()) == 5 })
 }
+
+// While the handler is busy, the next batch grows up to BatchSize instead
+// of being cut at BatchWait: under a backlog the handler's fixed cost per
+// batch is spread over full batches.
+func TestBatchGrowsWhileTheHandlerIsBusy(t *testing.T) {
+	e := start(t, 30*time.Second)
+	release := make(chan struct{})
+	r := &recorder{}
+	r.fail = func(batch []consume.Msg[int]) error {
+		if batch[0].Value == 0 {
+			<-release
+		}
+		return nil
+	}
+	run(t, e, consume.Config{BatchSize: 500, BatchWait: 20 * time.Millisecond}, r.handle)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the engine stops
+	e.publish(t, 0, 1)
+	waitFor(t, "the first batch in the handler", 5*time.Second, func() bool { return r.calls.Load() == 1 })
+	// Spread over more than BatchWait.
+	for i := 1; i < 401; i += 100 {
+		e.publish(t, i, i+100)
+		time.Sleep(30 * time.Millisecond)
+	}
+	waitFor(t, "every message fetched", 10*time.Second, func() bool { return e.info(t).NumAckPending == 401 })
+	unblock()
+	waitFor(t, "401 handled", 10*time.Second, func() bool { return len(r.handled()) == 401 })
+	inOrderOnce(t, r.handled(), 401)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sizes) != 2 || r.sizes[1] != 400 {
+		t.Fatalf("batch sizes %v, want [1 400]: the second batch grew while the first was handled", r.sizes)
+	}
+}

@@ -49,9 +49,15 @@ func (e *Engine[T]) fetchLoop(ctx, hctx context.Context, ready chan<- *batch[T])
 		b := &batch[T]{}
 		e.hold(b)
 		err := e.fill(ctx, hctx, b)
-		if len(b.items) > 0 {
+		sent := false
+		if err == nil {
+			sent, err = e.grow(ctx, hctx, b, ready)
+		}
+		switch {
+		case sent:
+		case len(b.items) > 0:
 			ready <- b
-		} else {
+		default:
 			e.drop(b)
 		}
 		if err != nil {
@@ -62,6 +68,33 @@ func (e *Engine[T]) fetchLoop(ctx, hctx context.Context, ready chan<- *batch[T])
 		}
 	}
 	return nil
+}
+
+// growChunk and growWait bound each fetch that grows a batch while the
+// handler is busy: small enough that a handler done with its batch waits
+// little for the next.
+const (
+	growChunk = 1000
+	growWait  = 20 * time.Millisecond
+)
+
+// grow adds messages to the filled batch b while the handler is busy with
+// the previous one, up to BatchSize: under a backlog batches are full, so
+// the handler's fixed cost per batch (an insert, a request) is spread over
+// as many messages as it allows; an idle handler gets b at once. It
+// reports whether it handed b over.
+func (e *Engine[T]) grow(ctx, hctx context.Context, b *batch[T], ready chan<- *batch[T]) (bool, error) {
+	for len(b.msgs) < e.cfg.BatchSize && len(b.items) > 0 && ctx.Err() == nil {
+		select {
+		case ready <- b:
+			return true, nil
+		default:
+		}
+		if err := e.fetch(ctx, hctx, b, min(growChunk, e.cfg.BatchSize-len(b.msgs)), growWait); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // findAgain waits until the rebind option finds the consumer again, or

@@ -88,7 +88,7 @@ func (w *Writer) catchUp(ctx context.Context, floor uint64, pending map[treestor
 					zap.String("org_id", e.Event.OrgID), zap.String("event_id", e.Event.ID), zap.Uint64("stream_seq", e.StreamSeq), zap.String("reason", why))
 				continue
 			}
-			evs = append(evs, logged{ev: *e.Event, sseq: e.StreamSeq})
+			evs = append(evs, logged{ev: e.Event, sseq: e.StreamSeq})
 		}
 		if len(evs) == 0 {
 			continue

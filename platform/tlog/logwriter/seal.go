@@ -212,7 +212,7 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 				continue
 			}
 		}
-		evs = append(evs, logged{ev: *e.Event, sseq: e.StreamSeq})
+		evs = append(evs, logged{ev: e.Event, sseq: e.StreamSeq})
 		at = append(at, i)
 	}
 	if len(evs) == 0 {

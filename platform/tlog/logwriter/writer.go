@@ -164,9 +164,10 @@ func New(js jetstream.JetStream, store Store, signer *tlog.Signer, cfg Config) (
 		salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
-// logged is an event to append and the stream sequence of its message.
+// logged is an event to append (not modified) and the stream sequence of
+// its message.
 type logged struct {
-	ev   schemas.Event
+	ev   *schemas.Event
 	sseq uint64
 }
 
@@ -390,7 +391,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 	var missing []treestore.Key
 	want := map[treestore.Key]bool{}
 	for i := range evs {
-		e := &evs[i].ev
+		e := evs[i].ev
 		forSubjects(e, func(s string) {
 			k := treestore.Key{Org: e.OrgID, EventID: s}
 			if _, ok := out[k]; ok || want[k] {
@@ -494,7 +495,7 @@ func hashLeaves(evs []logged, salts map[treestore.Key][]byte) ([][sha256.Size]by
 			for i := from; i < to; i++ {
 				e := &evs[i]
 				org = e.ev.OrgID
-				leaf, err := h.Leaf(&e.ev, key)
+				leaf, err := h.Leaf(e.ev, key)
 				if err != nil {
 					errs[p] = fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err)
 					return

@@ -253,8 +253,10 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 // sealing ingestor (a log writer in sealing mode gives each batch's first
 // writes their log indices, their leaves stored before the events; it
 // signs checkpoints every 10 s), alternated AUDIT_SEAL_ROUNDS times
-// (default 2) in one process, each mode first in every other round, AUDIT_SEAL_EVENTS events per run (default
-// 200,000). Each run has its own NATS server and database, released
+// (default 7: on a shared machine a run's CPU per event drifts by up to
+// ±20 % within minutes) in one process, each mode first in every other
+// round, AUDIT_SEAL_EVENTS events per run (default 200,000). Each run has
+// its own NATS server and database, released
 // before the next starts (no merge of an earlier run still going). The
 // clock of a run stops when the ingestor has stored every
 // event: a sealed event is logged when it is stored (signing it into a
@@ -263,7 +265,7 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 // the process's CPU time per event in each mode.
 func BenchmarkSealing(b *testing.B) {
 	n := envInt(b, "AUDIT_SEAL_EVENTS", 200_000)
-	rounds := envInt(b, "AUDIT_SEAL_ROUNDS", 2)
+	rounds := envInt(b, "AUDIT_SEAL_ROUNDS", 7)
 	for range b.N {
 		var off, on, ratios, cpuOff, cpuOn []float64
 		for r := range rounds {

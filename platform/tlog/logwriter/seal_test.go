@@ -482,9 +482,9 @@ func TestSubjectSalts(t *testing.T) {
 	}
 }
 
-// A batch large enough to be hashed by several goroutines: every leaf is
-// its event's, at its index, committed under the stored salts (subjects
-// shared by events of different parts).
+// A batch of two orgs large enough to be hashed by two goroutines (one
+// per org): every leaf is its event's, at its index, committed under the
+// stored salts.
 func TestLargeBatchLeaves(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	e := newEnv(t)

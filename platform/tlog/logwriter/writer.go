@@ -2,6 +2,7 @@ package logwriter
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -222,7 +223,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 		}
 	}
 	w.mu.Unlock()
-	salts, newSalts, err := w.saltsFor(ctx, evs)
+	keys, newSalts, err := w.saltsFor(ctx, evs)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +232,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	// whose leaves commit to them, are written only once they are.
 	saltsStored := make(chan error, 1)
 	go func() { saltsStored <- w.store.PutSalts(ctx, newSalts) }()
-	leaves, err := hashLeaves(evs, salts)
+	leaves, err := hashLeaves(evs, keys)
 	step(3)
 	if serr := <-saltsStored; err == nil {
 		err = serr
@@ -381,13 +382,13 @@ func (w *Writer) forgetErased(evs []logged) {
 	}
 }
 
-// saltsFor returns the salt of every subject of evs, creating
+// saltsFor returns the key of every subject of evs, creating
 // the salts of those that have none, and the salts created. A subject
 // neither in the cache nor known to the org's subject set has no salt:
 // only the writer holding the lease creates salts, and the set was loaded
 // from the store after it took the lease. The others are looked up.
-func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key][]byte, []treestore.Salt, error) {
-	out := map[treestore.Key][]byte{}
+func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
+	out := map[treestore.Key]*tlog.SubjectKey{}
 	var missing []treestore.Key
 	want := map[treestore.Key]bool{}
 	for i := range evs {
@@ -398,7 +399,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 				return
 			}
 			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
-				out[k] = salt
+				out[k] = tlog.NewBatchSubjectKey(salt)
 			} else {
 				want[k] = true
 				missing = append(missing, k)
@@ -435,7 +436,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 			return err
 		}
 		created = append(created, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		out[k] = salt
+		out[k] = tlog.NewBatchSubjectKey(salt)
 		return nil
 	}
 	for _, k := range lookup {
@@ -449,7 +450,7 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 		if !w.uncached[k] {
 			w.salts[ownKey(k)] = salt
 		}
-		out[k] = salt
+		out[k] = tlog.NewBatchSubjectKey(salt)
 	}
 	for _, k := range fresh {
 		if err := newSalt(k); err != nil {
@@ -460,61 +461,88 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 }
 
 // hashLeaves returns the leaf hashes of evs, their personal fields
-// committed under salts. A large batch is split between the CPUs: each
-// part has its own hasher and subject keys (a key is not safe for
-// concurrent use).
-func hashLeaves(evs []logged, salts map[treestore.Key][]byte) ([][sha256.Size]byte, error) {
+// committed under the subjects' keys. A large batch of several orgs is
+// split between the CPUs by org: a subject (and its key, not safe for
+// concurrent use) belongs to one org, so no key is used by two goroutines.
+func hashLeaves(evs []logged, keys map[treestore.Key]*tlog.SubjectKey) ([][sha256.Size]byte, error) {
 	leaves := make([][sha256.Size]byte, len(evs))
-	parts := min(runtime.GOMAXPROCS(0), len(evs)/minLeavesPerWorker)
-	if parts < 1 {
-		parts = 1
+	hash := func(at []int) error {
+		var (
+			h   tlog.Hasher
+			org string
+		)
+		key := func(subject string) *tlog.SubjectKey { return keys[treestore.Key{Org: org, EventID: subject}] }
+		for _, i := range at {
+			e := evs[i].ev
+			org = e.OrgID
+			leaf, err := h.Leaf(e, key)
+			if err != nil {
+				return fmt.Errorf("logwriter: event %s: %w", e.ID, err)
+			}
+			leaves[i] = leaf
+		}
+		return nil
 	}
-	errs := make([]error, parts)
+	parts := splitByOrg(evs, min(runtime.GOMAXPROCS(0), len(evs)/minLeavesPerWorker))
+	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
-	for p := range parts {
-		from, to := p*len(evs)/parts, (p+1)*len(evs)/parts
-		hash := func() {
-			var (
-				h    tlog.Hasher
-				org  string
-				keys = map[treestore.Key]*tlog.SubjectKey{}
-			)
-			key := func(subject string) *tlog.SubjectKey {
-				k := treestore.Key{Org: org, EventID: subject}
-				if sk, ok := keys[k]; ok {
-					return sk
-				}
-				salt, ok := salts[k]
-				if !ok {
-					return nil
-				}
-				sk := tlog.NewBatchSubjectKey(salt)
-				keys[k] = sk
-				return sk
-			}
-			for i := from; i < to; i++ {
-				e := &evs[i]
-				org = e.ev.OrgID
-				leaf, err := h.Leaf(e.ev, key)
-				if err != nil {
-					errs[p] = fmt.Errorf("logwriter: event %s: %w", e.ev.ID, err)
-					return
-				}
-				leaves[i] = leaf
-			}
-		}
-		if p == parts-1 {
-			hash()
-			break
-		}
+	for p := range parts[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hash()
+			errs[p+1] = hash(parts[p+1])
 		}()
 	}
+	errs[0] = hash(parts[0])
 	wg.Wait()
 	return leaves, errors.Join(errs...)
+}
+
+// splitByOrg returns the positions of evs in at most n parts (at least
+// one), each org's events in one part and in order, the orgs placed
+// largest first into the part with the fewest events.
+func splitByOrg(evs []logged, n int) [][]int {
+	all := make([]int, len(evs))
+	for i := range all {
+		all[i] = i
+	}
+	if n < 2 {
+		return [][]int{all}
+	}
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.ev.OrgID]++
+	}
+	if len(count) < 2 {
+		return [][]int{all}
+	}
+	orgs := make([]string, 0, len(count))
+	for org := range count {
+		orgs = append(orgs, org)
+	}
+	slices.SortFunc(orgs, func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
+	n = min(n, len(orgs))
+	sizes := make([]int, n)
+	part := make(map[string]int, len(orgs))
+	for _, org := range orgs {
+		p := 0
+		for q := range sizes {
+			if sizes[q] < sizes[p] {
+				p = q
+			}
+		}
+		part[org] = p
+		sizes[p] += count[org]
+	}
+	parts := make([][]int, n)
+	for p := range parts {
+		parts[p] = make([]int, 0, sizes[p])
+	}
+	for i, e := range evs {
+		p := part[e.ev.OrgID]
+		parts[p] = append(parts[p], i)
+	}
+	return parts
 }
 
 // minLeavesPerWorker is the fewest events a hashing goroutine is given.

@@ -547,17 +547,15 @@ func TestBatchGrowsWhileTheHandlerIsBusy(t *testing.T) {
 		}
 		return nil
 	}
-	run(t, e, consume.Config{BatchSize: 500, BatchWait: 20 * time.Millisecond}, r.handle)
+	run(t, e, consume.Config{BatchSize: 500, BatchWait: 2 * time.Millisecond}, r.handle)
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the engine stops
 	e.publish(t, 0, 1)
 	waitFor(t, "the first batch in the handler", 5*time.Second, func() bool { return r.calls.Load() == 1 })
-	// Spread over more than BatchWait.
-	for i := 1; i < 401; i += 100 {
-		e.publish(t, i, i+100)
-		time.Sleep(30 * time.Millisecond)
-	}
+	// One after the other: over more than BatchWait, never a pause as
+	// long as a growing fetch waits.
+	e.publish(t, 1, 401)
 	waitFor(t, "every message fetched", 10*time.Second, func() bool { return e.info(t).NumAckPending == 401 })
 	unblock()
 	waitFor(t, "401 handled", 10*time.Second, func() bool { return len(r.handled()) == 401 })

@@ -81,8 +81,9 @@ const (
 // grow adds messages to the filled batch b while the handler is busy with
 // the previous one, up to BatchSize: under a backlog batches are full, so
 // the handler's fixed cost per batch (an insert, a request) is spread over
-// as many messages as it allows; an idle handler gets b at once. It
-// reports whether it handed b over.
+// as many messages as it allows; an idle handler gets b at once. It stops
+// growing at the first fetch that brings nothing. It reports whether it
+// handed b over.
 func (e *Engine[T]) grow(ctx, hctx context.Context, b *batch[T], ready chan<- *batch[T]) (bool, error) {
 	for len(b.msgs) < e.cfg.BatchSize && len(b.items) > 0 && ctx.Err() == nil {
 		select {
@@ -90,8 +91,14 @@ func (e *Engine[T]) grow(ctx, hctx context.Context, b *batch[T], ready chan<- *b
 			return true, nil
 		default:
 		}
+		before := len(b.msgs)
 		if err := e.fetch(ctx, hctx, b, min(growChunk, e.cfg.BatchSize-len(b.msgs)), growWait); err != nil {
 			return false, err
+		}
+		if len(b.msgs) == before {
+			// Nothing waiting: no backlog to gather, and no pull request
+			// every growWait while a handler retries for minutes.
+			return false, nil
 		}
 	}
 	return false, nil

@@ -226,7 +226,12 @@ func TestFilters(t *testing.T) {
 	e := newEnv(t, query.Config{})
 	fixture(e)
 	tok := reader(t, "org_a")
-	day := time.Now().UTC().Add(-24 * time.Hour).Format("2006-01-02")
+	// Days taken from the fixture's times, not from the clock's date:
+	// ev_a2 (3 h old) is on yesterday's date for three hours after
+	// midnight. ev_a0..ev_a2 are on day or later, ev_a3 (50 h old) before
+	// it; dayBefore is the day before.
+	recent := time.Now().UTC().Add(-3*time.Hour - time.Minute)
+	day, dayBefore := recent.Format("2006-01-02"), recent.AddDate(0, 0, -1).Format("2006-01-02")
 	cases := []struct {
 		params url.Values
 		want   []string
@@ -251,7 +256,7 @@ func TestFilters(t *testing.T) {
 		{url.Values{"q": {"category:api_key deleted"}}, []string{"ev_a4"}},
 		{url.Values{"q": {"created:>=" + day}}, []string{"ev_a0", "ev_a1", "ev_a2"}},
 		{url.Values{"q": {"created:<" + day}}, []string{"ev_a3", "ev_a4"}},
-		{url.Values{"q": {"created:*.." + day}}, []string{"ev_a3", "ev_a4"}},
+		{url.Values{"q": {"created:*.." + dayBefore}}, []string{"ev_a3", "ev_a4"}},
 		{url.Values{"q": {"-grace -turing"}}, []string{"ev_a2", "ev_a3", "ev_a4"}},
 		{url.Values{"q": {"key_1"}, "actor": {"usr_2"}}, []string{"ev_a4"}},
 	}

@@ -112,7 +112,7 @@ func (i *Ingestor) insertSealed(ctx context.Context, rows []eventstore.Row) erro
 		entries = make([]logwriter.Entry, len(first))
 		for j, k := range order {
 			r := &rows[first[k]]
-			entries[j] = logwriter.Entry{Event: &r.Event, StreamSeq: r.StreamSeq}
+			entries[j] = logwriter.Entry{Event: &r.Event, Raw: r.Raw, StreamSeq: r.StreamSeq}
 		}
 		idx, err := i.sealer.Seal(ctx, entries)
 		if err != nil {

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -51,10 +52,64 @@ func AppendCanonicalStored(dst []byte, e *Event) ([]byte, error) {
 // Canonicalize(json.Marshal(e)), without received_at unless received; a
 // test keeps the two in step.
 func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
-	t := e.OccurredAt.UTC()
-	if y := t.Year(); y < 0 || y > 9999 {
-		return nil, fmt.Errorf("occurred_at: year %d outside 0000-9999", y)
+	b = appendCanonicalHead(b, e)
+	b = append(b, `,"details":`...)
+	var err error
+	if b, err = appendCanonicalDetails(b, e.Details); err != nil {
+		return nil, fmt.Errorf("details: %w", err)
 	}
+	if b, err = appendCanonicalMiddle(b, e); err != nil {
+		return nil, err
+	}
+	if received {
+		if b, err = appendReceivedAt(b, e); err != nil {
+			return nil, err
+		}
+	}
+	return appendCanonicalTargets(b, e), nil
+}
+
+// AppendCanonicalStoredFrom appends the bytes of CanonicalStored(*e) to
+// dst, with e's details copied from raw instead of encoded again. raw must
+// be the canonical bytes (Canonical, Catalog.Encode) of an event with e's
+// details, id, occurred_at, org_id, outcome and reason; its actor, targets
+// and other members may differ (e is typically raw's event with some
+// personal fields replaced). When raw is not of that shape, or its members
+// from id to reason are not e's, the details are encoded from e as
+// CanonicalStored would.
+func AppendCanonicalStoredFrom(dst []byte, e *Event, raw []byte) ([]byte, error) {
+	const detailsName, targetsName = `,"details":`, `,"targets":[`
+	// The first `,"details":` and the last `,"targets":[` of raw are its
+	// envelope's: the members before details are strings, whose quotes
+	// are escaped, and targets are objects of strings.
+	d := bytes.Index(raw, []byte(detailsName))
+	t := bytes.LastIndex(raw, []byte(targetsName))
+	if d < 0 || t < d+len(detailsName)+2 {
+		return AppendCanonicalStored(dst, e)
+	}
+	var mb [256]byte
+	middle, err := appendCanonicalMiddle(mb[:0], e)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: canonical event: %w", err)
+	}
+	seg := raw[d+len(detailsName) : t]
+	details, ok := bytes.CutSuffix(seg, middle)
+	if !ok || len(details) < 2 || details[0] != '{' || details[len(details)-1] != '}' {
+		return AppendCanonicalStored(dst, e)
+	}
+	b := appendCanonicalHead(dst, e)
+	b = append(b, detailsName...)
+	b = append(b, details...)
+	b = append(b, middle...)
+	if b, err = appendReceivedAt(b, e); err != nil {
+		return nil, fmt.Errorf("schemas: canonical event: %w", err)
+	}
+	return appendCanonicalTargets(b, e), nil
+}
+
+// appendCanonicalHead writes the members before details: action, actor,
+// category and context.
+func appendCanonicalHead(b []byte, e *Event) []byte {
 	w := objectWriter{b: b}
 	w.b = append(w.b, `{"action":`...)
 	w.b = appendJSONString(w.b, e.Action)
@@ -73,33 +128,48 @@ func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
 	w.member(`"request_id":`, e.Context.RequestID, true)
 	w.member(`"source":`, e.Context.Source, true)
 	w.member(`"trace_id":`, e.Context.TraceID, true)
-	w.b = append(w.b, `},"details":`...)
-	var err error
-	if w.b, err = appendCanonicalDetails(w.b, e.Details); err != nil {
-		return nil, fmt.Errorf("details: %w", err)
+	return append(w.b, '}')
+}
+
+// appendCanonicalMiddle writes the members between details and
+// received_at: id, occurred_at, org_id, outcome and reason.
+func appendCanonicalMiddle(b []byte, e *Event) ([]byte, error) {
+	t := e.OccurredAt.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("occurred_at: year %d outside 0000-9999", y)
 	}
-	w.b = append(w.b, `,"id":`...)
-	w.b = appendJSONString(w.b, e.ID)
-	w.b = append(w.b, `,"occurred_at":"`...)
-	w.b = appendTime(w.b, t)
-	w.b = append(w.b, `","org_id":`...)
-	w.b = appendJSONString(w.b, e.OrgID)
-	w.b = append(w.b, `,"outcome":`...)
-	w.b = appendJSONString(w.b, e.Outcome)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"occurred_at":"`...)
+	b = appendTime(b, t)
+	b = append(b, `","org_id":`...)
+	b = appendJSONString(b, e.OrgID)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, e.Outcome)
 	if e.Reason != "" {
-		w.b = append(w.b, `,"reason":`...)
-		w.b = appendJSONString(w.b, e.Reason)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, e.Reason)
 	}
-	if received && e.ReceivedAt != nil {
-		r := e.ReceivedAt.UTC()
-		if y := r.Year(); y < 0 || y > 9999 {
-			return nil, fmt.Errorf("received_at: year %d outside 0000-9999", y)
-		}
-		w.b = append(w.b, `,"received_at":"`...)
-		w.b = appendTime(w.b, r)
-		w.b = append(w.b, '"')
+	return b, nil
+}
+
+// appendReceivedAt writes the received_at member when e has one.
+func appendReceivedAt(b []byte, e *Event) ([]byte, error) {
+	if e.ReceivedAt == nil {
+		return b, nil
 	}
-	w.b = append(w.b, `,"targets":[`...)
+	r := e.ReceivedAt.UTC()
+	if y := r.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("received_at: year %d outside 0000-9999", y)
+	}
+	b = append(b, `,"received_at":"`...)
+	b = appendTime(b, r)
+	return append(b, '"'), nil
+}
+
+// appendCanonicalTargets writes the targets member and closes the object.
+func appendCanonicalTargets(b []byte, e *Event) []byte {
+	w := objectWriter{b: append(b, `,"targets":[`...)}
 	for i := range e.Targets {
 		tg := &e.Targets[i]
 		if i > 0 {
@@ -112,7 +182,7 @@ func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
 		w.member(`"type":`, tg.Type, false)
 		w.b = append(w.b, '}')
 	}
-	return append(w.b, "]}"...), nil
+	return append(w.b, "]}"...)
 }
 
 // objectWriter appends the string members of a JSON object whose member
@@ -293,11 +363,11 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if asciiSafe[c] {
-			i++
-			continue
+		i += safePrefix(s[i:])
+		if i == len(s) {
+			break
 		}
+		c := s[i]
 		if c >= 0x80 {
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r != utf8.RuneError || size != 1 {
@@ -316,6 +386,29 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// safePrefix returns the length of the longest prefix of s whose bytes
+// are all asciiSafe. It tests eight bytes at once: none below 0x20, none
+// at or above 0x80, no '"' and no '\\'.
+func safePrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// (v - ones) &^ v & highs is non-zero exactly when a byte of v is
+		// zero; with 0x20*ones subtracted, when a byte below 0x20 has its
+		// high bit clear.
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+			break
+		}
+	}
+	for i < len(s) && asciiSafe[s[i]] {
+		i++
+	}
+	return i
 }
 
 // appendEscape appends the RFC 8785 escape of c, a control character, '"'

@@ -334,3 +334,101 @@ func TestExactNumber(t *testing.T) {
 		}
 	}
 }
+
+// AppendCanonicalStoredFrom takes the details from the canonical bytes of
+// the event before its actor and targets changed, and writes what
+// CanonicalStored writes for the changed event; raw bytes that do not
+// belong to the event are not used.
+func TestCanonicalStoredFrom(t *testing.T) {
+	at := time.Date(2026, 12, 2, 1, 2, 3, 456000000, time.UTC)
+	tricky := validEvent()
+	// Details holding the envelope's member names as structure and text.
+	tricky.Details = map[string]any{
+		"x":       map[string]any{"details": []any{1}, "targets": []any{map[string]any{"id": "t"}}},
+		"targets": []any{"a", ",\"targets\":["},
+		"y":       `,"details":{},"id":"` + tricky.ID + `","occurred_at":"`,
+	}
+	tricky.Reason, tricky.Outcome = `",\"targets\":[`, OutcomeFailure
+	tricky.Targets = append(tricky.Targets, Target{Type: "t", ID: `,"targets":[`, Name: `"],"x":{`})
+	noTargets := validEvent()
+	noTargets.Targets, noTargets.Details = nil, nil
+	for i, plain := range []Event{validEvent(), tricky, noTargets} {
+		raw, err := Canonical(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The changed event: other actor and target strings, received_at.
+		changed := plain
+		changed.ReceivedAt = &at
+		changed.Actor.Name, changed.Actor.Email = "hmac-sha256:00", ""
+		changed.Targets = append([]Target(nil), plain.Targets...)
+		for k := range changed.Targets {
+			changed.Targets[k].Name = "hmac-sha256:" + strings.Repeat("ab", k+1)
+		}
+		want, err := CanonicalStored(changed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := AppendCanonicalStoredFrom([]byte("prefix"), &changed, raw)
+		if err != nil || string(got) != "prefix"+string(want) {
+			t.Errorf("event %d:\n got %s (%v)\nwant prefix%s", i, got, err, want)
+		}
+		// Raw bytes of another event: e's own details are written.
+		for name, other := range map[string]func(*Event){
+			"details": func(e *Event) { e.Details = map[string]any{"other": true} },
+			"id":      func(e *Event) { e.ID = "01JDQ7Z8K3M6W1B5T9YV4C2N0G" },
+			"reason":  func(e *Event) { e.Reason = "" },
+			"time":    func(e *Event) { e.OccurredAt = e.OccurredAt.Add(time.Millisecond) },
+		} {
+			o := plain
+			other(&o)
+			oraw, err := Canonical(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendCanonicalStoredFrom(nil, &changed, oraw)
+			if name == "details" {
+				// Details are taken as they are: raw must have e's.
+				if want, _ := CanonicalStored(func() Event { c := changed; c.Details = o.Details; return c }()); err != nil || string(got) != string(want) {
+					t.Errorf("event %d, other %s:\n got %s (%v)\nwant %s", i, name, got, err, want)
+				}
+				continue
+			}
+			if err != nil || string(got) != string(want) {
+				t.Errorf("event %d, other %s:\n got %s (%v)\nwant %s", i, name, got, err, want)
+			}
+		}
+		for _, bad := range []string{"", "{}", `{"details":{}}`, string(raw[:len(raw)/2]), `,"details":{},"targets":[`} {
+			if got, err := AppendCanonicalStoredFrom(nil, &changed, []byte(bad)); err != nil || string(got) != string(want) {
+				t.Errorf("event %d, raw %q:\n got %s (%v)\nwant %s", i, bad, got, err, want)
+			}
+		}
+	}
+}
+
+// safePrefix agrees with asciiSafe for every byte at every position of
+// an 8-byte word, alone and next to any other byte.
+func TestSafePrefix(t *testing.T) {
+	want := func(s []byte) int {
+		for i, c := range s {
+			if !asciiSafe[c] {
+				return i
+			}
+		}
+		return len(s)
+	}
+	s := []byte("abcdefgh")
+	for p := range 8 {
+		for q := range 8 {
+			for c := range 256 {
+				for d := range 256 {
+					copy(s, "abcdefgh")
+					s[p], s[q] = byte(c), byte(d)
+					if got := safePrefix(string(s)); got != want(s) {
+						t.Fatalf("safePrefix(%q) = %d", s, got)
+					}
+				}
+			}
+		}
+	}
+}

@@ -99,6 +99,15 @@ type committedField struct {
 // salt, which fails as Commit does: ErrNoSalt). The hash is the one Leaf
 // returns for the same salts. e is not modified.
 func (h *Hasher) Leaf(e *schemas.Event, key func(subject string) *SubjectKey) ([sha256.Size]byte, error) {
+	return h.LeafFrom(e, nil, key)
+}
+
+// LeafFrom is Leaf for an event whose canonical bytes (schemas.Canonical,
+// as the ingestor stores them) are raw: the leaf data takes e's encoded
+// details from raw instead of encoding them again
+// (schemas.AppendCanonicalStoredFrom). raw must be the canonical bytes of
+// e; nil encodes everything from e.
+func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string) *SubjectKey) ([sha256.Size]byte, error) {
 	ce := *e
 	if len(e.Targets) > 0 {
 		h.targets = append(h.targets[:0], e.Targets...)
@@ -168,7 +177,12 @@ func (h *Hasher) Leaf(e *schemas.Event, key func(subject string) *SubjectKey) ([
 	}
 	var err error
 	h.data = append(h.data[:0], 0) // RFC 6962 leaf prefix
-	if h.data, err = schemas.AppendCanonicalStored(h.data, &ce); err != nil {
+	if raw != nil {
+		h.data, err = schemas.AppendCanonicalStoredFrom(h.data, &ce, raw)
+	} else {
+		h.data, err = schemas.AppendCanonicalStored(h.data, &ce)
+	}
+	if err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("tlog: leaf data: %w", err)
 	}
 	// The targets' copy holds strings of this event only.

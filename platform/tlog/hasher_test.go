@@ -10,7 +10,7 @@ import (
 )
 
 // A Hasher gives Leaf's hash for every event, whatever it hashed before,
-// and fails where Leaf fails, with keys made for a batch (which remember
+// from the event alone or with its canonical bytes, and fails where Leaf fails, with keys made for a batch (which remember
 // each field's last commitment) or not.
 func TestHasherMatchesLeaf(t *testing.T) {
 	t.Run("batch keys", func(t *testing.T) { hasherMatchesLeaf(t, tlog.NewBatchSubjectKey) })
@@ -58,6 +58,14 @@ func hasherMatchesLeaf(t *testing.T, newKey func([]byte) *tlog.SubjectKey) {
 			got, err := h.Leaf(&ev, key)
 			if err != nil || !bytes.Equal(got[:], want) {
 				t.Fatalf("round %d event %d: %x (%v), want %x", round, i, got, err, want)
+			}
+			// From the canonical bytes the ingestor stores.
+			raw, err := schemas.Canonical(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := h.LeafFrom(&ev, raw, key); err != nil || !bytes.Equal(got[:], want) {
+				t.Fatalf("round %d event %d from its canonical bytes: %x (%v), want %x", round, i, got, err, want)
 			}
 			if ev.Actor != before.Actor || len(ev.Targets) != len(before.Targets) {
 				t.Fatalf("event %d modified", i)

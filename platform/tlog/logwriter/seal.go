@@ -29,7 +29,11 @@ var ErrNotSealing = errors.New("logwriter: not sealing (no lease held)")
 // Entry is an event the event store is about to store for the first time
 // and the stream sequence of its message.
 type Entry struct {
-	Event     *schemas.Event
+	Event *schemas.Event
+	// Raw, when set, is the event's canonical bytes as the event store
+	// stores them (eventstore.Row.Raw): its leaf takes the encoded details
+	// from there (tlog.Hasher.LeafFrom). Nil encodes the whole event.
+	Raw       []byte
 	StreamSeq uint64
 }
 
@@ -212,7 +216,7 @@ func (w *Writer) Seal(ctx context.Context, entries []Entry) ([]uint64, error) {
 				continue
 			}
 		}
-		evs = append(evs, logged{ev: e.Event, sseq: e.StreamSeq})
+		evs = append(evs, logged{ev: e.Event, raw: e.Raw, sseq: e.StreamSeq})
 		at = append(at, i)
 	}
 	if len(evs) == 0 {

@@ -165,10 +165,11 @@ func New(js jetstream.JetStream, store Store, signer *tlog.Signer, cfg Config) (
 		salts: map[treestore.Key][]byte{}, uncached: map[treestore.Key]bool{}}, nil
 }
 
-// logged is an event to append (not modified) and the stream sequence of
-// its message.
+// logged is an event to append (not modified), its canonical bytes when
+// known (Entry.Raw) and the stream sequence of its message.
 type logged struct {
 	ev   *schemas.Event
+	raw  []byte
 	sseq uint64
 }
 
@@ -475,7 +476,7 @@ func hashLeaves(evs []logged, keys map[treestore.Key]*tlog.SubjectKey) ([][sha25
 		for _, i := range at {
 			e := evs[i].ev
 			org = e.OrgID
-			leaf, err := h.Leaf(e, key)
+			leaf, err := h.LeafFrom(e, evs[i].raw, key)
 			if err != nil {
 				return fmt.Errorf("logwriter: event %s: %w", e.ID, err)
 			}

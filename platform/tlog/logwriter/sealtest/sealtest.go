@@ -38,7 +38,7 @@ func Insert(ctx context.Context, es *eventstore.Store, w *logwriter.Writer, rows
 		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rows[a].StreamSeq, rows[b].StreamSeq) })
 		entries = make([]logwriter.Entry, len(order))
 		for i, p := range order {
-			entries[i] = logwriter.Entry{Event: &rows[p].Event, StreamSeq: rows[p].StreamSeq}
+			entries[i] = logwriter.Entry{Event: &rows[p].Event, Raw: rows[p].Raw, StreamSeq: rows[p].StreamSeq}
 		}
 		idx, err := w.Seal(ctx, entries)
 		if err != nil {

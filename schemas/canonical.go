@@ -71,19 +71,29 @@ func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
 
 // AppendCanonicalStoredFrom appends the bytes of CanonicalStored(*e) to
 // dst, with e's details copied from raw instead of encoded again. raw must
-// be the canonical bytes (Canonical, Catalog.Encode) of an event with e's
-// details, id, occurred_at, org_id, outcome and reason; its actor, targets
-// and other members may differ (e is typically raw's event with some
-// personal fields replaced). When raw is not of that shape, or its members
-// from id to reason are not e's, the details are encoded from e as
-// CanonicalStored would.
-func AppendCanonicalStoredFrom(dst []byte, e *Event, raw []byte) ([]byte, error) {
+// be the canonical bytes (Canonical, Catalog.Encode) of plain, an event
+// with e's details, id, occurred_at, org_id, outcome and reason; its actor,
+// targets and other members may differ (e is typically plain with some
+// personal fields replaced). plain only tells where the details are in raw
+// without reading raw before them; nil searches raw. When raw is not of
+// that shape, or its members from id to reason are not e's, the details
+// are encoded from e as CanonicalStored would.
+func AppendCanonicalStoredFrom(dst []byte, e, plain *Event, raw []byte) ([]byte, error) {
 	const detailsName, targetsName = `,"details":`, `,"targets":[`
-	// The first `,"details":` and the last `,"targets":[` of raw are its
-	// envelope's: the members before details are strings, whose quotes
-	// are escaped, and targets are objects of strings.
-	d := bytes.Index(raw, []byte(detailsName))
-	t := bytes.LastIndex(raw, []byte(targetsName))
+	d, t := -1, -1
+	if plain != nil {
+		// Where Canonical(*plain) has them.
+		d, t = canonicalHeadLen(plain), len(raw)-canonicalTargetsLen(plain)
+		if d < 0 || t < d || !bytes.HasPrefix(raw[d:], []byte(detailsName)) || !bytes.HasPrefix(raw[t:], []byte(targetsName)) {
+			d, t = -1, -1
+		}
+	}
+	if d < 0 {
+		// The first `,"details":` and the last `,"targets":[` of raw are
+		// its envelope's: the members before details are strings, whose
+		// quotes are escaped, and targets are objects of strings.
+		d, t = bytes.Index(raw, []byte(detailsName)), bytes.LastIndex(raw, []byte(targetsName))
+	}
 	if d < 0 || t < d+len(detailsName)+2 {
 		return AppendCanonicalStored(dst, e)
 	}
@@ -105,6 +115,66 @@ func AppendCanonicalStoredFrom(dst []byte, e *Event, raw []byte) ([]byte, error)
 		return nil, fmt.Errorf("schemas: canonical event: %w", err)
 	}
 	return appendCanonicalTargets(b, e), nil
+}
+
+// canonicalHeadLen is len(appendCanonicalHead(nil, e)), computed without
+// writing it.
+func canonicalHeadLen(e *Event) int {
+	// The actor's id and type are always written, the other members when
+	// set: every optional member is counted with its comma, and so is
+	// type.
+	a := &e.Actor
+	n := len(`{"action":`) + jsonStringLen(e.Action) + len(`,"actor":{`) +
+		len(`"id":`) + jsonStringLen(a.ID) + len(`,"type":`) + jsonStringLen(a.Type) +
+		len(`},"category":`) + jsonStringLen(e.Category) + len(`,"context":{`) + len(`}`)
+	for _, m := range [...]struct {
+		name int
+		v    string
+	}{{len(`,"email":`), a.Email}, {len(`,"ip":`), a.IP}, {len(`,"name":`), a.Name}, {len(`,"user_agent":`), a.UserAgent}} {
+		if m.v != "" {
+			n += m.name + jsonStringLen(m.v)
+		}
+	}
+	ctx := 0
+	for _, m := range [...]struct {
+		name int
+		v    string
+	}{{len(`"request_id":`), e.Context.RequestID}, {len(`"source":`), e.Context.Source}, {len(`"trace_id":`), e.Context.TraceID}} {
+		if m.v != "" {
+			if ctx > 0 {
+				n++
+			}
+			n += m.name + jsonStringLen(m.v)
+			ctx++
+		}
+	}
+	return n
+}
+
+// canonicalTargetsLen is the length of the targets member and the closing
+// brace that appendCanonicalTargets writes.
+func canonicalTargetsLen(e *Event) int {
+	n := len(`,"targets":[`) + len(`]}`)
+	for i := range e.Targets {
+		tg := &e.Targets[i]
+		if i > 0 {
+			n++
+		}
+		n += len(`{"id":`) + jsonStringLen(tg.ID) + len(`,"type":`) + jsonStringLen(tg.Type) + len(`}`)
+		if tg.Name != "" {
+			n += len(`,"name":`) + jsonStringLen(tg.Name)
+		}
+	}
+	return n
+}
+
+// jsonStringLen is len(appendJSONString(nil, s)).
+func jsonStringLen(s string) int {
+	i := safePrefix(s)
+	if i == len(s) {
+		return len(s) + 2
+	}
+	return len(appendJSONString(nil, s))
 }
 
 // appendCanonicalHead writes the members before details: action, actor,

@@ -244,6 +244,7 @@ func TestCanonicalEventMatchesGeneralPath(t *testing.T) {
 	events := []Event{
 		validEvent(),
 		{ID: "x", OccurredAt: now},
+		{ID: "y", OccurredAt: now, Actor: Actor{UserAgent: "ua"}, Context: Context{TraceID: "t"}, Targets: []Target{{Name: "\xffn\"", ID: "é"}}},
 		{
 			ID: "01JBZ\xff", OrgID: "o\u2028", Action: "a.b", Category: "c", OccurredAt: now,
 			Actor:   Actor{Type: "user", ID: "u\"\\", Name: "Zoë 😀", Email: "<a&b>", IP: "::1", UserAgent: "\x01\t"},
@@ -272,6 +273,11 @@ func TestCanonicalEventMatchesGeneralPath(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Errorf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+		// The lengths AppendCanonicalStoredFrom finds the details with.
+		if h, tl := canonicalHeadLen(&e), canonicalTargetsLen(&e); h+11 > len(got) || string(got[h:h+11]) != `,"details":` ||
+			tl > len(got) || !strings.HasPrefix(string(got[len(got)-tl:]), `,"targets":[`) {
+			t.Errorf("event %d: head %d, targets %d bytes in %s", i, h, tl, got)
 		}
 		// The stored form: received_at included when set.
 		for _, at := range []time.Time{now.Add(1500 * time.Millisecond), time.Date(1, 2, 3, 4, 5, 6, 7, time.FixedZone("x", 3600))} {
@@ -369,9 +375,14 @@ func TestCanonicalStoredFrom(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := AppendCanonicalStoredFrom([]byte("prefix"), &changed, raw)
-		if err != nil || string(got) != "prefix"+string(want) {
-			t.Errorf("event %d:\n got %s (%v)\nwant prefix%s", i, got, err, want)
+		for _, p := range []*Event{&plain, nil} {
+			got, err := AppendCanonicalStoredFrom([]byte("prefix"), &changed, p, raw)
+			if err != nil || string(got) != "prefix"+string(want) {
+				t.Errorf("event %d (plain given: %v):\n got %s (%v)\nwant prefix%s", i, p != nil, got, err, want)
+			}
+		}
+		if h, tl := canonicalHeadLen(&plain), canonicalTargetsLen(&plain); string(raw[h:h+11]) != `,"details":` || string(raw[len(raw)-tl:len(raw)-tl+12]) != `,"targets":[` {
+			t.Errorf("event %d: head %d, targets %d bytes in %s", i, h, tl, raw)
 		}
 		// Raw bytes of another event: e's own details are written.
 		for name, other := range map[string]func(*Event){
@@ -386,7 +397,7 @@ func TestCanonicalStoredFrom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := AppendCanonicalStoredFrom(nil, &changed, oraw)
+			got, err := AppendCanonicalStoredFrom(nil, &changed, &o, oraw)
 			if name == "details" {
 				// Details are taken as they are: raw must have e's.
 				if want, _ := CanonicalStored(func() Event { c := changed; c.Details = o.Details; return c }()); err != nil || string(got) != string(want) {
@@ -399,7 +410,7 @@ func TestCanonicalStoredFrom(t *testing.T) {
 			}
 		}
 		for _, bad := range []string{"", "{}", `{"details":{}}`, string(raw[:len(raw)/2]), `,"details":{},"targets":[`} {
-			if got, err := AppendCanonicalStoredFrom(nil, &changed, []byte(bad)); err != nil || string(got) != string(want) {
+			if got, err := AppendCanonicalStoredFrom(nil, &changed, &plain, []byte(bad)); err != nil || string(got) != string(want) {
 				t.Errorf("event %d, raw %q:\n got %s (%v)\nwant %s", i, bad, got, err, want)
 			}
 		}

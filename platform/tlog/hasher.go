@@ -178,7 +178,7 @@ func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string)
 	var err error
 	h.data = append(h.data[:0], 0) // RFC 6962 leaf prefix
 	if raw != nil {
-		h.data, err = schemas.AppendCanonicalStoredFrom(h.data, &ce, raw)
+		h.data, err = schemas.AppendCanonicalStoredFrom(h.data, &ce, e, raw)
 	} else {
 		h.data, err = schemas.AppendCanonicalStored(h.data, &ce)
 	}

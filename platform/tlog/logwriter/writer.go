@@ -205,26 +205,23 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	}
 	// Org states, loaded from the store when first needed (all orgs new
 	// to this writer in one go).
-	if err := w.loadOrgs(ctx, evs); err != nil {
+	bo := orgsOf(evs)
+	if err := w.loadOrgNames(ctx, bo.names); err != nil {
 		return nil, err
 	}
 	step(1)
-	next := map[string]*compact.Range{}
+	next := make([]*compact.Range, len(bo.names))
 	w.mu.Lock()
-	for _, e := range evs {
-		org := e.ev.OrgID
-		if _, ok := next[org]; ok {
-			continue
-		}
+	for j, org := range bo.names {
 		st := w.orgs[org]
-		next[org], err = tlog.NewRange(st.r.Begin(), st.r.End(), cloneHashes(st.r.Hashes()))
+		next[j], err = tlog.NewRange(st.r.Begin(), st.r.End(), cloneHashes(st.r.Hashes()))
 		if err != nil {
 			w.mu.Unlock()
 			return nil, err
 		}
 	}
 	w.mu.Unlock()
-	keys, newSalts, err := w.saltsFor(ctx, evs)
+	keys, newSalts, err := w.saltsFor(ctx, evs, bo)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +230,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	// whose leaves commit to them, are written only once they are.
 	saltsStored := make(chan error, 1)
 	go func() { saltsStored <- w.store.PutSalts(ctx, newSalts) }()
-	leaves, err := hashLeaves(evs, keys)
+	leaves, err := hashLeaves(evs, bo, keys)
 	step(3)
 	if serr := <-saltsStored; err == nil {
 		err = serr
@@ -247,7 +244,7 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	idx = make([]uint64, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		r := next[e.ev.OrgID]
+		r := next[bo.of[i]]
 		idx[i] = r.End()
 		err = r.Append(leaves[i][:], func(id compact.NodeID, h []byte) {
 			runs.Add(e.ev.OrgID, id, h, e.ev.ID, e.sseq)
@@ -277,8 +274,8 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 		zap.Int("nodes", runs.Nodes()), zap.Int("runs", len(runs.List())), zap.Durations("logged,orgs,salts,hash,put_salts_wait,tree_write_runs", steps[:]))
 	w.forgetErased(evs)
 	w.mu.Lock()
-	for org, r := range next {
-		w.orgs[org].r = r
+	for j, r := range next {
+		w.orgs[bo.names[j]].r = r
 	}
 	w.mu.Unlock()
 	return idx, nil
@@ -317,13 +314,36 @@ func token(runs []treestore.Run) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// loadOrgs loads the state of the orgs of evs this writer does not hold.
-func (w *Writer) loadOrgs(ctx context.Context, evs []logged) error {
-	orgs := make([]string, len(evs))
-	for i, e := range evs {
-		orgs[i] = e.ev.OrgID
+// batchOrgs are the orgs of a batch's events, in the order they first
+// come, the position among them of each event's org, and the number of
+// events of each.
+type batchOrgs struct {
+	names []string
+	of    []int32
+	count []int
+	pos   map[string]int32
+}
+
+func orgsOf(evs []logged) batchOrgs {
+	bo := batchOrgs{of: make([]int32, len(evs)), pos: map[string]int32{}}
+	for i := range evs {
+		org := evs[i].ev.OrgID
+		j, ok := int32(0), false
+		if i > 0 && org == evs[i-1].ev.OrgID {
+			j, ok = bo.of[i-1], true
+		} else {
+			j, ok = bo.pos[org]
+		}
+		if !ok {
+			j = int32(len(bo.names))
+			bo.pos[org] = j
+			bo.names = append(bo.names, org)
+			bo.count = append(bo.count, 0)
+		}
+		bo.of[i] = j
+		bo.count[j]++
 	}
-	return w.loadOrgNames(ctx, orgs)
+	return bo
 }
 
 // loadOrgNames loads the state of the orgs this writer does not hold.
@@ -383,32 +403,36 @@ func (w *Writer) forgetErased(evs []logged) {
 	}
 }
 
-// saltsFor returns the key of every subject of evs, creating
-// the salts of those that have none, and the salts created. A subject
-// neither in the cache nor known to the org's subject set has no salt:
-// only the writer holding the lease creates salts, and the set was loaded
-// from the store after it took the lease. The others are looked up.
-func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]*tlog.SubjectKey, []treestore.Salt, error) {
-	out := map[treestore.Key]*tlog.SubjectKey{}
+// saltsFor returns the key of every subject of evs, by org (as bo numbers
+// them) and subject, creating the salts of those that have none, and the
+// salts created. A subject neither in the cache nor known to the org's
+// subject set has no salt: only the writer holding the lease creates
+// salts, and the set was loaded from the store after it took the lease.
+// The others are looked up.
+func (w *Writer) saltsFor(ctx context.Context, evs []logged, bo batchOrgs) ([]map[string]*tlog.SubjectKey, []treestore.Salt, error) {
+	keys := make([]map[string]*tlog.SubjectKey, len(bo.names))
+	for j := range keys {
+		keys[j] = map[string]*tlog.SubjectKey{}
+	}
+	// Subjects not in the cache: nil in keys until resolved.
 	var missing []treestore.Key
-	want := map[treestore.Key]bool{}
 	for i := range evs {
-		e := evs[i].ev
+		e, m := evs[i].ev, keys[bo.of[i]]
 		forSubjects(e, func(s string) {
-			k := treestore.Key{Org: e.OrgID, EventID: s}
-			if _, ok := out[k]; ok || want[k] {
+			if _, ok := m[s]; ok {
 				return
 			}
+			k := treestore.Key{Org: e.OrgID, EventID: s}
 			if salt, ok := w.salts[k]; ok && !w.uncached[k] {
-				out[k] = tlog.NewBatchSubjectKey(salt)
+				m[s] = tlog.NewBatchSubjectKey(salt)
 			} else {
-				want[k] = true
+				m[s] = nil
 				missing = append(missing, k)
 			}
 		})
 	}
 	if len(missing) == 0 {
-		return out, nil, nil
+		return keys, nil, nil
 	}
 	if err := w.loadKnown(ctx, missing); err != nil {
 		return nil, nil, err
@@ -430,52 +454,49 @@ func (w *Writer) saltsFor(ctx context.Context, evs []logged) (map[treestore.Key]
 	if len(w.salts) > 1_000_000 {
 		clear(w.salts)
 	}
-	var created []treestore.Salt
-	newSalt := func(k treestore.Key) error {
-		salt := make([]byte, tlog.SaltSize)
-		if _, err := rand.Read(salt); err != nil {
-			return err
-		}
-		created = append(created, treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt})
-		out[k] = tlog.NewBatchSubjectKey(salt)
-		return nil
-	}
 	for _, k := range lookup {
 		salt, ok := found[k]
 		if !ok {
-			if err := newSalt(k); err != nil {
-				return nil, nil, err
-			}
+			fresh = append(fresh, k)
 			continue
 		}
 		if !w.uncached[k] {
 			w.salts[ownKey(k)] = salt
 		}
-		out[k] = tlog.NewBatchSubjectKey(salt)
+		keys[bo.pos[k.Org]][k.EventID] = tlog.NewBatchSubjectKey(salt)
 	}
-	for _, k := range fresh {
-		if err := newSalt(k); err != nil {
-			return nil, nil, err
-		}
+	if len(fresh) == 0 {
+		return keys, nil, nil
 	}
-	return out, created, nil
+	// The new salts, read from the system's random source in one go.
+	random := make([]byte, len(fresh)*tlog.SaltSize)
+	if _, err := rand.Read(random); err != nil {
+		return nil, nil, err
+	}
+	created := make([]treestore.Salt, len(fresh))
+	for i, k := range fresh {
+		salt := random[i*tlog.SaltSize : (i+1)*tlog.SaltSize : (i+1)*tlog.SaltSize]
+		created[i] = treestore.Salt{Org: k.Org, Subject: k.EventID, Salt: salt}
+		keys[bo.pos[k.Org]][k.EventID] = tlog.NewBatchSubjectKey(salt)
+	}
+	return keys, created, nil
 }
 
 // hashLeaves returns the leaf hashes of evs, their personal fields
 // committed under the subjects' keys. A large batch of several orgs is
 // split between the CPUs by org: a subject (and its key, not safe for
 // concurrent use) belongs to one org, so no key is used by two goroutines.
-func hashLeaves(evs []logged, keys map[treestore.Key]*tlog.SubjectKey) ([][sha256.Size]byte, error) {
+func hashLeaves(evs []logged, bo batchOrgs, keys []map[string]*tlog.SubjectKey) ([][sha256.Size]byte, error) {
 	leaves := make([][sha256.Size]byte, len(evs))
 	hash := func(at []int) error {
 		var (
 			h   tlog.Hasher
-			org string
+			cur map[string]*tlog.SubjectKey // the keys of the event's org
 		)
-		key := func(subject string) *tlog.SubjectKey { return keys[treestore.Key{Org: org, EventID: subject}] }
+		key := func(subject string) *tlog.SubjectKey { return cur[subject] }
 		for _, i := range at {
 			e := evs[i].ev
-			org = e.OrgID
+			cur = keys[bo.of[i]]
 			leaf, err := h.LeafFrom(e, evs[i].raw, key)
 			if err != nil {
 				return fmt.Errorf("logwriter: event %s: %w", e.ID, err)
@@ -484,7 +505,7 @@ func hashLeaves(evs []logged, keys map[treestore.Key]*tlog.SubjectKey) ([][sha25
 		}
 		return nil
 	}
-	parts := splitByOrg(evs, min(runtime.GOMAXPROCS(0), len(evs)/minLeavesPerWorker))
+	parts := splitByOrg(bo, min(runtime.GOMAXPROCS(0), len(evs)/minLeavesPerWorker))
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for p := range parts[1:] {
@@ -499,48 +520,41 @@ func hashLeaves(evs []logged, keys map[treestore.Key]*tlog.SubjectKey) ([][sha25
 	return leaves, errors.Join(errs...)
 }
 
-// splitByOrg returns the positions of evs in at most n parts (at least
-// one), each org's events in one part and in order, the orgs placed
-// largest first into the part with the fewest events.
-func splitByOrg(evs []logged, n int) [][]int {
-	all := make([]int, len(evs))
+// splitByOrg returns the positions of the events of bo in at most n parts
+// (at least one), each org's events in one part and in order, the orgs
+// placed largest first into the part with the fewest events.
+func splitByOrg(bo batchOrgs, n int) [][]int {
+	all := make([]int, len(bo.of))
 	for i := range all {
 		all[i] = i
 	}
-	if n < 2 {
+	if n < 2 || len(bo.names) < 2 {
 		return [][]int{all}
 	}
-	count := map[string]int{}
-	for _, e := range evs {
-		count[e.ev.OrgID]++
+	orgs := make([]int, len(bo.names))
+	for j := range orgs {
+		orgs[j] = j
 	}
-	if len(count) < 2 {
-		return [][]int{all}
-	}
-	orgs := make([]string, 0, len(count))
-	for org := range count {
-		orgs = append(orgs, org)
-	}
-	slices.SortFunc(orgs, func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
+	slices.SortFunc(orgs, func(a, b int) int { return cmp.Or(bo.count[b]-bo.count[a], strings.Compare(bo.names[a], bo.names[b])) })
 	n = min(n, len(orgs))
 	sizes := make([]int, n)
-	part := make(map[string]int, len(orgs))
-	for _, org := range orgs {
+	part := make([]int, len(orgs))
+	for _, j := range orgs {
 		p := 0
 		for q := range sizes {
 			if sizes[q] < sizes[p] {
 				p = q
 			}
 		}
-		part[org] = p
-		sizes[p] += count[org]
+		part[j] = p
+		sizes[p] += bo.count[j]
 	}
 	parts := make([][]int, n)
 	for p := range parts {
 		parts[p] = make([]int, 0, sizes[p])
 	}
-	for i, e := range evs {
-		p := part[e.ev.OrgID]
+	for i, j := range bo.of {
+		p := part[j]
 		parts[p] = append(parts[p], i)
 	}
 	return parts

@@ -17,19 +17,19 @@ import (
 // per subject rather than once per field. A key made for a batch
 // (NewBatchSubjectKey) also remembers the last commitment of each field
 // path: the same person's events repeat their name, email, address and
-// user agent, whose commitments are then copied instead of computed
-// again. It is not safe for concurrent use.
+// user agent, whose commitments are then returned again instead of
+// computed. It is not safe for concurrent use.
 type SubjectKey struct {
-	mac  hash.Hash
-	sum  [sha256.Size]byte
-	memo bool
-	last []commitmentMemo
+	mac     hash.Hash
+	sum     [sha256.Size]byte
+	scratch []byte
+	memo    bool
+	last    []commitmentMemo
 }
 
 // commitmentMemo is the commitment of value at path.
 type commitmentMemo struct {
-	path, value string
-	commitment  []byte
+	path, value, commitment string
 }
 
 // NewSubjectKey returns the key of a salt.
@@ -44,54 +44,45 @@ func NewBatchSubjectKey(salt []byte) *SubjectKey {
 	return &SubjectKey{mac: hmac.New(sha256.New, salt), memo: true}
 }
 
-// appendCommitment appends Commitment(salt, path, value) to dst; scratch
-// is a buffer it may reuse, returned grown. The key keeps value until
-// the path's next value.
-func (k *SubjectKey) appendCommitment(dst, scratch []byte, path, value string) ([]byte, []byte) {
+// commitment returns Commitment(salt, path, value). A batch key keeps
+// value until the path's next value.
+func (k *SubjectKey) commitment(path, value string) string {
 	m := -1
 	for i := range k.last {
 		if k.last[i].path == path {
 			if k.last[i].value == value {
-				return append(dst, k.last[i].commitment...), scratch
+				return k.last[i].commitment
 			}
 			m = i
 			break
 		}
 	}
-	scratch = append(scratch[:0], path...)
-	scratch = append(scratch, 0)
-	scratch = append(scratch, value...)
+	k.scratch = append(k.scratch[:0], path...)
+	k.scratch = append(k.scratch, 0)
+	k.scratch = append(k.scratch, value...)
 	k.mac.Reset()
-	k.mac.Write(scratch)
-	start := len(dst)
-	dst = append(dst, CommitmentPrefix...)
-	dst = hex.AppendEncode(dst, k.mac.Sum(k.sum[:0]))
+	k.mac.Write(k.scratch)
+	var b [len(CommitmentPrefix) + 2*sha256.Size]byte
+	copy(b[:], CommitmentPrefix)
+	hex.Encode(b[len(CommitmentPrefix):], k.mac.Sum(k.sum[:0]))
+	c := string(b[:])
 	if !k.memo {
-		return dst, scratch
+		return c
 	}
 	if m < 0 {
 		k.last = append(k.last, commitmentMemo{path: path})
 		m = len(k.last) - 1
 	}
-	k.last[m].value = value
-	k.last[m].commitment = append(k.last[m].commitment[:0], dst[start:]...)
-	return dst, scratch
+	k.last[m].value, k.last[m].commitment = value, c
+	return c
 }
 
 // Hasher computes leaf hashes as Leaf does, without the commitments and
 // reusing its buffers between events: the log writer's path. The zero
 // Hasher is ready to use; it is not safe for concurrent use.
 type Hasher struct {
-	data, scratch, commitments []byte
-	targets                    []schemas.Target
-	// fields: where each replaced field's commitment sits in commitments.
-	fields []committedField
-}
-
-// committedField: field 0-3 are the actor's name, email, ip and user
-// agent, 4+i the name of target i.
-type committedField struct {
-	field, start, end int
+	data    []byte
+	targets []schemas.Target
 }
 
 // Leaf returns the leaf hash of e, its personal fields committed under the
@@ -113,17 +104,15 @@ func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string)
 		h.targets = append(h.targets[:0], e.Targets...)
 		ce.Targets = h.targets
 	}
-	// The commitments are written one after the other into one buffer,
-	// then made strings in one go.
-	h.commitments, h.fields = h.commitments[:0], h.fields[:0]
 	var (
 		k          *SubjectKey
 		keySubject string
+		err        error
 	)
-	// commit commits v, the field at path of subject (numbered as in
-	// committedField).
-	commit := func(subject, path, v string, field int) error {
-		if v == "" || IsCommitment(v) {
+	// commit replaces *v, the field at path of subject, by its commitment
+	// (the name of target i is field 4+i, for the error).
+	commit := func(subject, path string, v *string, field int) error {
+		if *v == "" || IsCommitment(*v) {
 			return nil
 		}
 		if k == nil || keySubject != subject {
@@ -136,46 +125,25 @@ func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string)
 			}
 			keySubject = subject
 		}
-		start := len(h.commitments)
-		h.commitments, h.scratch = k.appendCommitment(h.commitments, h.scratch, path, v)
-		h.fields = append(h.fields, committedField{field: field, start: start, end: len(h.commitments)})
+		*v = k.commitment(path, *v)
 		return nil
 	}
 	a := &ce.Actor
-	for i, f := range [...]struct{ path, v string }{
-		{PathActorName, a.Name}, {PathActorEmail, a.Email}, {PathActorIP, a.IP}, {PathActorUserAgent, a.UserAgent},
-	} {
-		if err := commit(a.ID, f.path, f.v, i); err != nil {
+	// The paths apart from the fields: the key keeps paths, not fields.
+	fields := [...]*string{&a.Name, &a.Email, &a.IP, &a.UserAgent}
+	for i, path := range [...]string{PathActorName, PathActorEmail, PathActorIP, PathActorUserAgent} {
+		if err := commit(a.ID, path, fields[i], i); err != nil {
 			return [sha256.Size]byte{}, err
 		}
 	}
 	for i := range ce.Targets {
-		if err := commit(ce.Targets[i].ID, PathTargetName, ce.Targets[i].Name, 4+i); err != nil {
+		if err := commit(ce.Targets[i].ID, PathTargetName, &ce.Targets[i].Name, 4+i); err != nil {
 			return [sha256.Size]byte{}, err
-		}
-	}
-	if len(h.fields) > 0 {
-		s := string(h.commitments)
-		for _, f := range h.fields {
-			c := s[f.start:f.end]
-			switch f.field {
-			case 0:
-				a.Name = c
-			case 1:
-				a.Email = c
-			case 2:
-				a.IP = c
-			case 3:
-				a.UserAgent = c
-			default:
-				ce.Targets[f.field-4].Name = c
-			}
 		}
 	}
 	if ce.ReceivedAt == nil {
 		return [sha256.Size]byte{}, errors.New("tlog: leaf of an event without received_at")
 	}
-	var err error
 	h.data = append(h.data[:0], 0) // RFC 6962 leaf prefix
 	if raw != nil {
 		h.data, err = schemas.AppendCanonicalStoredFrom(h.data, &ce, e, raw)

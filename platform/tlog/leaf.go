@@ -48,8 +48,7 @@ var ErrNoSalt = errors.New("tlog: no salt for subject")
 // Commitment returns the commitment to value at path under salt:
 // CommitmentPrefix + hex(HMAC-SHA256(salt, path || 0x00 || value)).
 func Commitment(salt []byte, path, value string) string {
-	c, _ := NewSubjectKey(salt).appendCommitment(nil, nil, path, value)
-	return string(c)
+	return NewSubjectKey(salt).commitment(path, value)
 }
 
 // IsCommitment reports whether s has the form of a commitment.
@@ -101,7 +100,6 @@ func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 	var (
 		k          *SubjectKey
 		keySubject string
-		scratch    []byte
 	)
 	field := func(subject, path, key string, v *string) error {
 		if *v == "" {
@@ -118,9 +116,7 @@ func Commit(e schemas.Event, salts Salts) (schemas.Event, Commitments, error) {
 			}
 			k, keySubject = NewSubjectKey(salt), subject
 		}
-		var b []byte
-		b, scratch = k.appendCommitment(nil, scratch, path, *v)
-		*v = string(b)
+		*v = k.commitment(path, *v)
 		c[key] = *v
 		return nil
 	}

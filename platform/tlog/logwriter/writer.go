@@ -241,6 +241,9 @@ func (w *Writer) appendLeaves(ctx context.Context, evs []logged, keyed bool, loo
 	step(4)
 	// The new nodes, one run per org and level.
 	var runs treestore.Runs
+	for j, org := range bo.names {
+		runs.Expect(org, bo.count[j])
+	}
 	idx = make([]uint64, len(evs))
 	for i := range evs {
 		e := &evs[i]

@@ -557,31 +557,64 @@ func (s *Store) leaves(ctx context.Context, org, from, to string, params ...even
 // make one run per org and level. The zero value is ready to use; a Runs
 // is not safe for concurrent use.
 type Runs struct {
-	last map[runKey]int
-	runs []Run
+	orgs map[string]*orgRuns
+	// last is the org of the latest Add: one Append reports all its
+	// nodes for one org.
+	last     *orgRuns
+	lastName string
+	runs     []Run
 }
 
-type runKey struct {
-	org   string
-	level uint8
+// orgRuns is one org's part of a Runs.
+type orgRuns struct {
+	// leaves is the number of leaves Expect announced.
+	leaves int
+	// at holds, per level, 1 + the position in runs of the org's latest
+	// run of that level (0: none yet). A tree of 2^64 leaves has 65
+	// levels.
+	at [65]int32
 }
+
+func (rs *Runs) org(org string) *orgRuns {
+	if rs.last != nil && org == rs.lastName {
+		return rs.last
+	}
+	if rs.orgs == nil {
+		rs.orgs = map[string]*orgRuns{}
+	}
+	o := rs.orgs[org]
+	if o == nil {
+		o = &orgRuns{}
+		rs.orgs[org] = o
+	}
+	rs.last, rs.lastName = o, org
+	return o
+}
+
+// Expect announces that org is about to get n leaves: its runs are made
+// large enough for them at once instead of growing node by node.
+func (rs *Runs) Expect(org string, n int) { rs.org(org).leaves = n }
 
 // Add appends node id of org with its hash, and for a leaf its event id
 // and stream sequence.
 func (rs *Runs) Add(org string, id compact.NodeID, hash []byte, eventID string, streamSeq uint64) {
-	if rs.last == nil {
-		rs.last = map[runKey]int{}
-	}
-	k := runKey{org, uint8(id.Level)}
-	i, ok := rs.last[k]
-	if !ok || rs.runs[i].First+uint64(rs.runs[i].Len()) != id.Index || len(hash) != hashSize {
-		i = len(rs.runs)
-		rs.runs = append(rs.runs, Run{Org: org, Level: k.level, First: id.Index})
-		rs.last[k] = i
+	o := rs.org(org)
+	i := int(o.at[id.Level]) - 1
+	if i < 0 || rs.runs[i].First+uint64(rs.runs[i].Len()) != id.Index || len(hash) != hashSize {
+		// The nodes of this level the announced leaves make, and one for
+		// the level's right edge.
+		n := o.leaves>>id.Level + 1
+		r := Run{Org: org, Level: uint8(id.Level), First: id.Index, Hashes: make([]byte, 0, n*hashSize)}
+		if id.Level == 0 {
+			r.EventIDs, r.StreamSeqs = make([]string, 0, n), make([]uint64, 0, n)
+		}
+		rs.runs = append(rs.runs, r)
+		i = len(rs.runs) - 1
+		o.at[id.Level] = int32(len(rs.runs))
 	}
 	r := &rs.runs[i]
 	r.Hashes = append(r.Hashes, hash...)
-	if k.level == 0 {
+	if id.Level == 0 {
 		r.EventIDs = append(r.EventIDs, eventID)
 		r.StreamSeqs = append(r.StreamSeqs, streamSeq)
 	}

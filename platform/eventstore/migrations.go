@@ -147,6 +147,29 @@ var migrations = []migration{
 		name:    "log index in the events' id table",
 		stmts:   idLogIndex,
 	},
+	{
+		version: 10,
+		name:    "keyed leaf runs selected before their event ids are expanded",
+		stmts:   keyedRunsFirst,
+	},
+}
+
+// keyedRunsFirst is migration 10: the key table's view selects the keyed
+// leaf runs before it expands their event ids into rows, instead of
+// expanding every run of an insert and then dropping the rows of the
+// others. The sealing ingestor's runs are not keyed, so its inserts no
+// longer pay for the expansion (about a third of the CPU of inserting a
+// batch's runs). The rows the view writes are the same.
+func keyedRunsFirst(l layout) []string {
+	query := func(runs string) string {
+		return " MODIFY QUERY SELECT org_id, event_id, first_idx + pos - 1 AS idx FROM" +
+			" (SELECT org_id, first_idx, event_ids FROM " + l.db + "." + runs + " WHERE level = 0 AND keyed = 1)" +
+			" ARRAY JOIN event_ids AS event_id, arrayEnumerate(event_ids) AS pos"
+	}
+	if !l.clustered {
+		return []string{"ALTER TABLE " + l.db + ".tlog_runs_leaves_mv" + query("tlog_runs")}
+	}
+	return []string{"ALTER TABLE " + l.db + ".tlog_runs_leaves_mv" + l.onCluster + query("tlog_runs_local")}
 }
 
 // idSelectLogged is idSelect with the event's log_index (migration 9).

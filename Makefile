@@ -106,7 +106,7 @@ TLOG_BENCH_DIR ?= $(or $(AUDIT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 .PHONY: bench-tlog
 bench-tlog: chdb
 	cd platform && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' -bench '^BenchmarkWriter$$' -benchtime 100000x ./tlog/logwriter/
-	cd platform && $(GO) test -count=1 -run '^$$' -bench '^BenchmarkLeaf$$' -benchtime 200000x ./tlog/
+	cd platform && $(GO) test -count=1 -run '^$$' -bench '^(BenchmarkLeaf|BenchmarkHasher|BenchmarkHasherFrom)$$' -benchmem -benchtime 200000x ./tlog/
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' \
 		-bench '^(BenchmarkSealing|BenchmarkCheckpointLatency|BenchmarkSealingManyOrgs)$$' -benchtime 1x -timeout 60m ./e2e/
 	mkdir -p "$(TLOG_BENCH_DIR)"

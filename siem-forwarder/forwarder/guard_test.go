@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/takumo/audit/platform/destination"
 	"github.com/takumo/audit/platform/netguard"
@@ -82,6 +83,19 @@ func TestDestinationsDialThroughTheGuard(t *testing.T) {
 		if c.d.Transport == "tcp" || c.d.Transport == "https" || c.d.Transport == "udp" {
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		if c.d.Transport == "tcp" || c.d.Transport == "tls" {
+			// The allow-listed connection reached ln; its accept is
+			// counted by the accepting goroutine, which may not have run
+			// yet: wait for it, so that the next case's count starts
+			// after it.
+			deadline := time.Now().Add(10 * time.Second)
+			for accepted.Load() == before && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if accepted.Load() == before {
+				t.Fatalf("%s: the allow-listed receiver was not reached", c.name)
 			}
 		}
 	}

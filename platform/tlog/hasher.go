@@ -129,7 +129,9 @@ func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string)
 		return nil
 	}
 	a := &ce.Actor
-	// The paths apart from the fields: the key keeps paths, not fields.
+	// Paths and field pointers in separate arrays: the key keeps the
+	// paths it is given, and an array of structs holding both would make
+	// the event copy ce escape to the heap with them.
 	fields := [...]*string{&a.Name, &a.Email, &a.IP, &a.UserAgent}
 	for i, path := range [...]string{PathActorName, PathActorEmail, PathActorIP, PathActorUserAgent} {
 		if err := commit(a.ID, path, fields[i], i); err != nil {

@@ -199,10 +199,14 @@ func producerConns(tb testing.TB, srv *natsembed.Server, k int) []jetstream.JetS
 	return out
 }
 
-// scope is a testing.TB whose cleanups (and temporary directories) run
-// when end is called rather than when the test ends: a benchmark that
-// runs several pipelines one after the other releases each before the
-// next starts.
+// scope is a testing.TB whose cleanups run when end is called rather than
+// when the test ends: a benchmark that runs several pipelines one after
+// the other stops each before the next starts. What a run stored (its
+// temporary directories and its database, chdbtest.Remover) is removed
+// when the benchmark ends: removing a run's thousands of files just
+// before the next run would make that run's file creations slower on a
+// file system that holds recently freed inodes back (ext4 without a
+// journal), the more so the more files it creates.
 type scope struct {
 	testing.TB
 	cleanups []func()
@@ -212,17 +216,20 @@ func isolate(tb testing.TB) *scope { return &scope{TB: tb} }
 
 func (s *scope) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
 
+// RemoveLater runs f when the benchmark (or test) ends.
+func (s *scope) RemoveLater(f func()) { s.TB.Cleanup(f) }
+
 func (s *scope) TempDir() string {
 	dir, err := os.MkdirTemp("", "audit-e2e-")
 	if err != nil {
 		s.Fatal(err)
 	}
-	s.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s.RemoveLater(func() { _ = os.RemoveAll(dir) })
 	return dir
 }
 
 // end runs the cleanups, last registered first, waits until the engine
-// runs no merge (those of the dropped databases stop) and collects the
+// runs no merge (those of the run's database stop) and collects the
 // garbage they left.
 func (s *scope) end() {
 	for i := len(s.cleanups) - 1; i >= 0; i-- {

@@ -256,9 +256,10 @@ func runPipelineWith(b *testing.B, n int, seal bool, o runOptions) pipelineRun {
 // (default 7: on a shared machine a run's CPU per event drifts by up to
 // ±20 % within minutes) in one process, each mode first in every other
 // round, AUDIT_SEAL_EVENTS events per run (default 200,000). Each run has
-// its own NATS server and database, released
-// before the next starts (no merge of an earlier run still going). The
-// clock of a run stops when the ingestor has stored every
+// its own NATS server and database, stopped before the next starts (no
+// merge of an earlier run still going); their files are removed when the
+// benchmark ends (scope). The clock of a run stops when the ingestor has
+// stored every
 // event: a sealed event is logged when it is stored (signing it into a
 // checkpoint is BenchmarkCheckpointLatency's measure). It reports the
 // medians of both rates, of their per-round ratio (sealed/unsealed) and of

@@ -69,7 +69,8 @@ func Session(t testing.TB) *chdb.Session {
 var nonWord = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 
 // Database returns the name of a database no other test of the process
-// uses, derived from the test's name, and drops that database when t ends.
+// uses, derived from the test's name, and drops that database when t ends
+// (or later: Remover).
 // It does not create it: eventstore.Store.Migrate does.
 func Database(t testing.TB) string {
 	t.Helper()
@@ -79,12 +80,47 @@ func Database(t testing.TB) string {
 		name = name[len(name)-40:]
 	}
 	db := fmt.Sprintf("t%d_%d_%s", os.Getpid(), dbSeq.Add(1), name)
-	t.Cleanup(func() {
+	drop := func() {
 		if _, err := s.Query(context.Background(), "DROP DATABASE IF EXISTS `"+db+"` SYNC", "TabSeparated"); err != nil {
 			t.Errorf("chdbtest: drop %s: %v", db, err)
 		}
-	})
+	}
+	if r, ok := t.(Remover); ok {
+		t.Cleanup(func() { stopMerges(t, s, db) })
+		r.RemoveLater(drop)
+	} else {
+		t.Cleanup(drop)
+	}
 	return db
+}
+
+// Remover is a testing.TB that removes what a test stored later than it
+// runs the test's other cleanups: a benchmark running pipelines one after
+// the other stops each before the next starts but removes their files
+// only at its end. Removing a run's thousands of files just before the
+// next run starts would make that run's file creations slower on a file
+// system that holds recently freed inodes back (ext4 without a journal
+// skips every inode freed in the last 30 to 60 seconds when it allocates
+// one), and more so the more files a run creates. When t is a Remover,
+// Database stops the merges of the database's tables when t ends and
+// drops the database through RemoveLater.
+type Remover interface {
+	RemoveLater(f func())
+}
+
+// stopMerges stops the merges of db's tables: a database kept after its
+// test ended does no more work.
+func stopMerges(t testing.TB, s *chdb.Session, db string) {
+	out, err := s.Query(context.Background(), "SELECT name FROM system.tables WHERE database = '"+db+"' AND engine LIKE '%MergeTree'", "TabSeparated")
+	if err != nil {
+		t.Errorf("chdbtest: tables of %s: %v", db, err)
+		return
+	}
+	for _, table := range strings.Fields(string(out)) {
+		if _, err := s.Query(context.Background(), "SYSTEM STOP MERGES `"+db+"`.`"+table+"`", "TabSeparated"); err != nil {
+			t.Errorf("chdbtest: stop merges of %s.%s: %v", db, table, err)
+		}
+	}
 }
 
 // Store returns a migrated Store on a fresh database (Database), closed and

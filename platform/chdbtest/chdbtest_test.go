@@ -41,3 +41,48 @@ func TestDatabasePerTest(t *testing.T) {
 		t.Errorf("database %s outlived its test", a)
 	}
 }
+
+// remover is a testing.TB whose cleanups run when end is called and whose
+// removals run when the test ends, as the e2e benchmarks' runs do.
+type remover struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (r *remover) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+func (r *remover) RemoveLater(f func()) { r.TB.Cleanup(f) }
+
+func (r *remover) end() {
+	for i := len(r.cleanups) - 1; i >= 0; i-- {
+		r.cleanups[i]()
+	}
+}
+
+// Under a Remover the database outlives the cleanups, with its merges
+// stopped, and is dropped with the removals.
+func TestRemoverKeepsTheDatabaseUntilTheEnd(t *testing.T) {
+	var db string
+	t.Run("run", func(t *testing.T) {
+		r := &remover{TB: t}
+		db = chdbtest.Database(r)
+		chdbtest.StoreOn(r, db)
+		r.end()
+		if !exists(t, db) {
+			t.Fatalf("database %s removed with the run's cleanups", db)
+		}
+		ses := chdbtest.Session(t)
+		table := "`" + db + "`.tlog_subject_salts"
+		for _, s := range []string{"a", "b"} {
+			if _, err := ses.Query(context.Background(), "INSERT INTO "+table+" (org_id, subject, salt, created_at) VALUES ('org', '"+s+"', unhex(repeat('00', 32)), now64(3))", "TabSeparated"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ses.Query(context.Background(), "OPTIMIZE TABLE "+table+" FINAL", "TabSeparated"); err == nil {
+			t.Error("a kept database's table merged its parts: its merges were not stopped")
+		}
+	})
+	if exists(t, db) {
+		t.Errorf("database %s outlived the test", db)
+	}
+}

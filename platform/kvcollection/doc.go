@@ -9,8 +9,9 @@
 // cache when the call returns. Writes are guarded by the key's revision:
 // Create fails with ErrExists when the key is present, Update re-reads the
 // record and retries its change function when another writer got in first,
-// CompareAndSet and DeleteAt fail with ErrConflict on a stale revision. No
-// writer ever loses another's change.
+// Delete retries likewise until the record is gone, CompareAndSet and
+// DeleteAt fail with ErrConflict on a stale revision. No writer ever loses
+// another's change.
 //
 // A revision the collection's decoder refuses changes nothing: the key
 // keeps its last valid value, recorded at that revision, so Update and

@@ -401,16 +401,24 @@ func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) 
 	return Entry[T]{}, fmt.Errorf("%w: %s", ErrContention, key)
 }
 
-// Delete removes the record under key, or returns ErrNotFound.
+// Delete removes the record under key, whatever its revision, or returns
+// ErrNotFound. A write between its read and its delete (another writer's
+// Update) makes it read again and retry, as Update does: ErrContention
+// after MaxUpdateAttempts lost races.
 func (c *Collection[T]) Delete(ctx context.Context, key string) error {
-	cur, err := c.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	for range MaxUpdateAttempts {
+		cur, err := c.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		if err != nil {
+			return fmt.Errorf("kvcollection: get %s: %w", key, err)
+		}
+		if err := c.DeleteAt(ctx, key, cur.Revision()); !errors.Is(err, ErrConflict) {
+			return err
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("kvcollection: get %s: %w", key, err)
-	}
-	return c.DeleteAt(ctx, key, cur.Revision())
+	return fmt.Errorf("%w: %s", ErrContention, key)
 }
 
 // DeleteAt removes the record under key if it is still at revision, else

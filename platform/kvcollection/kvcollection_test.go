@@ -245,3 +245,55 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 		t.Fatalf("compare-and-set over the invalid revision: %v", err)
 	}
 }
+
+// A Delete racing other writers' Updates of the record removes it: the
+// write that got in between its read and its delete makes it retry, not
+// fail with ErrConflict.
+func TestDeleteWinsOverConcurrentUpdates(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	c, err := kvcollection.Create(ctx, js, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for k := range 20 {
+		key := fmt.Sprintf("busy%d", k)
+		if _, err := c.Create(ctx, key, rec{}); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				_, err := c.Update(ctx, key, func(r *rec) error { r.Count++; return nil })
+				if errors.Is(err, kvcollection.ErrNotFound) {
+					done <- nil
+					return
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		waitFor(t, "the updates to run", func() bool { e, _ := c.Get(key); return e.Value.Count > 2 })
+		err := c.Delete(ctx, key)
+		close(stop)
+		if uerr := <-done; uerr != nil {
+			t.Fatalf("%s: update: %v", key, uerr)
+		}
+		if err != nil {
+			t.Fatalf("%s: delete while another writer updates it: %v", key, err)
+		}
+		if _, err := c.Update(ctx, key, func(*rec) error { return nil }); !errors.Is(err, kvcollection.ErrNotFound) {
+			t.Fatalf("%s: after the delete, update: %v, want ErrNotFound", key, err)
+		}
+	}
+}

@@ -83,6 +83,13 @@ type Producer struct {
 
 	window   chan struct{} // one token per event in flight
 	inflight sync.WaitGroup
+	// flights holds each message handed to the asynchronous publisher
+	// until it completes, and whether its retry started: the publisher can
+	// report one message twice (its error handler, when a reconnection or
+	// an ack timeout fails the message, and PublishMsgAsync's error, when
+	// sending it then fails too), and a message completes once.
+	flightMu sync.Mutex
+	flights  map[*nats.Msg]bool // true once its retry started
 	closed   atomic.Bool
 	closeMu  sync.RWMutex // held for reading while an EmitAsync publishes
 
@@ -182,10 +189,11 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 		return nil, errors.New("producer: nil publisher")
 	}
 	p := &Producer{
-		js:     js,
-		now:    time.Now,
-		retry:  DefaultRetryPolicy,
-		window: make(chan struct{}, 4000),
+		js:      js,
+		now:     time.Now,
+		retry:   DefaultRetryPolicy,
+		window:  make(chan struct{}, 4000),
+		flights: map[*nats.Msg]bool{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -204,8 +212,8 @@ func New(js Publisher, opts ...Option) (*Producer, error) {
 	// failure.
 	async, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cap(p.window)+1),
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.done() }),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { go p.retryAsync(m, err) }),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { p.acked(m) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { p.failed(m, err) }),
 		jetstream.WithPublishAsyncTimeout(p.retry.AttemptTimeout),
 	)
 	if err != nil {
@@ -418,11 +426,43 @@ func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, err
 		return "", fmt.Errorf("producer: waiting for the in-flight window: %w", ctx.Err())
 	}
 	p.inflight.Add(1)
+	p.flightMu.Lock()
+	p.flights[msg] = false
+	p.flightMu.Unlock()
 	if _, err := p.async.PublishMsgAsync(msg); err != nil {
-		// Could not even start: retry off the caller's path.
-		go p.retryAsync(msg, err)
+		// Could not even start (or the error handler had the message
+		// already): retry off the caller's path, once.
+		p.failed(msg, err)
 	}
 	return ev.ID, nil
+}
+
+// acked completes an asynchronous publish that JetStream acknowledged,
+// unless the message completed or started its retry already.
+func (p *Producer) acked(msg *nats.Msg) {
+	p.flightMu.Lock()
+	retrying, ok := p.flights[msg]
+	if ok && !retrying {
+		delete(p.flights, msg)
+	}
+	p.flightMu.Unlock()
+	if ok && !retrying {
+		p.done()
+	}
+}
+
+// failed starts the retry of a failed asynchronous publish, unless the
+// message completed or started its retry already.
+func (p *Producer) failed(msg *nats.Msg, err error) {
+	p.flightMu.Lock()
+	retrying, ok := p.flights[msg]
+	if ok && !retrying {
+		p.flights[msg] = true
+	}
+	p.flightMu.Unlock()
+	if ok && !retrying {
+		go p.retryAsync(msg, err)
+	}
 }
 
 // retryAsync retries a failed asynchronous publish synchronously, with
@@ -446,6 +486,9 @@ func (p *Producer) retryAsync(msg *nats.Msg, first error) {
 			p.onError(ev, err)
 		}
 	}
+	p.flightMu.Lock()
+	delete(p.flights, msg)
+	p.flightMu.Unlock()
 	p.done()
 }
 

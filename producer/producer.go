@@ -440,13 +440,7 @@ func (p *Producer) EmitAsync(ctx context.Context, ev schemas.Event) (string, err
 // acked completes an asynchronous publish that JetStream acknowledged,
 // unless the message completed or started its retry already.
 func (p *Producer) acked(msg *nats.Msg) {
-	p.flightMu.Lock()
-	retrying, ok := p.flights[msg]
-	if ok && !retrying {
-		delete(p.flights, msg)
-	}
-	p.flightMu.Unlock()
-	if ok && !retrying {
+	if p.claim(msg, false) {
 		p.done()
 	}
 }
@@ -454,15 +448,26 @@ func (p *Producer) acked(msg *nats.Msg) {
 // failed starts the retry of a failed asynchronous publish, unless the
 // message completed or started its retry already.
 func (p *Producer) failed(msg *nats.Msg, err error) {
-	p.flightMu.Lock()
-	retrying, ok := p.flights[msg]
-	if ok && !retrying {
-		p.flights[msg] = true
-	}
-	p.flightMu.Unlock()
-	if ok && !retrying {
+	if p.claim(msg, true) {
 		go p.retryAsync(msg, err)
 	}
+}
+
+// claim reports whether msg is in flight and its retry has not started:
+// the first report of it. It then forgets msg (acknowledged) or marks its
+// retry started.
+func (p *Producer) claim(msg *nats.Msg, retry bool) bool {
+	p.flightMu.Lock()
+	defer p.flightMu.Unlock()
+	if retrying, ok := p.flights[msg]; !ok || retrying {
+		return false
+	}
+	if retry {
+		p.flights[msg] = true
+	} else {
+		delete(p.flights, msg)
+	}
+	return true
 }
 
 // retryAsync retries a failed asynchronous publish synchronously, with

@@ -70,14 +70,16 @@ func appendCanonicalEvent(b []byte, e *Event, received bool) ([]byte, error) {
 }
 
 // AppendCanonicalStoredFrom appends the bytes of CanonicalStored(*e) to
-// dst, with e's details copied from raw instead of encoded again. raw must
-// be the canonical bytes (Canonical, Catalog.Encode) of plain, an event
-// with e's details, id, occurred_at, org_id, outcome and reason; its actor,
+// dst, with e's members from details to reason (details, id,
+// occurred_at, org_id, outcome and reason) copied from raw instead of
+// encoded again. raw must be the canonical bytes (Canonical,
+// Catalog.Encode) of plain, an event with those members of e; its actor,
 // targets and other members may differ (e is typically plain with some
-// personal fields replaced). plain only tells where the details are in raw
-// without reading raw before them; nil searches raw. When raw is not of
-// that shape, or its members from id to reason are not e's, the details
-// are encoded from e as CanonicalStored would.
+// personal fields replaced). Those members are taken from raw as they
+// are, so the result holds the bytes stored for them. plain only tells
+// where they are in raw without reading raw before them; nil searches
+// raw. When raw is not of that shape, everything is encoded from e as
+// CanonicalStored would.
 func AppendCanonicalStoredFrom(dst []byte, e, plain *Event, raw []byte) ([]byte, error) {
 	const detailsName, targetsName = `,"details":`, `,"targets":[`
 	d, t := -1, -1
@@ -94,24 +96,16 @@ func AppendCanonicalStoredFrom(dst []byte, e, plain *Event, raw []byte) ([]byte,
 		// quotes are escaped, and targets are objects of strings.
 		d, t = bytes.Index(raw, []byte(detailsName)), bytes.LastIndex(raw, []byte(targetsName))
 	}
-	if d < 0 || t < d+len(detailsName)+2 {
-		return AppendCanonicalStored(dst, e)
-	}
-	var mb [256]byte
-	middle, err := appendCanonicalMiddle(mb[:0], e)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: canonical event: %w", err)
-	}
-	seg := raw[d+len(detailsName) : t]
-	details, ok := bytes.CutSuffix(seg, middle)
-	if !ok || len(details) < 2 || details[0] != '{' || details[len(details)-1] != '}' {
+	// Details (an object) and at least id, occurred_at, org_id and
+	// outcome.
+	const minMiddle = len(`,"id":"","occurred_at":"","org_id":"","outcome":""`)
+	if d < 0 || t < d+len(detailsName)+2+minMiddle || raw[d+len(detailsName)] != '{' {
 		return AppendCanonicalStored(dst, e)
 	}
 	b := appendCanonicalHead(dst, e)
-	b = append(b, detailsName...)
-	b = append(b, details...)
-	b = append(b, middle...)
-	if b, err = appendReceivedAt(b, e); err != nil {
+	b = append(b, raw[d:t]...)
+	b, err := appendReceivedAt(b, e)
+	if err != nil {
 		return nil, fmt.Errorf("schemas: canonical event: %w", err)
 	}
 	return appendCanonicalTargets(b, e), nil

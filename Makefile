@@ -35,13 +35,11 @@ run: chdb build
 	AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_DEMO="$${AUDIT_DEMO:-true}" $(BIN)/auditd
 
 ## test: formatting, vet, standalone module builds and every module's tests
-## against the embedded NATS server and the embedded ClickHouse engine.
+## against the embedded NATS server and the embedded ClickHouse engine, two
+## modules at a time (AUDIT_TEST_JOBS), the longest (auditd) first.
 test: chdb chromium fmt-check vet staticcheck build-standalone
 	@scripts/ensure-rsyslog.sh
-	@for m in $(MODULES); do \
-		echo "== go test $$m"; \
-		(cd $$m && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -timeout 10m ./...) || exit 1; \
-	done
+	@AUDIT_CHDB_LIB="$(CHDB_LIB)" GO="$(GO)" scripts/test-modules.sh auditd $(filter-out auditd,$(MODULES))
 
 vet:
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done

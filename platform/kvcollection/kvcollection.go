@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
@@ -28,6 +29,31 @@ var (
 
 // MaxUpdateAttempts bounds the retries of one Update.
 const MaxUpdateAttempts = 16
+
+// raceBackOff spaces the attempts of a writer that lost a race (another
+// write between its read and its write): randomized and growing, so that
+// writers of one record do not collide again in lockstep.
+func raceBackOff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(time.Millisecond),
+		backoff.WithMaxInterval(50*time.Millisecond),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// lostRace waits before the next attempt after a lost race, or returns
+// ctx's error.
+func lostRace(ctx context.Context, bo backoff.BackOff) error {
+	t := time.NewTimer(bo.NextBackOff())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // BucketCreator creates or updates a bucket (jetstream.JetStream).
 type BucketCreator interface {
@@ -357,9 +383,12 @@ func (c *Collection[T]) CompareAndSet(ctx context.Context, key string, v T, revi
 
 // Update reads the stored record under key (from the server, not the
 // cache), applies change to it and writes it back under compare-and-set,
-// starting again when another writer got in first. change may run more
-// than once and may return an error to abort, which Update returns as is.
+// starting again, after a short randomized wait, when another writer got
+// in first (ErrContention after MaxUpdateAttempts lost races). change may
+// run more than once and may return an error to abort, which Update
+// returns as is.
 func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) error) (Entry[T], error) {
+	bo := raceBackOff()
 	for range MaxUpdateAttempts {
 		cur, err := c.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -391,6 +420,9 @@ func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) 
 		}
 		rev, err := c.kv.Update(ctx, key, b, cur.Revision())
 		if isWrongRevision(err) {
+			if err := lostRace(ctx, bo); err != nil {
+				return Entry[T]{}, fmt.Errorf("kvcollection: update %s: %w", key, err)
+			}
 			continue
 		}
 		if err != nil {
@@ -406,6 +438,7 @@ func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) 
 // Update) makes it read again and retry, as Update does: ErrContention
 // after MaxUpdateAttempts lost races.
 func (c *Collection[T]) Delete(ctx context.Context, key string) error {
+	bo := raceBackOff()
 	for range MaxUpdateAttempts {
 		cur, err := c.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -416,6 +449,9 @@ func (c *Collection[T]) Delete(ctx context.Context, key string) error {
 		}
 		if err := c.DeleteAt(ctx, key, cur.Revision()); !errors.Is(err, ErrConflict) {
 			return err
+		}
+		if err := lostRace(ctx, bo); err != nil {
+			return fmt.Errorf("kvcollection: delete %s: %w", key, err)
 		}
 	}
 	return fmt.Errorf("%w: %s", ErrContention, key)

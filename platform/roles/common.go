@@ -332,6 +332,18 @@ func StoreDescription(cfg StoreConfig, dir string) string {
 	return "embedded, " + filepath.Clean(dir)
 }
 
+// StorageHint adds, to an error of a stream the NATS server refused for
+// lack of storage (topology.ErrStorage), the settings that size the
+// streams.
+func StorageHint(err error) error {
+	if !errors.Is(err, topology.ErrStorage) {
+		return err
+	}
+	return fmt.Errorf("%w (the streams' sizes: AUDIT_STREAM_MAX_BYTES, AUDIT_FANOUT_MAX_BYTES, AUDIT_WEBHOOK_QUEUE_MAX_BYTES and "+
+		"AUDIT_WEBHOOK_ATTEMPTS_MAX_BYTES; by default the streams of auditd reserve 18 GiB in all, 1 GiB of dead letters included; "+
+		"the embedded NATS server keeps its store under AUDIT_DATA_DIR)", err)
+}
+
 // NewTopology creates or updates the shared streams and consumers in the
 // owner; every other process waits for them (with backoff) and reports
 // drift. It also sets p.Verifier (Buckets uses it) and exports the consumers' lag.
@@ -355,7 +367,7 @@ func NewTopology(cfg TopologyConfig) Constructor {
 					p.notice = make(chan struct{}, 1)
 					p.Verifier.OnMissing = p.noticeMissing
 					if err := topology.EnsureWhenAvailable(ctx, p.JS, t, cfg.StartWait, p.Log.Named("topology")); err != nil {
-						return err
+						return StorageHint(err)
 					}
 					// The service keys of the HTTP ingest API: only the api
 					// identity reads and writes them (package natsauth).

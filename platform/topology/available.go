@@ -15,16 +15,26 @@ import (
 // placement" (JSClusterNoPeersErr).
 const clusterNoPeers jetstream.ErrorCode = 10005
 
+// storageExceeded is the nats-server error code of "insufficient storage
+// resources available" (JSStorageResourcesExceededErr): the server cannot
+// reserve a stream's MaxBytes within its max_file_store.
+const storageExceeded jetstream.ErrorCode = 10047
+
 // Unavailable reports whether err says JetStream could not answer now
 // rather than that it refused the request: a timeout, no responders, or
 // an API error of the 5xx class or "no suitable peers", which a cluster
-// gives while its nodes come back and streams elect their leaders.
+// gives while its nodes come back and streams elect their leaders. A
+// server without the storage the streams reserve (ErrStorage) refuses:
+// waiting does not give it more.
 func Unavailable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrStorage) {
 		return false
 	}
 	var api *jetstream.APIError
 	if errors.As(err, &api) {
+		if api.ErrorCode == storageExceeded {
+			return false
+		}
 		return api.Code >= 500 || api.ErrorCode == clusterNoPeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||

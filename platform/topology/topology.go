@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -314,10 +315,10 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 	}
 	events, err := js.CreateOrUpdateStream(ctx, cfg.EventsStreamConfig())
 	if err != nil {
-		return fmt.Errorf("topology: stream %s: %w", EventsStream, err)
+		return streamError(cfg.EventsStreamConfig(), err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg.DeadLetterStreamConfig()); err != nil {
-		return fmt.Errorf("topology: stream %s: %w", DeadLetterStream, err)
+		return streamError(cfg.DeadLetterStreamConfig(), err)
 	}
 	if _, err := events.CreateOrUpdateConsumer(ctx, cfg.IngestorConsumerConfig()); err != nil {
 		return fmt.Errorf("topology: consumer %s: %w", IngestorConsumer, err)
@@ -329,10 +330,31 @@ func Ensure(ctx context.Context, js StreamManager, cfg Config) error {
 		return fmt.Errorf("topology: consumer %s: %w", FanoutSource, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, cfg.FanoutStreamConfig()); err != nil {
-		return fmt.Errorf("topology: stream %s: %w", FanoutStream, err)
+		return streamError(cfg.FanoutStreamConfig(), err)
 	}
 	return nil
 }
+
+// ErrStorage is returned by Ensure and Apply when the NATS server cannot
+// reserve a stream's file storage: the MaxBytes of its streams do not fit
+// in its max_file_store (by default 75 % of the free disk under its store
+// directory, read when it starts).
+var ErrStorage = errors.New("JetStream cannot reserve the streams' file storage")
+
+// streamError is the error of creating or updating stream s. A refusal
+// for lack of storage (ErrStorage) says what s reserves.
+func streamError(s jetstream.StreamConfig, err error) error {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.ErrorCode == storageExceeded {
+		return fmt.Errorf("topology: stream %s: %w: it reserves %s on each server holding it, and a NATS server reserves "+
+			"at most its max_file_store over all its streams, by default 75%% of the free disk under its store directory: "+
+			"free disk space there or make the streams smaller: %w", s.Name, ErrStorage, gib(s.MaxBytes), err)
+	}
+	return fmt.Errorf("topology: stream %s: %w", s.Name, err)
+}
+
+// gib formats a size in bytes as GiB.
+func gib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<30), 'f', -1, 64) + " GiB" }
 
 // DeadLetterSubject is the subject dead letters of a consumer are published on.
 func DeadLetterSubject(consumer string) string {

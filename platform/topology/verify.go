@@ -67,7 +67,7 @@ var _ Manager = (jetstream.JetStream)(nil)
 func Apply(ctx context.Context, js Manager, objs Objects) error {
 	for _, s := range objs.Streams {
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
-			return fmt.Errorf("topology: stream %s: %w", s.Name, err)
+			return streamError(s, err)
 		}
 	}
 	for _, c := range objs.Consumers {

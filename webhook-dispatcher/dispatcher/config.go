@@ -167,5 +167,11 @@ func (c Config) Validate() error {
 	if c.DuplicateWindow < time.Minute {
 		errs = append(errs, errors.New("duplicate window must be at least 1m"))
 	}
+	if c.DeliveriesMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("delivery queue size must be at least 1 MiB, got %d bytes", c.DeliveriesMaxBytes))
+	}
+	if c.AttemptLogMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("attempt log size must be at least 1 MiB, got %d bytes", c.AttemptLogMaxBytes))
+	}
 	return errors.Join(errs...)
 }

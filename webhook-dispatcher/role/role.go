@@ -31,6 +31,8 @@ type WebhookConfig struct {
 	WebhookEndpointConcurrency int           `envconfig:"AUDIT_WEBHOOK_ENDPOINT_CONCURRENCY" default:"4" desc:"requests one endpoint receives at once"`
 	WebhookMaxConcurrency      int           `envconfig:"AUDIT_WEBHOOK_MAX_CONCURRENCY" default:"512" desc:"requests in flight over all endpoints"`
 	WebhookDisableAfter        time.Duration `envconfig:"AUDIT_WEBHOOK_DISABLE_AFTER" default:"120h" desc:"disable an endpoint whose every attempt failed this long"`
+	WebhookQueueMaxBytes       int64         `envconfig:"AUDIT_WEBHOOK_QUEUE_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_WEBHOOK_DELIVERIES, the deliveries waiting for their endpoint; when full, events wait in AUDIT_FANOUT"`
+	WebhookAttemptsMaxBytes    int64         `envconfig:"AUDIT_WEBHOOK_ATTEMPTS_MAX_BYTES" default:"1073741824" desc:"size of AUDIT_WEBHOOK_ATTEMPTS, the log of delivery attempts; when full its oldest attempts go"`
 }
 
 // Schedule parses AUDIT_WEBHOOK_RETRY_SCHEDULE; nil means the default.
@@ -104,12 +106,13 @@ func (r *Role) open(ctx context.Context, p *roles.Process, role string) (*servic
 			Schedule: schedule, RequestTimeout: r.cfg.WebhookRequestTimeout, EndpointConcurrency: r.cfg.WebhookEndpointConcurrency,
 			MaxConcurrency: r.cfg.WebhookMaxConcurrency, DisableAfter: r.cfg.WebhookDisableAfter,
 			Replicas: r.topo.StreamReplicas, ShutdownTimeout: p.StageBudget(),
+			DeliveriesMaxBytes: r.cfg.WebhookQueueMaxBytes, AttemptLogMaxBytes: r.cfg.WebhookAttemptsMaxBytes,
 		},
 		SecretKeys: r.seal.SecretKeys, AllowHTTP: r.cfg.WebhookAllowHTTP, AllowCIDRs: r.cfg.WebhookAllowCIDRs,
 		Require: p.Require, Buckets: kv, Notifier: p.Verifier,
 	}, js, p.Settings, p.Recorder, p.Log.Named("webhooks"), reg)
 	if err != nil {
-		return nil, fmt.Errorf("webhook dispatcher: %w", err)
+		return nil, fmt.Errorf("webhook dispatcher: %w", roles.StorageHint(err))
 	}
 	if r.svc == nil {
 		r.svc, r.users = map[natsauth.Role]*service.Service{}, map[natsauth.Role]int{}

@@ -268,7 +268,10 @@ func BenchmarkSealing(b *testing.B) {
 	n := envInt(b, "AUDIT_SEAL_EVENTS", 200_000)
 	rounds := envInt(b, "AUDIT_SEAL_ROUNDS", 7)
 	for range b.N {
-		var off, on, ratios, cpuOff, cpuOn []float64
+		var (
+			off, on, ratios, cpuOff, cpuOn []float64
+			lines                          []string
+		)
 		for r := range rounds {
 			// Each mode goes first in every other round.
 			var u, s pipelineRun
@@ -280,8 +283,18 @@ func BenchmarkSealing(b *testing.B) {
 			off, on = append(off, u.rate()), append(on, s.rate())
 			cpuOff, cpuOn = append(cpuOff, u.cpuPerEvent()), append(cpuOn, s.cpuPerEvent())
 			ratios = append(ratios, s.rate()/u.rate())
-			b.Logf("round %d: unsealed %.0f events/s (%s, %.1f µs CPU/event); sealing ingestor %.0f events/s (%s, %.1f µs CPU/event): %.3f", r+1,
-				u.rate(), u.elapsed.Round(time.Millisecond), u.cpuPerEvent(), s.rate(), s.elapsed.Round(time.Millisecond), s.cpuPerEvent(), s.rate()/u.rate())
+			lines = append(lines, fmt.Sprintf("round %d: unsealed %.0f events/s (%s, %.1f µs CPU/event); sealing ingestor %.0f events/s (%s, %.1f µs CPU/event): %.3f", r+1,
+				u.rate(), u.elapsed.Round(time.Millisecond), u.cpuPerEvent(), s.rate(), s.elapsed.Round(time.Millisecond), s.cpuPerEvent(), s.rate()/u.rate()))
+		}
+		// The ratios first, on one line: a benchmark's log is cut after
+		// ten lines.
+		all := make([]string, len(ratios))
+		for i, x := range ratios {
+			all[i] = fmt.Sprintf("%.3f", x)
+		}
+		b.Logf("sealed/unsealed by round: %s", strings.Join(all, " "))
+		for _, l := range lines {
+			b.Logf("%s", l)
 		}
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(median(off), "unsealed_events/s")

@@ -94,10 +94,10 @@ func (h *Hasher) Leaf(e *schemas.Event, key func(subject string) *SubjectKey) ([
 }
 
 // LeafFrom is Leaf for an event whose canonical bytes (schemas.Canonical,
-// as the ingestor stores them) are raw: the leaf data takes e's encoded
-// details from raw instead of encoding them again
-// (schemas.AppendCanonicalStoredFrom). raw must be the canonical bytes of
-// e; nil encodes everything from e.
+// as the ingestor stores them) are raw: the leaf data takes e's members
+// from details to reason from raw as they are instead of encoding them
+// again (schemas.AppendCanonicalStoredFrom). raw must be the canonical
+// bytes of e; nil encodes everything from e.
 func (h *Hasher) LeafFrom(e *schemas.Event, raw []byte, key func(subject string) *SubjectKey) ([sha256.Size]byte, error) {
 	ce := *e
 	if len(e.Targets) > 0 {

@@ -31,8 +31,9 @@ var ErrNotSealing = errors.New("logwriter: not sealing (no lease held)")
 type Entry struct {
 	Event *schemas.Event
 	// Raw, when set, is the event's canonical bytes as the event store
-	// stores them (eventstore.Row.Raw): its leaf takes the encoded details
-	// from there (tlog.Hasher.LeafFrom). Nil encodes the whole event.
+	// stores them (eventstore.Row.Raw): its leaf takes the encoded members
+	// from details to reason from there (tlog.Hasher.LeafFrom). Nil
+	// encodes the whole event.
 	Raw       []byte
 	StreamSeq uint64
 }

@@ -30,29 +30,32 @@ var (
 // MaxUpdateAttempts bounds the retries of one Update.
 const MaxUpdateAttempts = 16
 
-// raceBackOff spaces the attempts of a writer that lost a race (another
-// write between its read and its write): randomized and growing, so that
-// writers of one record do not collide again in lockstep.
-func raceBackOff() backoff.BackOff {
-	return backoff.NewExponentialBackOff(
+// errLostRace is returned by an attempt of Update or Delete that another
+// write got ahead of: retryRaces tries again.
+var errLostRace = errors.New("kvcollection: lost a race")
+
+// retryRaces runs attempt until it returns anything but errLostRace, at
+// most MaxUpdateAttempts times (then ErrContention), waiting between
+// attempts a randomized, growing time (1 ms to 50 ms) so that writers of
+// one record do not collide again in lockstep; ctx ends the waits.
+func retryRaces(ctx context.Context, key string, attempt func() error) error {
+	bo := backoff.WithContext(backoff.WithMaxRetries(backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(time.Millisecond),
 		backoff.WithMaxInterval(50*time.Millisecond),
 		backoff.WithRandomizationFactor(0.5),
 		backoff.WithMaxElapsedTime(0),
-	)
-}
-
-// lostRace waits before the next attempt after a lost race, or returns
-// ctx's error.
-func lostRace(ctx context.Context, bo backoff.BackOff) error {
-	t := time.NewTimer(bo.NextBackOff())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+	), MaxUpdateAttempts-1), ctx)
+	err := backoff.Retry(func() error {
+		err := attempt()
+		if err != nil && !errors.Is(err, errLostRace) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, bo)
+	if errors.Is(err, errLostRace) {
+		return fmt.Errorf("%w: %s", ErrContention, key)
 	}
+	return err
 }
 
 // BucketCreator creates or updates a bucket (jetstream.JetStream).
@@ -388,58 +391,8 @@ func (c *Collection[T]) CompareAndSet(ctx context.Context, key string, v T, revi
 // run more than once and may return an error to abort, which Update
 // returns as is.
 func (c *Collection[T]) Update(ctx context.Context, key string, change func(*T) error) (Entry[T], error) {
-	bo := raceBackOff()
-	for range MaxUpdateAttempts {
-		cur, err := c.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			return Entry[T]{}, fmt.Errorf("%w: %s", ErrNotFound, key)
-		}
-		if err != nil {
-			return Entry[T]{}, fmt.Errorf("kvcollection: get %s: %w", key, err)
-		}
-		v, err := c.cfg.Decode(key, cur.Value())
-		if err != nil {
-			// A refused revision: change the last valid value, which
-			// the cache keeps at that revision once its watch saw it.
-			e, ok := c.Get(key)
-			if !ok {
-				return Entry[T]{}, fmt.Errorf("kvcollection: decode %s: %w", key, err)
-			}
-			if e.Revision != cur.Revision() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			v = e.Value
-		}
-		if err := change(&v); err != nil {
-			return Entry[T]{}, err
-		}
-		b, err := c.cfg.Encode(v)
-		if err != nil {
-			return Entry[T]{}, fmt.Errorf("kvcollection: encode %s: %w", key, err)
-		}
-		rev, err := c.kv.Update(ctx, key, b, cur.Revision())
-		if isWrongRevision(err) {
-			if err := lostRace(ctx, bo); err != nil {
-				return Entry[T]{}, fmt.Errorf("kvcollection: update %s: %w", key, err)
-			}
-			continue
-		}
-		if err != nil {
-			return Entry[T]{}, fmt.Errorf("kvcollection: update %s: %w", key, err)
-		}
-		return c.written(key, b, rev)
-	}
-	return Entry[T]{}, fmt.Errorf("%w: %s", ErrContention, key)
-}
-
-// Delete removes the record under key, whatever its revision, or returns
-// ErrNotFound. A write between its read and its delete (another writer's
-// Update) makes it read again and retry, as Update does: ErrContention
-// after MaxUpdateAttempts lost races.
-func (c *Collection[T]) Delete(ctx context.Context, key string) error {
-	bo := raceBackOff()
-	for range MaxUpdateAttempts {
+	var out Entry[T]
+	err := retryRaces(ctx, key, func() error {
 		cur, err := c.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return fmt.Errorf("%w: %s", ErrNotFound, key)
@@ -447,14 +400,62 @@ func (c *Collection[T]) Delete(ctx context.Context, key string) error {
 		if err != nil {
 			return fmt.Errorf("kvcollection: get %s: %w", key, err)
 		}
-		if err := c.DeleteAt(ctx, key, cur.Revision()); !errors.Is(err, ErrConflict) {
+		v, err := c.cfg.Decode(key, cur.Value())
+		if err != nil {
+			// A refused revision: change the last valid value, which
+			// the cache keeps at that revision once its watch saw it
+			// (until then, wait as after a lost race).
+			e, ok := c.Get(key)
+			if !ok {
+				return fmt.Errorf("kvcollection: decode %s: %w", key, err)
+			}
+			if e.Revision != cur.Revision() {
+				return errLostRace
+			}
+			v = e.Value
+		}
+		if err := change(&v); err != nil {
 			return err
 		}
-		if err := lostRace(ctx, bo); err != nil {
-			return fmt.Errorf("kvcollection: delete %s: %w", key, err)
+		b, err := c.cfg.Encode(v)
+		if err != nil {
+			return fmt.Errorf("kvcollection: encode %s: %w", key, err)
 		}
+		rev, err := c.kv.Update(ctx, key, b, cur.Revision())
+		if isWrongRevision(err) {
+			return errLostRace
+		}
+		if err != nil {
+			return fmt.Errorf("kvcollection: update %s: %w", key, err)
+		}
+		out, err = c.written(key, b, rev)
+		return err
+	})
+	if err != nil {
+		return Entry[T]{}, err
 	}
-	return fmt.Errorf("%w: %s", ErrContention, key)
+	return out, nil
+}
+
+// Delete removes the record under key, whatever its revision, or returns
+// ErrNotFound. A write between its read and its delete (another writer's
+// Update) makes it read again and retry, as Update does: ErrContention
+// after MaxUpdateAttempts lost races.
+func (c *Collection[T]) Delete(ctx context.Context, key string) error {
+	return retryRaces(ctx, key, func() error {
+		cur, err := c.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		if err != nil {
+			return fmt.Errorf("kvcollection: get %s: %w", key, err)
+		}
+		err = c.DeleteAt(ctx, key, cur.Revision())
+		if errors.Is(err, ErrConflict) {
+			return errLostRace
+		}
+		return err
+	})
 }
 
 // DeleteAt removes the record under key if it is still at revision, else

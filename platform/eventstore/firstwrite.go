@@ -167,12 +167,34 @@ func (k keys) sql(param string) string {
 	return "arrayMap(x -> if(startsWith(x, '~'), unhex(substring(x, 2)), x), " + split + ")"
 }
 
+// LookupIDs is the most ids one look-up of stored copies tests: Insert
+// and InsertSequenced look up a larger batch in pieces of this many. The
+// engine makes a set of a constant array of up to about 30,000 elements
+// for IN, whatever their length; above that it tests each row against the
+// whole array. Measured among 200,000 stored ids: 30,000 ids looked up in
+// 50 ms, 31,000 in 35 s, 50,000 in 60 s.
+const LookupIDs = 10_000
+
 // storedCopies returns, for each (org, id) of recs already in the id key
 // table (orgList: the orgs of recs), the hex SHA-256 of the canonical
 // bytes of each stored copy. The key table is read without FINAL and
 // without the retention filter: an event on disk holds its id until it is
-// deleted.
+// deleted. A batch of more than LookupIDs records takes several queries.
 func (s *Store) storedCopies(ctx context.Context, recs []Record, orgList keys) (map[idKey][]string, error) {
+	out := map[idKey][]string{}
+	for len(recs) > 0 {
+		n := min(len(recs), LookupIDs)
+		if err := s.storedCopiesOf(ctx, recs[:n], orgList, out); err != nil {
+			return nil, err
+		}
+		recs = recs[n:]
+	}
+	return out, nil
+}
+
+// storedCopiesOf adds to out the stored copies of the records of recs (at
+// most LookupIDs), in one query.
+func (s *Store) storedCopiesOf(ctx context.Context, recs []Record, orgList keys, out map[idKey][]string) error {
 	// Two constant sets, which the primary key (org_id, id) prunes with;
 	// a pair of one org and another's id is dropped below. The id set is
 	// the PREWHERE: it discards nearly every row read (ids are new), so
@@ -186,22 +208,21 @@ func (s *Store) storedCopies(ctx context.Context, recs []Record, orgList keys) (
 		" PREWHERE id IN "+ids.sql("ids")+" WHERE org_id IN "+orgList.sql("orgs"),
 		P("orgs", orgList.text), P("ids", ids.text))
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+		return fmt.Errorf("eventstore: look up stored ids: %w", err)
 	}
 	defer rows.Close()
-	out := map[idKey][]string{}
 	for rows.Next() {
 		var k idKey
 		var sum string
 		if err := rows.Scan(&k.org, &k.id, &sum); err != nil {
-			return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+			return fmt.Errorf("eventstore: look up stored ids: %w", err)
 		}
 		out[k] = append(out[k], strings.ToLower(sum))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("eventstore: look up stored ids: %w", err)
+		return fmt.Errorf("eventstore: look up stored ids: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // registeredRetention returns the retention SetRetention last registered

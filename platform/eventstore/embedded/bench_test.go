@@ -129,3 +129,41 @@ func openBenchStore(b *testing.B, opts embedded.Options) *eventstore.Store {
 	})
 	return s
 }
+
+// BenchmarkInsertBatchSize measures Store.Insert for batches of several
+// sizes into a store that already holds 200,000 events: each batch's ids
+// are looked up among them (first write wins) before the insert. A batch
+// larger than eventstore.LookupIDs is looked up in pieces. It reports
+// rows/s for each size; the 10,000-row batch (the ingestor's default) is
+// the baseline of the same run.
+// Run: go test ./eventstore/embedded -run '^$' -bench InsertBatchSize -benchtime 3x
+func BenchmarkInsertBatchSize(b *testing.B) {
+	const stored = 200_000
+	for _, size := range []int{10_000, 40_000, 100_000} {
+		b.Run(fmt.Sprintf("rows=%d", size), func(b *testing.B) {
+			s := openBenchStore(b, embedded.Options{Path: embedded.InsertStream})
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(3, 4))
+			for i := range stored / benchBatch {
+				if err := s.Insert(ctx, realisticRows(i, benchBatch, rng)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			batches := make([][]eventstore.Row, b.N)
+			for i := range batches {
+				batches[i] = realisticRows(1000+i, size, rng)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := range batches {
+				if err := s.Insert(ctx, batches[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*size)/elapsed.Seconds(), "rows/s")
+			b.ReportMetric(elapsed.Seconds()*1000/float64(b.N), "ms/batch")
+		})
+	}
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,28 @@ func testAnyIDBytes(t *testing.T, s *eventstore.Store) {
 	for _, orig := range origs {
 		wantOriginal(t, s, orig, uint64(len(origs)))
 	}
+}
+
+// A batch of more than eventstore.LookupIDs events is looked up in
+// pieces: identical copies of stored events are dropped in every piece,
+// and a rewrite in the last piece refuses the whole batch.
+func testLargeBatch(t *testing.T, s *eventstore.Store) {
+	migrate(t, s)
+	at := base().Add(-time.Hour)
+	n := 2*eventstore.LookupIDs + eventstore.LookupIDs/2
+	all := rows("org_large", n, at, 90)
+	// The first piece and part of the second, and an event the large
+	// batch does not hold.
+	stored := all[:eventstore.LookupIDs+eventstore.LookupIDs/5]
+	other := row(event("org_large", n, at), 90)
+	insert(t, s, append(slices.Clone(stored), other))
+	bad := row(rewrite(other.Event), 90)
+	wantConflict(t, s.Insert(ctx(t), append(slices.Clone(all), bad)), n)
+	wantStored(t, s, "org_large", uint64(len(stored)+1))
+	insert(t, s, all)
+	wantStored(t, s, "org_large", uint64(n+1))
+	wantCount(t, s, "org_large", uint64(n+1))
+	wantOriginal(t, s, other, uint64(n+1))
 }
 
 // An identical copy (same canonical bytes; receipt time and stream

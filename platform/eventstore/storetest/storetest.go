@@ -47,6 +47,7 @@ var cases = []testCase{
 	{name: "FirstWriteWinsWithinBatch", fn: testWithinBatch, write: true},
 	{name: "FirstWriteWinsAfterRestart", reopen: testAfterRestart, write: true},
 	{name: "FirstWriteWinsAnyIDBytes", fn: testAnyIDBytes, write: true},
+	{name: "FirstWriteWinsLargeBatch", fn: testLargeBatch, write: true},
 	{name: "TenantIsolation", fn: testTenantIsolation, write: true},
 	{name: "BadInputInsertsNothing", fn: testBadInput, write: true},
 	{name: "StringsRoundTrip", fn: testStringsRoundTrip, write: true},

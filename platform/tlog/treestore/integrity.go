@@ -78,30 +78,36 @@ func (s *Store) LeavesByEvent(ctx context.Context, org string, ids []string) (ma
 // reading every leaf run of the org; the first leaf of an id when it has
 // several.
 func (s *Store) leavesScanned(ctx context.Context, org string, ids []string) (map[string]Leaf, error) {
-	in, params := boundIDs(org, ids)
-	rows, err := s.eng.Query(ctx, "SELECT first_idx + pos - 1 AS i, event_id, sseq, substring(hashes, pos * 32 - 31, 32) FROM "+s.runs+
-		" ARRAY JOIN event_ids AS event_id, stream_seqs AS sseq, arrayEnumerate(event_ids) AS pos"+
-		" WHERE org_id = {org:String} AND level = 0 AND hasAny(event_ids, ["+in+"]) AND event_id IN ("+in+") ORDER BY i"+noJIT, params...)
-	if err != nil {
-		return nil, fmt.Errorf("treestore: leaves by event: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]Leaf{}
-	for rows.Next() {
-		var (
-			l Leaf
-			h string
-		)
-		if err := rows.Scan(&l.Index, &l.EventID, &l.StreamSeq, &h); err != nil {
-			return nil, fmt.Errorf("treestore: leaves by event: %w", err)
+	err := inPieces(ids, func(ids []string) error {
+		in, params := boundIDs(org, ids)
+		rows, err := s.eng.Query(ctx, "SELECT first_idx + pos - 1 AS i, event_id, sseq, substring(hashes, pos * 32 - 31, 32) FROM "+s.runs+
+			" ARRAY JOIN event_ids AS event_id, stream_seqs AS sseq, arrayEnumerate(event_ids) AS pos"+
+			" WHERE org_id = {org:String} AND level = 0 AND hasAny(event_ids, ["+in+"]) AND event_id IN ("+in+") ORDER BY i"+noJIT, params...)
+		if err != nil {
+			return fmt.Errorf("treestore: leaves by event: %w", err)
 		}
-		if _, dup := out[l.EventID]; !dup && len(h) == hashSize {
-			l.Hash = []byte(h)
-			out[l.EventID] = l
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				l Leaf
+				h string
+			)
+			if err := rows.Scan(&l.Index, &l.EventID, &l.StreamSeq, &h); err != nil {
+				return fmt.Errorf("treestore: leaves by event: %w", err)
+			}
+			if _, dup := out[l.EventID]; !dup && len(h) == hashSize {
+				l.Hash = []byte(h)
+				out[l.EventID] = l
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("treestore: leaves by event: %w", err)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("treestore: leaves by event: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -151,6 +151,26 @@ func (s *Store) Logged(ctx context.Context, keys []Key) (map[Key]uint64, error) 
 	return out, nil
 }
 
+// boundIDsMax is the most ids one statement lists as bound parameters.
+// Each takes about 16 bytes of the statement, some statements list them
+// twice, and the engine refuses a statement over 256 KiB (max_query_size):
+// about 8,000 ids listed twice. Longer lists are read in pieces
+// (inPieces).
+const boundIDsMax = 2000
+
+// inPieces calls f with consecutive pieces of ids, of at most boundIDsMax
+// each, until f fails.
+func inPieces(ids []string, f func(piece []string) error) error {
+	for len(ids) > 0 {
+		n := min(len(ids), boundIDsMax)
+		if err := f(ids[:n]); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
 // boundIDs returns the ids as a list of bound parameters ("{e0:String},
 // {e1:String}, …") and the parameters, org's first ({org:String}).
 func boundIDs(org string, ids []string) (string, []eventstore.Param) {
@@ -183,32 +203,36 @@ func (s *Store) indexOf(ids string) string {
 
 // LogIndices returns the log_index of those of the org's events ids that
 // are logged; an id absent from the result is not logged (yet), or its
-// event no longer exists. One query of point reads (indexOf).
+// event no longer exists. One query of point reads (indexOf) per
+// boundIDsMax ids.
 func (s *Store) LogIndices(ctx context.Context, org string, ids []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	// A list of bound values, not a subquery: the primary keys then read
-	// the granules of these ids only.
-	in, params := boundIDs(org, ids)
-	rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM ("+s.indexOf("("+in+")")+") GROUP BY event_id", params...)
-	if err != nil {
-		return nil, fmt.Errorf("treestore: log indices: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id  string
-			idx uint64
-		)
-		if err := rows.Scan(&id, &idx); err != nil {
-			return nil, fmt.Errorf("treestore: log indices: %w", err)
+	err := inPieces(ids, func(ids []string) error {
+		// A list of bound values, not a subquery: the primary keys then
+		// read the granules of these ids only.
+		in, params := boundIDs(org, ids)
+		rows, err := s.eng.Query(ctx, "SELECT event_id, min(idx) FROM ("+s.indexOf("("+in+")")+") GROUP BY event_id", params...)
+		if err != nil {
+			return fmt.Errorf("treestore: log indices: %w", err)
 		}
-		out[id] = idx
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("treestore: log indices: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id  string
+				idx uint64
+			)
+			if err := rows.Scan(&id, &idx); err != nil {
+				return fmt.Errorf("treestore: log indices: %w", err)
+			}
+			out[id] = idx
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("treestore: log indices: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -583,3 +583,42 @@ func TestUnkeyedLeavesFoundThroughTheirEvents(t *testing.T) {
 		t.Fatalf("leaves by event = %+v, %v", leaves, err)
 	}
 }
+
+// Look-ups by event id take any number of ids: 10,000 ids listed as bound
+// parameters twice would pass the engine's limit on a statement's size
+// (256 KiB), so they are read in pieces.
+func TestLookupsOfManyIDs(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := open(t)
+	const n = 10_000
+	r := tlog.NewEmptyRange(0)
+	if err := s.WriteRuns(ctx, token("many"), buildRuns(t, "org_many", r, n)); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 0, n+1)
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("ev-org_many-%d", i))
+	}
+	ids = append(ids, "ev-org_many-none")
+	idx, err := s.LogIndices(ctx, "org_many", ids)
+	if err != nil {
+		t.Fatalf("LogIndices of %d ids: %v", len(ids), err)
+	}
+	if len(idx) != n {
+		t.Fatalf("LogIndices found %d of %d logged ids", len(idx), n)
+	}
+	leaves, err := s.LeavesByEvent(ctx, "org_many", ids)
+	if err != nil {
+		t.Fatalf("LeavesByEvent of %d ids: %v", len(ids), err)
+	}
+	if len(leaves) != n {
+		t.Fatalf("LeavesByEvent found %d of %d logged ids", len(leaves), n)
+	}
+	for i := range n {
+		id := ids[i]
+		l := leaves[id]
+		if idx[id] != uint64(i) || l.Index != uint64(i) || !bytes.Equal(l.Hash, rfc6962.DefaultHasher.HashLeaf([]byte(id))) {
+			t.Fatalf("%s: index %d, leaf %+v; want index %d", id, idx[id], l, i)
+		}
+	}
+}

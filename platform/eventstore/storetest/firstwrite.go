@@ -157,6 +157,18 @@ func testLargeBatch(t *testing.T, s *eventstore.Store) {
 	wantStored(t, s, "org_large", uint64(n+1))
 	wantCount(t, s, "org_large", uint64(n+1))
 	wantOriginal(t, s, other, uint64(n+1))
+	// GetMany reads them in pieces too.
+	want := make([]string, 0, n+2)
+	for _, r := range all {
+		want = append(want, r.Event.ID)
+	}
+	want = append(want, other.Event.ID, "01JDnone")
+	got, err := s.GetMany(ctx(t), "org_large", want)
+	if err != nil || len(got) != n+1 {
+		t.Fatalf("GetMany of %d ids = %d events, %v; want %d", len(want), len(got), err, n+1)
+	}
+	sameEvent(t, got[other.Event.ID], other.Event)
+	sameEvent(t, got[all[n-1].Event.ID], all[n-1].Event)
 }
 
 // An identical copy (same canonical bytes; receipt time and stream

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -330,6 +331,9 @@ func testExpired(t *testing.T, s *eventstore.Store) {
 	if _, err := s.GetRaw(ctx(t), "org_x", old[0].Event.ID); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("GetRaw(expired) error %v, want ErrNotFound", err)
 	}
+	if many, err := s.GetMany(ctx(t), "org_x", []string{old[0].Event.ID, fresh[0].Event.ID}); err != nil || len(many) != 1 || many[fresh[0].Event.ID].ID == "" {
+		t.Fatalf("GetMany(expired, fresh) = %v, %v; want the fresh event only", ids(slices.Collect(maps.Values(many))), err)
+	}
 	if err := s.SetTTLMerges(ctx(t), true); err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +414,23 @@ func testTenantIsolation(t *testing.T, s *eventstore.Store) {
 	}
 	sameEvent(t, got, clash.Event)
 	wantCount(t, s, "org_C", 0)
+	// GetMany reads one org's events only.
+	many, err := s.GetMany(ctx(t), "org_A", []string{a[0].Event.ID, a[2].Event.ID, b[0].Event.ID, "01JDnone"})
+	if err != nil || len(many) != 2 {
+		t.Fatalf("GetMany(org_A) = %d events, %v; want 2", len(many), err)
+	}
+	sameEvent(t, many[a[0].Event.ID], a[0].Event)
+	sameEvent(t, many[a[2].Event.ID], a[2].Event)
+	if many, err = s.GetMany(ctx(t), "org_B", []string{a[0].Event.ID}); err != nil || len(many) != 1 {
+		t.Fatalf("GetMany(org_B) = %d events, %v; want 1", len(many), err)
+	}
+	sameEvent(t, many[a[0].Event.ID], clash.Event)
+	if many, err = s.GetMany(ctx(t), "org_C", []string{a[0].Event.ID}); err != nil || len(many) != 0 {
+		t.Fatalf("GetMany(org_C) = %d events, %v; want none", len(many), err)
+	}
+	if _, err := s.GetMany(ctx(t), "org A", nil); err == nil {
+		t.Fatal("GetMany with an invalid org id: no error")
+	}
 }
 
 func testBadInput(t *testing.T, s *eventstore.Store) {

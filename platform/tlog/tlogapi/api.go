@@ -59,10 +59,11 @@ type Store interface {
 	Entries(ctx context.Context, org string, evs []schemas.Event) ([]tlog.Entry, error)
 }
 
-// Events reads stored events; a missing one is an error wrapping
-// eventstore.ErrNotFound.
+// Events reads stored events.
 type Events interface {
-	Get(ctx context.Context, orgID, id string) (schemas.Event, error)
+	// GetMany returns the org's live events with the ids, by id; a
+	// missing one is absent.
+	GetMany(ctx context.Context, orgID string, ids []string) (map[string]schemas.Event, error)
 	Stream(ctx context.Context, orgID string, f eventstore.Filter, fn func(schemas.Event) error) error
 }
 
@@ -384,17 +385,21 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, a.log, err)
 		return
 	}
+	ids := make([]string, len(leaves))
+	for i, l := range leaves {
+		ids[i] = l.EventID
+	}
+	stored, err := a.events.GetMany(ctx, org, ids)
+	if err != nil {
+		httpapi.WriteError(w, a.log, err)
+		return
+	}
+	// In log order; the events retention removed are absent.
 	evs := make([]schemas.Event, 0, len(leaves))
 	for _, l := range leaves {
-		ev, err := a.events.Get(ctx, org, l.EventID)
-		if errors.Is(err, eventstore.ErrNotFound) {
-			continue
+		if ev, ok := stored[l.EventID]; ok {
+			evs = append(evs, ev)
 		}
-		if err != nil {
-			httpapi.WriteError(w, a.log, err)
-			return
-		}
-		evs = append(evs, ev)
 	}
 	xs, err := a.store.Entries(ctx, org, evs)
 	if err != nil {

@@ -97,8 +97,9 @@ faults: chdb
 ## bench-tlog: the transparency log (docs/integrity.md, "Measured"): the log
 ## writer alone over 100,000 events; the pipeline without and with sealing in
 ## the ingestor (sealed/unsealed, alternated in one process); checkpoint latency at the 10s and 1s
-## intervals; 10,000 orgs at once, one with a 10,000,000-event tree; and
-## inclusion proofs at 10,000,000 events. That tree is generated once into
+## intervals; 10,000 orgs at once, one with a 10,000,000-event tree; an
+## integrity export of 10,000 entries on a running auditd; and inclusion
+## proofs at 10,000,000 events. That tree is generated once into
 ## $(TLOG_BENCH_DIR) (about 1.3 GB), so reruns skip it.
 TLOG_BENCH_DIR ?= $(or $(AUDIT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/takumo-audit)/bench/tlog
 .PHONY: bench-tlog
@@ -107,6 +108,7 @@ bench-tlog: chdb
 	cd platform && $(GO) test -count=1 -run '^$$' -bench '^(BenchmarkLeaf|BenchmarkHasher|BenchmarkHasherFrom)$$' -benchmem -benchtime 200000x ./tlog/
 	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' \
 		-bench '^(BenchmarkSealing|BenchmarkCheckpointLatency|BenchmarkSealingManyOrgs)$$' -benchtime 1x -timeout 60m ./e2e/
+	cd auditd && AUDIT_CHDB_LIB="$(CHDB_LIB)" $(GO) test -count=1 -run '^$$' -bench '^BenchmarkIntegrityExport$$' -benchtime 3x ./internal/app/
 	mkdir -p "$(TLOG_BENCH_DIR)"
 	cd platform && AUDIT_CHDB_LIB="$(CHDB_LIB)" AUDIT_TLOG_BENCH_DIR="$(TLOG_BENCH_DIR)" \
 		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkInclusion10M$$' -benchtime 1x -timeout 60m ./tlog/tlogapi/

@@ -36,7 +36,7 @@ func mustSecret(t *testing.T, s string) signing.Secret {
 	return sec
 }
 
-func baseConfig(t *testing.T) Config {
+func baseConfig(t testing.TB) Config {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -182,12 +182,10 @@ const LookupIDs = 10_000
 // deleted. A batch of more than LookupIDs records takes several queries.
 func (s *Store) storedCopies(ctx context.Context, recs []Record, orgList keys) (map[idKey][]string, error) {
 	out := map[idKey][]string{}
-	for len(recs) > 0 {
-		n := min(len(recs), LookupIDs)
-		if err := s.storedCopiesOf(ctx, recs[:n], orgList, out); err != nil {
+	for piece := range slices.Chunk(recs, LookupIDs) {
+		if err := s.storedCopiesOf(ctx, piece, orgList, out); err != nil {
 			return nil, err
 		}
-		recs = recs[n:]
 	}
 	return out, nil
 }

@@ -406,12 +406,10 @@ func (s *Store) GetMany(ctx context.Context, orgID string, ids []string) (map[st
 		return nil, fmt.Errorf("eventstore: invalid org id %q", orgID)
 	}
 	out := make(map[string]schemas.Event, len(ids))
-	for len(ids) > 0 {
-		n := min(len(ids), LookupIDs)
-		if err := s.getMany(ctx, orgID, ids[:n], out); err != nil {
+	for piece := range slices.Chunk(ids, LookupIDs) {
+		if err := s.getMany(ctx, orgID, piece, out); err != nil {
 			return nil, err
 		}
-		ids = ids[n:]
 	}
 	return out, nil
 }

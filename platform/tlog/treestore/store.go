@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,12 +162,10 @@ const boundIDsMax = 2000
 // inPieces calls f with consecutive pieces of ids, of at most boundIDsMax
 // each, until f fails.
 func inPieces(ids []string, f func(piece []string) error) error {
-	for len(ids) > 0 {
-		n := min(len(ids), boundIDsMax)
-		if err := f(ids[:n]); err != nil {
+	for piece := range slices.Chunk(ids, boundIDsMax) {
+		if err := f(piece); err != nil {
 			return err
 		}
-		ids = ids[n:]
 	}
 	return nil
 }

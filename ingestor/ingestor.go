@@ -246,6 +246,7 @@ func (i *Ingestor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingestor: consumer %s: %w", topology.IngestorConsumer, err)
 	}
+	i.checkMaxAckPending(cons.CachedInfo())
 	eng, err := consume.New(consume.Config{
 		Name:            topology.IngestorConsumer,
 		DeadLetter:      true,
@@ -277,4 +278,17 @@ func (i *Ingestor) Run(ctx context.Context) error {
 		return fmt.Errorf("ingestor: %w", err)
 	}
 	return nil
+}
+
+// checkMaxAckPending warns when the consumer's MaxAckPending keeps batches
+// from reaching the batch size: the ingestor fills its next batch while it
+// stores one, so two batches are unacknowledged at once.
+func (i *Ingestor) checkMaxAckPending(info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	if m := info.Config.MaxAckPending; m > 0 && m < 2*i.cfg.BatchSize {
+		i.log.Warn("the ingest consumer's MaxAckPending keeps batches below the batch size: set AUDIT_INGEST_MAX_ACK_PENDING to at least twice AUDIT_INGEST_BATCH_SIZE where the topology is applied (auditd, auditd topology)",
+			zap.Int("max_ack_pending", m), zap.Int("batch_size", i.cfg.BatchSize))
+	}
 }

@@ -85,21 +85,23 @@ type StoreConfig struct {
 // owner applies it; every other process compares the server's settings
 // with it and reports drift.
 type TopologyConfig struct {
-	StreamReplicas  int           `envconfig:"AUDIT_STREAM_REPLICAS" default:"1" desc:"JetStream replicas of streams, consumers and buckets: 1 on one node, 3 in a cluster"`
-	StreamMaxBytes  int64         `envconfig:"AUDIT_STREAM_MAX_BYTES" default:"8589934592" desc:"size of the events stream; publishes fail when it is full"`
-	DuplicateWindow time.Duration `envconfig:"AUDIT_STREAM_DUPLICATE_WINDOW" default:"10m" desc:"how long a retried publish of the same event id is recognized"`
-	FanoutMaxBytes  int64         `envconfig:"AUDIT_FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy of the events webhooks and SIEM destinations read; when full its oldest events go"`
-	FanoutMaxAge    time.Duration `envconfig:"AUDIT_FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event: how far back a SIEM replay reaches"`
-	IngestAckWait   time.Duration `envconfig:"AUDIT_INGEST_ACK_WAIT" default:"30s" desc:"time before an event the ingestor has not acknowledged is redelivered"`
-	StartWait       time.Duration `envconfig:"AUDIT_TOPOLOGY_START_WAIT" default:"2m" desc:"how long the topology owner (auditd, auditd topology) keeps trying to apply the topology while JetStream is unavailable (e.g. a cluster electing its stream leaders after a restart) before it exits"`
-	RepairInterval  time.Duration `envconfig:"AUDIT_TOPOLOGY_REPAIR_INTERVAL" default:"30s" desc:"how often the topology owner (auditd) checks its streams, consumers and buckets and recreates or corrects them (at once when a reader reports one missing); 0 turns the check off"`
-	TlogLeaseTTL    time.Duration `envconfig:"AUDIT_TLOG_LEASE_TTL" default:"15s" desc:"TTL of the log writer's lease bucket: a standby writer takes over this long after the active one stopped"`
+	StreamReplicas      int           `envconfig:"AUDIT_STREAM_REPLICAS" default:"1" desc:"JetStream replicas of streams, consumers and buckets: 1 on one node, 3 in a cluster"`
+	StreamMaxBytes      int64         `envconfig:"AUDIT_STREAM_MAX_BYTES" default:"8589934592" desc:"size of the events stream; publishes fail when it is full"`
+	DuplicateWindow     time.Duration `envconfig:"AUDIT_STREAM_DUPLICATE_WINDOW" default:"10m" desc:"how long a retried publish of the same event id is recognized"`
+	FanoutMaxBytes      int64         `envconfig:"AUDIT_FANOUT_MAX_BYTES" default:"4294967296" desc:"size of AUDIT_FANOUT, the copy of the events webhooks and SIEM destinations read; when full its oldest events go"`
+	FanoutMaxAge        time.Duration `envconfig:"AUDIT_FANOUT_MAX_AGE" default:"168h" desc:"how long AUDIT_FANOUT keeps an event: how far back a SIEM replay reaches"`
+	IngestAckWait       time.Duration `envconfig:"AUDIT_INGEST_ACK_WAIT" default:"30s" desc:"time before an event the ingestor has not acknowledged is redelivered"`
+	IngestMaxAckPending int           `envconfig:"AUDIT_INGEST_MAX_ACK_PENDING" default:"50000" desc:"events the ingestors may hold unacknowledged at once, all instances together; at least twice AUDIT_INGEST_BATCH_SIZE per ingestor, which fills its next batch while it stores one (below that, batches stay smaller than the batch size)"`
+	StartWait           time.Duration `envconfig:"AUDIT_TOPOLOGY_START_WAIT" default:"2m" desc:"how long the topology owner (auditd, auditd topology) keeps trying to apply the topology while JetStream is unavailable (e.g. a cluster electing its stream leaders after a restart) before it exits"`
+	RepairInterval      time.Duration `envconfig:"AUDIT_TOPOLOGY_REPAIR_INTERVAL" default:"30s" desc:"how often the topology owner (auditd) checks its streams, consumers and buckets and recreates or corrects them (at once when a reader reports one missing); 0 turns the check off"`
+	TlogLeaseTTL        time.Duration `envconfig:"AUDIT_TLOG_LEASE_TTL" default:"15s" desc:"TTL of the log writer's lease bucket: a standby writer takes over this long after the active one stopped"`
 }
 
 // Topology returns the platform topology configuration.
 func (c TopologyConfig) Topology() topology.Config {
 	t := topology.Config{Replicas: c.StreamReplicas, MaxBytes: c.StreamMaxBytes, DuplicateWindow: c.DuplicateWindow,
-		IngestAckWait: c.IngestAckWait, FanoutMaxBytes: c.FanoutMaxBytes, FanoutMaxAge: c.FanoutMaxAge, TlogLeaseTTL: c.TlogLeaseTTL}
+		IngestAckWait: c.IngestAckWait, IngestMaxAckPending: c.IngestMaxAckPending, FanoutMaxBytes: c.FanoutMaxBytes, FanoutMaxAge: c.FanoutMaxAge,
+		TlogLeaseTTL: c.TlogLeaseTTL}
 	t.SetDefaults()
 	return t
 }

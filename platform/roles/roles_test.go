@@ -81,3 +81,22 @@ func TestCheckDocumented(t *testing.T) {
 		t.Fatalf("CheckDocumented = %v, want AUDIT_LOG_FORMAT missing for auditd", err)
 	}
 }
+
+// AUDIT_INGEST_MAX_ACK_PENDING sizes the ingest consumer the topology
+// owner applies; its default is 50,000.
+func TestTopologySizesTheIngestConsumer(t *testing.T) {
+	maxAck := func() int {
+		var cfg roles.TopologyConfig
+		if err := roles.Load(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Topology().IngestorConsumerConfig().MaxAckPending
+	}
+	if got := maxAck(); got != 50_000 {
+		t.Errorf("default MaxAckPending %d", got)
+	}
+	t.Setenv("AUDIT_INGEST_MAX_ACK_PENDING", "150000")
+	if got := maxAck(); got != 150_000 {
+		t.Errorf("MaxAckPending %d with AUDIT_INGEST_MAX_ACK_PENDING=150000", got)
+	}
+}

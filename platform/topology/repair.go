@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -31,6 +32,10 @@ func (v *Verifier) Found(object string) {
 type RepairReader interface {
 	Reader
 	Manager
+	CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	DeleteStream(ctx context.Context, name string) error
+	CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+	DeleteKeyValue(ctx context.Context, bucket string) error
 }
 
 var _ RepairReader = (jetstream.JetStream)(nil)
@@ -97,11 +102,14 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 		if !missing[want.Name] {
 			continue
 		}
-		if _, err := js.CreateOrUpdateStream(ctx, want); err != nil {
+		created, err := v.recreate(ctx, "stream "+want.Name, streamRecreator(js, want))
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", want.Name, err))
 			continue
 		}
-		v.repaired("stream "+want.Name, nil)
+		if created {
+			v.repaired("stream "+want.Name, nil)
+		}
 	}
 	consumers(true)
 	for _, want := range objs.Buckets {
@@ -114,11 +122,14 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			continue
 		}
-		if _, cerr := js.CreateOrUpdateKeyValue(ctx, want); cerr != nil {
+		created, cerr := v.recreate(ctx, name, bucketRecreator(js, want))
+		if cerr != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, cerr))
 			continue
 		}
-		v.repaired(name, nil)
+		if created {
+			v.repaired(name, nil)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -154,5 +165,131 @@ func (v *Verifier) repaired(object string, drift []Drift) {
 		v.drift.WithLabelValues(object, d.Field).Set(0)
 		v.log.Warn("topology drift corrected: the server's setting was set back to the configuration",
 			zap.String("object", object), zap.String("field", d.Field), zap.String("configured", d.Want), zap.String("server", d.Have))
+	}
+}
+
+// recreateAttempts bounds how many times recreate creates an object that
+// comes up holding the files of a deletion in progress.
+const recreateAttempts = 5
+
+// recreator creates one missing stream or bucket for recreate.
+type recreator struct {
+	// exists reports whether the object is there again.
+	exists func(context.Context) (bool, error)
+	// create creates it (failing if it exists with other settings) and
+	// returns the last sequence the server reports for it: 0 for a new,
+	// empty stream.
+	create func(context.Context) (uint64, error)
+	// remove deletes it.
+	remove func(context.Context) error
+}
+
+// recreate creates a missing stream or bucket again and reports whether it
+// did (false: it was there again when it looked once more).
+//
+// Readers notice a deleted stream while the server is still deleting it:
+// its consumers go first, its files last. A stream of the same name
+// created in that window opens the files being deleted, holding the old
+// messages, and loses them a moment later: it keeps answering and can
+// store nothing more. So recreate waits Settle first, and a stream that
+// comes up holding messages it cannot have (a new stream starts empty) is
+// deleted and created again after a longer wait, up to recreateAttempts
+// times.
+func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bool, error) {
+	wait := v.Settle
+	for attempt := 1; ; attempt++ {
+		if err := sleep(ctx, wait); err != nil {
+			return false, err
+		}
+		switch ok, err := r.exists(ctx); {
+		case err != nil:
+			return false, err
+		case ok:
+			return false, nil
+		}
+		wait = max(2*wait, 100*time.Millisecond)
+		last, err := r.create(ctx)
+		switch {
+		case err != nil && attempt == recreateAttempts:
+			return false, err
+		case err != nil:
+			// The server refuses a create that meets the deletion's
+			// last step (error creating store for stream).
+			v.log.Warn(object+" could not be created again yet; retrying", zap.String("object", object), zap.Int("attempt", attempt), zap.Error(err))
+			continue
+		case last == 0:
+			return true, nil
+		case attempt == recreateAttempts:
+			return false, fmt.Errorf("created again %d times, it still comes up with the messages of a deletion in progress (last sequence %d)", attempt, last)
+		}
+		v.log.Warn(object+" was created while the server was still deleting it and came up with its old files; deleting it and creating it again",
+			zap.String("object", object), zap.Uint64("last_seq", last), zap.Int("attempt", attempt))
+		if err := r.remove(ctx); err != nil {
+			return false, fmt.Errorf("deleting the copy created over a deletion in progress: %w", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func streamRecreator(js RepairReader, want jetstream.StreamConfig) recreator {
+	return recreator{
+		exists: func(ctx context.Context) (bool, error) {
+			_, err := js.Stream(ctx, want.Name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		create: func(ctx context.Context) (uint64, error) {
+			s, err := js.CreateStream(ctx, want)
+			if err != nil {
+				return 0, err
+			}
+			return s.CachedInfo().State.LastSeq, nil
+		},
+		remove: func(ctx context.Context) error {
+			if err := js.DeleteStream(ctx, want.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+func bucketRecreator(js RepairReader, want jetstream.KeyValueConfig) recreator {
+	return recreator{
+		exists: func(ctx context.Context) (bool, error) {
+			_, err := js.KeyValue(ctx, want.Bucket)
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		// A bucket is written to as soon as it exists (the log writer's
+		// lease), so its state cannot tell the files of a deletion in
+		// progress apart: the wait before creating it is what guards it.
+		create: func(ctx context.Context) (uint64, error) {
+			_, err := js.CreateKeyValue(ctx, want)
+			return 0, err
+		},
+		remove: func(ctx context.Context) error {
+			if err := js.DeleteKeyValue(ctx, want.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+				return err
+			}
+			return nil
+		},
 	}
 }

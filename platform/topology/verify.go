@@ -110,6 +110,9 @@ type Verifier struct {
 	repairs *prometheus.CounterVec
 	// MaxBackoff caps the wait between checks of a missing object.
 	MaxBackoff time.Duration
+	// Settle is how long Repair waits, once it finds a stream or bucket
+	// missing, before it creates it again (see recreate).
+	Settle time.Duration
 	// OnMissing, when set, is called after an object is reported missing
 	// (Missing): the topology owner of the process repairs at once.
 	OnMissing func()
@@ -122,7 +125,7 @@ func NewVerifier(js Reader, log *zap.Logger, reg prometheus.Registerer) *Verifie
 	if log == nil {
 		log = zap.NewNop()
 	}
-	v := &Verifier{js: js, log: log, MaxBackoff: 5 * time.Second,
+	v := &Verifier{js: js, log: log, MaxBackoff: 5 * time.Second, Settle: 500 * time.Millisecond,
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "audit_topology_drift",
 			Help: "1 when a setting of a stream, consumer or bucket differs from this process's configuration; the topology owner's configuration wins.",
@@ -145,7 +148,7 @@ func NewVerifier(js Reader, log *zap.Logger, reg prometheus.Registerer) *Verifie
 // Using returns a verifier that reads through js (another identity's
 // connection) and reports drift on the same metric.
 func (v *Verifier) Using(js Reader) *Verifier {
-	return &Verifier{js: js, log: v.log, drift: v.drift, MaxBackoff: v.MaxBackoff}
+	return &Verifier{js: js, log: v.log, drift: v.drift, MaxBackoff: v.MaxBackoff, Settle: v.Settle}
 }
 
 // Verify waits, with backoff, until every object of objs exists, then

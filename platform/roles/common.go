@@ -366,6 +366,11 @@ func NewTopology(cfg TopologyConfig) Constructor {
 				if p.Owner {
 					p.notice = make(chan struct{}, 1)
 					p.Verifier.OnMissing = p.noticeMissing
+					d, err := topology.WatchDeletions(p.JS.Conn())
+					if err != nil {
+						return fmt.Errorf("topology: watching stream deletions: %w", err)
+					}
+					p.Verifier.Deletions = d
 					if err := topology.EnsureWhenAvailable(ctx, p.JS, t, cfg.StartWait, p.Log.Named("topology")); err != nil {
 						return StorageHint(err)
 					}
@@ -382,6 +387,7 @@ func NewTopology(cfg TopologyConfig) Constructor {
 				return err
 			},
 			Run: func(ctx context.Context) error {
+				defer p.Verifier.Deletions.Close()
 				if !p.Owner || cfg.RepairInterval <= 0 {
 					<-ctx.Done()
 					return nil

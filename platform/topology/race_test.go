@@ -20,18 +20,11 @@ import (
 // the server is still removing it: the consumers go first, the files
 // last. The owner repairs at that notice. A stream created in that window
 // would open the files of the one being deleted, which then disappear
-// under it: it keeps answering but can store nothing more. The owner's
-// repair leaves every recreated stream empty and working.
+// under it: it keeps answering but can store nothing more (or the server
+// panics). The owner's repair, waiting for the server's announcement of
+// the deletion, leaves every recreated stream empty and working.
 func TestRepairDuringADeletionLeavesAWorkingStream(t *testing.T) {
-	// With its default wait the repair mostly finds the deletion over;
-	// without it, it creates the stream during the deletion and must
-	// notice and do it again.
-	t.Run("default wait", func(t *testing.T) { repairDuringADeletion(t, false) })
-	t.Run("no wait", func(t *testing.T) { repairDuringADeletion(t, true) })
-}
-
-func repairDuringADeletion(t *testing.T, noSettle bool) {
-	_, _, js := natstest.Start(t)
+	_, nc, js := natstest.Start(t)
 	ctx := context.Background()
 	cfg := defaults()
 	objs := cfg.Objects()
@@ -40,9 +33,12 @@ func repairDuringADeletion(t *testing.T, noSettle bool) {
 	}
 	core, logs := observer.New(zap.WarnLevel)
 	v := topology.NewVerifier(js, zap.New(core), nil)
-	if noSettle {
-		v.Settle = 0
+	d, err := topology.WatchDeletions(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer d.Close()
+	v.Deletions = d
 	defer func() {
 		t.Logf("streams created again over a deletion in progress: %d", logs.FilterMessageSnippet("came up with its old files").Len())
 	}()
@@ -54,18 +50,21 @@ func repairDuringADeletion(t *testing.T, noSettle bool) {
 			}
 		}
 	}
-	for round := range 8 {
+	for round := range 6 {
 		publish(20)
 		// Consumers on AUDIT_FANOUT make its deletion take longer; each
 		// one gone is what a reader notices first.
 		var notices []jetstream.ConsumeContext
 		notified := make(chan struct{})
 		var once sync.Once
-		for i := range 40 {
+		for i := range 200 {
 			c, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{
 				Durable: fmt.Sprintf("reader_%d", i), AckPolicy: jetstream.AckExplicitPolicy})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if i%10 != 0 {
+				continue
 			}
 			cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				if errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -123,5 +122,45 @@ func repairDuringADeletion(t *testing.T, noSettle bool) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// The server announces a stream's deletion; Await returns its time when it
+// came after the stream was last seen, and the zero time after its wait
+// for a stream nobody deleted since.
+func TestDeletionsAwaitTheServersAnnouncement(t *testing.T) {
+	_, nc, js := natstest.Start(t)
+	ctx := context.Background()
+	d, err := topology.WatchDeletions(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	go func() {
+		at, err := d.Await(ctx, "S", time.Time{}, 10*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- at
+	}()
+	before := time.Now()
+	if err := js.DeleteStream(ctx, "S"); err != nil {
+		t.Fatal(err)
+	}
+	if at := <-got; at.Before(before) {
+		t.Fatalf("deletion announced at %v, before it was asked for (%v)", at, before)
+	}
+	if at, err := d.Await(ctx, "S", before, time.Millisecond); err != nil || at.IsZero() {
+		t.Fatalf("a deletion announced since the stream was seen: Await = %v, %v", at, err)
+	}
+	if at, err := d.Await(ctx, "S", time.Now(), 100*time.Millisecond); err != nil || !at.IsZero() {
+		t.Fatalf("a deletion announced before the stream was last seen: Await = %v, %v", at, err)
+	}
+	if at, err := d.Await(ctx, "OTHER", time.Time{}, 100*time.Millisecond); err != nil || !at.IsZero() {
+		t.Fatalf("a stream nobody deleted: Await = %v, %v", at, err)
 	}
 }

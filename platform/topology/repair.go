@@ -56,6 +56,7 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 	missing := map[string]bool{}
 	for _, want := range objs.Streams {
 		name := "stream " + want.Name
+		now := time.Now()
 		s, err := js.Stream(ctx, want.Name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -63,6 +64,7 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		default:
+			v.sawStream(want.Name, now)
 			if drift := streamDrift(want, s.CachedInfo().Config); len(drift) > 0 {
 				if _, cerr := js.CreateOrUpdateStream(ctx, want); cerr != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", name, cerr))
@@ -114,8 +116,10 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 	consumers(true)
 	for _, want := range objs.Buckets {
 		name := "bucket " + want.Bucket
+		now := time.Now()
 		_, err := js.KeyValue(ctx, want.Bucket)
 		if err == nil {
+			v.sawStream("KV_"+want.Bucket, now)
 			continue
 		}
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -174,6 +178,8 @@ const recreateAttempts = 5
 
 // recreator creates one missing stream or bucket for recreate.
 type recreator struct {
+	// stream is the name of the stream (a bucket's is KV_<bucket>).
+	stream string
 	// exists reports whether the object is there again.
 	exists func(context.Context) (bool, error)
 	// create creates it (failing if it exists with other settings) and
@@ -191,12 +197,26 @@ type recreator struct {
 // its consumers go first, its files last. A stream of the same name
 // created in that window opens the files being deleted, holding the old
 // messages, and loses them a moment later: it keeps answering and can
-// store nothing more. So recreate waits Settle first, and a stream that
-// comes up holding messages it cannot have (a new stream starts empty) is
-// deleted and created again after a longer wait, up to recreateAttempts
-// times.
+// store nothing more (and NATS 2.15.2 may panic on a create that meets
+// the removal). So recreate waits for the server's announcement of the
+// deletion (Deletions), made once the consumers are gone, then Settle;
+// and a stream that comes up holding messages it cannot have (a new
+// stream starts empty) is deleted and created again after a longer wait,
+// up to recreateAttempts times.
 func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bool, error) {
 	wait := v.Settle
+	if v.Deletions != nil {
+		v.existedMu.Lock()
+		existed := v.existed[r.stream]
+		v.existedMu.Unlock()
+		at, err := v.Deletions.Await(ctx, r.stream, existed, v.DeletionWait)
+		if err != nil {
+			return false, err
+		}
+		if !at.IsZero() {
+			wait = max(0, time.Until(at.Add(v.Settle)))
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		if err := sleep(ctx, wait); err != nil {
 			return false, err
@@ -218,6 +238,7 @@ func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bo
 			v.log.Warn(object+" could not be created again yet; retrying", zap.String("object", object), zap.Int("attempt", attempt), zap.Error(err))
 			continue
 		case last == 0:
+			v.sawStream(r.stream, time.Now())
 			return true, nil
 		case attempt == recreateAttempts:
 			return false, fmt.Errorf("created again %d times, it still comes up with the messages of a deletion in progress (last sequence %d)", attempt, last)
@@ -228,6 +249,17 @@ func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bo
 			return false, fmt.Errorf("deleting the copy created over a deletion in progress: %w", err)
 		}
 	}
+}
+
+// sawStream records that stream existed at t: a later announcement of
+// its deletion is about that stream (recreate).
+func (v *Verifier) sawStream(stream string, t time.Time) {
+	v.existedMu.Lock()
+	defer v.existedMu.Unlock()
+	if v.existed == nil {
+		v.existed = map[string]time.Time{}
+	}
+	v.existed[stream] = t
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -246,6 +278,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func streamRecreator(js RepairReader, want jetstream.StreamConfig) recreator {
 	return recreator{
+		stream: want.Name,
 		exists: func(ctx context.Context) (bool, error) {
 			_, err := js.Stream(ctx, want.Name)
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -271,6 +304,7 @@ func streamRecreator(js RepairReader, want jetstream.StreamConfig) recreator {
 
 func bucketRecreator(js RepairReader, want jetstream.KeyValueConfig) recreator {
 	return recreator{
+		stream: "KV_" + want.Bucket,
 		exists: func(ctx context.Context) (bool, error) {
 			_, err := js.KeyValue(ctx, want.Bucket)
 			if errors.Is(err, jetstream.ErrBucketNotFound) {

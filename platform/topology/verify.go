@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,9 +111,18 @@ type Verifier struct {
 	repairs *prometheus.CounterVec
 	// MaxBackoff caps the wait between checks of a missing object.
 	MaxBackoff time.Duration
-	// Settle is how long Repair waits, once it finds a stream or bucket
-	// missing, before it creates it again (see recreate).
+	// Settle is how long Repair waits before it creates a missing stream
+	// or bucket again: after the server announced its deletion when
+	// Deletions is set and announces it within DeletionWait, from when it
+	// was found missing otherwise (see recreate).
 	Settle time.Duration
+	// Deletions, when set, is where Repair learns when the server deleted
+	// a stream; DeletionWait is how long it waits for that announcement.
+	Deletions    *Deletions
+	DeletionWait time.Duration
+
+	existedMu sync.Mutex
+	existed   map[string]time.Time // stream → last time Repair saw it
 	// OnMissing, when set, is called after an object is reported missing
 	// (Missing): the topology owner of the process repairs at once.
 	OnMissing func()
@@ -125,7 +135,7 @@ func NewVerifier(js Reader, log *zap.Logger, reg prometheus.Registerer) *Verifie
 	if log == nil {
 		log = zap.NewNop()
 	}
-	v := &Verifier{js: js, log: log, MaxBackoff: 5 * time.Second, Settle: 500 * time.Millisecond,
+	v := &Verifier{js: js, log: log, MaxBackoff: 5 * time.Second, Settle: 500 * time.Millisecond, DeletionWait: 5 * time.Second,
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "audit_topology_drift",
 			Help: "1 when a setting of a stream, consumer or bucket differs from this process's configuration; the topology owner's configuration wins.",

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/takumo/audit/platform/natsauth"
+	"github.com/takumo/audit/platform/natsembed"
 	"github.com/takumo/audit/platform/natstest"
 	"github.com/takumo/audit/platform/topology"
 )
@@ -67,7 +71,7 @@ func TestRepairDuringADeletionLeavesAWorkingStream(t *testing.T) {
 				continue
 			}
 			cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrConsumerDeleted) {
 					once.Do(func() { close(notified) })
 				}
 			}))
@@ -162,5 +166,91 @@ func TestDeletionsAwaitTheServersAnnouncement(t *testing.T) {
 	}
 	if at, err := d.Await(ctx, "OTHER", time.Time{}, 100*time.Millisecond); err != nil || !at.IsZero() {
 		t.Fatalf("a stream nobody deleted: Await = %v, %v", at, err)
+	}
+}
+
+// A consumer deleted under a running system is noticed by its readers
+// before the server removes its directory; one created again in between
+// would lose it: it delivers, but nothing it does is kept, and after a
+// restart of the server it is gone. The owner's repair holds the stream's
+// events with another consumer meanwhile and creates the consumer once
+// the deletion is over: it survives a restart, and the hold is gone.
+func TestRepairedConsumerSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg := defaults()
+	objs := cfg.Objects()
+	for round := range 10 {
+		srv, keys := natstest.StartServer(t, natsembed.Config{StoreDir: dir})
+		_, js := natstest.Connect(t, srv, keys[natsauth.Admin])
+		if round == 0 {
+			if err := topology.Apply(ctx, js, objs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+		if err != nil {
+			t.Fatalf("round %d: the ingestor's consumer did not survive the restart: %v", round, err)
+		}
+		notified := make(chan struct{})
+		var once sync.Once
+		cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrConsumerDeleted) {
+				once.Do(func() { close(notified) })
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reader's pull request is waiting: it is what the server
+		// answers with the deletion.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			info, err := c.Info(ctx)
+			if err == nil && info.NumWaiting > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the reader's pull request never arrived: %v", round, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		deleted := make(chan error, 1)
+		go func() { deleted <- js.DeleteConsumer(ctx, topology.EventsStream, topology.IngestorConsumer) }()
+		select {
+		case <-notified:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the reader did not notice the deletion")
+		}
+		v := topology.NewVerifier(js, nil, nil)
+		if err := v.Repair(ctx, js, objs); err != nil {
+			t.Fatalf("round %d: repair: %v", round, err)
+		}
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
+		cc.Stop()
+		s, _ := js.Stream(ctx, topology.EventsStream)
+		for name := range s.ConsumerNames(ctx).Name() {
+			if strings.HasSuffix(name, "_hold") {
+				t.Fatalf("round %d: the holding consumer %s is left", round, name)
+			}
+		}
+		if _, err := js.Publish(ctx, "audit.events.org_1.auth.login", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = js.Consumer(ctx, topology.EventsStream, topology.IngestorConsumer)
+		b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range b.Messages() {
+			_ = m.Ack()
+			got++
+		}
+		if got != 1 {
+			t.Fatalf("round %d: the recreated consumer delivered %d messages, want 1", round, got)
+		}
+		srv.Close()
 	}
 }

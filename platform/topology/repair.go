@@ -36,6 +36,7 @@ type RepairReader interface {
 	DeleteStream(ctx context.Context, name string) error
 	CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 	DeleteKeyValue(ctx context.Context, bucket string) error
+	DeleteConsumer(ctx context.Context, stream, consumer string) error
 }
 
 var _ RepairReader = (jetstream.JetStream)(nil)
@@ -75,6 +76,7 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 		}
 	}
 	consumers := func(onMissing bool) {
+		var gone []Consumer
 		for _, want := range objs.Consumers {
 			if missing[want.Stream] != onMissing {
 				continue
@@ -83,6 +85,9 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 			var drift []Drift
 			info, err := consumerInfo(ctx, js, want)
 			switch {
+			case errors.Is(err, jetstream.ErrConsumerNotFound) && !onMissing:
+				gone = append(gone, want)
+				continue
 			case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 			case err != nil:
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -97,6 +102,9 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 				continue
 			}
 			v.repaired(name, drift)
+		}
+		if len(gone) > 0 {
+			errs = append(errs, v.recreateConsumers(ctx, js, gone))
 		}
 	}
 	consumers(false)
@@ -250,6 +258,74 @@ func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bo
 		}
 	}
 }
+
+// recreateConsumers creates the consumers of gone, deleted from streams
+// that still exist, again.
+//
+// The server releases a deleted consumer's readers before it removes the
+// consumer's directory, and a consumer of the same name created in
+// between loses its directory: it delivers, but nothing it does is kept,
+// and after a restart of the server it is gone. Yet on a stream with
+// interest retention, every moment without the consumer lets the events
+// only it still needs go. So for each one a holding consumer (the name
+// with holdSuffix: pull, never read, from the stream's first message,
+// removed by the server after holdInactive if this process dies) is
+// created at once, and the consumer itself after Settle, once the
+// deletion is over; then the holds are deleted.
+func (v *Verifier) recreateConsumers(ctx context.Context, js RepairReader, gone []Consumer) error {
+	var errs []error
+	var held []Consumer
+	for _, want := range gone {
+		hold := Consumer{Stream: want.Stream, Config: jetstream.ConsumerConfig{
+			Durable:           want.Config.Durable + holdSuffix,
+			Description:       "Takumo Audit: keeps the events of " + want.Config.Durable + " while the topology owner creates it again",
+			DeliverPolicy:     jetstream.DeliverAllPolicy,
+			AckPolicy:         jetstream.AckExplicitPolicy,
+			FilterSubject:     want.Config.FilterSubject,
+			FilterSubjects:    want.Config.FilterSubjects,
+			InactiveThreshold: holdInactive,
+			Replicas:          want.Config.Replicas,
+		}}
+		if _, err := js.CreateOrUpdateConsumer(ctx, hold.Stream, hold.Config); err != nil {
+			// Without a hold, the consumer's interest comes first.
+			v.log.Warn("no holding consumer; creating the consumer at once", zap.String("object", "consumer "+want.Stream+"/"+want.Config.Durable), zap.Error(err))
+			if _, err := js.CreateOrUpdateConsumer(ctx, want.Stream, want.Config); err != nil {
+				errs = append(errs, fmt.Errorf("consumer %s/%s: %w", want.Stream, want.Config.Durable, err))
+			} else {
+				v.repaired("consumer "+want.Stream+"/"+want.Config.Durable, nil)
+			}
+			continue
+		}
+		held = append(held, want)
+	}
+	if len(held) > 0 {
+		if err := sleep(ctx, v.Settle); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, want := range held {
+		name := "consumer " + want.Stream + "/" + want.Config.Durable
+		if _, err := js.CreateOrUpdateConsumer(ctx, want.Stream, want.Config); err != nil {
+			// The hold stays (until it is inactive): the next pass
+			// tries again.
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		v.repaired(name, nil)
+		if err := js.DeleteConsumer(ctx, want.Stream, want.Config.Durable+holdSuffix); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			v.log.Warn("holding consumer not deleted; the server removes it once inactive", zap.String("object", name), zap.Duration("inactive", holdInactive), zap.Error(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// holdSuffix names the consumer that holds a deleted consumer's events
+// while it is created again; holdInactive is how long the server keeps a
+// hold nobody deletes.
+const (
+	holdSuffix   = "_hold"
+	holdInactive = 10 * time.Minute
+)
 
 // sawStream records that stream existed at t: a later announcement of
 // its deletion is about that stream (recreate).

@@ -85,7 +85,7 @@ func (v *Verifier) Repair(ctx context.Context, js RepairReader, objs Objects) er
 			var drift []Drift
 			info, err := consumerInfo(ctx, js, want)
 			switch {
-			case errors.Is(err, jetstream.ErrConsumerNotFound) && !onMissing:
+			case errors.Is(err, jetstream.ErrConsumerNotFound) && !onMissing && want.Config.DeliverPolicy == jetstream.DeliverAllPolicy:
 				gone = append(gone, want)
 				continue
 			case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
@@ -260,7 +260,10 @@ func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bo
 }
 
 // recreateConsumers creates the consumers of gone, deleted from streams
-// that still exist, again.
+// that still exist, again. They deliver from the first message still in
+// the stream (DeliverAll): waiting skips none. (One that starts with new
+// messages is created at once: a wait would skip those published
+// meanwhile.)
 //
 // The server releases a deleted consumer's readers before it removes the
 // consumer's directory, and a consumer of the same name created in

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -59,8 +58,7 @@ func TestRepairDuringADeletionLeavesAWorkingStream(t *testing.T) {
 		// Consumers on AUDIT_FANOUT make its deletion take longer; each
 		// one gone is what a reader notices first.
 		var notices []jetstream.ConsumeContext
-		notified := make(chan struct{})
-		var once sync.Once
+		notice := newDeletionNotice()
 		for i := range 200 {
 			c, err := js.CreateOrUpdateConsumer(ctx, topology.FanoutStream, jetstream.ConsumerConfig{
 				Durable: fmt.Sprintf("reader_%d", i), AckPolicy: jetstream.AckExplicitPolicy})
@@ -70,23 +68,11 @@ func TestRepairDuringADeletionLeavesAWorkingStream(t *testing.T) {
 			if i%10 != 0 {
 				continue
 			}
-			cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrConsumerDeleted) {
-					once.Do(func() { close(notified) })
-				}
-			}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			notices = append(notices, cc)
+			notices = append(notices, notice.read(t, c))
 		}
 		deleted := make(chan error, 1)
 		go func() { deleted <- js.DeleteStream(ctx, topology.FanoutStream) }()
-		select {
-		case <-notified:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no reader noticed the deletion")
-		}
+		notice.wait(t)
 		if err := v.Repair(ctx, js, objs); err != nil {
 			t.Fatalf("round %d: repair: %v", round, err)
 		}
@@ -192,16 +178,8 @@ func TestRepairedConsumerSurvivesARestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: the ingestor's consumer did not survive the restart: %v", round, err)
 		}
-		notified := make(chan struct{})
-		var once sync.Once
-		cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrConsumerDeleted) {
-				once.Do(func() { close(notified) })
-			}
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		notice := newDeletionNotice()
+		cc := notice.read(t, c)
 		// The reader's pull request is waiting: it is what the server
 		// answers with the deletion.
 		for deadline := time.Now().Add(10 * time.Second); ; {
@@ -216,11 +194,7 @@ func TestRepairedConsumerSurvivesARestart(t *testing.T) {
 		}
 		deleted := make(chan error, 1)
 		go func() { deleted <- js.DeleteConsumer(ctx, topology.EventsStream, topology.IngestorConsumer) }()
-		select {
-		case <-notified:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the reader did not notice the deletion")
-		}
+		notice.wait(t)
 		v := topology.NewVerifier(js, nil, nil)
 		if err := v.Repair(ctx, js, objs); err != nil {
 			t.Fatalf("round %d: repair: %v", round, err)
@@ -231,7 +205,7 @@ func TestRepairedConsumerSurvivesARestart(t *testing.T) {
 		cc.Stop()
 		s, _ := js.Stream(ctx, topology.EventsStream)
 		for name := range s.ConsumerNames(ctx).Name() {
-			if strings.HasSuffix(name, "_hold") {
+			if strings.HasSuffix(name, topology.HoldName("")) {
 				t.Fatalf("round %d: the holding consumer %s is left", round, name)
 			}
 		}
@@ -252,5 +226,39 @@ func TestRepairedConsumerSurvivesARestart(t *testing.T) {
 			t.Fatalf("round %d: the recreated consumer delivered %d messages, want 1", round, got)
 		}
 		srv.Close()
+	}
+}
+
+// deletionNotice is what the owner repairs at: the first of its readers
+// told that their consumer was deleted.
+type deletionNotice struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newDeletionNotice() *deletionNotice { return &deletionNotice{ch: make(chan struct{})} }
+
+// read consumes c, acknowledging everything, until stopped; a deletion of
+// c is noticed.
+func (n *deletionNotice) read(t *testing.T, c jetstream.Consumer) jetstream.ConsumeContext {
+	t.Helper()
+	cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) {
+			n.once.Do(func() { close(n.ch) })
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cc
+}
+
+// wait returns once a reader noticed a deletion.
+func (n *deletionNotice) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-n.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reader noticed the deletion")
 	}
 }

@@ -35,7 +35,6 @@ type RepairReader interface {
 	CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
 	DeleteStream(ctx context.Context, name string) error
 	CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
-	DeleteKeyValue(ctx context.Context, bucket string) error
 	DeleteConsumer(ctx context.Context, stream, consumer string) error
 }
 
@@ -192,9 +191,9 @@ type recreator struct {
 	exists func(context.Context) (bool, error)
 	// create creates it (failing if it exists with other settings) and
 	// returns the last sequence the server reports for it: 0 for a new,
-	// empty stream.
+	// empty stream, and always 0 when that cannot tell (a bucket).
 	create func(context.Context) (uint64, error)
-	// remove deletes it.
+	// remove deletes it; nil when create always returns 0.
 	remove func(context.Context) error
 }
 
@@ -270,8 +269,8 @@ func (v *Verifier) recreate(ctx context.Context, object string, r recreator) (bo
 // between loses its directory: it delivers, but nothing it does is kept,
 // and after a restart of the server it is gone. Yet on a stream with
 // interest retention, every moment without the consumer lets the events
-// only it still needs go. So for each one a holding consumer (the name
-// with holdSuffix: pull, never read, from the stream's first message,
+// only it still needs go. So for each one a holding consumer (HoldName:
+// pull, never read, from the stream's first message,
 // removed by the server after holdInactive if this process dies) is
 // created at once, and the consumer itself after Settle, once the
 // deletion is over; then the holds are deleted.
@@ -279,8 +278,8 @@ func (v *Verifier) recreateConsumers(ctx context.Context, js RepairReader, gone 
 	var errs []error
 	var held []Consumer
 	for _, want := range gone {
-		hold := Consumer{Stream: want.Stream, Config: jetstream.ConsumerConfig{
-			Durable:           want.Config.Durable + holdSuffix,
+		hold := jetstream.ConsumerConfig{
+			Durable:           HoldName(want.Config.Durable),
 			Description:       "Takumo Audit: keeps the events of " + want.Config.Durable + " while the topology owner creates it again",
 			DeliverPolicy:     jetstream.DeliverAllPolicy,
 			AckPolicy:         jetstream.AckExplicitPolicy,
@@ -288,8 +287,8 @@ func (v *Verifier) recreateConsumers(ctx context.Context, js RepairReader, gone 
 			FilterSubjects:    want.Config.FilterSubjects,
 			InactiveThreshold: holdInactive,
 			Replicas:          want.Config.Replicas,
-		}}
-		if _, err := js.CreateOrUpdateConsumer(ctx, hold.Stream, hold.Config); err != nil {
+		}
+		if _, err := js.CreateOrUpdateConsumer(ctx, want.Stream, hold); err != nil {
 			// Without a hold, the consumer's interest comes first.
 			v.log.Warn("no holding consumer; creating the consumer at once", zap.String("object", "consumer "+want.Stream+"/"+want.Config.Durable), zap.Error(err))
 			if _, err := js.CreateOrUpdateConsumer(ctx, want.Stream, want.Config); err != nil {
@@ -315,20 +314,19 @@ func (v *Verifier) recreateConsumers(ctx context.Context, js RepairReader, gone 
 			continue
 		}
 		v.repaired(name, nil)
-		if err := js.DeleteConsumer(ctx, want.Stream, want.Config.Durable+holdSuffix); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := js.DeleteConsumer(ctx, want.Stream, HoldName(want.Config.Durable)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			v.log.Warn("holding consumer not deleted; the server removes it once inactive", zap.String("object", name), zap.Duration("inactive", holdInactive), zap.Error(err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// holdSuffix names the consumer that holds a deleted consumer's events
-// while it is created again; holdInactive is how long the server keeps a
-// hold nobody deletes.
-const (
-	holdSuffix   = "_hold"
-	holdInactive = 10 * time.Minute
-)
+// HoldName is the name of the consumer that holds the events of the
+// deleted consumer durable while the owner creates it again.
+func HoldName(durable string) string { return durable + "_hold" }
+
+// holdInactive is how long the server keeps a hold nobody deletes.
+const holdInactive = 10 * time.Minute
 
 // sawStream records that stream existed at t: a later announcement of
 // its deletion is about that stream (recreate).
@@ -397,12 +395,6 @@ func bucketRecreator(js RepairReader, want jetstream.KeyValueConfig) recreator {
 		create: func(ctx context.Context) (uint64, error) {
 			_, err := js.CreateKeyValue(ctx, want)
 			return 0, err
-		},
-		remove: func(ctx context.Context) error {
-			if err := js.DeleteKeyValue(ctx, want.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-				return err
-			}
-			return nil
 		},
 	}
 }

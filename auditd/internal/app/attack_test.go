@@ -242,6 +242,18 @@ func attacks(t *testing.T, r natsauth.Role, eventsCfg, fanoutCfg jetstream.Strea
 		attack{name: "acknowledge on the fan-out source", subject: "$JS.ACK.AUDIT_EVENTS.fanout.1.1.1.1.1", body: []byte("+ACK")},
 		attack{name: "answer the fan-out source's flow control", subject: "$JS.FC.AUDIT_EVENTS.fanout.1", body: nil},
 	)
+	// The owner's repair: the consumer that holds a deleted consumer's
+	// events meanwhile (taking it over, or deleting it, would let them
+	// go), and the server's announcement of a deletion, which the owner
+	// waits for before it creates a stream again.
+	hold := topology.HoldName(topology.IngestorConsumer)
+	out = append(out,
+		req("create the ingestor's holding consumer", api+"CONSUMER.CREATE.AUDIT_EVENTS."+hold, consumerCfg(hold, "")),
+		req("delete the ingestor's holding consumer", api+"CONSUMER.DELETE.AUDIT_EVENTS."+hold, nil),
+		req("fetch from the ingestor's holding consumer", api+"CONSUMER.MSG.NEXT.AUDIT_EVENTS."+hold, []byte(`{"batch":1,"expires":1000000000}`)),
+		attack{name: "announce the deletion of AUDIT_FANOUT", subject: "$JS.EVENT.ADVISORY.STREAM.DELETED." + topology.FanoutStream, body: []byte(`{"stream":"AUDIT_FANOUT"}`)},
+		attack{name: "announce the deletion of AUDIT_EVENTS", subject: "$JS.EVENT.ADVISORY.STREAM.DELETED." + topology.EventsStream, body: []byte(`{"stream":"AUDIT_EVENTS"}`)},
+	)
 	// No role reads the events through the consumer name the log writer
 	// of earlier versions read them with (the log writer included: the
 	// ingestor of its process hands it the events now; the rows below also
